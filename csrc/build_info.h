@@ -1,0 +1,10 @@
+#pragma once
+#include <pybind11/pybind11.h>
+
+namespace fastpool {
+// Which CPU ISA paths were compiled, which one this machine uses, whether
+// CUDA kernels were built (and for which archs).
+pybind11::dict build_info();
+// Hooks for the test suite (e.g. running the CUDA per-element logic on the host).
+void register_test_hooks(pybind11::module_& m);
+}  // namespace fastpool

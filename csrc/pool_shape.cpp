@@ -1,0 +1,123 @@
+#include "pool_shape.h"
+
+#include <c10/util/Exception.h>
+
+#include <sstream>
+
+namespace fastpool {
+namespace {
+
+const char* plural_ints(int n) {
+  return n == 1 ? "a single int" : (n == 2 ? "a tuple of two ints" : "a tuple of three ints");
+}
+
+std::vector<int64_t> expand(const char* op, const char* name, c10::IntArrayRef value, int dims,
+                            c10::IntArrayRef fallback, bool may_be_empty) {
+  if (value.empty() && may_be_empty) return fallback.vec();
+  TORCH_CHECK(value.size() == 1 || static_cast<int>(value.size()) == dims, op, ": ", name,
+              may_be_empty ? " must either be omitted, a single int, or " : " must either be a single int, or ",
+              plural_ints(dims), ", but got ", value);
+  std::vector<int64_t> out(dims);
+  for (int i = 0; i < dims; ++i) out[i] = value[value.size() == 1 ? 0 : i];
+  return out;
+}
+
+std::string join(const std::vector<int64_t>& v) {
+  std::ostringstream os;
+  for (size_t i = 0; i < v.size(); ++i) os << (i ? "x" : "") << v[i];
+  return os.str();
+}
+
+}  // namespace
+
+PoolArgs normalize_pool_args(const char* op, int spatial_dims, c10::IntArrayRef kernel_size,
+                             c10::IntArrayRef stride, c10::IntArrayRef padding, c10::IntArrayRef dilation,
+                             bool ceil_mode) {
+  PoolArgs a;
+  a.spatial_dims = spatial_dims;
+  a.ceil_mode = ceil_mode;
+  a.kernel = expand(op, "kernel_size", kernel_size, spatial_dims, {}, false);
+  a.stride = expand(op, "stride", stride, spatial_dims, a.kernel, true);
+  a.pad = expand(op, "padding", padding, spatial_dims, {}, false);
+  a.dilation = expand(op, "dilation", dilation, spatial_dims, {}, false);
+  for (int i = 0; i < spatial_dims; ++i) {
+    TORCH_CHECK(a.kernel[i] > 0, op, ": kernel_size must be greater than zero, but got ", kernel_size);
+    TORCH_CHECK(a.stride[i] > 0, op, ": stride must be greater than zero, but got ", c10::IntArrayRef(a.stride));
+    TORCH_CHECK(a.dilation[i] > 0, op, ": dilation must be greater than zero, but got ", dilation);
+    TORCH_CHECK(a.pad[i] >= 0, op, ": padding must be non-negative, but got ", padding);
+    TORCH_CHECK(a.pad[i] <= ((a.kernel[i] - 1) * a.dilation[i] + 1) / 2, op,
+                ": padding should be at most half of effective kernel size, but got padding=", padding,
+                ", kernel_size=", kernel_size, " and dilation=", dilation);
+  }
+  return a;
+}
+
+template <typename T>
+std::vector<T> max_pool_output_shape(const char* op, c10::ArrayRef<T> sizes, const PoolArgs& a) {
+  const int sd = a.spatial_dims;
+  const int64_t ndim = static_cast<int64_t>(sizes.size());
+  bool ok = ndim == sd + 1 || ndim == sd + 2;
+  // Every dim but an optional batch dim must be non-empty (PyTorch's rule).
+  for (int64_t d = (ndim == sd + 2 ? 1 : 0); ok && d < ndim; ++d) ok = !(sizes[d] == 0);
+  TORCH_CHECK(ok, op, ": expected input of ", sd + 1, "D (unbatched) or ", sd + 2,
+              "D (batched) with non-zero sizes except an optional zero batch size, but got input of size ", sizes);
+  std::vector<T> out(sizes.begin(), sizes.end());
+  bool too_small = false;
+  for (int i = 0; i < sd; ++i) {
+    const int64_t d = ndim - sd + i;
+    out[d] = pool_output_size<T>(sizes[d], a.kernel[i], a.stride[i], a.pad[i], a.dilation[i], a.ceil_mode);
+    too_small = too_small || out[d] < 1;
+  }
+  TORCH_CHECK(!too_small, op, ": given input size ", sizes, ", the calculated output size ", c10::ArrayRef<T>(out),
+              " is too small (kernel_size=", c10::IntArrayRef(a.kernel), ", stride=", c10::IntArrayRef(a.stride),
+              ", padding=", c10::IntArrayRef(a.pad), ", dilation=", c10::IntArrayRef(a.dilation), ")");
+  return out;
+}
+
+template std::vector<int64_t> max_pool_output_shape<int64_t>(const char*, c10::ArrayRef<int64_t>, const PoolArgs&);
+template std::vector<c10::SymInt> max_pool_output_shape<c10::SymInt>(const char*, c10::ArrayRef<c10::SymInt>,
+                                                                      const PoolArgs&);
+
+PoolGeometry make_geometry(const at::Tensor& input, const PoolArgs& a) {
+  PoolGeometry g;
+  const int sd = a.spatial_dims;
+  const int64_t ndim = input.dim();
+  g.batch = ndim == sd + 2 ? input.size(0) : 1;
+  g.channels = input.size(ndim - sd - 1);
+  for (int i = 0; i < sd; ++i) {
+    const int dim = kMaxSpatialDims - sd + i;  // right-align: 2d fills H, W
+    g.in_size[dim] = input.size(ndim - sd + i);
+    g.kernel[dim] = a.kernel[i];
+    g.stride[dim] = a.stride[i];
+    g.pad[dim] = a.pad[i];
+    g.dilation[dim] = a.dilation[i];
+    g.out_size[dim] = pool_output_size<int64_t>(g.in_size[dim], a.kernel[i], a.stride[i], a.pad[i],
+                                                a.dilation[i], a.ceil_mode);
+  }
+  return g;
+}
+
+at::MemoryFormat pool_memory_format(const at::Tensor& input) {
+  // PyTorch keeps channels_last(_3d) for batched inputs in that format and
+  // produces contiguous outputs otherwise.
+  if (input.dim() == 4) return input.suggest_memory_format();
+  if (input.dim() == 5) return input.suggest_memory_format();
+  return at::MemoryFormat::Contiguous;
+}
+
+void check_max_pool_backward(const char* op, const at::Tensor& grad_output, const at::Tensor& input,
+                             const at::Tensor& indices, const PoolArgs& args) {
+  const auto expected = max_pool_output_shape<int64_t>(op, input.sizes(), args);
+  TORCH_CHECK(grad_output.sizes() == c10::IntArrayRef(expected), op, ": grad_output must have size ",
+              c10::IntArrayRef(expected), " (the forward output's), but got ", grad_output.sizes());
+  TORCH_CHECK(indices.sizes() == c10::IntArrayRef(expected), op, ": indices must have size ",
+              c10::IntArrayRef(expected), " (the forward output's), but got ", indices.sizes());
+  TORCH_CHECK(indices.scalar_type() == at::kLong, op, ": indices must be int64, but got ", indices.scalar_type());
+  TORCH_CHECK(grad_output.scalar_type() == input.scalar_type(), op, ": grad_output must have the input's dtype ",
+              input.scalar_type(), ", but got ", grad_output.scalar_type());
+  TORCH_CHECK(grad_output.device() == input.device() && indices.device() == input.device(), op,
+              ": grad_output, input and indices must be on the same device, but got ", grad_output.device(), ", ",
+              input.device(), " and ", indices.device());
+}
+
+}  // namespace fastpool

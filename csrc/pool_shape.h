@@ -1,0 +1,43 @@
+// Argument checks and output shapes for every pooling op and backend: the single
+// source of truth used by the CPU and CUDA implementations and the Meta (fake)
+// kernels. Errors match PyTorch's exception types and name the argument.
+#pragma once
+#include <ATen/core/Tensor.h>
+#include <c10/core/SymInt.h>
+
+#include <vector>
+
+#include "pool_geometry.h"
+
+namespace fastpool {
+
+// The user-facing pooling arguments after PyTorch's normalisation (single ints
+// expanded, empty stride = kernel_size), one entry per spatial dim.
+struct PoolArgs {
+  int spatial_dims;
+  std::vector<int64_t> kernel, stride, pad, dilation;
+  bool ceil_mode;
+};
+
+// Validates kernel_size/stride/padding/dilation the way PyTorch's
+// max_pool{1,2,3}d does and expands them to spatial_dims entries.
+PoolArgs normalize_pool_args(const char* op, int spatial_dims, c10::IntArrayRef kernel_size,
+                             c10::IntArrayRef stride, c10::IntArrayRef padding, c10::IntArrayRef dilation,
+                             bool ceil_mode);
+
+// Checks the input's rank and sizes against the args and returns the output
+// shape (same rank as the input: batched or unbatched). T is int64_t or SymInt.
+template <typename T>
+std::vector<T> max_pool_output_shape(const char* op, c10::ArrayRef<T> input_sizes, const PoolArgs& args);
+
+// Everything a kernel needs, for a validated input.
+PoolGeometry make_geometry(const at::Tensor& input, const PoolArgs& args);
+
+// Memory format of pooling outputs (and of grad_input): PyTorch's rule.
+at::MemoryFormat pool_memory_format(const at::Tensor& input);
+
+// Checks a backward call's grad_output and indices against the forward geometry.
+void check_max_pool_backward(const char* op, const at::Tensor& grad_output, const at::Tensor& input,
+                             const at::Tensor& indices, const PoolArgs& args);
+
+}  // namespace fastpool

@@ -1,0 +1,42 @@
+"""Builds fastpool._C with torch.utils.cpp_extension.
+
+C++ always. The per-ISA CPU kernels (csrc/cpu/isa_*.cpp) are compiled once per
+instruction set with that set's flags and linked into the same module; the
+best one is picked at run time. CUDA kernels are added when torch has CUDA and
+nvcc is found (FASTPOOL_CUDA=0/1 forces either way).
+"""
+import glob
+import os
+import sys
+
+from setuptools import find_packages, setup
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+import build_config  # noqa: E402  (tools/build_config.py: flags and CUDA discovery)
+
+from torch.utils.cpp_extension import BuildExtension  # noqa: E402
+
+
+class BuildWithISA(BuildExtension):
+    """Compiles each csrc/cpu/isa_*.cpp with its own ISA flags, then links them in."""
+
+    def build_extensions(self):
+        for ext in self.extensions:
+            objects = []
+            for src, flags in build_config.ISA_SOURCES:
+                objects += self.compiler.compile(
+                    [os.path.relpath(os.path.join(ROOT, src))],
+                    output_dir=self.build_temp,
+                    include_dirs=[os.path.join(ROOT, "csrc")],
+                    extra_postargs=build_config.ISA_COMMON_FLAGS + flags,
+                )
+            ext.extra_objects = list(ext.extra_objects or []) + objects
+        super().build_extensions()
+
+
+setup(
+    packages=find_packages(include=["fastpool", "fastpool.*"]),
+    ext_modules=[build_config.make_extension(ROOT)],
+    cmdclass={"build_ext": BuildWithISA.with_options(use_ninja=True)},
+)
