@@ -87,3 +87,25 @@ FASTPOOL_HOST_DEVICE static inline T pool_output_size(T in, int64_t kernel, int6
 }
 
 }  // namespace fastpool
+
+namespace fastpool {
+
+// The inverse of window_taps along one dim: output positions [begin, end) whose
+// window span (first to last tap, dilation gaps included) contains input
+// position in_pos. A gather-style backward visits exactly these outputs; it is
+// also the range PyTorch's CUDA backward visits, which matters when an index
+// points outside its own window (PyTorch CUDA's channels-last index 0).
+struct OutputRange {
+  int64_t begin;
+  int64_t end;
+};
+
+FASTPOOL_HOST_DEVICE static inline OutputRange covering_outputs(const PoolGeometry& g, int dim, int64_t in_pos) {
+  const int64_t span = (g.kernel[dim] - 1) * g.dilation[dim] + 1;
+  const int64_t p = in_pos + g.pad[dim];
+  const int64_t begin = p < span ? 0 : (p - span) / g.stride[dim] + 1;
+  const int64_t end = p / g.stride[dim] + 1;
+  return {begin, end < g.out_size[dim] ? end : g.out_size[dim]};
+}
+
+}  // namespace fastpool

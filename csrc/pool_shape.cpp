@@ -99,10 +99,19 @@ PoolGeometry make_geometry(const at::Tensor& input, const PoolArgs& a) {
 
 at::MemoryFormat pool_memory_format(const at::Tensor& input) {
   // PyTorch keeps channels_last(_3d) for batched inputs in that format and
-  // produces contiguous outputs otherwise.
-  if (input.dim() == 4) return input.suggest_memory_format();
-  if (input.dim() == 5) return input.suggest_memory_format();
-  return at::MemoryFormat::Contiguous;
+  // produces contiguous outputs otherwise (suggest_memory_format only reports
+  // channels_last for 4-D and channels_last_3d for 5-D tensors).
+  return input.suggest_memory_format();
+}
+
+MaxPoolPlan plan_max_pool(const char* op, int spatial_dims, const at::Tensor& input, c10::IntArrayRef kernel_size,
+                          c10::IntArrayRef stride, c10::IntArrayRef padding, c10::IntArrayRef dilation,
+                          bool ceil_mode) {
+  MaxPoolPlan plan;
+  plan.args = normalize_pool_args(op, spatial_dims, kernel_size, stride, padding, dilation, ceil_mode);
+  plan.out_shape = max_pool_output_shape<int64_t>(op, input.sizes(), plan.args);
+  plan.format = pool_memory_format(input);
+  return plan;
 }
 
 void check_max_pool_backward(const char* op, const at::Tensor& grad_output, const at::Tensor& input,

@@ -36,6 +36,17 @@ PoolGeometry make_geometry(const at::Tensor& input, const PoolArgs& args);
 // Memory format of pooling outputs (and of grad_input): PyTorch's rule.
 at::MemoryFormat pool_memory_format(const at::Tensor& input);
 
+// What every backend's forward needs before allocating: validated args, the
+// output shape and the outputs' memory format.
+struct MaxPoolPlan {
+  PoolArgs args;
+  std::vector<int64_t> out_shape;
+  at::MemoryFormat format;
+};
+MaxPoolPlan plan_max_pool(const char* op, int spatial_dims, const at::Tensor& input, c10::IntArrayRef kernel_size,
+                          c10::IntArrayRef stride, c10::IntArrayRef padding, c10::IntArrayRef dilation,
+                          bool ceil_mode);
+
 // Checks a backward call's grad_output and indices against the forward geometry.
 void check_max_pool_backward(const char* op, const at::Tensor& grad_output, const at::Tensor& input,
                              const at::Tensor& indices, const PoolArgs& args);

@@ -22,12 +22,115 @@ CXX_FLAGS = ["-O3", "-std=c++17"]
 def _cpu_sources(root):
     srcs = [os.path.join("csrc", "fastpool.cpp"), os.path.join("csrc", "pool_shape.cpp")]
     srcs += [os.path.join("csrc", f) for f in ("max_pool_meta.cpp", "build_info.cpp")]
+    # The CUDA kernels' per-element logic, built for the host so tests can run it.
+    srcs.append(os.path.join("csrc", "cuda", "host_logic.cpp"))
     isa = {os.path.normpath(s) for s, _ in ISA_SOURCES}
     for path in sorted(glob.glob(os.path.join(root, "csrc", "cpu", "*.cpp"))):
         rel = os.path.relpath(path, root)
         if os.path.normpath(rel) not in isa:
             srcs.append(rel)
     return srcs
+
+
+# CUDA: sm_75 (T4) to sm_90 (H100) as machine code, plus compute_90 PTX that
+# the driver JIT-compiles for newer GPUs (Blackwell). 8.6 code also runs on 8.9.
+DEFAULT_CUDA_ARCH_LIST = "7.5;8.0;8.6;9.0+PTX"
+NVCC_FLAGS = ["-O3", "-std=c++17", "-lineinfo", "--expt-relaxed-constexpr"]
+
+
+def _is_cuda_root(path):
+    return bool(path) and os.path.isfile(os.path.join(path, "bin", "nvcc")) and os.path.isfile(
+        os.path.join(path, "include", "cuda_runtime.h")
+    )
+
+
+def _nvcc_reported_root(nvcc):
+    """The toolkit root nvcc itself uses (its TOP), which sees through wrapper scripts."""
+    import subprocess
+
+    try:
+        out = subprocess.run(
+            [nvcc, "--dryrun", "-c", "-x", "cu", os.devnull, "-o", os.devnull],
+            capture_output=True, text=True, timeout=60,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    for line in (out.stdout + out.stderr).splitlines():
+        line = line.strip()
+        if line.startswith("#$ TOP="):
+            return os.path.normpath(line[len("#$ TOP="):].strip())
+    return None
+
+
+def find_cuda_home():
+    """The CUDA toolkit's own root directory, or None.
+
+    $CUDA_HOME/$CUDA_PATH when they hold a toolkit; else the root of the nvcc on
+    PATH, resolved through symlinks and, for wrapper scripts (where torch's guess
+    of dirname(dirname(nvcc)) is wrong), by asking nvcc; else /usr/local/cuda.
+    """
+    for var in ("CUDA_HOME", "CUDA_PATH"):
+        if _is_cuda_root(os.environ.get(var)):
+            return os.path.normpath(os.environ[var])
+    nvcc = shutil.which("nvcc")
+    if nvcc:
+        guess = os.path.dirname(os.path.dirname(os.path.realpath(nvcc)))
+        if _is_cuda_root(guess):
+            return guess
+        reported = _nvcc_reported_root(nvcc)
+        if _is_cuda_root(reported):
+            return reported
+    for guess in ["/usr/local/cuda"] + sorted(glob.glob("/usr/local/cuda-*"), reverse=True):
+        if _is_cuda_root(guess):
+            return os.path.realpath(guess)
+    return None
+
+
+def pip_cuda_include_dirs(cuda_version=None):
+    """Header folders of the pip-installed NVIDIA wheels torch depends on.
+
+    A bare toolkit may lack library headers that ATen/cuda/CUDAContext.h pulls in
+    (cusparse.h, cublas_v2.h, ...). They are added with -isystem, which is
+    searched after the toolkit's own -I folder, so the toolkit's headers win.
+    """
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("nvidia")
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or not spec.submodule_search_locations:
+        return []
+    major = (cuda_version or "").split(".")[0]
+    dirs = []
+    for base in spec.submodule_search_locations:
+        merged = os.path.join(base, f"cu{major}", "include") if major else ""
+        if merged and os.path.isdir(merged):
+            dirs.append(merged)  # CUDA 13 wheels: one merged folder
+        else:
+            dirs += sorted(glob.glob(os.path.join(base, "*", "include")))  # CUDA 12: one per library
+    return dirs
+
+
+def cuda_arch_list():
+    """TORCH_CUDA_ARCH_LIST if set (';' or ' ' separated, optional +PTX), else the default."""
+    raw = os.environ.get("TORCH_CUDA_ARCH_LIST", "").strip() or DEFAULT_CUDA_ARCH_LIST
+    return [a for a in raw.replace(" ", ";").split(";") if a]
+
+
+def cuda_gencode_flags(archs):
+    flags = []
+    for arch in archs:
+        ptx = arch.endswith("+PTX")
+        num = arch[: -len("+PTX")] if ptx else arch
+        major, _, minor = num.partition(".")
+        if not (major.isdigit() and minor[:1].isdigit()):
+            raise ValueError(f"TORCH_CUDA_ARCH_LIST: bad CUDA arch {arch!r} (expected e.g. 9.0 or 9.0+PTX)")
+        code = major + minor  # e.g. 90, 90a
+        flags.append(f"-gencode=arch=compute_{code},code=sm_{code}")
+        if ptx:
+            flags.append(f"-gencode=arch=compute_{code},code=compute_{code}")
+    return flags
 
 
 def want_cuda():
@@ -39,10 +142,42 @@ def want_cuda():
         raise ValueError(f"FASTPOOL_CUDA must be 0 or 1, got {flag!r}")
     import torch
 
-    return torch.version.cuda is not None and shutil.which("nvcc") is not None
+    return torch.version.cuda is not None and find_cuda_home() is not None
+
+
+def _cuda_extension(root):
+    import torch
+    import torch.utils.cpp_extension as cpp_extension
+
+    if torch.version.cuda is None:
+        raise RuntimeError(f"FASTPOOL_CUDA=1 needs a CUDA build of PyTorch; this one is {torch.__version__}")
+    cuda_home = find_cuda_home()
+    if cuda_home is None:
+        raise RuntimeError("FASTPOOL_CUDA=1 but no CUDA toolkit found (set CUDA_HOME or put nvcc on PATH)")
+    # torch guessed CUDA_HOME when cpp_extension was imported; correct both.
+    os.environ["CUDA_HOME"] = cuda_home
+    cpp_extension.CUDA_HOME = cuda_home
+
+    archs = cuda_arch_list()
+    nvcc_flags = NVCC_FLAGS + cuda_gencode_flags(archs)
+    for d in pip_cuda_include_dirs(torch.version.cuda):
+        nvcc_flags += ["-isystem", d]
+    sources = _cpu_sources(root) + sorted(
+        os.path.relpath(p, root) for p in glob.glob(os.path.join(root, "csrc", "cuda", "*.cu"))
+    )
+    return cpp_extension.CUDAExtension(
+        "fastpool._C",
+        sources,
+        include_dirs=[os.path.join(root, "csrc")],
+        define_macros=[("FASTPOOL_CUDA_BUILD", "1"), ("FASTPOOL_CUDA_ARCH_LIST", '"' + ";".join(archs) + '"')],
+        extra_compile_args={"cxx": CXX_FLAGS, "nvcc": nvcc_flags},
+    )
 
 
 def make_extension(root):
+    if want_cuda():
+        return _cuda_extension(root)
+
     from torch.utils.cpp_extension import CppExtension
 
     define_macros = [("FASTPOOL_CUDA_BUILD", "0")]

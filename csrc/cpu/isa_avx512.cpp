@@ -1,0 +1,11 @@
+// The max-pooling kernels built for one ISA; setup.py compiles this file with
+// that ISA's flags (tools/build_config.py: ISA_SOURCES).
+#define FASTPOOL_ISA avx512
+#include "max_pool_kernels.h"
+
+namespace fastpool::cpu {
+const KernelTable& kernels_avx512() {
+  static const KernelTable table = avx512::make_table("avx512");
+  return table;
+}
+}  // namespace fastpool::cpu

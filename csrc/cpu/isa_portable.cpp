@@ -1,0 +1,11 @@
+// The max-pooling kernels built for one ISA; setup.py compiles this file with
+// that ISA's flags (tools/build_config.py: ISA_SOURCES).
+#define FASTPOOL_ISA portable
+#include "max_pool_kernels.h"
+
+namespace fastpool::cpu {
+const KernelTable& kernels_portable() {
+  static const KernelTable table = portable::make_table("portable");
+  return table;
+}
+}  // namespace fastpool::cpu

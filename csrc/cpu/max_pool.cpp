@@ -1,0 +1,131 @@
+// CPU implementations of the fastpool max-pooling ops: validate (pool_shape.h),
+// allocate, pick the kernel for layout x dtype x ISA, run it in parallel.
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <atomic>
+
+#include "../pool_shape.h"
+#include "dispatch.h"
+
+namespace fastpool::cpu {
+namespace {
+
+// Work per parallel_for grain, in (output element x tap) units; small calls
+// stay on one thread.
+constexpr int64_t kGrainWork = 32768;
+
+DType dtype_of(const char* op, const at::Tensor& t) {
+  switch (t.scalar_type()) {
+    case at::kFloat: return DType::f32;
+    case at::kDouble: return DType::f64;
+    case at::kHalf: return DType::f16;
+    case at::kBFloat16: return DType::bf16;
+    case at::kByte: return DType::u8;
+    case at::kChar: return DType::i8;
+    case at::kShort: return DType::i16;
+    case at::kInt: return DType::i32;
+    case at::kLong: return DType::i64;
+    default: TORCH_CHECK_NOT_IMPLEMENTED(false, "\"", op, "\" not implemented for '", t.scalar_type(), "'");
+  }
+}
+
+bool is_channels_last(at::MemoryFormat f) {
+  return f == at::MemoryFormat::ChannelsLast || f == at::MemoryFormat::ChannelsLast3d;
+}
+
+int64_t grain_for(int64_t work_per_item) {
+  return std::max<int64_t>(1, kGrainWork / std::max<int64_t>(1, work_per_item));
+}
+
+// Forward; `indices` undefined = the inference path, which writes none.
+void run_forward(const char* op, const at::Tensor& input, const MaxPoolPlan& plan, at::Tensor& output,
+                 at::Tensor* indices) {
+  if (output.numel() == 0) return;
+  const DType dtype = dtype_of(op, input);
+  const PoolGeometry g = make_geometry(input, plan.args);
+  const bool cl = is_channels_last(plan.format);
+  const at::Tensor in = input.contiguous(plan.format);  // no copy when already in that layout
+  const ForwardFn fn = active_kernels().forward[static_cast<int>(cl ? Layout::channels_last : Layout::planar)]
+                                                [static_cast<int>(dtype)];
+  const void* in_ptr = in.const_data_ptr();
+  void* out_ptr = output.mutable_data_ptr();
+  int64_t* idx_ptr = indices ? indices->mutable_data_ptr<int64_t>() : nullptr;
+  const int64_t taps = g.kernel[0] * g.kernel[1] * g.kernel[2];
+  const int64_t items = cl ? g.batch * out_plane_elems(g) : g.batch * g.channels * g.out_size[0] * g.out_size[1];
+  const int64_t per_item = cl ? g.channels * taps : g.out_size[2] * taps;
+  at::parallel_for(0, items, grain_for(per_item),
+                   [&](int64_t begin, int64_t end) { fn(g, in_ptr, out_ptr, idx_ptr, begin, end); });
+}
+
+std::tuple<at::Tensor, at::Tensor> max_pool2d_with_indices(const at::Tensor& input, at::IntArrayRef kernel_size,
+                                                           at::IntArrayRef stride, at::IntArrayRef padding,
+                                                           at::IntArrayRef dilation, bool ceil_mode) {
+  const char* op = "max_pool2d";
+  const MaxPoolPlan plan = plan_max_pool(op, 2, input, kernel_size, stride, padding, dilation, ceil_mode);
+  dtype_of(op, input);
+  at::Tensor output = at::empty(plan.out_shape, input.options().memory_format(plan.format));
+  at::Tensor indices = at::empty(plan.out_shape, input.options().dtype(at::kLong).memory_format(plan.format));
+  run_forward(op, input, plan, output, &indices);
+  return {output, indices};
+}
+
+at::Tensor max_pool2d(const at::Tensor& input, at::IntArrayRef kernel_size, at::IntArrayRef stride,
+                      at::IntArrayRef padding, at::IntArrayRef dilation, bool ceil_mode) {
+  const char* op = "max_pool2d";
+  const MaxPoolPlan plan = plan_max_pool(op, 2, input, kernel_size, stride, padding, dilation, ceil_mode);
+  dtype_of(op, input);
+  at::Tensor output = at::empty(plan.out_shape, input.options().memory_format(plan.format));
+  run_forward(op, input, plan, output, nullptr);
+  return output;
+}
+
+at::Tensor max_pool2d_with_indices_backward(const at::Tensor& grad_output, const at::Tensor& input,
+                                            at::IntArrayRef kernel_size, at::IntArrayRef stride,
+                                            at::IntArrayRef padding, at::IntArrayRef dilation, bool ceil_mode,
+                                            const at::Tensor& indices) {
+  const char* op = "max_pool2d_with_indices_backward";
+  const PoolArgs args = normalize_pool_args(op, 2, kernel_size, stride, padding, dilation, ceil_mode);
+  check_max_pool_backward(op, grad_output, input, indices, args);
+  const DType dtype = dtype_of(op, input);
+  const at::MemoryFormat format = pool_memory_format(input);
+  const bool cl = is_channels_last(format);
+  const BackwardFn fn =
+      active_kernels().backward[static_cast<int>(cl ? Layout::channels_last : Layout::planar)][static_cast<int>(dtype)];
+  TORCH_CHECK_NOT_IMPLEMENTED(fn != nullptr, "\"", op, "\" not implemented for '", input.scalar_type(), "'");
+
+  at::Tensor grad_input = at::empty(input.sizes(), input.options().memory_format(format));
+  if (grad_input.numel() == 0) return grad_input;
+  const PoolGeometry g = make_geometry(input, args);
+  const at::Tensor go = grad_output.contiguous(format);
+  const at::Tensor idx = indices.contiguous(format);
+  const void* go_ptr = go.const_data_ptr();
+  const int64_t* idx_ptr = idx.const_data_ptr<int64_t>();
+  void* gi_ptr = grad_input.mutable_data_ptr();
+
+  // Channels-last tasks are (image, channel block); narrow blocks only to give
+  // every thread work. The block size never changes the result.
+  int64_t block = g.channels;
+  const int64_t want_tasks = 4 * at::get_num_threads();
+  while (cl && block > 16 && g.batch * ((g.channels + block - 1) / block) < want_tasks) block = (block + 1) / 2;
+  const int64_t tasks = cl ? g.batch * ((g.channels + block - 1) / block) : g.batch * g.channels;
+  const int64_t per_task = cl ? out_plane_elems(g) * block : out_plane_elems(g);
+  std::atomic<bool> indices_ok{true};
+  at::parallel_for(0, tasks, grain_for(per_task), [&](int64_t begin, int64_t end) {
+    if (!fn(g, go_ptr, idx_ptr, gi_ptr, block, begin, end)) indices_ok = false;
+  });
+  TORCH_CHECK_INDEX(indices_ok.load(), op, ": indices must lie in [0, ", in_plane_elems(g),
+                    ") (a flattened position in the input plane) or be -1");
+  return grad_input;
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(fastpool, CPU, m) {
+  m.impl("max_pool2d_with_indices", &max_pool2d_with_indices);
+  m.impl("max_pool2d", &max_pool2d);
+  m.impl("max_pool2d_with_indices_backward", &max_pool2d_with_indices_backward);
+}
+
+}  // namespace fastpool::cpu

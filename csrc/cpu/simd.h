@@ -1,0 +1,193 @@
+// A small SIMD wrapper: just the operations max pooling needs, for the ISA the
+// including translation unit is compiled for (__AVX512F__ / __AVX2__). The
+// kernels in max_pool_kernels.h are written once over it.
+//
+// Each wrapper `Simd<Compute>` (Compute = float or double) provides:
+//   V, I, M          value vector, int32 index vector, lane mask
+//   kLanes           lanes per vector
+//   load(p)          kLanes contiguous elements of a storage type, as Compute
+//   load_stride2(p)  elements p[0], p[2], ..., p[2*(kLanes-1)]; reads
+//                    p[0 .. 2*kLanes-1]: callers keep that range in bounds
+//   store(p, v)      back to the storage type (exact: values come from it)
+//   takes(v, best)   PyTorch's update rule, lane-wise: v > best || isnan(v)
+//   select(m, a, b)  m ? b : a, for values and for indices
+//   index_iota(step) lanes 0, step, 2*step, ...
+//   store_indices    int32 lanes widened to int64
+// Storage types: float, double, fp16_t, bf16_t (see kernel_table.h).
+#pragma once
+#include <immintrin.h>
+
+#include <cstdint>
+#include <cstring>
+
+#include "kernel_table.h"
+
+namespace fastpool::cpu {
+namespace FASTPOOL_ISA {
+
+// kLanes == 0: this ISA has no vector path for Compute (integers, portable).
+template <typename Compute>
+struct Simd {
+  static constexpr int kLanes = 0;
+};
+
+#if defined(__AVX512F__)
+
+template <>
+struct Simd<float> {
+  using V = __m512;
+  using I = __m512i;
+  using M = __mmask16;
+  static constexpr int kLanes = 16;
+
+  static inline V load(const float* p) { return _mm512_loadu_ps(p); }
+  static inline V load(const fp16_t* p) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  }
+  static inline V load(const bf16_t* p) {
+    const __m512i wide = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16));
+  }
+  template <typename T>
+  static inline V load_stride2(const T* p) {
+    const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    return _mm512_permutex2var_ps(load(p), even, load(p + kLanes));
+  }
+  static inline void store(float* p, V v) { _mm512_storeu_ps(p, v); }
+  static inline void store(fp16_t* p, V v) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT));
+  }
+  static inline void store(bf16_t* p, V v) {
+    // Exact for values that came from bf16 (their low 16 bits are zero).
+    const __m512i bits = _mm512_srli_epi32(_mm512_castps_si512(v), 16);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtepi32_epi16(bits));
+  }
+  static inline M takes(V v, V best) {
+    return _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+  }
+  static inline V select(M m, V a, V b) { return _mm512_mask_blend_ps(m, a, b); }
+  static inline I select(M m, I a, I b) { return _mm512_mask_blend_epi32(m, a, b); }
+  static inline I index_set1(int32_t x) { return _mm512_set1_epi32(x); }
+  static inline I index_add(I a, I b) { return _mm512_add_epi32(a, b); }
+  static inline I index_iota(int32_t step) {
+    return _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                              _mm512_set1_epi32(step));
+  }
+  static inline void store_indices(int64_t* p, I idx) {
+    _mm512_storeu_si512(p, _mm512_cvtepi32_epi64(_mm512_castsi512_si256(idx)));
+    _mm512_storeu_si512(p + 8, _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(idx, 1)));
+  }
+};
+
+template <>
+struct Simd<double> {
+  using V = __m512d;
+  using I = __m256i;
+  using M = __mmask8;
+  static constexpr int kLanes = 8;
+
+  static inline V load(const double* p) { return _mm512_loadu_pd(p); }
+  static inline V load_stride2(const double* p) {
+    const __m512i even = _mm512_set_epi64(14, 12, 10, 8, 6, 4, 2, 0);
+    return _mm512_permutex2var_pd(load(p), even, load(p + kLanes));
+  }
+  static inline void store(double* p, V v) { _mm512_storeu_pd(p, v); }
+  static inline M takes(V v, V best) {
+    return _mm512_cmp_pd_mask(v, best, _CMP_GT_OQ) | _mm512_cmp_pd_mask(v, v, _CMP_UNORD_Q);
+  }
+  static inline V select(M m, V a, V b) { return _mm512_mask_blend_pd(m, a, b); }
+  static inline I select(M m, I a, I b) { return _mm256_mask_blend_epi32(m, a, b); }
+  static inline I index_set1(int32_t x) { return _mm256_set1_epi32(x); }
+  static inline I index_add(I a, I b) { return _mm256_add_epi32(a, b); }
+  static inline I index_iota(int32_t step) {
+    return _mm256_mullo_epi32(_mm256_set_epi32(7, 6, 5, 4, 3, 2, 1, 0), _mm256_set1_epi32(step));
+  }
+  static inline void store_indices(int64_t* p, I idx) { _mm512_storeu_si512(p, _mm512_cvtepi32_epi64(idx)); }
+};
+
+#elif defined(__AVX2__)
+
+template <>
+struct Simd<float> {
+  using V = __m256;
+  using I = __m256i;
+  using M = __m256;  // all-ones lanes
+  static constexpr int kLanes = 8;
+
+  static inline V load(const float* p) { return _mm256_loadu_ps(p); }
+  static inline V load(const fp16_t* p) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  }
+  static inline V load(const bf16_t* p) {
+    const __m256i wide = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));
+  }
+  template <typename T>
+  static inline V load_stride2(const T* p) {
+    // Even lanes of (a, b) per 128-bit half, then put the halves in order.
+    const V mixed = _mm256_shuffle_ps(load(p), load(p + kLanes), _MM_SHUFFLE(2, 0, 2, 0));
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(mixed), _MM_SHUFFLE(3, 1, 2, 0)));
+  }
+  static inline void store(float* p, V v) { _mm256_storeu_ps(p, v); }
+  static inline void store(fp16_t* p, V v) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT));
+  }
+  static inline void store(bf16_t* p, V v) {
+    const __m256i bits = _mm256_srli_epi32(_mm256_castps_si256(v), 16);
+    const __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi32(bits, bits), _MM_SHUFFLE(3, 1, 2, 0));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm256_castsi256_si128(packed));
+  }
+  static inline M takes(V v, V best) {
+    return _mm256_or_ps(_mm256_cmp_ps(v, best, _CMP_GT_OQ), _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+  }
+  static inline V select(M m, V a, V b) { return _mm256_blendv_ps(a, b, m); }
+  static inline I select(M m, I a, I b) {
+    return _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(a), _mm256_castsi256_ps(b), m));
+  }
+  static inline I index_set1(int32_t x) { return _mm256_set1_epi32(x); }
+  static inline I index_add(I a, I b) { return _mm256_add_epi32(a, b); }
+  static inline I index_iota(int32_t step) {
+    return _mm256_mullo_epi32(_mm256_set_epi32(7, 6, 5, 4, 3, 2, 1, 0), _mm256_set1_epi32(step));
+  }
+  static inline void store_indices(int64_t* p, I idx) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm256_cvtepi32_epi64(_mm256_castsi256_si128(idx)));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p + 4), _mm256_cvtepi32_epi64(_mm256_extracti128_si256(idx, 1)));
+  }
+};
+
+template <>
+struct Simd<double> {
+  using V = __m256d;
+  using I = __m128i;
+  using M = __m256d;
+  static constexpr int kLanes = 4;
+
+  static inline V load(const double* p) { return _mm256_loadu_pd(p); }
+  static inline V load_stride2(const double* p) {
+    const V mixed = _mm256_unpacklo_pd(load(p), load(p + kLanes));  // a0 b0 a2 b2
+    return _mm256_permute4x64_pd(mixed, _MM_SHUFFLE(3, 1, 2, 0));
+  }
+  static inline void store(double* p, V v) { _mm256_storeu_pd(p, v); }
+  static inline M takes(V v, V best) {
+    return _mm256_or_pd(_mm256_cmp_pd(v, best, _CMP_GT_OQ), _mm256_cmp_pd(v, v, _CMP_UNORD_Q));
+  }
+  static inline V select(M m, V a, V b) { return _mm256_blendv_pd(a, b, m); }
+  static inline I select(M m, I a, I b) {
+    // Narrow the 64-bit lane mask to 32-bit lanes.
+    const __m256i narrowed =
+        _mm256_permutevar8x32_epi32(_mm256_castpd_si256(m), _mm256_set_epi32(7, 5, 3, 1, 6, 4, 2, 0));
+    return _mm_castps_si128(
+        _mm_blendv_ps(_mm_castsi128_ps(a), _mm_castsi128_ps(b), _mm_castsi128_ps(_mm256_castsi256_si128(narrowed))));
+  }
+  static inline I index_set1(int32_t x) { return _mm_set1_epi32(x); }
+  static inline I index_add(I a, I b) { return _mm_add_epi32(a, b); }
+  static inline I index_iota(int32_t step) { return _mm_mullo_epi32(_mm_set_epi32(3, 2, 1, 0), _mm_set1_epi32(step)); }
+  static inline void store_indices(int64_t* p, I idx) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm256_cvtepi32_epi64(idx));
+  }
+};
+
+#endif  // portable builds keep kLanes == 0: the kernels use their scalar loops
+
+}  // namespace FASTPOOL_ISA
+}  // namespace fastpool::cpu

@@ -1,0 +1,20 @@
+"""fastpool: hand-written max-pooling kernels for PyTorch.
+
+Drop-in replacements for ``torch.nn.functional.max_pool2d`` and
+``torch.nn.MaxPool2d`` with bit-identical results, backed by the operators
+``torch.ops.fastpool.*`` (CPU: AVX-512 / AVX2 / portable, chosen at run time).
+"""
+import torch  # noqa: F401  (loads libtorch before our extension)
+
+from . import _C  # noqa: F401  (registers torch.ops.fastpool.*)
+from . import _ops  # noqa: F401  (autograd formulas)
+from .functional import max_pool2d
+from .modules import MaxPool2d
+
+__all__ = ["max_pool2d", "MaxPool2d", "build_info"]
+__version__ = "0.1.0"
+
+
+def build_info():
+    """The CPU ISA paths compiled in, the one in use, and the CUDA build."""
+    return _C.build_info()
