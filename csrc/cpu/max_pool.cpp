@@ -4,8 +4,6 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
-#include <atomic>
-
 #include "../pool_shape.h"
 #include "dispatch.h"
 
@@ -111,12 +109,8 @@ at::Tensor max_pool2d_with_indices_backward(const at::Tensor& grad_output, const
   while (cl && block > 16 && g.batch * ((g.channels + block - 1) / block) < want_tasks) block = (block + 1) / 2;
   const int64_t tasks = cl ? g.batch * ((g.channels + block - 1) / block) : g.batch * g.channels;
   const int64_t per_task = cl ? out_plane_elems(g) * block : out_plane_elems(g);
-  std::atomic<bool> indices_ok{true};
-  at::parallel_for(0, tasks, grain_for(per_task), [&](int64_t begin, int64_t end) {
-    if (!fn(g, go_ptr, idx_ptr, gi_ptr, block, begin, end)) indices_ok = false;
-  });
-  TORCH_CHECK_INDEX(indices_ok.load(), op, ": indices must lie in [0, ", in_plane_elems(g),
-                    ") (a flattened position in the input plane) or be -1");
+  at::parallel_for(0, tasks, grain_for(per_task),
+                   [&](int64_t begin, int64_t end) { fn(g, go_ptr, idx_ptr, gi_ptr, block, begin, end); });
   return grad_input;
 }
 

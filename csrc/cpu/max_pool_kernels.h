@@ -123,48 +123,72 @@ struct Scratch {
   Scratch& operator=(const Scratch&) = delete;
 };
 
-// The in-bounds taps of one output position, as flattened (d, h, w) offsets in
-// scan order. Returns how many; `first` gets PyTorch's initial argmax.
-inline int64_t collect_taps(const PoolGeometry& g, int64_t od, int64_t oh, int64_t ow, int64_t* taps,
-                            int64_t* first) {
-  const WindowTaps td = window_taps(g, 0, od), th = window_taps(g, 1, oh), tw = window_taps(g, 2, ow);
-  const int64_t H = g.in_size[1], W = g.in_size[2];
-  *first = (td.first * H + th.first) * W + tw.first;
-  int64_t n = 0;
-  for (int64_t a = 0; a < td.count; ++a) {
-    const int64_t id = td.first + a * g.dilation[0];
-    for (int64_t b = 0; b < th.count; ++b) {
-      const int64_t row = (id * H + th.first + b * g.dilation[1]) * W;
-      for (int64_t c = 0; c < tw.count; ++c) taps[n++] = row + tw.first + c * g.dilation[2];
-    }
-  }
-  return n;
-}
-
 inline int64_t max_taps(const PoolGeometry& g) { return g.kernel[0] * g.kernel[1] * g.kernel[2]; }
 
-// ---------------------------------------------------------- forward: planar
+// Window rows: the in-bounds (d, h) taps of one (od, oh), as offsets
+// (id * H + ih) * W of the row starts, in scan order.
+struct WindowRows {
+  int64_t count;
+  int64_t first;  // PyTorch's initial argmax row, kept even when count == 0
+};
 
-// One output of a planar (N, C, D, H, W) input, PyTorch's scalar loop.
-template <typename T, bool kIndices>
-inline void forward_planar_one(const PoolGeometry& g, const T* plane, int64_t od, int64_t oh, int64_t ow, T* out,
-                               int64_t* index) {
-  using S = Scalar<T>;
-  const WindowTaps td = window_taps(g, 0, od), th = window_taps(g, 1, oh), tw = window_taps(g, 2, ow);
+// The in-bounds taps of every output coordinate along each dim, computed once
+// per call: the per-output loops then need no divisions.
+struct WindowTables {
+  Scratch<WindowTaps> dims[kMaxSpatialDims];
+  explicit WindowTables(const PoolGeometry& g)
+      : dims{Scratch<WindowTaps>(g.out_size[0]), Scratch<WindowTaps>(g.out_size[1]),
+             Scratch<WindowTaps>(g.out_size[2])} {
+    for (int d = 0; d < kMaxSpatialDims; ++d)
+      for (int64_t o = 0; o < g.out_size[d]; ++o) dims[d].data[o] = window_taps(g, d, o);
+  }
+  const WindowTaps& width(int64_t ow) const { return dims[2].data[ow]; }
+};
+
+inline WindowRows collect_rows(const PoolGeometry& g, const WindowTables& tables, int64_t od, int64_t oh,
+                               int64_t* rows) {
+  const WindowTaps td = tables.dims[0].data[od], th = tables.dims[1].data[oh];
   const int64_t H = g.in_size[1], W = g.in_size[2];
+  int64_t n = 0;
+  for (int64_t a = 0; a < td.count; ++a)
+    for (int64_t b = 0; b < th.count; ++b)
+      rows[n++] = ((td.first + a * g.dilation[0]) * H + th.first + b * g.dilation[1]) * W;
+  return {n, (td.first * H + th.first) * W};
+}
+
+// Walks output rows (outer index, od, oh) in order without dividing per step.
+struct RowCursor {
+  int64_t outer, od, oh;
+  const int64_t OD, OH;
+  RowCursor(const PoolGeometry& g, int64_t row) : OD(g.out_size[0]), OH(g.out_size[1]) {
+    oh = row % OH;
+    od = (row / OH) % OD;
+    outer = row / (OH * OD);
+  }
+  inline void next() {
+    if (++oh < OH) return;
+    oh = 0;
+    if (++od < OD) return;
+    od = 0;
+    ++outer;
+  }
+};
+
+// One output, PyTorch's scalar loop. Element i of the plane is at
+// base[i * elem_stride] (1 for planar, C for channels last).
+template <typename T, bool kIndices>
+inline void forward_one(const T* base, int64_t elem_stride, const int64_t* rows, WindowRows wr, WindowTaps tw,
+                        int64_t dil_w, T* out, int64_t* index) {
+  using S = Scalar<T>;
   typename S::C best = S::lowest();
-  int64_t best_index = (td.first * H + th.first) * W + tw.first;
-  for (int64_t a = 0; a < td.count; ++a) {
-    const int64_t id = td.first + a * g.dilation[0];
-    for (int64_t b = 0; b < th.count; ++b) {
-      const int64_t row = (id * H + th.first + b * g.dilation[1]) * W;
-      for (int64_t c = 0; c < tw.count; ++c) {
-        const int64_t i = row + tw.first + c * g.dilation[2];
-        const typename S::C v = S::load(plane[i]);
-        if (takes(v, best)) {
-          best = v;
-          best_index = i;
-        }
+  int64_t best_index = wr.first + tw.first;
+  for (int64_t r = 0; r < wr.count; ++r) {
+    for (int64_t c = 0; c < tw.count; ++c) {
+      const int64_t i = rows[r] + tw.first + c * dil_w;
+      const typename S::C v = S::load(base[i * elem_stride]);
+      if (takes(v, best)) {
+        best = v;
+        best_index = i;
       }
     }
   }
@@ -172,80 +196,150 @@ inline void forward_planar_one(const PoolGeometry& g, const T* plane, int64_t od
   if (kIndices) *index = best_index;
 }
 
-// kLanes consecutive outputs along W whose taps are all inside the row, one
-// vector per tap. kStride: 1 or 2 (contiguous / de-interleaving loads) or 0
-// (any stride, element-wise fill). kFull = false handles a last partial chunk
-// of `n` outputs through a small buffer, so nothing is read or written past it.
-template <typename T, bool kIndices, int kStride, bool kFull>
-inline void forward_planar_chunk(const PoolGeometry& g, const T* plane, const int64_t* rows, int64_t num_rows,
-                                 int64_t ow, int64_t n, T* out, int64_t* index) {
-  using Sd = Simd<ComputeT<T>>;
-  using C = ComputeT<T>;
-  constexpr int L = Sd::kLanes;
-  const int64_t s = g.stride[2], dil = g.dilation[2], kw_count = g.kernel[2];
-  const int64_t base = ow * s - g.pad[2];
-  const typename Sd::I lane_offsets = Sd::index_iota(static_cast<int32_t>(s));
+// ------------------------------------------------------- vector reduction
 
-  auto load_taps = [&](int64_t off) -> typename Sd::V {
-    const T* p = plane + off;
-    if constexpr (kFull && kStride == 1) {
-      return Sd::load(p);
-    } else if constexpr (kFull && kStride == 2) {
-      return Sd::load_stride2(p);
-    } else {
-      alignas(64) C lanes[L];
-      for (int j = 0; j < L; ++j) lanes[j] = Scalar<T>::load(p[(j < n ? j : 0) * s]);
-      return Sd::load(lanes);
-    }
-  };
+// The running max (and argmax) of one vector of outputs over the window's
+// taps, in scan order. kExact applies PyTorch's rule (v > best || isnan(v))
+// lane by lane. The fast variant uses plain v > best, which gives the same
+// result whenever no tap is NaN, and keeps a running sum to find out: if the
+// sum is NaN (a NaN tap, or +inf meeting -inf) the caller redoes the chunk
+// exactly. It saves one compare per tap, the bottleneck of these loops.
+template <typename Sd, bool kIndices, bool kExact>
+struct WindowMax {
+  typename Sd::V best, sum;
+  typename Sd::I best_index;
 
-  typename Sd::V best = load_taps(rows[0] + base);
-  typename Sd::I best_index = Sd::index_add(Sd::index_set1(static_cast<int32_t>(rows[0] + base)), lane_offsets);
-  for (int64_t r = 0; r < num_rows; ++r) {
-    for (int64_t kw = (r == 0 ? 1 : 0); kw < kw_count; ++kw) {
-      const int64_t off = rows[r] + base + kw * dil;
-      const typename Sd::V v = load_taps(off);
+  inline void first(typename Sd::V v, typename Sd::I index) {
+    best = v;
+    if constexpr (!kExact) sum = v;
+    if constexpr (kIndices) best_index = index;
+  }
+  inline void step(typename Sd::V v, typename Sd::I index) {
+    if constexpr (kExact) {
       const typename Sd::M m = Sd::takes(v, best);
       best = Sd::select(m, best, v);
+      if constexpr (kIndices) best_index = Sd::select(m, best_index, index);
+    } else {
       if constexpr (kIndices) {
-        best_index =
-            Sd::select(m, best_index, Sd::index_add(Sd::index_set1(static_cast<int32_t>(off)), lane_offsets));
+        const typename Sd::M m = Sd::greater(v, best);
+        best = Sd::select(m, best, v);
+        best_index = Sd::select(m, best_index, index);
+      } else {
+        best = Sd::max(v, best);
+      }
+      sum = Sd::add(sum, v);
+    }
+  }
+  inline bool trusted() const {
+    if constexpr (kExact) return true;
+    else return !Sd::any_nan(sum);
+  }
+
+  // Writes n outputs (all kLanes when kFull) through a buffer when partial.
+  template <bool kFull, typename T>
+  inline void store(T* out, int64_t* index, int64_t n) const {
+    if constexpr (kFull) {
+      Sd::store(out, best);
+      if constexpr (kIndices) Sd::store_indices(index, best_index);
+    } else {
+      alignas(64) ComputeT<T> values[Sd::kLanes];
+      alignas(64) int64_t idx[Sd::kLanes];
+      Sd::store(values, best);
+      if constexpr (kIndices) Sd::store_indices(idx, best_index);
+      for (int64_t j = 0; j < n; ++j) {
+        out[j] = Scalar<T>::store(values[j]);
+        if constexpr (kIndices) index[j] = idx[j];
       }
     }
   }
-  if constexpr (kFull) {
-    Sd::store(out, best);
-    if constexpr (kIndices) Sd::store_indices(index, best_index);
-  } else {
-    alignas(64) C values[L];
-    alignas(64) int64_t idx[L];
-    Sd::store(values, best);
-    if constexpr (kIndices) Sd::store_indices(idx, best_index);
-    for (int64_t j = 0; j < n; ++j) {
-      out[j] = Scalar<T>::store(values[j]);
-      if constexpr (kIndices) index[j] = idx[j];
-    }
-  }
+};
+
+// `n` lanes of T at stride s (n < kLanes fills the rest with lane 0).
+template <typename Sd, typename T>
+inline typename Sd::V load_lanes(const T* p, int64_t s, int64_t n) {
+  alignas(64) ComputeT<T> lanes[Sd::kLanes];
+  for (int64_t j = 0; j < Sd::kLanes; ++j) lanes[j] = Scalar<T>::load(p[(j < n ? j : 0) * s]);
+  return Sd::load(lanes);
 }
 
-// Outputs [lo, hi) of one row, all interior along W.
-template <typename T, bool kIndices, int kStride>
+// ---------------------------------------------------------- forward: planar
+
+// kLanes consecutive outputs along W whose taps all lie inside the row: one
+// vector per tap. kStride: 1 or 2 (contiguous / de-interleaving loads) or 0
+// (any stride, element-wise fill). kKW: the kernel width when it is a
+// compile-time constant (so the tap loop unrolls), else 0. kFull = false: only
+// `n` < kLanes outputs remain (a row narrower than a vector); go through a
+// small buffer so nothing outside them is read or written.
+// Returns false (and writes nothing) when the fast variant cannot vouch for
+// its result.
+template <typename T, bool kIndices, int kStride, int kKW, bool kFull, bool kExact>
+inline bool forward_planar_chunk(const PoolGeometry& g, const T* plane, const int64_t* rows, int64_t num_rows,
+                                 int64_t ow, int64_t n, T* out, int64_t* index) {
+  using Sd = Simd<ComputeT<T>>;
+  const int64_t s = g.stride[2], dil = g.dilation[2];
+  const int64_t kw_count = kKW > 0 ? kKW : g.kernel[2];
+  const int64_t base = ow * s - g.pad[2];
+  const typename Sd::I lane_offsets = Sd::index_iota(static_cast<int32_t>(s));
+  const typename Sd::I dil_step = Sd::index_set1(static_cast<int32_t>(dil));
+
+  auto load_taps = [&](int64_t off) -> typename Sd::V {
+    if constexpr (kFull && kStride == 1) return Sd::load(plane + off);
+    else if constexpr (kFull && kStride == 2) return Sd::load_stride2(plane + off);
+    else return load_lanes<Sd>(plane + off, s, n);
+  };
+
+  WindowMax<Sd, kIndices, kExact> acc;
+  for (int64_t r = 0; r < num_rows; ++r) {
+    const int64_t row_off = rows[r] + base;
+    typename Sd::I index = Sd::index_add(Sd::index_set1(static_cast<int32_t>(row_off)), lane_offsets);
+    for (int64_t kw = 0; kw < kw_count; ++kw) {
+      const typename Sd::V v = load_taps(row_off + kw * dil);
+      if (r == 0 && kw == 0) acc.first(v, index);
+      else acc.step(v, index);
+      if constexpr (kIndices) index = Sd::index_add(index, dil_step);
+    }
+  }
+  if (!acc.trusted()) return false;
+  acc.template store<kFull>(out, index, n);
+  return true;
+}
+
+template <typename T, bool kIndices, int kStride, int kKW, bool kFull>
+inline void forward_planar_chunk_checked(const PoolGeometry& g, const T* plane, const int64_t* rows,
+                                         int64_t num_rows, int64_t ow, int64_t n, T* out, int64_t* index) {
+  if (!forward_planar_chunk<T, kIndices, kStride, kKW, kFull, false>(g, plane, rows, num_rows, ow, n, out, index))
+    forward_planar_chunk<T, kIndices, kStride, kKW, kFull, true>(g, plane, rows, num_rows, ow, n, out, index);
+}
+
+// Outputs [lo, hi) of one row, all interior along W. A ragged end is covered
+// by one more full chunk that overlaps the previous one (outputs are pure, so
+// writing some twice is harmless and cheaper than a partial chunk).
+template <typename T, bool kIndices, int kStride, int kKW>
 inline void forward_planar_interior(const PoolGeometry& g, const T* plane, const int64_t* rows, int64_t num_rows,
                                     int64_t lo, int64_t hi, T* out, int64_t* index) {
   constexpr int L = Simd<ComputeT<T>>::kLanes;
-  const int64_t s = g.stride[2], W = g.in_size[2];
-  const int64_t span = (g.kernel[2] - 1) * g.dilation[2];
-  // Last element a full chunk reads: stride-2 loads read 2*L elements per tap.
-  const int64_t reach = kStride == 2 ? 2 * L - 1 : (L - 1) * (kStride == 0 ? s : 1);
-  int64_t ow = lo;
-  for (; ow + L <= hi && ow * s - g.pad[2] + span + reach <= W - 1; ow += L) {
-    forward_planar_chunk<T, kIndices, kStride, true>(g, plane, rows, num_rows, ow, L, out + ow,
-                                                     kIndices ? index + ow : nullptr);
+  auto at = [&](int64_t ow) { return kIndices ? index + ow : nullptr; };
+  if (hi - lo < L) {
+    forward_planar_chunk_checked<T, kIndices, kStride, kKW, false>(g, plane, rows, num_rows, lo, hi - lo, out + lo,
+                                                                   at(lo));
+    return;
   }
-  for (; ow < hi; ow += L) {
-    const int64_t n = min64(L, hi - ow);
-    forward_planar_chunk<T, kIndices, kStride, false>(g, plane, rows, num_rows, ow, n, out + ow,
-                                                      kIndices ? index + ow : nullptr);
+  int64_t ow = lo;
+  for (; ow + L <= hi; ow += L)
+    forward_planar_chunk_checked<T, kIndices, kStride, kKW, true>(g, plane, rows, num_rows, ow, L, out + ow, at(ow));
+  if (ow < hi)
+    forward_planar_chunk_checked<T, kIndices, kStride, kKW, true>(g, plane, rows, num_rows, hi - L, L, out + hi - L,
+                                                                  at(hi - L));
+}
+
+// Picks the compile-time stride and kernel width for the common cases.
+template <typename T, bool kIndices, int kStride>
+inline void forward_planar_interior_kw(const PoolGeometry& g, const T* plane, const int64_t* rows, int64_t num_rows,
+                                       int64_t lo, int64_t hi, T* out, int64_t* index) {
+  switch (g.kernel[2]) {
+    case 2: return forward_planar_interior<T, kIndices, kStride, 2>(g, plane, rows, num_rows, lo, hi, out, index);
+    case 3: return forward_planar_interior<T, kIndices, kStride, 3>(g, plane, rows, num_rows, lo, hi, out, index);
+    default: return forward_planar_interior<T, kIndices, kStride, 0>(g, plane, rows, num_rows, lo, hi, out, index);
   }
 }
 
@@ -254,89 +348,73 @@ template <typename T, bool kIndices>
 void forward_planar_rows(const PoolGeometry& g, const T* input, T* output, int64_t* indices, int64_t begin,
                          int64_t end) {
   const int64_t OD = g.out_size[0], OH = g.out_size[1], OW = g.out_size[2];
-  const int64_t H = g.in_size[1], W = g.in_size[2];
   const int64_t plane_elems = in_plane_elems(g);
   // The vector path keeps indices in int32 lanes.
   const bool vector_ok = kHasVectorPath<T> && plane_elems <= std::numeric_limits<int32_t>::max();
   int64_t lo = 0, hi = 0;
   interior_range(g, 2, &lo, &hi);
+  if (!vector_ok) lo = hi = OW;
+  const WindowTables tables(g);
   Scratch<int64_t> rows(g.kernel[0] * g.kernel[1]);
 
-  for (int64_t r = begin; r < end; ++r) {
-    const int64_t oh = r % OH, od = (r / OH) % OD, p = r / (OH * OD);
-    const T* plane = input + p * plane_elems;
+  RowCursor cursor(g, begin);
+  for (int64_t r = begin; r < end; ++r, cursor.next()) {
+    const T* plane = input + cursor.outer * plane_elems;
     T* out = output + r * OW;
     int64_t* index = kIndices ? indices + r * OW : nullptr;
-
-    int64_t num_rows = 0;
-    if constexpr (kHasVectorPath<T>) {
-      const WindowTaps td = window_taps(g, 0, od), th = window_taps(g, 1, oh);
-      for (int64_t a = 0; a < td.count; ++a)
-        for (int64_t b = 0; b < th.count; ++b)
-          rows.data[num_rows++] = ((td.first + a * g.dilation[0]) * H + th.first + b * g.dilation[1]) * W;
+    const WindowRows wr = collect_rows(g, tables, cursor.od, cursor.oh, rows.data);
+    const bool vectorize = wr.count > 0 && hi > lo;
+    auto scalar = [&](int64_t ow_begin, int64_t ow_end) {
+      for (int64_t ow = ow_begin; ow < ow_end; ++ow)
+        forward_one<T, kIndices>(plane, 1, rows.data, wr, tables.width(ow), g.dilation[2], out + ow,
+                                 kIndices ? index + ow : nullptr);
+    };
+    if (!vectorize) {
+      scalar(0, OW);
+      continue;
     }
-    const bool vectorize = vector_ok && num_rows > 0 && hi > lo;
-    const int64_t scalar_end = vectorize ? lo : OW;
-    for (int64_t ow = 0; ow < scalar_end; ++ow)
-      forward_planar_one<T, kIndices>(g, plane, od, oh, ow, out + ow, kIndices ? index + ow : nullptr);
-    if (!vectorize) continue;
+    scalar(0, lo);
     if constexpr (kHasVectorPath<T>) {
       switch (g.stride[2]) {
         case 1:
-          forward_planar_interior<T, kIndices, 1>(g, plane, rows.data, num_rows, lo, hi, out, index);
+          forward_planar_interior_kw<T, kIndices, 1>(g, plane, rows.data, wr.count, lo, hi, out, index);
           break;
         case 2:
-          forward_planar_interior<T, kIndices, 2>(g, plane, rows.data, num_rows, lo, hi, out, index);
+          forward_planar_interior_kw<T, kIndices, 2>(g, plane, rows.data, wr.count, lo, hi, out, index);
           break;
         default:
-          forward_planar_interior<T, kIndices, 0>(g, plane, rows.data, num_rows, lo, hi, out, index);
+          forward_planar_interior_kw<T, kIndices, 0>(g, plane, rows.data, wr.count, lo, hi, out, index);
       }
     }
-    for (int64_t ow = hi; ow < OW; ++ow)
-      forward_planar_one<T, kIndices>(g, plane, od, oh, ow, out + ow, kIndices ? index + ow : nullptr);
+    scalar(hi, OW);
   }
 }
 
 // ---------------------------------------------------- forward: channels last
 
-// `n` channels (n == kLanes when kFull) of one output position.
-template <typename T, bool kIndices, bool kFull>
-inline void forward_channels_chunk(const T* image, int64_t C, const int64_t* taps, int64_t num_taps, int64_t n,
+// `n` channels (n == kLanes when kFull) of one output position; see
+// forward_planar_chunk for kExact and the return value.
+template <typename T, bool kIndices, bool kFull, bool kExact>
+inline bool forward_channels_chunk(const T* image, int64_t C, const int64_t* taps, int64_t num_taps, int64_t n,
                                    T* out, int64_t* index) {
   using Sd = Simd<ComputeT<T>>;
-  using CT = ComputeT<T>;
-  constexpr int L = Sd::kLanes;
   auto load_at = [&](int64_t tap) -> typename Sd::V {
-    const T* p = image + tap * C;
-    if constexpr (kFull) {
-      return Sd::load(p);
-    } else {
-      alignas(64) CT lanes[L];
-      for (int j = 0; j < L; ++j) lanes[j] = Scalar<T>::load(p[j < n ? j : 0]);
-      return Sd::load(lanes);
-    }
+    if constexpr (kFull) return Sd::load(image + tap * C);
+    else return load_lanes<Sd>(image + tap * C, 1, n);
   };
-  typename Sd::V best = load_at(taps[0]);
-  typename Sd::I best_index = Sd::index_set1(static_cast<int32_t>(taps[0]));
-  for (int64_t t = 1; t < num_taps; ++t) {
-    const typename Sd::V v = load_at(taps[t]);
-    const typename Sd::M m = Sd::takes(v, best);
-    best = Sd::select(m, best, v);
-    if constexpr (kIndices) best_index = Sd::select(m, best_index, Sd::index_set1(static_cast<int32_t>(taps[t])));
-  }
-  if constexpr (kFull) {
-    Sd::store(out, best);
-    if constexpr (kIndices) Sd::store_indices(index, best_index);
-  } else {
-    alignas(64) CT values[L];
-    alignas(64) int64_t idx[L];
-    Sd::store(values, best);
-    if constexpr (kIndices) Sd::store_indices(idx, best_index);
-    for (int64_t j = 0; j < n; ++j) {
-      out[j] = Scalar<T>::store(values[j]);
-      if constexpr (kIndices) index[j] = idx[j];
-    }
-  }
+  WindowMax<Sd, kIndices, kExact> acc;
+  acc.first(load_at(taps[0]), Sd::index_set1(static_cast<int32_t>(taps[0])));
+  for (int64_t t = 1; t < num_taps; ++t) acc.step(load_at(taps[t]), Sd::index_set1(static_cast<int32_t>(taps[t])));
+  if (!acc.trusted()) return false;
+  acc.template store<kFull>(out, index, n);
+  return true;
+}
+
+template <typename T, bool kIndices, bool kFull>
+inline void forward_channels_chunk_checked(const T* image, int64_t C, const int64_t* taps, int64_t num_taps,
+                                           int64_t n, T* out, int64_t* index) {
+  if (!forward_channels_chunk<T, kIndices, kFull, false>(image, C, taps, num_taps, n, out, index))
+    forward_channels_chunk<T, kIndices, kFull, true>(image, C, taps, num_taps, n, out, index);
 }
 
 // Output positions [begin, end) of a channels-last input; a position is
@@ -344,47 +422,49 @@ inline void forward_channels_chunk(const T* image, int64_t C, const int64_t* tap
 template <typename T, bool kIndices>
 void forward_channels_last_positions(const PoolGeometry& g, const T* input, T* output, int64_t* indices,
                                      int64_t begin, int64_t end) {
-  using S = Scalar<T>;
   const int64_t C = g.channels;
   const int64_t OD = g.out_size[0], OH = g.out_size[1], OW = g.out_size[2];
   const int64_t plane_elems = in_plane_elems(g);
   const bool vector_ok = kHasVectorPath<T> && plane_elems <= std::numeric_limits<int32_t>::max();
+  const WindowTables tables(g);
+  Scratch<int64_t> rows(g.kernel[0] * g.kernel[1]);
   Scratch<int64_t> taps(max_taps(g));
+  RowCursor cursor(g, begin / OW);
+  int64_t ow = begin % OW;
+  WindowRows wr = collect_rows(g, tables, cursor.od, cursor.oh, rows.data);
 
-  for (int64_t q = begin; q < end; ++q) {
-    const int64_t ow = q % OW, oh = (q / OW) % OH, od = (q / (OW * OH)) % OD, n = q / (OW * OH * OD);
-    const T* image = input + n * plane_elems * C;
+  for (int64_t q = begin; q < end; ++q, ++ow) {
+    if (ow == OW) {
+      ow = 0;
+      cursor.next();
+      wr = collect_rows(g, tables, cursor.od, cursor.oh, rows.data);
+    }
+    const WindowTaps tw = tables.width(ow);
+    const T* image = input + cursor.outer * plane_elems * C;
     T* out = output + q * C;
     int64_t* index = kIndices ? indices + q * C : nullptr;
-    int64_t first = 0;
-    const int64_t num_taps = collect_taps(g, od, oh, ow, taps.data, &first);
 
     int64_t c = 0;
     if constexpr (kHasVectorPath<T>) {
       constexpr int L = Simd<ComputeT<T>>::kLanes;
+      const int64_t num_taps = wr.count * tw.count;
       if (vector_ok && num_taps > 0) {
+        int64_t t = 0;
+        for (int64_t r = 0; r < wr.count; ++r)
+          for (int64_t k = 0; k < tw.count; ++k) taps.data[t++] = rows.data[r] + tw.first + k * g.dilation[2];
         for (; c + L <= C; c += L)
-          forward_channels_chunk<T, kIndices, true>(image + c, C, taps.data, num_taps, L, out + c,
-                                                    kIndices ? index + c : nullptr);
+          forward_channels_chunk_checked<T, kIndices, true>(image + c, C, taps.data, num_taps, L, out + c,
+                                                            kIndices ? index + c : nullptr);
         if (c < C)
-          forward_channels_chunk<T, kIndices, false>(image + c, C, taps.data, num_taps, C - c, out + c,
-                                                     kIndices ? index + c : nullptr);
+          forward_channels_chunk_checked<T, kIndices, false>(image + c, C, taps.data, num_taps, C - c, out + c,
+                                                             kIndices ? index + c : nullptr);
         c = C;
       }
     }
-    for (; c < C; ++c) {  // scalar: integers, portable builds, huge planes, empty windows
-      typename S::C best = S::lowest();
-      int64_t best_index = first;
-      for (int64_t t = 0; t < num_taps; ++t) {
-        const typename S::C v = S::load(image[taps.data[t] * C + c]);
-        if (takes(v, best)) {
-          best = v;
-          best_index = taps.data[t];
-        }
-      }
-      out[c] = S::store(best);
-      if (kIndices) index[c] = best_index;
-    }
+    // Scalar: integers, portable builds, huge planes, empty windows.
+    for (; c < C; ++c)
+      forward_one<T, kIndices>(image + c, C, rows.data, wr, tw, g.dilation[2], out + c,
+                               kIndices ? index + c : nullptr);
   }
 }
 
@@ -393,14 +473,15 @@ void forward_channels_last_positions(const PoolGeometry& g, const T* input, T* o
 // grad_input[index] += grad_output over the outputs in order, per plane (or
 // per image and channel block): the same summation order as PyTorch, so
 // float32/float64 results are identical. bf16/fp16 accumulate in float.
-// Index -1 is skipped (as PyTorch does); any other index outside the plane
-// makes the call fail before it is used.
+// An index outside the plane adds nothing: PyTorch skips -1, and its forward
+// returns out-of-plane indices for windows with no in-bounds tap (possible
+// with dilation and padding), where its backward would write out of bounds.
 
 template <typename T>
 using GradAcc = std::conditional_t<std::is_same_v<T, bf16_t> || std::is_same_v<T, fp16_t>, float, T>;
 
 template <typename T>
-bool backward_planar(const PoolGeometry& g, const void* grad_output, const int64_t* indices, void* grad_input,
+void backward_planar(const PoolGeometry& g, const void* grad_output, const int64_t* indices, void* grad_input,
                      int64_t /*channel_block*/, int64_t begin, int64_t end) {
   using Acc = GradAcc<T>;
   constexpr bool kDirect = std::is_same_v<Acc, T>;
@@ -414,20 +495,15 @@ bool backward_planar(const PoolGeometry& g, const void* grad_output, const int64
     std::memset(static_cast<void*>(acc), 0, sizeof(Acc) * in_elems);
     for (int64_t o = 0; o < out_elems; ++o) {
       const int64_t i = idx[o];
-      if (static_cast<uint64_t>(i) >= static_cast<uint64_t>(in_elems)) {
-        if (i == -1) continue;
-        return false;
-      }
-      acc[i] += Scalar<T>::load(go[o]);
+      if (static_cast<uint64_t>(i) < static_cast<uint64_t>(in_elems)) acc[i] += Scalar<T>::load(go[o]);
     }
     if constexpr (!kDirect)
       for (int64_t i = 0; i < in_elems; ++i) gi[i] = Scalar<T>::store(acc[i]);
   }
-  return true;
 }
 
 template <typename T>
-bool backward_channels_last(const PoolGeometry& g, const void* grad_output, const int64_t* indices,
+void backward_channels_last(const PoolGeometry& g, const void* grad_output, const int64_t* indices,
                             void* grad_input, int64_t channel_block, int64_t begin, int64_t end) {
   using Acc = GradAcc<T>;
   constexpr bool kDirect = std::is_same_v<Acc, T>;
@@ -448,18 +524,14 @@ bool backward_channels_last(const PoolGeometry& g, const void* grad_output, cons
     for (int64_t o = 0; o < out_elems; ++o) {
       for (int64_t c = 0; c < width; ++c) {
         const int64_t i = idx[o * C + c];
-        if (static_cast<uint64_t>(i) >= static_cast<uint64_t>(in_elems)) {
-          if (i == -1) continue;
-          return false;
-        }
-        acc[i * acc_stride + c] += Scalar<T>::load(go[o * C + c]);
+        if (static_cast<uint64_t>(i) < static_cast<uint64_t>(in_elems))
+          acc[i * acc_stride + c] += Scalar<T>::load(go[o * C + c]);
       }
     }
     if constexpr (!kDirect)
       for (int64_t i = 0; i < in_elems; ++i)
         for (int64_t c = 0; c < width; ++c) gi[i * C + c] = Scalar<T>::store(acc[i * acc_stride + c]);
   }
-  return true;
 }
 
 // ------------------------------------------------------------------- table

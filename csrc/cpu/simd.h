@@ -6,10 +6,15 @@
 //   V, I, M          value vector, int32 index vector, lane mask
 //   kLanes           lanes per vector
 //   load(p)          kLanes contiguous elements of a storage type, as Compute
-//   load_stride2(p)  elements p[0], p[2], ..., p[2*(kLanes-1)]; reads
-//                    p[0 .. 2*kLanes-1]: callers keep that range in bounds
+//   load_stride2(p)  elements p[0], p[2], ..., p[2*(kLanes-1)], reading
+//                    nothing outside p[0 .. 2*kLanes-2] (the second load
+//                    starts one element early so no lane past the end is read)
 //   store(p, v)      back to the storage type (exact: values come from it)
 //   takes(v, best)   PyTorch's update rule, lane-wise: v > best || isnan(v)
+//   greater(v, best) v > best (the rule when no NaN can be present)
+//   max(v, best)     v > best ? v : best (keeps best on ties and -0.0/+0.0)
+//   add, any_nan     NaN screening: a running sum is NaN if any input was
+//                    (or if +inf and -inf met; callers then redo exactly)
 //   select(m, a, b)  m ? b : a, for values and for indices
 //   index_iota(step) lanes 0, step, 2*step, ...
 //   store_indices    int32 lanes widened to int64
@@ -50,8 +55,9 @@ struct Simd<float> {
   }
   template <typename T>
   static inline V load_stride2(const T* p) {
-    const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
-    return _mm512_permutex2var_ps(load(p), even, load(p + kLanes));
+    // a = p[0..15], b = p[15..30]: even elements are a's even lanes, b's odd lanes.
+    const __m512i even = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 14, 12, 10, 8, 6, 4, 2, 0);
+    return _mm512_permutex2var_ps(load(p), even, load(p + kLanes - 1));
   }
   static inline void store(float* p, V v) { _mm512_storeu_ps(p, v); }
   static inline void store(fp16_t* p, V v) {
@@ -65,6 +71,10 @@ struct Simd<float> {
   static inline M takes(V v, V best) {
     return _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
   }
+  static inline M greater(V v, V best) { return _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ); }
+  static inline V max(V v, V best) { return _mm512_max_ps(v, best); }
+  static inline V add(V a, V b) { return _mm512_add_ps(a, b); }
+  static inline bool any_nan(V v) { return _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q) != 0; }
   static inline V select(M m, V a, V b) { return _mm512_mask_blend_ps(m, a, b); }
   static inline I select(M m, I a, I b) { return _mm512_mask_blend_epi32(m, a, b); }
   static inline I index_set1(int32_t x) { return _mm512_set1_epi32(x); }
@@ -88,13 +98,17 @@ struct Simd<double> {
 
   static inline V load(const double* p) { return _mm512_loadu_pd(p); }
   static inline V load_stride2(const double* p) {
-    const __m512i even = _mm512_set_epi64(14, 12, 10, 8, 6, 4, 2, 0);
-    return _mm512_permutex2var_pd(load(p), even, load(p + kLanes));
+    const __m512i even = _mm512_set_epi64(15, 13, 11, 9, 6, 4, 2, 0);  // a = p[0..7], b = p[7..14]
+    return _mm512_permutex2var_pd(load(p), even, load(p + kLanes - 1));
   }
   static inline void store(double* p, V v) { _mm512_storeu_pd(p, v); }
   static inline M takes(V v, V best) {
     return _mm512_cmp_pd_mask(v, best, _CMP_GT_OQ) | _mm512_cmp_pd_mask(v, v, _CMP_UNORD_Q);
   }
+  static inline M greater(V v, V best) { return _mm512_cmp_pd_mask(v, best, _CMP_GT_OQ); }
+  static inline V max(V v, V best) { return _mm512_max_pd(v, best); }
+  static inline V add(V a, V b) { return _mm512_add_pd(a, b); }
+  static inline bool any_nan(V v) { return _mm512_cmp_pd_mask(v, v, _CMP_UNORD_Q) != 0; }
   static inline V select(M m, V a, V b) { return _mm512_mask_blend_pd(m, a, b); }
   static inline I select(M m, I a, I b) { return _mm256_mask_blend_epi32(m, a, b); }
   static inline I index_set1(int32_t x) { return _mm256_set1_epi32(x); }
@@ -124,8 +138,9 @@ struct Simd<float> {
   }
   template <typename T>
   static inline V load_stride2(const T* p) {
-    // Even lanes of (a, b) per 128-bit half, then put the halves in order.
-    const V mixed = _mm256_shuffle_ps(load(p), load(p + kLanes), _MM_SHUFFLE(2, 0, 2, 0));
+    // a = p[0..7], b = p[7..14]: per 128-bit half take a's even and b's odd
+    // lanes (0 2 8 10 | 4 6 12 14), then put the 64-bit pairs in order.
+    const V mixed = _mm256_shuffle_ps(load(p), load(p + kLanes - 1), _MM_SHUFFLE(3, 1, 2, 0));
     return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(mixed), _MM_SHUFFLE(3, 1, 2, 0)));
   }
   static inline void store(float* p, V v) { _mm256_storeu_ps(p, v); }
@@ -140,6 +155,10 @@ struct Simd<float> {
   static inline M takes(V v, V best) {
     return _mm256_or_ps(_mm256_cmp_ps(v, best, _CMP_GT_OQ), _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
   }
+  static inline M greater(V v, V best) { return _mm256_cmp_ps(v, best, _CMP_GT_OQ); }
+  static inline V max(V v, V best) { return _mm256_max_ps(v, best); }
+  static inline V add(V a, V b) { return _mm256_add_ps(a, b); }
+  static inline bool any_nan(V v) { return _mm256_movemask_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q)) != 0; }
   static inline V select(M m, V a, V b) { return _mm256_blendv_ps(a, b, m); }
   static inline I select(M m, I a, I b) {
     return _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(a), _mm256_castsi256_ps(b), m));
@@ -164,13 +183,17 @@ struct Simd<double> {
 
   static inline V load(const double* p) { return _mm256_loadu_pd(p); }
   static inline V load_stride2(const double* p) {
-    const V mixed = _mm256_unpacklo_pd(load(p), load(p + kLanes));  // a0 b0 a2 b2
+    const V mixed = _mm256_shuffle_pd(load(p), load(p + kLanes - 1), 0xA);  // a = p[0..3], b = p[3..6]: 0 4 2 6
     return _mm256_permute4x64_pd(mixed, _MM_SHUFFLE(3, 1, 2, 0));
   }
   static inline void store(double* p, V v) { _mm256_storeu_pd(p, v); }
   static inline M takes(V v, V best) {
     return _mm256_or_pd(_mm256_cmp_pd(v, best, _CMP_GT_OQ), _mm256_cmp_pd(v, v, _CMP_UNORD_Q));
   }
+  static inline M greater(V v, V best) { return _mm256_cmp_pd(v, best, _CMP_GT_OQ); }
+  static inline V max(V v, V best) { return _mm256_max_pd(v, best); }
+  static inline V add(V a, V b) { return _mm256_add_pd(a, b); }
+  static inline bool any_nan(V v) { return _mm256_movemask_pd(_mm256_cmp_pd(v, v, _CMP_UNORD_Q)) != 0; }
   static inline V select(M m, V a, V b) { return _mm256_blendv_pd(a, b, m); }
   static inline I select(M m, I a, I b) {
     // Narrow the 64-bit lane mask to 32-bit lanes.

@@ -1,0 +1,156 @@
+"""Shared hypothesis strategies and comparison helpers for the CPU op tests.
+
+The reference is always torch itself, run on the same input.
+"""
+import contextlib
+import os
+
+import torch
+from hypothesis import strategies as st
+
+import fastpool
+
+FLOAT_DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
+INT_DTYPES = [torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64]
+ALL_DTYPES = FLOAT_DTYPES + INT_DTYPES
+ISAS = fastpool.build_info()["cpu_isas_supported"]
+LAYOUTS = ["contiguous", "channels_last", "sliced", "transposed"]
+_BITS = {torch.float64: torch.int64, torch.float32: torch.int32, torch.float16: torch.int16,
+         torch.bfloat16: torch.int16}
+
+
+@contextlib.contextmanager
+def cpu_isa(name):
+    """Forces fastpool's CPU kernel build (read by the op on every call)."""
+    old = os.environ.get("FASTPOOL_CPU_ISA")
+    os.environ["FASTPOOL_CPU_ISA"] = name
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["FASTPOOL_CPU_ISA"]
+        else:
+            os.environ["FASTPOOL_CPU_ISA"] = old
+
+
+def out_size(n, k, s, p, d, ceil):
+    span = n + 2 * p - d * (k - 1) - 1
+    if span < 0:
+        return 0
+    o = (span + (s - 1 if ceil else 0)) // s + 1
+    if ceil and (o - 1) * s >= n + p:
+        o -= 1
+    return o
+
+
+@st.composite
+def pool_params(draw, max_size=24):
+    """kernel/stride/padding/dilation/ceil_mode and an input size they accept."""
+    k = (draw(st.integers(1, 5)), draw(st.integers(1, 5)))
+    s = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+    d = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    p = tuple(draw(st.integers(0, k[i] // 2)) for i in range(2))
+    ceil = draw(st.booleans())
+    hw = []
+    for i in range(2):
+        lo = max(1, (k[i] - 1) * d[i] + 1 - 2 * p[i])
+        hw.append(draw(st.integers(lo, max(lo, max_size))))
+    # How the user spells the args: ints, tuples, or stride=None.
+    spell = draw(st.sampled_from(["tuple", "int", "none"]))
+    if spell == "int" and k[0] == k[1] and s[0] == s[1] and p[0] == p[1] and d[0] == d[1]:
+        args = dict(kernel_size=k[0], stride=s[0], padding=p[0], dilation=d[0])
+    elif spell == "none":
+        args = dict(kernel_size=k, stride=None, padding=p, dilation=d)
+        s = k
+    else:
+        args = dict(kernel_size=k, stride=s, padding=p, dilation=d)
+    args["ceil_mode"] = ceil
+    return args, tuple(hw)
+
+
+def has_empty_window(args, hw):
+    """True if some output's window has no in-bounds tap (torch's backward
+    then writes outside the plane, so it cannot serve as a reference)."""
+    def two(v):
+        return (v, v) if isinstance(v, int) else tuple(v)
+
+    k, p, d = two(args["kernel_size"]), two(args["padding"]), two(args["dilation"])
+    s = k if args["stride"] is None else two(args["stride"])
+    for i in range(2):
+        for o in range(out_size(hw[i], k[i], s[i], p[i], d[i], args["ceil_mode"])):
+            if not any(0 <= o * s[i] - p[i] + j * d[i] < hw[i] for j in range(k[i])):
+                return True
+    return False
+
+
+def make_values(shape, dtype, seed, special):
+    """Small integers (many ties) or normals, with NaN/±inf/-0.0 sprinkled in."""
+    g = torch.Generator().manual_seed(seed)
+    if dtype.is_floating_point:
+        if special in ("ties", "specials"):
+            x = torch.randint(-3, 4, shape, generator=g).to(dtype)
+        else:
+            x = torch.randn(shape, generator=g, dtype=torch.float64).to(dtype)
+        if special == "specials":
+            pick = torch.rand(shape, generator=g)
+            x[pick < 0.05] = float("nan")
+            x[(pick >= 0.05) & (pick < 0.10)] = float("inf")
+            x[(pick >= 0.10) & (pick < 0.20)] = float("-inf")
+            x[(pick >= 0.20) & (pick < 0.35)] = -0.0
+            x[(pick >= 0.35) & (pick < 0.45)] = 0.0
+        return x
+    info = torch.iinfo(dtype)
+    if special == "ties":
+        return torch.randint(max(info.min, -3), min(info.max, 4), shape, generator=g).to(dtype)
+    x = torch.randint(max(info.min, -(2**31)), min(info.max, 2**31 - 1) + 1, shape, generator=g, dtype=torch.int64)
+    x = x.to(dtype)
+    if special == "specials":  # extremes play the part of ±inf
+        pick = torch.rand(shape, generator=g)
+        x[pick < 0.1] = info.min
+        x[pick > 0.9] = info.max
+    return x
+
+
+def make_input(batch, channels, hw, dtype, layout, seed, special):
+    """An input in the given memory layout; 'sliced' and 'transposed' are views."""
+    shape = ((batch,) if batch is not None else ()) + (channels,) + hw
+    if layout == "sliced":  # every other element along W and channels: arbitrary strides
+        big = make_values(shape[:-3] + (channels * 2, hw[0], hw[1] * 2), dtype, seed, special)
+        return big[..., ::2, :, ::2]
+    if layout == "transposed":  # H and W swapped in memory
+        return make_values(shape[:-2] + (hw[1], hw[0]), dtype, seed, special).transpose(-1, -2)
+    x = make_values(shape, dtype, seed, special)
+    if layout == "channels_last" and x.dim() == 4:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
+def assert_identical(actual, expected):
+    """Same values bit for bit (the sign of zero included), same shape, dtype
+    and strides. NaN is compared as NaN, not by payload: torch's own CPU
+    kernels return different NaN bits for different layouts (bfloat16
+    channels_last gives 0xffff where the input held 0x7fc0)."""
+    assert actual.shape == expected.shape, (actual.shape, expected.shape)
+    assert actual.dtype == expected.dtype
+    if actual.numel():
+        assert actual.stride() == expected.stride(), (actual.stride(), expected.stride())
+    torch.testing.assert_close(actual, expected, rtol=0, atol=0, equal_nan=True)
+    if expected.dtype in _BITS:
+        bits = _BITS[expected.dtype]
+        same = (actual.view(bits) == expected.view(bits)) | (actual.isnan() & expected.isnan())
+        assert bool(same.all()), "values equal but bits differ (sign of zero)"
+
+
+def torch_max_pool2d(x, **args):
+    """torch's max_pool2d with indices. torch's channels_last CPU kernel keeps
+    indices in an integer as wide as the dtype, so it raises for 8/16-bit
+    integer planes larger than that type holds; fastpool does not. There the
+    reference is torch on the contiguous input, in channels_last layout."""
+    try:
+        return torch.nn.functional.max_pool2d(x, return_indices=True, **args)
+    except RuntimeError as e:
+        if "numeric_limits<integer_t>" not in str(e) or x.dtype.is_floating_point:
+            raise
+        out, idx = torch.nn.functional.max_pool2d(x.contiguous(), return_indices=True, **args)
+        cl = torch.channels_last
+        return out.contiguous(memory_format=cl), idx.contiguous(memory_format=cl)

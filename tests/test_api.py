@@ -1,0 +1,200 @@
+"""The public surface: signatures, modules, errors, registered ops (opcheck),
+torch.compile and torch.export."""
+import inspect
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import fastpool
+from pool_cases import assert_identical
+
+
+def test_functional_signature_is_torchs():
+    # torch's max_pool2d is a boolean dispatch over these two, which share it.
+    def params(fn):
+        return [(p.name, p.default, p.kind) for p in inspect.signature(fn).parameters.values()]
+
+    assert params(fastpool.max_pool2d) == params(F.max_pool2d_with_indices)
+
+
+def test_module_matches_torch_module():
+    for kwargs in [dict(kernel_size=3), dict(kernel_size=(2, 3), stride=1, padding=(1, 1), dilation=(1, 2),
+                                             return_indices=True, ceil_mode=True)]:
+        ours, theirs = fastpool.MaxPool2d(**kwargs), torch.nn.MaxPool2d(**kwargs)
+        assert isinstance(ours, torch.nn.MaxPool2d)
+        assert ours.extra_repr() == theirs.extra_repr()
+        assert repr(ours).replace("MaxPool2d", "") == repr(theirs).replace("MaxPool2d", "")
+        for name in ("kernel_size", "stride", "padding", "dilation", "return_indices", "ceil_mode"):
+            assert getattr(ours, name) == getattr(theirs, name)
+        assert ours.state_dict() == theirs.state_dict() == {}
+        ours.load_state_dict(theirs.state_dict())
+        x = torch.randn(2, 3, 9, 10)
+        got, expected = ours(x), theirs(x)
+        if kwargs.get("return_indices"):
+            assert_identical(got[0], expected[0])
+            assert_identical(got[1], expected[1])
+        else:
+            assert_identical(got, expected)
+
+
+def test_module_in_a_model_trains_like_torchs():
+    torch.manual_seed(0)
+
+    def model(pool):
+        return torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), pool,
+                                   torch.nn.Flatten(), torch.nn.Linear(8 * 8 * 8, 4)).double()
+
+    ours, theirs = model(fastpool.MaxPool2d(3, 2, 1)), model(torch.nn.MaxPool2d(3, 2, 1))
+    theirs.load_state_dict(ours.state_dict())
+    x = torch.randn(4, 3, 16, 16, dtype=torch.float64)
+    for m in (ours, theirs):
+        m(x).square().sum().backward()
+    for (name, a), (_, b) in zip(ours.named_parameters(), theirs.named_parameters()):
+        torch.testing.assert_close(a.grad, b.grad, rtol=0, atol=0, msg=name)
+
+
+# Each bad call: torch raises, fastpool raises the same type naming the argument.
+BAD_CALLS = [
+    (dict(kernel_size=0), "kernel_size"),
+    (dict(kernel_size=-1), "kernel_size"),
+    (dict(kernel_size=2, stride=0), "stride"),
+    (dict(kernel_size=2, stride=-2), "stride"),
+    (dict(kernel_size=2, padding=-1), "padding"),
+    (dict(kernel_size=2, padding=2), "pad"),
+    (dict(kernel_size=3, padding=2, dilation=2), "pad"),
+    (dict(kernel_size=2, dilation=0), "dilation"),
+    (dict(kernel_size=(2, 2, 2)), "kernel_size"),
+    (dict(kernel_size=2, stride=(1, 1, 1)), "stride"),
+    (dict(kernel_size=2, padding=(1, 1, 1)), "padding"),
+    (dict(kernel_size=2, dilation=(1, 1, 1)), "dilation"),
+    (dict(kernel_size=9), "output size"),
+    (dict(kernel_size=3, dilation=4), "output size"),
+]
+
+
+@pytest.mark.parametrize("kwargs,names", BAD_CALLS)
+def test_bad_arguments_raise_like_torch(kwargs, names):
+    x = torch.randn(1, 2, 8, 8)
+    with pytest.raises(Exception) as theirs:
+        F.max_pool2d(x, **kwargs)
+    for return_indices in (False, True):
+        with pytest.raises(type(theirs.value), match=names):
+            fastpool.max_pool2d(x, return_indices=return_indices, **kwargs)
+
+
+@pytest.mark.parametrize("shape", [(8, 8), (1, 1, 1, 8, 8), (1, 0, 8, 8), (2, 3, 0, 8), (0,)])
+def test_bad_input_rank_or_sizes(shape):
+    x = torch.randn(shape)
+    with pytest.raises(Exception) as theirs:
+        F.max_pool2d(x, 2)
+    with pytest.raises(type(theirs.value), match="input"):
+        fastpool.max_pool2d(x, 2)
+
+
+def test_bad_input_types():
+    with pytest.raises(TypeError):
+        fastpool.max_pool2d([[1.0, 2.0]], 2)
+    with pytest.raises(TypeError):
+        fastpool.max_pool2d(torch.randn(1, 1, 4, 4), 2.5)
+    with pytest.raises(NotImplementedError, match="Bool"):
+        fastpool.max_pool2d(torch.ones(1, 1, 4, 4, dtype=torch.bool), 2)
+    with pytest.raises(NotImplementedError):  # integer tensors have no gradient op
+        x = torch.randint(0, 5, (1, 1, 4, 4))
+        out, idx = fastpool.max_pool2d(x, 2, return_indices=True)
+        torch.ops.fastpool.max_pool2d_with_indices_backward(out, x, [2, 2], [2, 2], [0, 0], [1, 1], False, idx)
+
+
+def test_backward_argument_checks():
+    x = torch.randn(1, 2, 6, 6)
+    out, idx = fastpool.max_pool2d(x, 2, return_indices=True)
+    bw = torch.ops.fastpool.max_pool2d_with_indices_backward
+    with pytest.raises(RuntimeError, match="grad_output"):
+        bw(torch.ones(1, 2, 4, 4), x, [2, 2], [2, 2], [0, 0], [1, 1], False, idx)
+    with pytest.raises(RuntimeError, match="indices"):
+        bw(torch.ones_like(out), x, [2, 2], [2, 2], [0, 0], [1, 1], False, idx.int())
+    with pytest.raises(RuntimeError, match="grad_output"):
+        bw(torch.ones_like(out).double(), x, [2, 2], [2, 2], [0, 0], [1, 1], False, idx)
+
+
+def _opcheck_samples():
+    def t(*shape, cl=False, dtype=torch.float32, grad=False):
+        x = torch.randn(*shape, dtype=dtype)
+        if cl:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x.requires_grad_(grad)
+
+    return [
+        (t(2, 3, 9, 9), [3, 3], [2, 2], [1, 1], [1, 1], False),
+        (t(2, 3, 9, 9, cl=True, grad=True), [3, 3], [2, 2], [1, 1], [1, 1], False),
+        (t(3, 10, 7, grad=True), [2, 2], [], [0, 0], [1, 1], True),
+        (t(1, 4, 12, 11, dtype=torch.float64, grad=True), [2, 3], [1, 2], [1, 0], [2, 1], True),
+        (t(2, 5, 8, 8, cl=True, dtype=torch.bfloat16), [2, 2], [2, 2], [0, 0], [1, 1], False),
+        (t(0, 3, 8, 8), [2, 2], [2, 2], [0, 0], [1, 1], False),
+    ]
+
+
+@pytest.mark.parametrize("op", ["max_pool2d_with_indices", "max_pool2d"])
+@pytest.mark.parametrize("sample", range(6))
+def test_opcheck_forward_ops(op, sample):
+    args = _opcheck_samples()[sample]
+    torch.library.opcheck(getattr(torch.ops.fastpool, op).default, args)
+
+
+@pytest.mark.parametrize("sample", [0, 1, 2, 3])
+def test_opcheck_backward_op(sample):
+    x, k, s, p, d, ceil = _opcheck_samples()[sample]
+    x = x.detach()
+    out, idx = torch.ops.fastpool.max_pool2d_with_indices(x, k, s, p, d, ceil)
+    grad = torch.randn_like(out).requires_grad_()
+    torch.library.opcheck(torch.ops.fastpool.max_pool2d_with_indices_backward.default,
+                          (grad, x, k, s, p, d, ceil, idx))
+
+
+class _Net(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+        self.pool = fastpool.MaxPool2d(3, 2, 1)
+
+    def forward(self, x):
+        y = self.pool(torch.relu(self.conv(x)))
+        z, idx = fastpool.max_pool2d(y, 2, return_indices=True, ceil_mode=True)
+        return z.sum() + idx.sum() * 0
+
+
+def test_torch_compile_fullgraph_forward_and_backward():
+    torch.manual_seed(0)
+    net = _Net()
+    compiled = torch.compile(net, fullgraph=True, backend="inductor")
+    x = torch.randn(2, 3, 17, 15, requires_grad=True)
+    x2 = x.detach().clone().requires_grad_()
+    eager = net(x)
+    eager.backward()
+    got = compiled(x2)
+    got.backward()
+    torch.testing.assert_close(got, eager)
+    torch.testing.assert_close(x2.grad, x.grad)
+
+
+def test_torch_export_keeps_the_op():
+    net = _Net().eval()
+    exported = torch.export.export(net, (torch.randn(2, 3, 16, 16),))
+    targets = {str(n.target) for n in exported.graph.nodes if n.op == "call_function"}
+    assert any("fastpool.max_pool2d" in t for t in targets), targets
+    x = torch.randn(2, 3, 16, 16)
+    torch.testing.assert_close(exported.module()(x), net(x))
+
+
+def test_training_saves_no_indices_without_return_indices():
+    # The lean path: only the input is saved for backward (no int64 indices).
+    x = torch.randn(2, 3, 8, 8, requires_grad=True)
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        out = fastpool.max_pool2d(x, 2)
+    assert [t.dtype for t in saved] == [torch.float32]
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        F.max_pool2d(x, 2)
+    assert torch.int64 in [t.dtype for t in saved[1:]]  # torch keeps its indices
+    out.sum().backward()
+    assert x.grad.sum() == out.numel()
