@@ -45,9 +45,13 @@ PoolArgs normalize_pool_args(const char* op, int spatial_dims, c10::IntArrayRef 
     TORCH_CHECK(a.stride[i] > 0, op, ": stride must be greater than zero, but got ", c10::IntArrayRef(a.stride));
     TORCH_CHECK(a.dilation[i] > 0, op, ": dilation must be greater than zero, but got ", dilation);
     TORCH_CHECK(a.pad[i] >= 0, op, ": padding must be non-negative, but got ", padding);
-    TORCH_CHECK(a.pad[i] <= ((a.kernel[i] - 1) * a.dilation[i] + 1) / 2, op,
-                ": padding should be at most half of effective kernel size, but got padding=", padding,
-                ", kernel_size=", kernel_size, " and dilation=", dilation);
+    // PyTorch bounds padding by half the effective (dilated) kernel in 1d but by
+    // half the kernel itself in 2d/3d (pool2d_shape_check: kW/2 >= padW).
+    const int64_t pad_limit = spatial_dims == 1 ? ((a.kernel[i] - 1) * a.dilation[i] + 1) / 2 : a.kernel[i] / 2;
+    TORCH_CHECK(a.pad[i] <= pad_limit, op, spatial_dims == 1
+                    ? ": padding should be at most half of effective kernel size, but got padding="
+                    : ": pad should be smaller than or equal to half of kernel size, but got padding=",
+                padding, ", kernel_size=", kernel_size, " and dilation=", dilation);
   }
   return a;
 }

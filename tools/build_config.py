@@ -133,6 +133,32 @@ def cuda_gencode_flags(archs):
     return flags
 
 
+def torch_cxx_std():
+    """The C++ standard torch's headers require: c++20 from torch 2.14 on, else c++17.
+
+    Read from ATen.h's own #error line, so no torch import is needed.
+    """
+    import importlib.util
+    import re
+
+    spec = importlib.util.find_spec("torch")
+    for base in (spec.submodule_search_locations or []) if spec else []:
+        try:
+            with open(os.path.join(base, "include", "ATen", "ATen.h")) as f:
+                m = re.search(r"C\+\+(\d+) or later", f.read())
+        except OSError:
+            continue
+        if m:
+            return "c++" + m.group(1)
+    return "c++17"
+
+
+def torch_cxx_flags():
+    """CXX_FLAGS with the -std torch needs (only sources that include torch use these)."""
+    std = torch_cxx_std()
+    return [f"-std={std}" if f.startswith("-std=") else f for f in CXX_FLAGS]
+
+
 def want_cuda():
     """FASTPOOL_CUDA=0/1 forces; default: CUDA when torch has CUDA and nvcc is found."""
     flag = os.environ.get("FASTPOOL_CUDA", "").strip()
@@ -159,7 +185,8 @@ def _cuda_extension(root):
     cpp_extension.CUDA_HOME = cuda_home
 
     archs = cuda_arch_list()
-    nvcc_flags = NVCC_FLAGS + cuda_gencode_flags(archs)
+    std = torch_cxx_std()
+    nvcc_flags = [f"-std={std}" if f.startswith("-std=") else f for f in NVCC_FLAGS] + cuda_gencode_flags(archs)
     for d in pip_cuda_include_dirs(torch.version.cuda):
         nvcc_flags += ["-isystem", d]
     sources = _cpu_sources(root) + sorted(
@@ -170,7 +197,7 @@ def _cuda_extension(root):
         sources,
         include_dirs=[os.path.join(root, "csrc")],
         define_macros=[("FASTPOOL_CUDA_BUILD", "1"), ("FASTPOOL_CUDA_ARCH_LIST", '"' + ";".join(archs) + '"')],
-        extra_compile_args={"cxx": CXX_FLAGS, "nvcc": nvcc_flags},
+        extra_compile_args={"cxx": torch_cxx_flags(), "nvcc": nvcc_flags},
     )
 
 
@@ -186,5 +213,5 @@ def make_extension(root):
         _cpu_sources(root),
         include_dirs=[os.path.join(root, "csrc")],
         define_macros=define_macros,
-        extra_compile_args={"cxx": CXX_FLAGS},
+        extra_compile_args={"cxx": torch_cxx_flags()},
     )

@@ -480,6 +480,34 @@ void forward_channels_last_positions(const PoolGeometry& g, const T* input, T* o
 template <typename T>
 using GradAcc = std::conditional_t<std::is_same_v<T, bf16_t> || std::is_same_v<T, fp16_t>, float, T>;
 
+// Zeroes the accumulator one input row at a time, just before the first add
+// into it: outputs go in order, so their indices mostly move forward and the
+// rows being added to are still in cache from their zeroing (one pass over
+// grad_input instead of a memset pass and a scatter pass). Any index, even
+// one far ahead, finds its row zeroed before it is added to.
+template <typename Acc>
+struct ZeroAhead {
+  Acc* acc;
+  int64_t stride, width;    // position i's channels: acc[i * stride + c], c < width
+  int64_t row, positions;   // positions per input row, per plane
+  int64_t zeroed = 0;       // positions [0, zeroed) are zero or accumulated
+
+  inline void reach(int64_t i) {
+    if (i < zeroed) return;
+    const int64_t stop = min64(positions, (i / row + 1) * row);
+    upto(stop);
+  }
+  inline void upto(int64_t stop) {
+    if (stride == width) {
+      std::memset(static_cast<void*>(acc + zeroed * stride), 0, sizeof(Acc) * (stop - zeroed) * width);
+    } else {
+      for (int64_t i = zeroed; i < stop; ++i)
+        for (int64_t c = 0; c < width; ++c) acc[i * stride + c] = Acc(0);
+    }
+    zeroed = stop;
+  }
+};
+
 template <typename T>
 void backward_planar(const PoolGeometry& g, const void* grad_output, const int64_t* indices, void* grad_input,
                      int64_t /*channel_block*/, int64_t begin, int64_t end) {
@@ -492,6 +520,7 @@ void backward_planar(const PoolGeometry& g, const void* grad_output, const int64
     const int64_t* idx = indices + p * out_elems;
     T* gi = static_cast<T*>(grad_input) + p * in_elems;
     Acc* acc = kDirect ? reinterpret_cast<Acc*>(gi) : scratch.data;
+    // A plane usually fits in L1/L2: zero it at once (cheaper than ZeroAhead's checks).
     std::memset(static_cast<void*>(acc), 0, sizeof(Acc) * in_elems);
     for (int64_t o = 0; o < out_elems; ++o) {
       const int64_t i = idx[o];
@@ -520,14 +549,17 @@ void backward_channels_last(const PoolGeometry& g, const void* grad_output, cons
     // acc[i * acc_stride + c]: grad_input itself, or a dense float block.
     Acc* acc = kDirect ? reinterpret_cast<Acc*>(gi) : scratch.data;
     const int64_t acc_stride = kDirect ? C : width;
-    for (int64_t i = 0; i < in_elems; ++i) std::memset(static_cast<void*>(acc + i * acc_stride), 0, sizeof(Acc) * width);
+    ZeroAhead<Acc> zero{acc, acc_stride, width, g.in_size[2], in_elems};
     for (int64_t o = 0; o < out_elems; ++o) {
       for (int64_t c = 0; c < width; ++c) {
         const int64_t i = idx[o * C + c];
-        if (static_cast<uint64_t>(i) < static_cast<uint64_t>(in_elems))
+        if (static_cast<uint64_t>(i) < static_cast<uint64_t>(in_elems)) {
+          zero.reach(i);
           acc[i * acc_stride + c] += Scalar<T>::load(go[o * C + c]);
+        }
       }
     }
+    zero.upto(in_elems);
     if constexpr (!kDirect)
       for (int64_t i = 0; i < in_elems; ++i)
         for (int64_t c = 0; c < width; ++c) gi[i * C + c] = Scalar<T>::store(acc[i * acc_stride + c]);

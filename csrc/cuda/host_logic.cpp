@@ -64,7 +64,10 @@ py::tuple forward(const at::Tensor& self, std::vector<int64_t> kernel_size, std:
       cuda_impl::prepare_forward(self, kernel_size, stride, padding, dilation, ceil_mode, with_indices);
   host_vector_tally() = {};
   const bool use32 = !force_index64 && cuda_logic::fits_int32(job.max_numel, job.work_items, 0);
-  if (job.work_items != 0) AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, self.scalar_type(), cuda_impl::kDispatchName, [&] {
+  // Like PyTorch, an empty call returns before the dtype check.
+  if (job.work_items == 0) return py::make_tuple(job.output, with_indices ? py::cast(job.indices) : py::none(),
+                                                 info(job.nhwc, job.lanes, use32));
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, self.scalar_type(), cuda_impl::kDispatchName, [&] {
     cuda_logic::ForwardArgs<scalar_t> a{job.input.const_data_ptr<scalar_t>(), job.output.mutable_data_ptr<scalar_t>(),
                                         with_indices ? job.indices.mutable_data_ptr<int64_t>() : nullptr, job.g};
     with_index_type(use32, [&](auto index_zero) {
@@ -102,7 +105,8 @@ py::tuple backward(const at::Tensor& grad_output, const at::Tensor& self, std::v
                                                            ceil_mode, indices);
   host_vector_tally() = {};
   const bool use32 = !force_index64 && cuda_logic::fits_int32(job.max_numel, job.work_items, 0);
-  if (job.work_items != 0) AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, self.scalar_type(), cuda_impl::kDispatchName, [&] {
+  if (job.work_items == 0) return py::make_tuple(job.grad_input, info(job.nhwc, job.lanes, use32));
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, self.scalar_type(), cuda_impl::kDispatchName, [&] {
     cuda_logic::BackwardArgs<scalar_t> a{job.grad_output.const_data_ptr<scalar_t>(),
                                          job.indices.const_data_ptr<int64_t>(),
                                          job.grad_input.mutable_data_ptr<scalar_t>(), job.g};

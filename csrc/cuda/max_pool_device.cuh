@@ -25,6 +25,13 @@
 
 #include "../pool_geometry.h"
 
+// Unrolls the per-lane loops on the device; the host compiler does its own.
+#if defined(__CUDACC__)
+#define FASTPOOL_UNROLL _Pragma("unroll")
+#else
+#define FASTPOOL_UNROLL
+#endif
+
 namespace fastpool {
 namespace cuda_logic {
 
@@ -101,7 +108,7 @@ FASTPOOL_HOST_DEVICE inline Pack<int64_t, V> load_indices(const int64_t* p) {
   if (V == 1) {
     r.v[0] = *p;
   } else {
-#pragma unroll
+FASTPOOL_UNROLL
     for (int j = 0; j < V; j += 2) {
       const Pack<int64_t, 2> two = load_pack<int64_t, 2>(p + j);
       r.v[j] = two.v[0];
@@ -116,7 +123,7 @@ FASTPOOL_HOST_DEVICE inline void store_indices(int64_t* p, const Pack<int64_t, V
   if (V == 1) {
     *p = x.v[0];
   } else {
-#pragma unroll
+FASTPOOL_UNROLL
     for (int j = 0; j < V; j += 2) {
       Pack<int64_t, 2> two;
       two.v[0] = x.v[j];
@@ -230,7 +237,7 @@ FASTPOOL_HOST_DEVICE inline void forward_nhwc(const ForwardArgs<scalar_t>& a, in
   Pack<scalar_t, V> best;
   acc_t best_f[V];
   Pack<int64_t, V> best_i;
-#pragma unroll
+FASTPOOL_UNROLL
   for (int j = 0; j < V; ++j) {
     best.v[j] = static_cast<scalar_t>(-INFINITY);
     best_f[j] = static_cast<acc_t>(-INFINITY);
@@ -241,7 +248,7 @@ FASTPOOL_HOST_DEVICE inline void forward_nhwc(const ForwardArgs<scalar_t>& a, in
     for (index_t kw = 0; kw < nw; ++kw) {
       const index_t pos = h * W + w0 + kw * dw;
       const Pack<scalar_t, V> x = load_pack<scalar_t, V>(in + pos * C);
-#pragma unroll
+FASTPOOL_UNROLL
       for (int j = 0; j < V; ++j) {
         const acc_t vf = static_cast<acc_t>(x.v[j]);
         if (vf > best_f[j] || is_nan(vf)) {
@@ -314,23 +321,23 @@ FASTPOOL_HOST_DEVICE inline void backward_nhwc(const BackwardArgs<scalar_t>& a, 
     const index_t o = (static_cast<index_t>(rh.begin) * OW + static_cast<index_t>(rw.begin)) * C;
     const Pack<int64_t, V> idx = load_indices<V>(ind + o);
     const Pack<scalar_t, V> gv = load_pack<scalar_t, V>(go + o);
-#pragma unroll
+FASTPOOL_UNROLL
     for (int j = 0; j < V; ++j) out.v[j] = idx.v[j] == target ? gv.v[j] : static_cast<scalar_t>(0);
   } else {
     acc_t sum[V];
-#pragma unroll
+FASTPOOL_UNROLL
     for (int j = 0; j < V; ++j) sum[j] = acc_t(0);
     for (index_t oh = static_cast<index_t>(rh.begin); oh < static_cast<index_t>(rh.end); ++oh) {
       for (index_t ow = static_cast<index_t>(rw.begin); ow < static_cast<index_t>(rw.end); ++ow) {
         const index_t o = (oh * OW + ow) * C;
         const Pack<int64_t, V> idx = load_indices<V>(ind + o);
         const Pack<scalar_t, V> gv = load_pack<scalar_t, V>(go + o);
-#pragma unroll
+FASTPOOL_UNROLL
         for (int j = 0; j < V; ++j)
           if (idx.v[j] == target) sum[j] += static_cast<acc_t>(gv.v[j]);
       }
     }
-#pragma unroll
+FASTPOOL_UNROLL
     for (int j = 0; j < V; ++j) out.v[j] = static_cast<scalar_t>(sum[j]);
   }
   store_pack<scalar_t, V>(a.grad_input + i * V, out);

@@ -1,0 +1,41 @@
+# The two quick-start commands (see README):
+#   make bench   set up, build, run the default benchmark suite
+#   make test    set up, build, run the test suite (+ the CUDA build check where nvcc exists)
+PYTHON ?= python3
+VENV ?= .venv
+TORCH ?= torch==2.13.0
+BENCH_ARGS ?=
+PY := $(VENV)/bin/python
+
+.PHONY: setup build bench test test-cpu cuda-check wheel-check clean
+
+setup: $(VENV)/.ready
+$(VENV)/.ready: requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check "$(TORCH)"
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+build: setup
+	$(PY) -m pip install -q --disable-pip-version-check --no-build-isolation --no-deps -e .
+
+bench: build
+	$(PY) -m fastpool.bench $(BENCH_ARGS)
+
+test-cpu: build
+	$(PY) -m pytest -q
+
+# CUDA kernels: compiled, linked and imported against a CUDA build of torch,
+# and their per-element logic run on the host (no GPU needed).
+cuda-check:
+	@if command -v nvcc >/dev/null 2>&1; then bash tools/cuda_build_check.sh; \
+	else echo "cuda-check: nvcc not found, CUDA build not checked"; fi
+
+# A wheel that installs and imports in a fresh venv holding only torch.
+wheel-check: build
+	bash tools/wheel_check.sh
+
+test: test-cpu wheel-check cuda-check
+
+clean:
+	rm -rf build dist *.egg-info fastpool/_C*.so
