@@ -241,6 +241,9 @@ struct WindowMax {
     if constexpr (kFull) {
       Sd::store(out, best);
       if constexpr (kIndices) Sd::store_indices(index, best_index);
+    } else if constexpr (Sd::kMasked) {
+      Sd::store_n(out, best, n);
+      if constexpr (kIndices) Sd::store_indices_n(index, best_index, n);
     } else {
       alignas(64) ComputeT<T> values[Sd::kLanes];
       alignas(64) int64_t idx[Sd::kLanes];
@@ -285,6 +288,8 @@ inline bool forward_planar_chunk(const PoolGeometry& g, const T* plane, const in
   auto load_taps = [&](int64_t off) -> typename Sd::V {
     if constexpr (kFull && kStride == 1) return Sd::load(plane + off);
     else if constexpr (kFull && kStride == 2) return Sd::load_stride2(plane + off);
+    else if constexpr (!kFull && kStride == 1 && Sd::kMasked) return Sd::load_n(plane + off, n);
+    else if constexpr (!kFull && kStride == 2 && Sd::kMasked) return Sd::load_stride2_n(plane + off, n);
     else return load_lanes<Sd>(plane + off, s, n);
   };
 
@@ -400,6 +405,7 @@ inline bool forward_channels_chunk(const T* image, int64_t C, const int64_t* tap
   using Sd = Simd<ComputeT<T>>;
   auto load_at = [&](int64_t tap) -> typename Sd::V {
     if constexpr (kFull) return Sd::load(image + tap * C);
+    else if constexpr (Sd::kMasked) return Sd::load_n(image + tap * C, n);
     else return load_lanes<Sd>(image + tap * C, 1, n);
   };
   WindowMax<Sd, kIndices, kExact> acc;

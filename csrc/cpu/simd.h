@@ -18,6 +18,9 @@
 //   select(m, a, b)  m ? b : a, for values and for indices
 //   index_iota(step) lanes 0, step, 2*step, ...
 //   store_indices    int32 lanes widened to int64
+//   kMasked          true when the ISA has masked loads/stores; then
+//                    load_n / load_stride2_n / store_n / store_indices_n
+//                    touch only the first n lanes' elements (n < kLanes)
 // Storage types: float, double, fp16_t, bf16_t (see kernel_table.h).
 #pragma once
 #include <immintrin.h>
@@ -34,6 +37,7 @@ namespace FASTPOOL_ISA {
 template <typename Compute>
 struct Simd {
   static constexpr int kLanes = 0;
+  static constexpr bool kMasked = false;
 };
 
 #if defined(__AVX512F__)
@@ -87,6 +91,37 @@ struct Simd<float> {
     _mm512_storeu_si512(p, _mm512_cvtepi32_epi64(_mm512_castsi512_si256(idx)));
     _mm512_storeu_si512(p + 8, _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(idx, 1)));
   }
+
+  static constexpr bool kMasked = true;
+  static inline __mmask16 first(int64_t n) { return static_cast<__mmask16>((1u << n) - 1); }
+  static inline V load_n(const float* p, int64_t n) { return _mm512_maskz_loadu_ps(first(n), p); }
+  static inline V load_n(const fp16_t* p, int64_t n) { return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(first(n), p)); }
+  static inline V load_n(const bf16_t* p, int64_t n) {
+    const __m512i wide = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(first(n), p));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16));
+  }
+  template <typename T>
+  static inline V load_stride2_n(const T* p, int64_t n) {  // reads p[0 .. 2n-2]
+    const int64_t span = 2 * n - 1;
+    const __m512i even = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 14, 12, 10, 8, 6, 4, 2, 0);
+    const V a = load_n(p, span < kLanes ? span : kLanes);
+    const V b = span > kLanes ? load_n(p + kLanes - 1, span - kLanes + 1) : _mm512_setzero_ps();
+    return _mm512_permutex2var_ps(a, even, b);
+  }
+  static inline void store_n(float* p, V v, int64_t n) { _mm512_mask_storeu_ps(p, first(n), v); }
+  static inline void store_n(fp16_t* p, V v, int64_t n) {
+    _mm256_mask_storeu_epi16(p, first(n), _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT));
+  }
+  static inline void store_n(bf16_t* p, V v, int64_t n) {
+    const __m512i bits = _mm512_srli_epi32(_mm512_castps_si512(v), 16);
+    _mm256_mask_storeu_epi16(p, first(n), _mm512_cvtepi32_epi16(bits));
+  }
+  static inline void store_indices_n(int64_t* p, I idx, int64_t n) {
+    const __mmask16 m = first(n);
+    _mm512_mask_storeu_epi64(p, static_cast<__mmask8>(m), _mm512_cvtepi32_epi64(_mm512_castsi512_si256(idx)));
+    _mm512_mask_storeu_epi64(p + 8, static_cast<__mmask8>(m >> 8),
+                             _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(idx, 1)));
+  }
 };
 
 template <>
@@ -117,6 +152,21 @@ struct Simd<double> {
     return _mm256_mullo_epi32(_mm256_set_epi32(7, 6, 5, 4, 3, 2, 1, 0), _mm256_set1_epi32(step));
   }
   static inline void store_indices(int64_t* p, I idx) { _mm512_storeu_si512(p, _mm512_cvtepi32_epi64(idx)); }
+
+  static constexpr bool kMasked = true;
+  static inline __mmask8 first(int64_t n) { return static_cast<__mmask8>((1u << n) - 1); }
+  static inline V load_n(const double* p, int64_t n) { return _mm512_maskz_loadu_pd(first(n), p); }
+  static inline V load_stride2_n(const double* p, int64_t n) {
+    const int64_t span = 2 * n - 1;
+    const __m512i even = _mm512_set_epi64(15, 13, 11, 9, 6, 4, 2, 0);
+    const V a = load_n(p, span < kLanes ? span : kLanes);
+    const V b = span > kLanes ? load_n(p + kLanes - 1, span - kLanes + 1) : _mm512_setzero_pd();
+    return _mm512_permutex2var_pd(a, even, b);
+  }
+  static inline void store_n(double* p, V v, int64_t n) { _mm512_mask_storeu_pd(p, first(n), v); }
+  static inline void store_indices_n(int64_t* p, I idx, int64_t n) {
+    _mm512_mask_storeu_epi64(p, first(n), _mm512_cvtepi32_epi64(idx));
+  }
 };
 
 #elif defined(__AVX2__)
@@ -127,6 +177,7 @@ struct Simd<float> {
   using I = __m256i;
   using M = __m256;  // all-ones lanes
   static constexpr int kLanes = 8;
+  static constexpr bool kMasked = false;
 
   static inline V load(const float* p) { return _mm256_loadu_ps(p); }
   static inline V load(const fp16_t* p) {
@@ -180,6 +231,7 @@ struct Simd<double> {
   using I = __m128i;
   using M = __m256d;
   static constexpr int kLanes = 4;
+  static constexpr bool kMasked = false;
 
   static inline V load(const double* p) { return _mm256_loadu_pd(p); }
   static inline V load_stride2(const double* p) {
