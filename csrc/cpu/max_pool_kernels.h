@@ -123,6 +123,11 @@ struct Scratch {
   Scratch& operator=(const Scratch&) = delete;
 };
 
+// How far ahead the forward kernels prefetch input: output rows (planar),
+// output positions (channels last).
+constexpr int64_t kPrefetchRows = 2;
+constexpr int64_t kPrefetchPositions = 8;
+
 inline int64_t max_taps(const PoolGeometry& g) { return g.kernel[0] * g.kernel[1] * g.kernel[2]; }
 
 // Window rows: the in-bounds (d, h) taps of one (od, oh), as offsets
@@ -352,7 +357,7 @@ inline void forward_planar_interior_kw(const PoolGeometry& g, const T* plane, co
 template <typename T, bool kIndices>
 void forward_planar_rows(const PoolGeometry& g, const T* input, T* output, int64_t* indices, int64_t begin,
                          int64_t end) {
-  const int64_t OD = g.out_size[0], OH = g.out_size[1], OW = g.out_size[2];
+  const int64_t OW = g.out_size[2], W = g.in_size[2];
   const int64_t plane_elems = in_plane_elems(g);
   // The vector path keeps indices in int32 lanes.
   const bool vector_ok = kHasVectorPath<T> && plane_elems <= std::numeric_limits<int32_t>::max();
@@ -368,6 +373,15 @@ void forward_planar_rows(const PoolGeometry& g, const T* input, T* output, int64
     T* out = output + r * OW;
     int64_t* index = kIndices ? indices + r * OW : nullptr;
     const WindowRows wr = collect_rows(g, tables, cursor.od, cursor.oh, rows.data);
+    if (wr.count > 0) {
+      // Input is read a few rows at a time, which the hardware prefetchers
+      // follow poorly: fetch the rows the next output rows will need (planes
+      // are contiguous, so this runs on into the next plane; prefetches past
+      // the end of the tensor are harmless).
+      const char* next = reinterpret_cast<const char*>(plane + rows.data[wr.count - 1] + W);
+      const int64_t bytes = kPrefetchRows * g.stride[1] * W * static_cast<int64_t>(sizeof(T));
+      for (int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(next + b);
+    }
     const bool vectorize = wr.count > 0 && hi > lo;
     auto scalar = [&](int64_t ow_begin, int64_t ow_end) {
       for (int64_t ow = ow_begin; ow < ow_end; ++ow)
@@ -447,6 +461,14 @@ void forward_channels_last_positions(const PoolGeometry& g, const T* input, T* o
     }
     const WindowTaps tw = tables.width(ow);
     const T* image = input + cursor.outer * plane_elems * C;
+    if (wr.count > 0) {
+      // As in the planar forward: fetch what the window's newest row needs a
+      // few positions ahead.
+      const int64_t ahead = rows.data[wr.count - 1] + tw.first + kPrefetchPositions * g.stride[2];
+      const char* p = reinterpret_cast<const char*>(image + ahead * C);
+      const int64_t bytes = g.stride[2] * C * static_cast<int64_t>(sizeof(T));
+      for (int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(p + b);
+    }
     T* out = output + q * C;
     int64_t* index = kIndices ? indices + q * C : nullptr;
 

@@ -1,0 +1,262 @@
+"""What the suite measures: the op table, shapes from real networks, suites.
+
+Adding an op is adding an ``OpSpec`` to ``OPS`` and its shapes to ``SHAPES``;
+ops that the installed fastpool does not provide are skipped with a note.
+Nothing here imports torch at module level.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
+
+DIRECTIONS = ("fwd", "fwd_idx", "bwd", "train")
+DIRECTION_HELP = {
+    "fwd": "forward, no indices (inference)",
+    "fwd_idx": "forward with return_indices=True",
+    "bwd": "backward op alone (grad_output + indices -> grad_input)",
+    "train": "training step: forward with grad, then backward",
+}
+LAYOUTS = ("nchw", "nhwc")  # channels-first / channels-last (NCDHW/NDHWC for 3-D)
+DTYPES = ("float32", "bfloat16", "float16", "float64")
+PEERS = ("torch", "torch_cl", "onednn", "inductor")
+PEER_HELP = {
+    "torch": "torch eager, channels-first (NCHW) input",
+    "torch_cl": "torch eager, channels_last input",
+    "onednn": "oneDNN through torch (mkldnn tensor + torch.max_pool*d); CPU forward, fp32/bf16",
+    "inductor": "torch.compile (Inductor) of the same torch call, in the case's layout",
+}
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    """One pooling op: how to call it in torch and in fastpool."""
+
+    name: str  # name in fastpool and in torch.nn.functional
+    spatial: int  # number of spatial dims
+    kind: str  # "window" (kernel/stride/padding/dilation/ceil) or "adaptive"
+    backward_op: Optional[str]  # aten / torch.ops.fastpool name of the explicit backward op
+    onednn_fn: Optional[str] = None  # torch.<fn> accepting mkldnn tensors (forward only)
+
+
+OPS: Dict[str, OpSpec] = {
+    op.name: op
+    for op in (
+        OpSpec("max_pool2d", 2, "window", "max_pool2d_with_indices_backward", "max_pool2d"),
+        OpSpec("max_pool1d", 1, "window", None, None),
+        OpSpec("max_pool3d", 3, "window", "max_pool3d_with_indices_backward", "max_pool3d"),
+        OpSpec("adaptive_max_pool2d", 2, "adaptive", "adaptive_max_pool2d_backward", None),
+        OpSpec("adaptive_max_pool3d", 3, "adaptive", "adaptive_max_pool3d_backward", None),
+    )
+}
+
+
+@dataclass(frozen=True)
+class Shape:
+    """A pooling call taken from a real network."""
+
+    name: str
+    op: str
+    shape: Tuple[int, ...]
+    params: Tuple[Tuple[str, object], ...]  # keyword arguments of the torch.nn.functional call
+    network: str
+    tags: Tuple[str, ...] = ()
+
+    @property
+    def kwargs(self) -> dict:
+        return dict(self.params)
+
+    def describe_params(self) -> str:
+        p = self.kwargs
+        if "output_size" in p:
+            return f"out={p['output_size']}"
+        s = f"k{_fmt(p['kernel_size'])} s{_fmt(p.get('stride') or p['kernel_size'])}"
+        if p.get("padding"):
+            s += f" p{_fmt(p['padding'])}"
+        if p.get("dilation", 1) != 1:
+            s += f" d{_fmt(p['dilation'])}"
+        if p.get("ceil_mode"):
+            s += " ceil"
+        return s
+
+
+def _fmt(v) -> str:
+    if isinstance(v, (tuple, list)):
+        return "x".join(str(i) for i in v) if len(set(v)) > 1 else str(v[0])
+    return str(v)
+
+
+def _w(k, s=None, p=0, d=1, ceil=False):
+    return (("kernel_size", k), ("stride", s if s is not None else k), ("padding", p),
+            ("dilation", d), ("ceil_mode", ceil))
+
+
+def _S(name, op, shape, params, network, *tags):
+    return Shape(name, op, tuple(shape), params, network, tuple(tags))
+
+
+SHAPES: List[Shape] = [
+    # --- headline cases (issue 2) ---
+    _S("resnet50.stem", "max_pool2d", (32, 64, 112, 112), _w(3, 2, 1), "ResNet-50 stem, batch 32", "headline"),
+    _S("vgg16.pool2@112px", "max_pool2d", (32, 128, 56, 56), _w(2, 2), "VGG-16 pool2 on 112px images, batch 32",
+       "headline"),
+    # --- VGG-16's five pools, 224px, batch 8 ---
+    _S("vgg16.pool1", "max_pool2d", (8, 64, 224, 224), _w(2, 2), "VGG-16, batch 8", "network"),
+    _S("vgg16.pool2", "max_pool2d", (8, 128, 112, 112), _w(2, 2), "VGG-16, batch 8", "network"),
+    _S("vgg16.pool3", "max_pool2d", (8, 256, 56, 56), _w(2, 2), "VGG-16, batch 8", "network"),
+    _S("vgg16.pool4", "max_pool2d", (8, 512, 28, 28), _w(2, 2), "VGG-16, batch 8", "network"),
+    _S("vgg16.pool5", "max_pool2d", (8, 512, 14, 14), _w(2, 2), "VGG-16, batch 8", "network"),
+    # --- U-Net encoder (Ronneberger et al. 2015, 572px input, valid convs, batch 1) ---
+    _S("unet.pool1", "max_pool2d", (1, 64, 568, 568), _w(2, 2), "U-Net encoder, batch 1", "network"),
+    _S("unet.pool2", "max_pool2d", (1, 128, 280, 280), _w(2, 2), "U-Net encoder, batch 1", "network"),
+    _S("unet.pool3", "max_pool2d", (1, 256, 136, 136), _w(2, 2), "U-Net encoder, batch 1", "network"),
+    _S("unet.pool4", "max_pool2d", (1, 512, 64, 64), _w(2, 2), "U-Net encoder, batch 1", "network"),
+    # --- Inception v1 (GoogLeNet, torchvision) ceil_mode pools, batch 16 ---
+    _S("googlenet.pool1", "max_pool2d", (16, 64, 112, 112), _w(3, 2, 0, 1, True), "GoogLeNet (Inception v1), batch 16",
+       "network"),
+    _S("googlenet.pool2", "max_pool2d", (16, 192, 56, 56), _w(3, 2, 0, 1, True), "GoogLeNet (Inception v1), batch 16",
+       "network"),
+    _S("googlenet.pool3", "max_pool2d", (16, 480, 28, 28), _w(3, 2, 0, 1, True), "GoogLeNet (Inception v1), batch 16",
+       "network"),
+    _S("googlenet.pool4", "max_pool2d", (16, 832, 14, 14), _w(2, 2, 0, 1, True), "GoogLeNet (Inception v1), batch 16",
+       "network"),
+    _S("googlenet.3a.branch4", "max_pool2d", (16, 192, 28, 28), _w(3, 1, 1, 1, True),
+       "GoogLeNet inception3a pool branch (k3 s1 p1 ceil), batch 16", "network"),
+    # --- global max pooling ---
+    _S("global.resnet50.k7", "max_pool2d", (32, 2048, 7, 7), _w(7, 7), "global max pool over ResNet-50's last map",
+       "network"),
+    _S("global.resnet50", "adaptive_max_pool2d", (32, 2048, 7, 7), (("output_size", 1),),
+       "global max pool (adaptive, out=1) over ResNet-50's last map", "network"),
+    # --- 3-D U-Net (Cicek et al. 2016), first pool, 64^3 crop, batch 1 ---
+    _S("unet3d.pool1", "max_pool3d", (1, 64, 64, 64, 64), _w(2, 2), "3-D U-Net first pool (64^3 crop)", "network"),
+    _S("unet3d.pool2", "max_pool3d", (1, 128, 32, 32, 32), _w(2, 2), "3-D U-Net second pool (64^3 crop)", "network"),
+    _S("global3d.unet3d", "adaptive_max_pool3d", (1, 256, 16, 16, 16), (("output_size", 1),),
+       "global max pool over a 3-D feature map", "network"),
+    # --- 1-D audio (M5 raw-waveform CNN, Dai et al. 2017; MaxPool1d(4)) ---
+    _S("audio.m5.pool1", "max_pool1d", (32, 128, 1996), _w(4, 4), "M5 raw-audio CNN, batch 32", "network"),
+    _S("audio.m5.pool2", "max_pool1d", (32, 128, 498), _w(4, 4), "M5 raw-audio CNN, batch 32", "network"),
+]
+
+# Size sweep: ResNet-stem pooling (k3 s2 p1, 64 channels) from cache-resident
+# to DRAM-sized. The machine's L3 is reported by lscpu; working sets above it
+# are DRAM-bound. "dram" points are only in the full suite by default.
+SWEEP_SIZES = [
+    ((1, 64, 16, 16), ()),
+    ((1, 64, 32, 32), ()),
+    ((1, 64, 64, 64), ()),
+    ((1, 64, 112, 112), ()),
+    ((4, 64, 112, 112), ()),
+    ((16, 64, 112, 112), ()),
+    ((64, 64, 112, 112), ()),
+    ((160, 64, 112, 112), ()),  # ~0.5 GB in + 0.13 GB out: beyond a 480 MB L3
+    ((256, 64, 112, 112), ("full",)),  # ~0.8 GB in
+]
+
+
+def sweep_shapes(full: bool) -> List[Shape]:
+    out = []
+    for shape, tags in SWEEP_SIZES:
+        if "full" in tags and not full:
+            continue
+        mb = 4 * _prod(shape) / 2**20
+        out.append(_S(f"sweep.{'x'.join(map(str, shape))}", "max_pool2d", shape, _w(3, 2, 1),
+                      f"ResNet-stem pool, {mb:.3g} MiB fp32 input", "sweep"))
+    return out
+
+
+def _prod(xs):
+    r = 1
+    for x in xs:
+        r *= x
+    return r
+
+
+@dataclass
+class Group:
+    """A block of cases: shapes crossed with dtypes x layouts x directions, with these peers."""
+
+    name: str
+    shapes: Sequence[Shape]
+    dtypes: Sequence[str]
+    layouts: Sequence[str]
+    directions: Sequence[str]
+    peers: Sequence[str]
+    min_run_time: Optional[float] = None  # seconds per blocked_autorange; None: the suite's
+
+
+@dataclass
+class Suite:
+    name: str
+    groups: List[Group]
+    repeats: int = 2  # interleaved rounds per case
+    min_run_time: float = 0.2
+    e2e: Optional[dict] = None  # end-to-end config (see e2e.py) or None
+    description: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+def _shapes(tag=None, names=None) -> List[Shape]:
+    out = []
+    for s in SHAPES:
+        if (tag is None or tag in s.tags) and (names is None or s.name in names):
+            out.append(s)
+    return out
+
+
+def build_suite(name: str) -> Suite:
+    headline = _shapes("headline")
+    network = _shapes("network")
+    if name == "smoke":
+        tiny = [_S("smoke.tiny", "max_pool2d", (2, 8, 12, 12), _w(3, 2, 1), "tiny smoke case")]
+        return Suite(
+            "smoke",
+            [Group("smoke", tiny, ["float32"], ["nchw", "nhwc"], list(DIRECTIONS), ["torch", "torch_cl", "onednn"])],
+            repeats=2, min_run_time=0.002,
+            e2e=dict(batch=2, resolution=64, layouts=["nchw"], dtypes=["float32"], width=8, min_run_time=0.002,
+                     memory_probe=False),
+            description="a few-second structural check (used by tests/test_bench.py)")
+    if name == "quick":
+        return Suite(
+            "quick",
+            [Group("headline", headline, ["float32"], list(LAYOUTS), ["fwd", "bwd"], ["torch", "torch_cl", "onednn"])],
+            repeats=2, min_run_time=0.1, e2e=None,
+            description="the two headline shapes, fp32, forward and backward (about a minute)")
+    if name == "default":
+        return Suite(
+            "default",
+            [
+                Group("headline", headline, ["float32"], list(LAYOUTS), list(DIRECTIONS),
+                      ["torch", "torch_cl", "onednn", "inductor"]),
+                Group("headline", headline, ["bfloat16"], list(LAYOUTS), list(DIRECTIONS),
+                      ["torch", "torch_cl", "onednn"]),
+                Group("networks", network, ["float32"], list(LAYOUTS), ["fwd", "bwd"],
+                      ["torch", "torch_cl", "onednn"], min_run_time=0.05),
+                # the sweep compares each layout with torch in the same layout only (torch NCHW on the
+                # DRAM-sized point alone takes seconds a call)
+                Group("sweep", sweep_shapes(full=False), ["float32"], ["nchw"], ["fwd"], ["torch"], min_run_time=0.05),
+                Group("sweep", sweep_shapes(full=False), ["float32"], ["nhwc"], ["fwd"], ["torch_cl"],
+                      min_run_time=0.05),
+            ],
+            repeats=2, min_run_time=0.2,
+            e2e=dict(batch=8, resolution=224, layouts=["nchw", "nhwc"], dtypes=["float32"], width=64,
+                     min_run_time=0.5, memory_probe=True),
+            description="headline shapes in every dtype/layout/direction (Inductor peer in fp32), network shapes "
+                        "fp32 forward+backward, size sweep, end-to-end ResNet-style net (a few minutes on 2 cores)")
+    if name == "full":
+        return Suite(
+            "full",
+            [
+                Group("headline", headline, ["float32", "bfloat16"], list(LAYOUTS), list(DIRECTIONS),
+                      list(PEERS)),
+                Group("networks", network, ["float32", "bfloat16"], list(LAYOUTS), list(DIRECTIONS), list(PEERS),
+                      min_run_time=0.1),
+                Group("sweep", sweep_shapes(full=True), ["float32"], list(LAYOUTS), ["fwd", "bwd"],
+                      ["torch", "torch_cl", "onednn"], min_run_time=0.2),
+            ],
+            repeats=3, min_run_time=0.3,
+            e2e=dict(batch=8, resolution=224, layouts=["nchw", "nhwc"], dtypes=["float32", "bfloat16"], width=64,
+                     min_run_time=2.0, memory_probe=True),
+            description="everything, every peer (torch.compile makes this long on 2 cores)")
+    raise ValueError(f"unknown suite {name!r}; choose from {SUITES}")
+
+
+SUITES = ("smoke", "quick", "default", "full")

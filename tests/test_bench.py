@@ -1,0 +1,117 @@
+"""The benchmark suite itself: a tiny run must produce well-formed output.
+
+Nothing here asserts on timings (the machine is shared and noisy); the tests
+check the structure of the JSON and Markdown, the byte model of the roofline,
+the comparison of two runs, and that `import fastpool` stays light.
+"""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+pytest.importorskip("fastpool")
+
+from fastpool.bench import cli, report  # noqa: E402
+from fastpool.bench.cases import DIRECTIONS, OPS, SHAPES, build_suite  # noqa: E402
+
+
+def _smoke(tmp_path, *extra):
+    rc = cli.main(["--suite", "smoke", "--repeats", "1", "--out", str(tmp_path), "--name", "run",
+                   "--no-progress", "--threads", "1", *extra])
+    assert rc == 0
+    with open(tmp_path / "run.json") as f:
+        result = json.load(f)
+    md = (tmp_path / "run.md").read_text()
+    return result, md
+
+
+def _check_result(result, md, standin):
+    assert result["schema"] == report.SCHEMA
+    meta = result["meta"]
+    for key in ("date", "cpu_model", "cpu_count", "torch_version", "threads", "device", "fastpool"):
+        assert meta[key] not in (None, ""), key
+    assert meta["fastpool"]["standin"] is standin
+    if not standin:
+        assert isinstance(meta["fastpool"]["build_info"], dict)
+    cases = result["cases"]
+    assert {c["direction"] for c in cases} == set(DIRECTIONS)
+    assert {c["layout"] for c in cases} == {"nchw", "nhwc"}
+    for c in cases:
+        assert c["bytes"]["read"] > 0 and c["bytes"]["write"] > 0
+        fp, roof = c["impls"]["fastpool"], c["impls"]["roofline"]
+        assert fp["median_s"] > 0 and roof["median_s"] > 0, c
+        assert fp["pct_roofline"] > 0
+        for peer in ("torch", "torch_cl"):
+            assert c["impls"][peer]["median_s"] > 0
+            assert c["impls"][peer]["speedup"] > 0
+        if c["direction"] == "fwd":
+            assert "onednn" in c["impls"]
+        if c["direction"] != "train":
+            assert c["check"] in (True, False), c  # the check ran (correctness itself is tests/test_*.py's job)
+    e2e = result["e2e"]
+    assert {r["pass"] for r in e2e} == {"inference", "train_step"}
+    for r in e2e:
+        assert r["impls"]["torch"]["median_s"] > 0 and r["impls"]["fastpool"]["median_s"] > 0
+    train = [r for r in e2e if r["pass"] == "train_step"][0]
+    assert train["memory"]["fastpool"]["saved_for_backward_bytes"] > 0
+    # Markdown: metadata, summary and per-group tables with one row per case
+    assert md.startswith("# fastpool benchmark")
+    assert "## Summary" in md and "## smoke" in md and "## End to end" in md
+    section = md.split("## smoke", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| smoke |")]
+    assert len(rows) == len(cases)
+    assert all(line.count("|") == rows[0].count("|") for line in rows)
+
+
+def test_smoke_run_real_fastpool(tmp_path):
+    result, md = _smoke(tmp_path)
+    _check_result(result, md, standin=False)
+
+
+def test_smoke_run_standin(tmp_path):
+    result, md = _smoke(tmp_path, "--standin", "--no-e2e", "--directions", "fwd")
+    assert "STAND-IN" in md
+    assert all(c["direction"] == "fwd" for c in result["cases"]) and result["e2e"] == []
+
+
+def test_compare_same_file_is_zero_noise(tmp_path):
+    _smoke(tmp_path, "--no-e2e", "--directions", "fwd")
+    p = str(tmp_path / "run.json")
+    rows, summary = report.compare(p, p)
+    assert summary["cases"] == len(rows) - 1 == 2
+    assert summary["fastpool_time_max_abs_diff"] == 0.0
+
+
+def test_list_and_suites(capsys):
+    assert cli.main(["--list", "--suite", "default"]) == 0
+    out = capsys.readouterr().out
+    assert "resnet50.stem" in out and "vgg16.pool5" in out and "sweep." in out
+    for name in ("smoke", "quick", "default", "full"):
+        assert build_suite(name).groups
+    assert {s.op for s in SHAPES} <= set(OPS)
+
+
+def test_bytes_model():
+    from fastpool.bench.measure import bytes_moved
+
+    stem = [s for s in SHAPES if s.name == "resnet50.stem"][0]
+    op = OPS["max_pool2d"]
+    n_in, n_out = 32 * 64 * 112 * 112, 32 * 64 * 56 * 56
+    assert bytes_moved(op, stem, "float32", "fwd") == {"read": 4 * n_in, "write": 4 * n_out}
+    assert bytes_moved(op, stem, "bfloat16", "fwd_idx") == {"read": 2 * n_in, "write": 2 * n_out + 8 * n_out}
+    assert bytes_moved(op, stem, "float32", "bwd") == {"read": 4 * n_out + 8 * n_out, "write": 4 * n_in}
+
+
+def test_plots(tmp_path):
+    pytest.importorskip("matplotlib")
+    result, _ = _smoke(tmp_path, "--no-e2e", "--directions", "fwd")
+    paths, why = report.write_plots(result, str(tmp_path), "run")
+    assert why is None and paths and all(os.path.getsize(p) > 0 for p in paths)
+
+
+def test_import_fastpool_stays_light():
+    code = "import sys, fastpool; print(any(m.startswith('fastpool.bench.') for m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
