@@ -16,7 +16,11 @@ ISA_SOURCES = [
     ("csrc/cpu/isa_portable.cpp", []),
 ]
 
-CXX_FLAGS = ["-O3", "-std=c++17"]
+# -fopenmp: at::parallel_for is an inline `#pragma omp parallel` in torch's
+# headers; without the flag it silently runs on one thread. The extension then
+# links the libgomp.so.1 torch already loaded (same SONAME), not a second runtime.
+CXX_FLAGS = ["-O3", "-std=c++17", "-fopenmp"]
+LINK_FLAGS = ["-fopenmp"]
 
 
 def _cpu_sources(root):
@@ -198,6 +202,7 @@ def _cuda_extension(root):
         include_dirs=[os.path.join(root, "csrc")],
         define_macros=[("FASTPOOL_CUDA_BUILD", "1"), ("FASTPOOL_CUDA_ARCH_LIST", '"' + ";".join(archs) + '"')],
         extra_compile_args={"cxx": torch_cxx_flags(), "nvcc": nvcc_flags},
+        extra_link_args=LINK_FLAGS,
     )
 
 
@@ -214,4 +219,5 @@ def make_extension(root):
         include_dirs=[os.path.join(root, "csrc")],
         define_macros=define_macros,
         extra_compile_args={"cxx": torch_cxx_flags()},
+        extra_link_args=LINK_FLAGS,
     )

@@ -6,6 +6,7 @@
 
 #include "../pool_shape.h"
 #include "dispatch.h"
+#include "huge_pages.h"
 
 namespace fastpool::cpu {
 namespace {
@@ -63,8 +64,8 @@ std::tuple<at::Tensor, at::Tensor> max_pool2d_with_indices(const at::Tensor& inp
   const char* op = "max_pool2d";
   const MaxPoolPlan plan = plan_max_pool(op, 2, input, kernel_size, stride, padding, dilation, ceil_mode);
   dtype_of(op, input);
-  at::Tensor output = at::empty(plan.out_shape, input.options().memory_format(plan.format));
-  at::Tensor indices = at::empty(plan.out_shape, input.options().dtype(at::kLong).memory_format(plan.format));
+  at::Tensor output = empty_with_huge_pages(plan.out_shape, input.options(), plan.format);
+  at::Tensor indices = empty_with_huge_pages(plan.out_shape, input.options().dtype(at::kLong), plan.format);
   run_forward(op, input, plan, output, &indices);
   return {output, indices};
 }
@@ -74,7 +75,7 @@ at::Tensor max_pool2d(const at::Tensor& input, at::IntArrayRef kernel_size, at::
   const char* op = "max_pool2d";
   const MaxPoolPlan plan = plan_max_pool(op, 2, input, kernel_size, stride, padding, dilation, ceil_mode);
   dtype_of(op, input);
-  at::Tensor output = at::empty(plan.out_shape, input.options().memory_format(plan.format));
+  at::Tensor output = empty_with_huge_pages(plan.out_shape, input.options(), plan.format);
   run_forward(op, input, plan, output, nullptr);
   return output;
 }
@@ -93,7 +94,7 @@ at::Tensor max_pool2d_with_indices_backward(const at::Tensor& grad_output, const
       active_kernels().backward[static_cast<int>(cl ? Layout::channels_last : Layout::planar)][static_cast<int>(dtype)];
   TORCH_CHECK_NOT_IMPLEMENTED(fn != nullptr, "\"", op, "\" not implemented for '", input.scalar_type(), "'");
 
-  at::Tensor grad_input = at::empty(input.sizes(), input.options().memory_format(format));
+  at::Tensor grad_input = empty_with_huge_pages(input.sizes(), input.options(), format);
   if (grad_input.numel() == 0) return grad_input;
   const PoolGeometry g = make_geometry(input, args);
   const at::Tensor go = grad_output.contiguous(format);
