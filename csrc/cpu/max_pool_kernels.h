@@ -579,6 +579,14 @@ void backward_channels_last(const PoolGeometry& g, const void* grad_output, cons
     const int64_t acc_stride = kDirect ? C : width;
     ZeroAhead<Acc> zero{acc, acc_stride, width, g.in_size[2], in_elems};
     for (int64_t o = 0; o < out_elems; ++o) {
+      if (o + kPrefetchPositions < out_elems) {
+        // The loop stalls on these two streams (strided by C when the block
+        // is narrower than C, which the hardware prefetchers follow poorly).
+        const char* ahead_idx = reinterpret_cast<const char*>(idx + (o + kPrefetchPositions) * C);
+        const char* ahead_go = reinterpret_cast<const char*>(go + (o + kPrefetchPositions) * C);
+        for (int64_t b = 0; b < width * static_cast<int64_t>(sizeof(int64_t)); b += 64) __builtin_prefetch(ahead_idx + b);
+        for (int64_t b = 0; b < width * static_cast<int64_t>(sizeof(T)); b += 64) __builtin_prefetch(ahead_go + b);
+      }
       for (int64_t c = 0; c < width; ++c) {
         const int64_t i = idx[o * C + c];
         if (static_cast<uint64_t>(i) < static_cast<uint64_t>(in_elems)) {
