@@ -35,16 +35,6 @@ SETTINGS = settings(max_examples=int(os.environ.get("FASTPOOL_EXAMPLES", "120"))
                     suppress_health_check=[HealthCheck.too_slow])
 
 
-def out_size(n, k, s, p, d, ceil):
-    span = n + 2 * p - d * (k - 1) - 1
-    if span < 0:
-        return 0
-    o = (span + (s - 1 if ceil else 0)) // s + 1
-    if ceil and (o - 1) * s >= n + p:
-        o -= 1
-    return o
-
-
 @st.composite
 def pool_case(draw, min_c=1, max_c=12, channels_multiple=1):
     k = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))

@@ -13,6 +13,16 @@ from pool_cases import (ALL_DTYPES, FLOAT_DTYPES, ISAS, LAYOUTS, assert_identica
 PROPERTY = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
+def check_forward(x, args, isa, expected):
+    """Both forward ops on the given ISA path against torch's (values, indices)."""
+    with cpu_isa(isa):
+        out, idx = fastpool.max_pool2d(x, return_indices=True, **args)
+        values_only = fastpool.max_pool2d(x, **args)
+    assert_identical(out, expected[0])
+    assert_identical(idx, expected[1])
+    assert_identical(values_only, expected[0])
+
+
 @st.composite
 def forward_case(draw, dtypes=ALL_DTYPES):
     args, hw = draw(pool_params())
@@ -30,13 +40,7 @@ def forward_case(draw, dtypes=ALL_DTYPES):
 @given(case=forward_case())
 def test_forward_matches_torch(case):
     args, x, isa = case
-    expected, expected_idx = torch_max_pool2d(x, **args)
-    with cpu_isa(isa):
-        out, idx = fastpool.max_pool2d(x, return_indices=True, **args)
-        values_only = fastpool.max_pool2d(x, **args)
-    assert_identical(out, expected)
-    assert_identical(idx, expected_idx)
-    assert_identical(values_only, expected)
+    check_forward(x, args, isa, torch_max_pool2d(x, **args))
 
 
 # Wide rows and many channels, so every vector path (full chunks, overlapped
@@ -62,13 +66,25 @@ def test_forward_vector_paths(hw, kernel, stride, padding, dilation, ceil_mode, 
     hw = tuple(max(n, (k - 1) * d + 1) for n, k, d in zip(hw, kernel, dilation))
     x = make_input(2, channels, hw, dtype, layout, seed, special)
     args = dict(kernel_size=kernel, stride=stride, padding=padding, dilation=dilation, ceil_mode=ceil_mode)
-    expected, expected_idx = F.max_pool2d(x, return_indices=True, **args)
-    with cpu_isa(isa):
-        out, idx = fastpool.max_pool2d(x, return_indices=True, **args)
-        values_only = fastpool.max_pool2d(x, **args)
-    assert_identical(out, expected)
-    assert_identical(idx, expected_idx)
-    assert_identical(values_only, expected)
+    check_forward(x, args, isa, F.max_pool2d(x, return_indices=True, **args))
+
+
+# Narrow rows with wide windows (global pooling, k >= 4 with stride > 2): one
+# masked load per window row, then the lanes combined in scan order.
+@settings(max_examples=80, deadline=None)
+@given(
+    kh=st.integers(1, 9), kw=st.integers(4, 17), extra_w=st.integers(0, 6), h_extra=st.integers(0, 3),
+    stride=st.integers(3, 8), padding=st.integers(0, 2), ceil_mode=st.booleans(),
+    layout=st.sampled_from(["contiguous", "sliced"]), channels=st.integers(1, 5),
+    dtype=st.sampled_from(FLOAT_DTYPES), special=st.sampled_from(["normal", "ties", "specials"]),
+    seed=st.integers(0, 2**31 - 1), isa=st.sampled_from(ISAS),
+)
+def test_forward_wide_windows_on_narrow_rows(kh, kw, extra_w, h_extra, stride, padding, ceil_mode, layout, channels,
+                                             dtype, special, seed, isa):
+    padding = min(padding, kh // 2, kw // 2)
+    x = make_input(2, channels, (kh + h_extra, kw + extra_w), dtype, layout, seed, special)
+    args = dict(kernel_size=(kh, kw), stride=stride, padding=padding, ceil_mode=ceil_mode)
+    check_forward(x, args, isa, F.max_pool2d(x, return_indices=True, **args))
 
 
 def _overlapping(args):

@@ -9,10 +9,7 @@ import shutil
 
 # Each ISA translation unit includes the same kernel source and is compiled with
 # its own flags; none of them is ever -march=native.
-# -fno-tree-loop-distribute-patterns: GCC otherwise turns short zeroing loops
-# (a channel block per position) into one memset call each, which cost as much
-# as the channels-last backward's scatter itself.
-ISA_COMMON_FLAGS = ["-O3", "-std=c++17", "-fPIC", "-fno-math-errno", "-fno-tree-loop-distribute-patterns", "-Wall"]
+ISA_COMMON_FLAGS = ["-O3", "-std=c++17", "-fPIC", "-fno-math-errno", "-Wall"]
 ISA_SOURCES = [
     ("csrc/cpu/isa_avx512.cpp", ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mf16c", "-mfma"]),
     ("csrc/cpu/isa_avx2.cpp", ["-mavx2", "-mfma", "-mf16c"]),

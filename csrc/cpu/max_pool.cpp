@@ -103,16 +103,15 @@ at::Tensor max_pool2d_with_indices_backward(const at::Tensor& grad_output, const
   const int64_t* idx_ptr = idx.const_data_ptr<int64_t>();
   void* gi_ptr = grad_input.mutable_data_ptr();
 
-  // Channels-last tasks are whole images (a channel block of C). Narrower
-  // blocks would let a small batch use more threads, but measured here they
-  // lose: the scatter slows 1.3x (32 floats) to 2x (16) on strided streams,
-  // and threads sharing an image queue on the same huge-page faults
-  // (U-Net pool1, batch 1: 25.7 ms with one block, 25.6 ms with two).
-  const int64_t block = g.channels;
-  const int64_t tasks = cl ? g.batch * ((g.channels + block - 1) / block) : g.batch * g.channels;
-  const int64_t per_task = cl ? out_plane_elems(g) * block : out_plane_elems(g);
+  // Channels-last tasks are whole images. Splitting channels into blocks
+  // would let a small batch use more threads, but measured here it loses: the
+  // scatter slows 1.3x (blocks of 32 floats) to 2x (16) on the strided
+  // streams, and threads sharing an image queue on the same huge-page faults
+  // (U-Net pool1, batch 1: 25.7 ms in one block, 25.6 ms in two).
+  const int64_t tasks = cl ? g.batch : g.batch * g.channels;
+  const int64_t per_task = cl ? out_plane_elems(g) * g.channels : out_plane_elems(g);
   at::parallel_for(0, tasks, grain_for(per_task),
-                   [&](int64_t begin, int64_t end) { fn(g, go_ptr, idx_ptr, gi_ptr, block, begin, end); });
+                   [&](int64_t begin, int64_t end) { fn(g, go_ptr, idx_ptr, gi_ptr, begin, end); });
   return grad_input;
 }
 

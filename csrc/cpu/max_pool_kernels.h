@@ -342,6 +342,52 @@ inline void forward_planar_interior(const PoolGeometry& g, const T* plane, const
                                                                   at(hi - L));
 }
 
+// One output of a planar input whose window rows are short contiguous runs
+// (dilation 1 along W, 4 to kLanes taps, e.g. a global 7x7 pool): one masked
+// load per window row, lane j following column j under PyTorch's rule, then
+// the lanes combined in scan order, which is increasing flat index: the last
+// NaN wins, else the largest value, the first of equals. Returns false (and
+// writes nothing) when the window does not fit this shape.
+template <typename T, bool kIndices>
+inline bool forward_one_by_rows(const T* plane, const int64_t* rows, WindowRows wr, WindowTaps tw, T* out,
+                                int64_t* index) {
+  using Sd = Simd<ComputeT<T>>;
+  using C = ComputeT<T>;
+  if constexpr (!Sd::kMasked) {
+    return false;
+  } else {
+    const int64_t n = tw.count;
+    if (wr.count == 0 || n < 4 || n > Sd::kLanes) return false;
+    const typename Sd::I columns = Sd::index_iota(1);
+    WindowMax<Sd, true, true> acc;
+    for (int64_t r = 0; r < wr.count; ++r) {
+      const int64_t start = rows[r] + tw.first;
+      const typename Sd::V v = Sd::load_n(plane + start, n);
+      const typename Sd::I at = Sd::index_add(Sd::index_set1(static_cast<int32_t>(start)), columns);
+      if (r == 0) acc.first(v, at);
+      else acc.step(v, at);
+    }
+    alignas(64) C values[Sd::kLanes];
+    alignas(64) int64_t positions[Sd::kLanes];
+    Sd::store(values, acc.best);
+    Sd::store_indices(positions, acc.best_index);
+    C best = values[0];
+    int64_t best_at = positions[0];
+    for (int64_t j = 1; j < n; ++j) {
+      const C v = values[j];
+      const bool wins = v != v ? (best == best || positions[j] > best_at)
+                               : (best == best && (v > best || (v == best && positions[j] < best_at)));
+      if (wins) {
+        best = v;
+        best_at = positions[j];
+      }
+    }
+    *out = Scalar<T>::store(best);
+    if (kIndices) *index = best_at;
+    return true;
+  }
+}
+
 // Picks the compile-time stride and kernel width for the common cases.
 template <typename T, bool kIndices, int kStride>
 inline void forward_planar_interior_kw(const PoolGeometry& g, const T* plane, const int64_t* rows, int64_t num_rows,
@@ -363,6 +409,14 @@ void forward_planar_rows(const PoolGeometry& g, const T* input, T* output, int64
   const bool vector_ok = kHasVectorPath<T> && plane_elems <= std::numeric_limits<int32_t>::max();
   int64_t lo = 0, hi = 0;
   interior_range(g, 2, &lo, &hi);
+  if constexpr (kHasVectorPath<T>) {
+    // Fewer interior outputs than lanes still cost a whole vector per tap, and
+    // without masked contiguous loads each vector is filled lane by lane: then
+    // the scalar loop is faster (a global 7x7 pool was 5x slower than torch).
+    using Sd = Simd<ComputeT<T>>;
+    const bool cheap_partial = Sd::kMasked && g.stride[2] <= 2;
+    if (hi - lo < Sd::kLanes && !cheap_partial) lo = hi = OW;
+  }
   if (!vector_ok) lo = hi = OW;
   const WindowTables tables(g);
   Scratch<int64_t> rows(g.kernel[0] * g.kernel[1]);
@@ -384,9 +438,15 @@ void forward_planar_rows(const PoolGeometry& g, const T* input, T* output, int64
     }
     const bool vectorize = wr.count > 0 && hi > lo;
     auto scalar = [&](int64_t ow_begin, int64_t ow_end) {
-      for (int64_t ow = ow_begin; ow < ow_end; ++ow)
-        forward_one<T, kIndices>(plane, 1, rows.data, wr, tables.width(ow), g.dilation[2], out + ow,
-                                 kIndices ? index + ow : nullptr);
+      for (int64_t ow = ow_begin; ow < ow_end; ++ow) {
+        const WindowTaps tw = tables.width(ow);
+        if constexpr (kHasVectorPath<T>) {
+          if (vector_ok && g.dilation[2] == 1 && forward_one_by_rows<T, kIndices>(plane, rows.data, wr, tw, out + ow,
+                                                                                   kIndices ? index + ow : nullptr))
+            continue;
+        }
+        forward_one<T, kIndices>(plane, 1, rows.data, wr, tw, g.dilation[2], out + ow, kIndices ? index + ow : nullptr);
+      }
     };
     if (!vectorize) {
       scalar(0, OW);
@@ -515,30 +575,24 @@ using GradAcc = std::conditional_t<std::is_same_v<T, bf16_t> || std::is_same_v<T
 // one far ahead, finds its row zeroed before it is added to.
 template <typename Acc>
 struct ZeroAhead {
-  Acc* acc;
-  int64_t stride, width;    // position i's channels: acc[i * stride + c], c < width
-  int64_t row, positions;   // positions per input row, per plane
+  Acc* acc;                 // position i's channels: acc[i * channels + c]
+  int64_t channels;
+  int64_t row, positions;   // positions per input row, per image
   int64_t zeroed = 0;       // positions [0, zeroed) are zero or accumulated
 
   inline void reach(int64_t i) {
     if (i < zeroed) return;
-    const int64_t stop = min64(positions, (i / row + 1) * row);
-    upto(stop);
+    upto(min64(positions, (i / row + 1) * row));
   }
   inline void upto(int64_t stop) {
-    if (stride == width) {
-      std::memset(static_cast<void*>(acc + zeroed * stride), 0, sizeof(Acc) * (stop - zeroed) * width);
-    } else {
-      for (int64_t i = zeroed; i < stop; ++i)
-        for (int64_t c = 0; c < width; ++c) acc[i * stride + c] = Acc(0);
-    }
+    std::memset(static_cast<void*>(acc + zeroed * channels), 0, sizeof(Acc) * (stop - zeroed) * channels);
     zeroed = stop;
   }
 };
 
 template <typename T>
 void backward_planar(const PoolGeometry& g, const void* grad_output, const int64_t* indices, void* grad_input,
-                     int64_t /*channel_block*/, int64_t begin, int64_t end) {
+                     int64_t begin, int64_t end) {
   using Acc = GradAcc<T>;
   constexpr bool kDirect = std::is_same_v<Acc, T>;
   const int64_t in_elems = in_plane_elems(g), out_elems = out_plane_elems(g);
@@ -561,44 +615,31 @@ void backward_planar(const PoolGeometry& g, const void* grad_output, const int64
 
 template <typename T>
 void backward_channels_last(const PoolGeometry& g, const void* grad_output, const int64_t* indices,
-                            void* grad_input, int64_t channel_block, int64_t begin, int64_t end) {
+                            void* grad_input, int64_t begin, int64_t end) {
   using Acc = GradAcc<T>;
   constexpr bool kDirect = std::is_same_v<Acc, T>;
   const int64_t C = g.channels;
   const int64_t in_elems = in_plane_elems(g), out_elems = out_plane_elems(g);
-  const int64_t blocks = (C + channel_block - 1) / channel_block;
-  Scratch<Acc> scratch(kDirect ? 0 : in_elems * channel_block);
-  for (int64_t task = begin; task < end; ++task) {
-    const int64_t n = task / blocks, c0 = (task % blocks) * channel_block;
-    const int64_t width = min64(channel_block, C - c0);
-    const T* go = static_cast<const T*>(grad_output) + n * out_elems * C + c0;
-    const int64_t* idx = indices + n * out_elems * C + c0;
-    T* gi = static_cast<T*>(grad_input) + n * in_elems * C + c0;
-    // acc[i * acc_stride + c]: grad_input itself, or a dense float block.
+  Scratch<Acc> scratch(kDirect ? 0 : in_elems * C);
+  for (int64_t n = begin; n < end; ++n) {
+    const T* go = static_cast<const T*>(grad_output) + n * out_elems * C;
+    const int64_t* idx = indices + n * out_elems * C;
+    T* gi = static_cast<T*>(grad_input) + n * in_elems * C;
+    // acc[i * C + c]: grad_input itself, or a float image.
     Acc* acc = kDirect ? reinterpret_cast<Acc*>(gi) : scratch.data;
-    const int64_t acc_stride = kDirect ? C : width;
-    ZeroAhead<Acc> zero{acc, acc_stride, width, g.in_size[2], in_elems};
+    ZeroAhead<Acc> zero{acc, C, g.in_size[2], in_elems};
     for (int64_t o = 0; o < out_elems; ++o) {
-      if (o + kPrefetchPositions < out_elems) {
-        // The loop stalls on these two streams (strided by C when the block
-        // is narrower than C, which the hardware prefetchers follow poorly).
-        const char* ahead_idx = reinterpret_cast<const char*>(idx + (o + kPrefetchPositions) * C);
-        const char* ahead_go = reinterpret_cast<const char*>(go + (o + kPrefetchPositions) * C);
-        for (int64_t b = 0; b < width * static_cast<int64_t>(sizeof(int64_t)); b += 64) __builtin_prefetch(ahead_idx + b);
-        for (int64_t b = 0; b < width * static_cast<int64_t>(sizeof(T)); b += 64) __builtin_prefetch(ahead_go + b);
-      }
-      for (int64_t c = 0; c < width; ++c) {
+      for (int64_t c = 0; c < C; ++c) {
         const int64_t i = idx[o * C + c];
         if (static_cast<uint64_t>(i) < static_cast<uint64_t>(in_elems)) {
           zero.reach(i);
-          acc[i * acc_stride + c] += Scalar<T>::load(go[o * C + c]);
+          acc[i * C + c] += Scalar<T>::load(go[o * C + c]);
         }
       }
     }
     zero.upto(in_elems);
     if constexpr (!kDirect)
-      for (int64_t i = 0; i < in_elems; ++i)
-        for (int64_t c = 0; c < width; ++c) gi[i * C + c] = Scalar<T>::store(acc[i * acc_stride + c]);
+      for (int64_t i = 0; i < in_elems * C; ++i) gi[i] = Scalar<T>::store(acc[i]);
   }
 }
 

@@ -17,34 +17,10 @@ namespace fastpool {
 namespace {
 
 namespace py = pybind11;
+using cuda_impl::acc_t;
+using cuda_impl::with_index_type;
+using cuda_impl::with_lanes;
 using cuda_logic::host_vector_tally;
-
-template <typename scalar_t>
-using acc_t = std::conditional_t<std::is_same_v<scalar_t, double>, double, float>;
-
-// Calls f with std::integral_constant<int, V> for the lanes the plan chose;
-// the same set of widths max_pool.cu instantiates.
-template <typename scalar_t, typename F>
-void with_lanes(int lanes, F&& f) {
-  constexpr int k8 = 8 / sizeof(scalar_t), k16 = 16 / sizeof(scalar_t);
-  if (lanes == k16) {
-    f(std::integral_constant<int, k16>{});
-  } else if (k8 > 1 && lanes == k8) {
-    f(std::integral_constant<int, (k8 > 1 ? k8 : 1)>{});
-  } else {
-    TORCH_CHECK(lanes == 1, "unexpected vector width ", lanes);
-    f(std::integral_constant<int, 1>{});
-  }
-}
-
-template <typename F>
-void with_index_type(bool use32, F&& f) {
-  if (use32) {
-    f(int32_t{});
-  } else {
-    f(int64_t{});
-  }
-}
 
 py::dict info(bool nhwc, int lanes, bool use32) {
   py::dict d;

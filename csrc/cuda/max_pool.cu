@@ -21,9 +21,6 @@ namespace {
 
 constexpr int kThreads = 256;
 
-template <typename scalar_t>
-using acc_t = std::conditional_t<std::is_same_v<scalar_t, double>, double, float>;
-
 template <typename scalar_t, typename index_t, bool kIndices>
 __global__ void __launch_bounds__(kThreads) forward_nchw_kernel(cuda_logic::ForwardArgs<scalar_t> a, index_t n) {
   const index_t step = static_cast<index_t>(gridDim.x) * kThreads;
@@ -58,29 +55,6 @@ int64_t blocks_for(int64_t work_items) {
   const int64_t sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
   const int64_t cap = sms * (2048 / kThreads) * 8;
   return std::max<int64_t>(1, std::min<int64_t>((work_items + kThreads - 1) / kThreads, cap));
-}
-
-// Same widths as host_logic.cpp's with_lanes: 16 bytes, 8 bytes, scalar.
-template <typename scalar_t, typename F>
-void with_lanes(int lanes, F&& f) {
-  constexpr int k8 = 8 / sizeof(scalar_t), k16 = 16 / sizeof(scalar_t);
-  if (lanes == k16) {
-    f(std::integral_constant<int, k16>{});
-  } else if (k8 > 1 && lanes == k8) {
-    f(std::integral_constant<int, (k8 > 1 ? k8 : 1)>{});
-  } else {
-    TORCH_CHECK(lanes == 1, "unexpected vector width ", lanes);
-    f(std::integral_constant<int, 1>{});
-  }
-}
-
-template <typename F>
-void with_index_type(bool use32, F&& f) {
-  if (use32) {
-    f(int32_t{});
-  } else {
-    f(int64_t{});
-  }
 }
 
 void launch_forward(const ForwardJob& job, bool with_indices) {

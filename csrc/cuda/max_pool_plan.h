@@ -6,6 +6,8 @@
 #pragma once
 #include <ATen/ATen.h>
 
+#include <type_traits>
+
 #include "../pool_shape.h"
 #include "max_pool_device.cuh"
 
@@ -17,6 +19,37 @@ namespace cuda_impl {
 constexpr const char* kDispatchName = "max_pool2d_with_indices_out_cuda_frame";
 
 inline bool is_nhwc(at::MemoryFormat f) { return f == at::MemoryFormat::ChannelsLast; }
+
+// The accumulation type of the kernels: float for the half types, else the
+// element type.
+template <typename scalar_t>
+using acc_t = std::conditional_t<std::is_same_v<scalar_t, double>, double, float>;
+
+// Calls f with std::integral_constant<int, V> for the NHWC vector width the
+// job chose (16 bytes, 8 bytes, or scalar): the set of widths that both the
+// .cu and the host build instantiate.
+template <typename scalar_t, typename F>
+void with_lanes(int lanes, F&& f) {
+  constexpr int k8 = 8 / sizeof(scalar_t), k16 = 16 / sizeof(scalar_t);
+  if (lanes == k16) {
+    f(std::integral_constant<int, k16>{});
+  } else if (k8 > 1 && lanes == k8) {
+    f(std::integral_constant<int, (k8 > 1 ? k8 : 1)>{});
+  } else {
+    TORCH_CHECK(lanes == 1, "unexpected vector width ", lanes);
+    f(std::integral_constant<int, 1>{});
+  }
+}
+
+// Calls f with int32_t{} or int64_t{}: the index type of the kernel.
+template <typename F>
+void with_index_type(bool use32, F&& f) {
+  if (use32) {
+    f(int32_t{});
+  } else {
+    f(int64_t{});
+  }
+}
 
 struct ForwardJob {
   PoolGeometry g;
