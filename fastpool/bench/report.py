@@ -414,11 +414,7 @@ def write_plots(result, out_dir, stem=None):
                 ax.axvline(100, color="k", lw=0.8)
                 ax.set_xlabel("% of stream roofline (roofline time / kernel time)")
             ax.legend(fontsize=7)
-            fig.tight_layout()
-            p = os.path.join(out_dir, f"{stem}-{fname}.png")
-            fig.savefig(p, dpi=110)
-            plt.close(fig)
-            paths.append(p)
+            paths.append(_save_figure(plt, fig, out_dir, f"{stem}-{fname}.png"))
     sweep = [c for c in result["cases"] if c["group"] == "sweep"]
     if sweep:
         fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -437,12 +433,16 @@ def write_plots(result, out_dir, stem=None):
         ax.set_ylabel("effective bandwidth (GB/s)")
         ax.set_title("size sweep: max_pool2d k3 s2 p1, fp32, forward")
         ax.legend(fontsize=7)
-        fig.tight_layout()
-        p = os.path.join(out_dir, f"{stem}-sweep.png")
-        fig.savefig(p, dpi=110)
-        plt.close(fig)
-        paths.append(p)
+        paths.append(_save_figure(plt, fig, out_dir, f"{stem}-sweep.png"))
     return paths, None
+
+
+def _save_figure(plt, fig, out_dir, name):
+    fig.tight_layout()
+    path = os.path.join(out_dir, name)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 # ----------------------------------------------------------------------------- compare
