@@ -150,10 +150,12 @@ def test_gradcheck_float64():
             assert torch.autograd.gradgradcheck(lambda t: fastpool.max_pool2d(t, **args), (x,))
 
 
+# Batch 1 on two threads splits each channels-last image into row bands.
+@pytest.mark.parametrize("batch", [1, 4])
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.int32])
-def test_thread_count_does_not_change_results(layout, dtype):
-    x = make_input(4, 24, (57, 61), dtype, layout, seed=11, special="ties")
+def test_thread_count_does_not_change_results(layout, dtype, batch):
+    x = make_input(batch, 24, (57, 61), dtype, layout, seed=11, special="ties")
     old = torch.get_num_threads()
     results = []
     try:
@@ -175,6 +177,9 @@ def test_thread_count_does_not_change_results(layout, dtype):
     expected, expected_idx = torch_max_pool2d(x, kernel_size=3, stride=2, padding=1)
     assert_identical(o1, expected)
     assert_identical(i1, expected_idx)
+    if dtype == torch.float32:  # exact in float32: torch adds in the same order
+        assert_identical(g1, torch.ops.aten.max_pool2d_with_indices_backward(
+            torch.ones_like(out), x, [3, 3], [2, 2], [1, 1], [1, 1], False, expected_idx))
 
 
 def test_empty_batch_and_unbatched():

@@ -27,11 +27,11 @@ using ForwardFn = void (*)(const PoolGeometry& g, const void* input, void* outpu
                            int64_t begin, int64_t end);
 
 // Backward over a range of tasks: planar = planes (n, c); channels_last =
-// images n. Each task owns the grad_input elements it writes, so results do
-// not depend on threading. Indices outside the input plane add nothing (see
-// max_pool_kernels.h).
+// (image n, band of input rows), `bands` bands per image. Each task owns the
+// grad_input elements it writes, so results do not depend on threading.
+// Indices outside the input plane add nothing (see max_pool_kernels.h).
 using BackwardFn = void (*)(const PoolGeometry& g, const void* grad_output, const int64_t* indices,
-                            void* grad_input, int64_t begin, int64_t end);
+                            void* grad_input, int64_t bands, int64_t begin, int64_t end);
 
 struct KernelTable {
   const char* isa;

@@ -577,7 +577,7 @@ template <typename Acc>
 struct ZeroAhead {
   Acc* acc;                 // position i's channels: acc[i * channels + c]
   int64_t channels;
-  int64_t row, positions;   // positions per input row, per image
+  int64_t row, positions;   // positions per input row, in all
   int64_t zeroed = 0;       // positions [0, zeroed) are zero or accumulated
 
   inline void reach(int64_t i) {
@@ -592,7 +592,7 @@ struct ZeroAhead {
 
 template <typename T>
 void backward_planar(const PoolGeometry& g, const void* grad_output, const int64_t* indices, void* grad_input,
-                     int64_t begin, int64_t end) {
+                     int64_t /*bands*/, int64_t begin, int64_t end) {
   using Acc = GradAcc<T>;
   constexpr bool kDirect = std::is_same_v<Acc, T>;
   const int64_t in_elems = in_plane_elems(g), out_elems = out_plane_elems(g);
@@ -613,33 +613,41 @@ void backward_planar(const PoolGeometry& g, const void* grad_output, const int64
   }
 }
 
+// Tasks are (image, band of input rows): `bands` bands per image. A task
+// scans every output of its image and adds only the indices that fall in its
+// own rows, so each grad_input element is written by one task, in output
+// order, whatever the number of bands (bands > 1 lets a small batch use every
+// thread; each band is its own contiguous stretch of memory and pages).
 template <typename T>
 void backward_channels_last(const PoolGeometry& g, const void* grad_output, const int64_t* indices,
-                            void* grad_input, int64_t begin, int64_t end) {
+                            void* grad_input, int64_t bands, int64_t begin, int64_t end) {
   using Acc = GradAcc<T>;
   constexpr bool kDirect = std::is_same_v<Acc, T>;
-  const int64_t C = g.channels;
+  const int64_t C = g.channels, W = g.in_size[2];
   const int64_t in_elems = in_plane_elems(g), out_elems = out_plane_elems(g);
-  Scratch<Acc> scratch(kDirect ? 0 : in_elems * C);
-  for (int64_t n = begin; n < end; ++n) {
+  const int64_t rows = g.in_size[0] * g.in_size[1];
+  Scratch<Acc> scratch(kDirect ? 0 : ((rows + bands - 1) / bands) * W * C);
+  for (int64_t task = begin; task < end; ++task) {
+    const int64_t n = task / bands, band = task % bands;
+    const int64_t first = band * rows / bands * W, count = (band + 1) * rows / bands * W - first;  // positions
     const T* go = static_cast<const T*>(grad_output) + n * out_elems * C;
     const int64_t* idx = indices + n * out_elems * C;
-    T* gi = static_cast<T*>(grad_input) + n * in_elems * C;
-    // acc[i * C + c]: grad_input itself, or a float image.
+    T* gi = static_cast<T*>(grad_input) + (n * in_elems + first) * C;
+    // acc[(i - first) * C + c]: grad_input itself, or a float band.
     Acc* acc = kDirect ? reinterpret_cast<Acc*>(gi) : scratch.data;
-    ZeroAhead<Acc> zero{acc, C, g.in_size[2], in_elems};
+    ZeroAhead<Acc> zero{acc, C, W, count};
     for (int64_t o = 0; o < out_elems; ++o) {
       for (int64_t c = 0; c < C; ++c) {
-        const int64_t i = idx[o * C + c];
-        if (static_cast<uint64_t>(i) < static_cast<uint64_t>(in_elems)) {
+        const int64_t i = idx[o * C + c] - first;
+        if (static_cast<uint64_t>(i) < static_cast<uint64_t>(count)) {
           zero.reach(i);
           acc[i * C + c] += Scalar<T>::load(go[o * C + c]);
         }
       }
     }
-    zero.upto(in_elems);
+    zero.upto(count);
     if constexpr (!kDirect)
-      for (int64_t i = 0; i < in_elems * C; ++i) gi[i] = Scalar<T>::store(acc[i]);
+      for (int64_t i = 0; i < count * C; ++i) gi[i] = Scalar<T>::store(acc[i]);
   }
 }
 
