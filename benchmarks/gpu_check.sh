@@ -1,108 +1,166 @@
 #!/usr/bin/env bash
-# Everything fastpool checks on a GPU, in one script for a bare GPU machine that
-# has PyTorch (CUDA build) and nvcc: build with CUDA, run the CUDA tests
-# (parity with torch CUDA), compute-sanitizer memcheck + racecheck on a short
-# test, then the GPU benchmark (ResNet stem and VGG pooling, both layouts,
-# fp32 and bf16, forward and backward, % of stream roofline).
+# Everything fastpool checks on a GPU, in one visit of about 8 minutes on a bare
+# 16-core H100/H200 machine that has PyTorch (CUDA build) and nvcc:
+#   build      FASTPOOL_CUDA=1, this GPU's arch only
+#   probe      benchmarks/gpu_probe.py: edge cases one by one (unbatched, empty,
+#              errors, ...); if it dies, the last case is rerun under gdb
+#   test       pytest -m "cuda and not slow" (parity with torch CUDA)
+#   host       the host executor's tests (what CI runs) on this machine too
+#   sanitizer  compute-sanitizer memcheck on the probe and the smoke test,
+#              racecheck on the smoke test
+#   bench      stem and VGG pools, fp32/bf16, both layouts, fwd/fwd_idx/bwd/train
+#              vs torch (NCHW, channels_last), % of stream roofline and of copy bandwidth
+#   inductor   the same cases' fwd and bwd vs torch.compile
 #
-#   bash benchmarks/gpu_check.sh              # all steps
-#   STEPS="build test" bash benchmarks/gpu_check.sh
+#   bash benchmarks/gpu_check.sh OUT_DIR            # all steps
+#   STEPS="build probe" bash benchmarks/gpu_check.sh OUT_DIR
 #
-# Env: PYTHON (default python3), STEPS (build test sanitizer bench),
-# TORCH_CUDA_ARCH_LIST (default: this GPU's arch, for a quick build),
-# BENCH_OUT (default benchmarks/results), SLOW=1 to add the >2^31-element tests,
-# ALLOW_NO_GPU=1 for a trial run without a GPU (build and host-logic tests only).
-set -euo pipefail
+# Every step runs under its own time limit and a shared deadline (DEADLINE_S,
+# default 470 s from the start); a step that fails, hangs or crashes is recorded
+# and the next one runs. All output goes to OUT_DIR: one log per step, the
+# benchmark JSON/Markdown, and summary.md (also printed at the end).
+# Env: PYTHON (python3), STEPS, TORCH_CUDA_ARCH_LIST (default: this GPU's),
+# ALLOW_NO_GPU=1 for a trial run without a GPU (build, host tests).
+set -uo pipefail
 
+OUT="${1:?usage: bash benchmarks/gpu_check.sh OUT_DIR}"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
+cd "$ROOT" || exit 2
+mkdir -p "$OUT"
+OUT="$(cd "$OUT" && pwd)"
 PY="${PYTHON:-python3}"
-STEPS="${STEPS:-build test sanitizer bench}"
-BENCH_OUT="${BENCH_OUT:-$ROOT/benchmarks/results}"
+STEPS="${STEPS:-build probe test host sanitizer bench inductor}"
+DEADLINE_S="${DEADLINE_S:-470}"
 T0=$SECONDS
-FAILED=()
-step() { echo; echo "== [$((SECONDS - T0))s] $*"; }
+SUMMARY="$OUT/summary.md"
+printf '| step | result | seconds | limit | log |\n|---|---|---:|---:|---|\n' >"$SUMMARY"
+FAILED=0
+
 want() { [[ " $STEPS " == *" $1 "* ]]; }
 
-step "environment"
-if command -v nvidia-smi >/dev/null; then nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true; fi
+# run_step NAME LIMIT_S COMMAND...: the command under `timeout`, output to
+# OUT/NAME.log, one summary row. The limit shrinks to what the deadline leaves.
+run_step() {
+  local name="$1" limit="$2"
+  shift 2
+  local left=$((DEADLINE_S - (SECONDS - T0)))
+  ((limit > left)) && limit=$left
+  if ((limit < 5)); then
+    printf '| %s | skipped (deadline) | 0 | 0 | - |\n' "$name" >>"$SUMMARY"
+    echo "== $name: skipped, deadline reached"
+    FAILED=1
+    return 1
+  fi
+  echo "== [$((SECONDS - T0))s] $name (limit ${limit}s)"
+  local t=$SECONDS rc
+  timeout -k 5 "$limit" "$@" >"$OUT/$name.log" 2>&1
+  rc=$?
+  local result="ok"
+  if ((rc == 124 || rc == 137)); then
+    result="**timed out**"
+  elif ((rc > 128)); then
+    result="**killed by signal $((rc - 128))**"
+  elif ((rc != 0)); then
+    result="**failed (rc $rc)**"
+  fi
+  ((rc != 0)) && FAILED=1
+  printf '| %s | %s | %d | %d | %s.log |\n' "$name" "$result" $((SECONDS - t)) "$limit" "$name" >>"$SUMMARY"
+  tail -n 3 "$OUT/$name.log"
+  return $rc
+}
+
 HAVE_GPU=1
-if ! "$PY" - <<'EOF'
-import sys
+run_step env 30 "$PY" - <<'EOF'
+import subprocess, sys
 import torch
-print("torch", torch.__version__, "CUDA", torch.version.cuda)
+try:
+    print(subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
+                         capture_output=True, text=True, timeout=20).stdout.strip())
+except Exception as e:
+    print("nvidia-smi:", e)
+print("torch", torch.__version__, "CUDA", torch.version.cuda, "python", sys.version.split()[0])
 if not torch.cuda.is_available():
     sys.exit("no usable GPU: torch.cuda.is_available() is False")
 print("GPU", torch.cuda.get_device_name(0), "sm_%d%d" % torch.cuda.get_device_capability(0))
 EOF
-then
-  # A trial run on a machine without a GPU: build and host-logic tests only.
-  [ "${ALLOW_NO_GPU:-0}" = "1" ] || { echo "set ALLOW_NO_GPU=1 for a build-only trial run"; exit 1; }
+if (($? != 0)); then
+  [ "${ALLOW_NO_GPU:-0}" = "1" ] || { echo "no GPU (set ALLOW_NO_GPU=1 for a trial run)"; cat "$SUMMARY"; exit 1; }
   HAVE_GPU=0
-  STEPS="${STEPS//sanitizer/}"
-  STEPS="${STEPS//bench/}"
+  FAILED=0
+  STEPS="${STEPS//probe/}"; STEPS="${STEPS//test/}"; STEPS="${STEPS//sanitizer/}"
+  STEPS="${STEPS//inductor/}"; STEPS="${STEPS//bench/}"
   echo "no GPU: running only: $STEPS"
 fi
 for mod in pytest hypothesis ninja numpy; do
-  "$PY" -c "import $mod" 2>/dev/null || "$PY" -m pip install -q "$mod" || echo "warning: $mod missing and not installable"
+  "$PY" -c "import $mod" 2>/dev/null || "$PY" -m pip install -q "$mod" >/dev/null 2>&1 || echo "warning: $mod missing"
 done
 
 if want build; then
-  step "build (FASTPOOL_CUDA=1)"
   if [ -z "${TORCH_CUDA_ARCH_LIST:-}" ] && [ "$HAVE_GPU" = "1" ]; then
-    # Only this GPU's arch: the default list (several archs + PTX) takes longer.
+    # This GPU's arch only: the default list (several archs + PTX) takes longer.
     TORCH_CUDA_ARCH_LIST="$("$PY" -c 'import torch; print("%d.%d" % torch.cuda.get_device_capability(0))')"
     export TORCH_CUDA_ARCH_LIST
   fi
-  echo "TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-default}"
-  TB=$SECONDS
-  FASTPOOL_CUDA=1 MAX_JOBS="${MAX_JOBS:-$(nproc)}" "$PY" -m pip install -q --no-build-isolation --no-deps -e . 2>&1 \
-    | tail -n 30
-  echo "build took $((SECONDS - TB))s"
-  "$PY" -c "import fastpool; print(fastpool.build_info()); assert fastpool.build_info()['cuda']"
+  run_step build 200 env FASTPOOL_CUDA=1 MAX_JOBS="${MAX_JOBS:-$(nproc)}" bash -c \
+    "echo TORCH_CUDA_ARCH_LIST=\${TORCH_CUDA_ARCH_LIST:-default}; \
+     '$PY' -m pip install --no-build-isolation --no-deps -e . 2>&1 | tail -n 40 && \
+     '$PY' -c 'import fastpool; i = fastpool.build_info(); print(i); assert i[\"cuda\"]'"
+fi
+
+if want probe; then
+  if ! run_step probe 60 "$PY" -X faulthandler benchmarks/gpu_probe.py; then
+    last="$(grep '^RUN ' "$OUT/probe.log" | tail -n 1 | cut -c5-)"
+    if [ -n "$last" ] && ! grep -q "^\(OK\|FAIL\) $last" "$OUT/probe.log" && command -v gdb >/dev/null; then
+      # The process died in $last: a native backtrace of that case alone.
+      run_step probe_gdb 60 gdb -q -batch -ex run -ex bt -ex "info sharedlibrary" \
+        --args "$PY" benchmarks/gpu_probe.py --only "$last"
+    fi
+  fi
 fi
 
 if want test; then
-  step "CUDA parity tests (pytest -m cuda) and the host build of the kernels' logic"
-  MARK="cuda and not slow"
-  [ "${SLOW:-0}" = "1" ] && MARK="cuda"
-  "$PY" -m pytest -q -p no:cacheprovider -m "$MARK" tests/ || FAILED+=("pytest -m cuda")
-  "$PY" -m pytest -q -p no:cacheprovider tests/test_cuda_host_logic.py || FAILED+=("host logic tests")
+  run_step test 110 env FASTPOOL_EXAMPLES="${FASTPOOL_EXAMPLES:-40}" "$PY" -X faulthandler -m pytest -q \
+    -p no:cacheprovider -m "cuda and not slow" tests/test_cuda.py --junitxml="$OUT/pytest_cuda.xml"
+fi
+
+if want host; then
+  run_step host 40 "$PY" -m pytest -q -p no:cacheprovider tests/test_cuda_host_executor.py
 fi
 
 if want sanitizer; then
-  step "compute-sanitizer (memcheck, racecheck) on the smoke test"
   SAN="$(command -v compute-sanitizer || true)"
   if [ -z "$SAN" ]; then
     CUDA_HOME_FOUND="$("$PY" -c 'import sys; sys.path.insert(0, "tools"); import build_config; print(build_config.find_cuda_home() or "")')"
     [ -x "$CUDA_HOME_FOUND/bin/compute-sanitizer" ] && SAN="$CUDA_HOME_FOUND/bin/compute-sanitizer"
   fi
   if [ -z "$SAN" ]; then
-    echo "compute-sanitizer not found"
-    FAILED+=("compute-sanitizer missing")
+    printf '| sanitizer | **compute-sanitizer not found** | 0 | 0 | - |\n' >>"$SUMMARY"
+    FAILED=1
   else
-    for tool in memcheck racecheck; do
-      echo "-- $tool"
-      # No caching allocator, so memcheck sees each tensor's own bounds.
-      PYTORCH_NO_CUDA_MEMORY_CACHING=1 "$SAN" --tool "$tool" --error-exitcode 99 --target-processes all \
-        "$PY" -m pytest -q -p no:cacheprovider -x tests/test_cuda.py -k sanitizer_smoke \
-        || FAILED+=("compute-sanitizer $tool")
-    done
+    # No caching allocator, so memcheck sees each tensor's own bounds.
+    run_step sanitizer 90 env PYTORCH_NO_CUDA_MEMORY_CACHING=1 bash -c \
+      "'$SAN' --tool memcheck --error-exitcode 99 '$PY' benchmarks/gpu_probe.py && \
+       '$SAN' --tool memcheck --error-exitcode 99 '$PY' -m pytest -q -p no:cacheprovider -x tests/test_cuda.py \
+         -k sanitizer_smoke && \
+       '$SAN' --tool racecheck --error-exitcode 99 '$PY' -m pytest -q -p no:cacheprovider -x tests/test_cuda.py \
+         -k 'sanitizer_smoke and float32'"
   fi
 fi
 
+BENCH=(--device cuda --suite default --ops max_pool2d --cases resnet50.stem,vgg16.pool2@112px
+       --dtypes float32,bfloat16 --layouts nchw,nhwc --no-sweep --no-e2e --no-progress --out "$OUT")
 if want bench; then
-  step "GPU benchmark: ResNet stem [32,64,112,112] k3 s2 p1 and VGG [32,128,56,56] k2 s2"
-  mkdir -p "$BENCH_OUT"
-  "$PY" -m fastpool.bench --device cuda --suite default --ops max_pool2d \
-    --cases resnet50.stem,vgg16.pool2@112px --dtypes float32,bfloat16 --layouts nchw,nhwc \
-    --directions fwd,fwd_idx,bwd,train --peers torch,torch_cl --no-sweep --no-e2e --no-progress \
-    --out "$BENCH_OUT" || FAILED+=("benchmark")
+  run_step bench 110 "$PY" -m fastpool.bench "${BENCH[@]}" --name bench-cuda \
+    --directions fwd,fwd_idx,bwd,train --peers torch,torch_cl --repeats 2
+fi
+if want inductor; then
+  run_step inductor 100 "$PY" -m fastpool.bench "${BENCH[@]}" --name bench-cuda-inductor \
+    --directions fwd,bwd --peers torch,inductor --repeats 2
 fi
 
-step "finished in $((SECONDS - T0))s"
-if [ ${#FAILED[@]} -gt 0 ]; then
-  printf 'FAILED: %s\n' "${FAILED[@]}"
-  exit 1
-fi
-if [ "$HAVE_GPU" = "1" ]; then echo "all GPU checks passed"; else echo "trial run without a GPU passed (GPU steps not run)"; fi
+echo
+echo "== finished in $((SECONDS - T0))s (deadline ${DEADLINE_S}s); summary: $SUMMARY"
+printf '\nTotal: %ds; GPU: %s\n' $((SECONDS - T0)) "$([ "$HAVE_GPU" = 1 ] && echo yes || echo 'no (trial run)')" \
+  >>"$SUMMARY"
+cat "$SUMMARY"
+exit $FAILED

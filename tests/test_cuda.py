@@ -23,7 +23,7 @@ from hypothesis import given  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 import fastpool  # noqa: E402
-from test_cuda_host_logic import DTYPES, SETTINGS, make_input, pool_args, pool_case  # noqa: E402
+from test_cuda_host_executor import DTYPES, SETTINGS, make_input, pool_args, pool_case  # noqa: E402
 
 ops = torch.ops.fastpool
 

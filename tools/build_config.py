@@ -26,8 +26,9 @@ LINK_FLAGS = ["-fopenmp"]
 def _cpu_sources(root):
     srcs = [os.path.join("csrc", "fastpool.cpp"), os.path.join("csrc", "pool_shape.cpp")]
     srcs += [os.path.join("csrc", f) for f in ("max_pool_meta.cpp", "build_info.cpp")]
-    # The CUDA kernels' per-element logic, built for the host so tests can run it.
-    srcs.append(os.path.join("csrc", "cuda", "host_logic.cpp"))
+    # The CUDA ops' host side (job preparation) and the host executor that runs
+    # them, kernel bodies included, on the CPU: in every build, so tests run them.
+    srcs += [os.path.join("csrc", "cuda", f) for f in ("max_pool_jobs.cpp", "host_executor.cpp")]
     isa = {os.path.normpath(s) for s, _ in ISA_SOURCES}
     for path in sorted(glob.glob(os.path.join(root, "csrc", "cpu", "*.cpp"))):
         rel = os.path.relpath(path, root)

@@ -503,7 +503,7 @@ template <typename T, bool kIndices>
 void forward_channels_last_positions(const PoolGeometry& g, const T* input, T* output, int64_t* indices,
                                      int64_t begin, int64_t end) {
   const int64_t C = g.channels;
-  const int64_t OD = g.out_size[0], OH = g.out_size[1], OW = g.out_size[2];
+  const int64_t OW = g.out_size[2];
   const int64_t plane_elems = in_plane_elems(g);
   const bool vector_ok = kHasVectorPath<T> && plane_elems <= std::numeric_limits<int32_t>::max();
   const WindowTables tables(g);

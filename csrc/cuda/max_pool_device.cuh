@@ -1,22 +1,22 @@
-// Per-element logic of the CUDA max_pool2d kernels: one output (forward) or one
-// input (backward) per call, as plain __host__ __device__ code. max_pool.cu's
-// kernels are grid-stride loops over these functions; host_logic.cpp runs the
-// very same functions over the whole index space on the host so that the test
-// suite checks them against torch without a GPU.
+// The CUDA max_pool2d kernels' bodies: what one thread does for one work item,
+// as plain __host__ __device__ code. max_pool.cu runs them in a grid-stride
+// kernel on the GPU; host_executor.cpp runs the very same bodies over an
+// emulated grid on the host, so the test suite checks them against torch
+// without a GPU.
 //
 // Torch-free: scalar_t is float, double, c10::Half or c10::BFloat16 (all of
-// which convert to and from acc_t on host and device). Semantics are PyTorch
-// CUDA's (aten/src/ATen/native/cuda/DilatedMaxPool2d.cu):
+// which convert to and from acc_t on host and device). index_t is int32_t or
+// int64_t, chosen by the launcher. Semantics are PyTorch CUDA's:
 //   forward  a tap wins if (val > max) || isnan(val), scanning h outer, w
 //            inner, so ties keep the first tap and the last NaN wins; the
 //            index starts at the first in-bounds tap in NCHW but at 0 in
 //            NHWC (PyTorch CUDA's channels-last kernel), which shows only
 //            when no tap beats -inf.
-//   backward gather over the outputs whose window span covers the input
-//            (covering_outputs), adding grad_output where the index equals
-//            this input, in acc_t (float for half types), h outer, w inner.
-//            NHWC with exactly one covering output copies the gradient
-//            without the add (PyTorch CUDA does; it keeps -0.0).
+//   backward each input sums, in acc_t (float for half types) and in output
+//            raster order, grad_output over the outputs whose window span
+//            covers it and whose index equals it. NCHW starts that sum at
+//            0 (so -0.0 becomes 0.0); NHWC with exactly one covering output
+//            copies the gradient (PyTorch CUDA does; it keeps -0.0).
 // Only 2-d pooling: geometry dims 1 (H) and 2 (W), depth 1.
 #pragma once
 #include <cmath>
@@ -24,6 +24,7 @@
 #include <cstring>
 
 #include "../pool_geometry.h"
+#include "launch.h"
 
 // Unrolls the per-lane loops on the device; the host compiler does its own.
 #if defined(__CUDACC__)
@@ -35,23 +36,93 @@
 namespace fastpool {
 namespace cuda_logic {
 
+using cuda_launch::Divider;
+
 constexpr int kMaxVectorBytes = 16;
 
-template <typename scalar_t>
-struct ForwardArgs {
-  const scalar_t* input;
-  scalar_t* output;
-  int64_t* indices;  // null: the inference op, which writes none
-  PoolGeometry g;
+// One spatial dim of a 2-d job, in the kernels' index type.
+template <typename index_t>
+struct Axis {
+  index_t in, out, kernel, stride, pad, dilation;
+  index_t span;  // (kernel - 1) * dilation + 1: first to last tap
+  Divider<index_t> by_stride;
 };
 
-template <typename scalar_t>
-struct BackwardArgs {
-  const scalar_t* grad_output;
-  const int64_t* indices;
-  scalar_t* grad_input;
-  PoolGeometry g;
+// Everything the bodies need, prepared once on the host: sizes, the 2 axes
+// and the dividers that split a linear work index into coordinates.
+template <typename index_t>
+struct Geometry {
+  Axis<index_t> h, w;
+  index_t channels;
+  index_t lane_groups;  // channels / lanes (NHWC)
+  Divider<index_t> by_out_w, by_out_h, by_in_w, by_in_h, by_lane_groups;
 };
+
+template <typename index_t>
+inline Axis<index_t> make_axis(const PoolGeometry& g, int dim) {
+  Axis<index_t> a;
+  a.in = static_cast<index_t>(g.in_size[dim]);
+  a.out = static_cast<index_t>(g.out_size[dim]);
+  a.kernel = static_cast<index_t>(g.kernel[dim]);
+  a.stride = static_cast<index_t>(g.stride[dim]);
+  a.pad = static_cast<index_t>(g.pad[dim]);
+  a.dilation = static_cast<index_t>(g.dilation[dim]);
+  a.span = (a.kernel - 1) * a.dilation + 1;
+  a.by_stride = Divider<index_t>(g.stride[dim]);
+  return a;
+}
+
+template <typename index_t>
+inline Geometry<index_t> make_kernel_geometry(const PoolGeometry& g, int lanes) {
+  Geometry<index_t> k;
+  k.h = make_axis<index_t>(g, 1);
+  k.w = make_axis<index_t>(g, 2);
+  k.channels = static_cast<index_t>(g.channels);
+  k.lane_groups = static_cast<index_t>(g.channels / lanes);
+  k.by_out_w = Divider<index_t>(g.out_size[2]);
+  k.by_out_h = Divider<index_t>(g.out_size[1]);
+  k.by_in_w = Divider<index_t>(g.in_size[2]);
+  k.by_in_h = Divider<index_t>(g.in_size[1]);
+  k.by_lane_groups = Divider<index_t>(g.channels / lanes);
+  return k;
+}
+
+// The in-bounds taps of output o's window along one axis: input positions
+// first, first + dilation, ... (count of them). `first` is where PyTorch's
+// argmax starts even when count is 0. No division unless dilated.
+template <typename index_t>
+FASTPOOL_HOST_DEVICE inline void window_taps(const Axis<index_t>& a, index_t o, index_t* first, index_t* count) {
+  const index_t start = o * a.stride - a.pad;
+  const index_t end = start + a.span < a.in ? start + a.span : a.in;
+  index_t f = start;
+  if (a.dilation == 1) {
+    f = f < 0 ? 0 : f;
+    *count = end > f ? end - f : 0;
+  } else {
+    while (f < 0) f += a.dilation;  // at most kernel / 2 steps (pad <= kernel / 2)
+    *count = end > f ? (end - f + a.dilation - 1) / a.dilation : 0;
+  }
+  *first = f;
+}
+
+// Outputs [begin, end) along one axis whose window span covers input x.
+template <typename index_t>
+FASTPOOL_HOST_DEVICE inline void covering_outputs(const Axis<index_t>& a, index_t x, index_t* begin, index_t* end) {
+  const index_t p = x + a.pad;
+  *begin = p < a.span ? 0 : a.by_stride.div(p - a.span) + 1;
+  const index_t e = a.by_stride.div(p) + 1;
+  *end = e < a.out ? e : a.out;
+}
+
+// Input positions [begin, end) along one axis that output o owns when windows
+// do not overlap (span <= stride): its window lies inside, the bands of all
+// outputs tile [0, in), so each input is written by exactly one thread.
+template <typename index_t>
+FASTPOOL_HOST_DEVICE inline void owned_band(const Axis<index_t>& a, index_t o, index_t* begin, index_t* end) {
+  *begin = o == 0 ? 0 : o * a.stride - a.pad;
+  const index_t next = (o + 1) * a.stride - a.pad;
+  *end = o + 1 == a.out || next > a.in ? a.in : next;
+}
 
 // V consecutive elements moved as one 8- or 16-byte access.
 template <typename T, int V>
@@ -152,196 +223,299 @@ inline int nhwc_vector_lanes(int64_t channels, int64_t elem_size, const void* co
   return 1;
 }
 
-// 32-bit index arithmetic is safe when every element offset and the
-// grid-stride loop's last step fit in int32.
-inline bool fits_int32(int64_t max_numel, int64_t work_items, int64_t threads_in_grid) {
-  const int64_t limit = INT32_MAX;
-  return max_numel <= limit && work_items + threads_in_grid <= limit;
-}
-
 template <typename acc_t>
 FASTPOOL_HOST_DEVICE inline bool is_nan(acc_t v) {
   return v != v;
 }
 
+template <typename scalar_t, typename index_t>
+struct ForwardArgs {
+  const scalar_t* input;
+  scalar_t* output;
+  int64_t* indices;  // null: the inference op, which writes none
+  Geometry<index_t> g;
+};
+
+template <typename scalar_t, typename index_t>
+struct BackwardArgs {
+  const scalar_t* grad_output;
+  const int64_t* indices;
+  scalar_t* grad_input;
+  Geometry<index_t> g;
+};
+
 // ---- forward -------------------------------------------------------------
 
-// NCHW: i is the output's linear index over (n*C + c, oh, ow).
+// NCHW: one output per work item, i = the output's linear index over
+// (n*C + c, oh, ow). Adjacent threads take adjacent outputs of a row, so each
+// tap's load is coalesced across the warp; the coordinates come from
+// multiply-high divisions and the window from additions (no divide unless
+// dilated), which is most of what a thread does besides its loads.
 template <typename scalar_t, typename acc_t, typename index_t, bool kIndices>
-FASTPOOL_HOST_DEVICE inline void forward_nchw(const ForwardArgs<scalar_t>& a, index_t i) {
-  const PoolGeometry& g = a.g;
-  const index_t OW = static_cast<index_t>(g.out_size[2]);
-  const index_t OH = static_cast<index_t>(g.out_size[1]);
-  const index_t W = static_cast<index_t>(g.in_size[2]);
-  const index_t H = static_cast<index_t>(g.in_size[1]);
-  const index_t ow = i % OW;
-  const index_t t = i / OW;
-  const index_t oh = t % OH;
-  const index_t plane = t / OH;
-  const WindowTaps th = window_taps(g, 1, oh);
-  const WindowTaps tw = window_taps(g, 2, ow);
-  const index_t dh = static_cast<index_t>(g.dilation[1]);
-  const index_t dw = static_cast<index_t>(g.dilation[2]);
-  const index_t h0 = static_cast<index_t>(th.first);
-  const index_t w0 = static_cast<index_t>(tw.first);
-  const index_t nh = static_cast<index_t>(th.count);
-  const index_t nw = static_cast<index_t>(tw.count);
-  const scalar_t* in = a.input + plane * (H * W);
+struct ForwardNchw {
+  using Args = ForwardArgs<scalar_t, index_t>;
+  static constexpr const char* kName = "forward_nchw";
+  static constexpr int kLanes = 1;
 
-  scalar_t best = static_cast<scalar_t>(-INFINITY);
-  acc_t best_f = static_cast<acc_t>(-INFINITY);
-  index_t best_i = h0 * W + w0;
-  for (index_t kh = 0; kh < nh; ++kh) {
-    const index_t row = (h0 + kh * dh) * W;
-    for (index_t kw = 0; kw < nw; ++kw) {
-      const index_t pos = row + w0 + kw * dw;
-      const scalar_t v = in[pos];
-      const acc_t vf = static_cast<acc_t>(v);
-      if (vf > best_f || is_nan(vf)) {
-        best = v;
-        best_f = vf;
-        best_i = pos;
-      }
-    }
-  }
-  a.output[i] = best;
-  if (kIndices) a.indices[i] = static_cast<int64_t>(best_i);
-}
+  FASTPOOL_HOST_DEVICE static void run(const Args& a, index_t i) {
+    const Geometry<index_t>& g = a.g;
+    const index_t row = g.by_out_w.div(i);
+    const index_t ow = i - row * g.w.out;
+    const index_t plane = g.by_out_h.div(row);
+    const index_t oh = row - plane * g.h.out;
+    index_t h0, nh, w0, nw;
+    window_taps(g.h, oh, &h0, &nh);
+    window_taps(g.w, ow, &w0, &nw);
+    const index_t W = g.w.in;
+    const scalar_t* in = a.input + plane * (g.h.in * W);
 
-// NHWC: i is the linear index over (n, oh, ow, c / V); V channels per call.
-template <typename scalar_t, typename acc_t, typename index_t, int V, bool kIndices>
-FASTPOOL_HOST_DEVICE inline void forward_nhwc(const ForwardArgs<scalar_t>& a, index_t i) {
-  const PoolGeometry& g = a.g;
-  const index_t C = static_cast<index_t>(g.channels);
-  const index_t CG = C / V;
-  const index_t OW = static_cast<index_t>(g.out_size[2]);
-  const index_t OH = static_cast<index_t>(g.out_size[1]);
-  const index_t W = static_cast<index_t>(g.in_size[2]);
-  const index_t H = static_cast<index_t>(g.in_size[1]);
-  const index_t cg = i % CG;
-  index_t t = i / CG;
-  const index_t ow = t % OW;
-  t /= OW;
-  const index_t oh = t % OH;
-  const index_t n = t / OH;
-  const WindowTaps th = window_taps(g, 1, oh);
-  const WindowTaps tw = window_taps(g, 2, ow);
-  const index_t dh = static_cast<index_t>(g.dilation[1]);
-  const index_t dw = static_cast<index_t>(g.dilation[2]);
-  const index_t h0 = static_cast<index_t>(th.first);
-  const index_t w0 = static_cast<index_t>(tw.first);
-  const index_t nh = static_cast<index_t>(th.count);
-  const index_t nw = static_cast<index_t>(tw.count);
-  const scalar_t* in = a.input + n * (H * W * C) + cg * V;
-
-  Pack<scalar_t, V> best;
-  acc_t best_f[V];
-  Pack<int64_t, V> best_i;
-FASTPOOL_UNROLL
-  for (int j = 0; j < V; ++j) {
-    best.v[j] = static_cast<scalar_t>(-INFINITY);
-    best_f[j] = static_cast<acc_t>(-INFINITY);
-    best_i.v[j] = 0;  // PyTorch CUDA's channels-last start, not the first tap
-  }
-  for (index_t kh = 0; kh < nh; ++kh) {
-    const index_t h = h0 + kh * dh;
-    for (index_t kw = 0; kw < nw; ++kw) {
-      const index_t pos = h * W + w0 + kw * dw;
-      const Pack<scalar_t, V> x = load_pack<scalar_t, V>(in + pos * C);
-FASTPOOL_UNROLL
-      for (int j = 0; j < V; ++j) {
-        const acc_t vf = static_cast<acc_t>(x.v[j]);
-        if (vf > best_f[j] || is_nan(vf)) {
-          best.v[j] = x.v[j];
-          best_f[j] = vf;
-          best_i.v[j] = pos;
+    scalar_t best = static_cast<scalar_t>(-INFINITY);
+    acc_t best_f = static_cast<acc_t>(-INFINITY);
+    index_t best_i = h0 * W + w0;
+    const index_t dh = g.h.dilation, dw = g.w.dilation;
+    for (index_t kh = 0; kh < nh; ++kh) {
+      const index_t row_pos = (h0 + kh * dh) * W + w0;
+#if defined(__CUDACC__)
+#pragma unroll 4
+#endif
+      for (index_t kw = 0; kw < nw; ++kw) {
+        const index_t pos = row_pos + kw * dw;
+        const scalar_t v = in[pos];
+        const acc_t vf = static_cast<acc_t>(v);
+        if (vf > best_f || is_nan(vf)) {
+          best = v;
+          best_f = vf;
+          best_i = pos;
         }
       }
     }
+    a.output[i] = best;
+    if (kIndices) a.indices[i] = static_cast<int64_t>(best_i);
   }
-  // C is a multiple of V, so (n, oh, ow, cg) is exactly output offset i * V.
-  store_pack<scalar_t, V>(a.output + i * V, best);
-  if (kIndices) store_indices<V>(a.indices + i * V, best_i);
-}
+};
 
-// ---- backward ------------------------------------------------------------
+// NHWC: i is the linear index over (n, oh, ow, c / V); V channels per item.
+template <typename scalar_t, typename acc_t, typename index_t, int V, bool kIndices>
+struct ForwardNhwc {
+  using Args = ForwardArgs<scalar_t, index_t>;
+  static constexpr const char* kName = "forward_nhwc";
+  static constexpr int kLanes = V;
 
-// NCHW: i is the input's linear index over (n*C + c, h, w).
-template <typename scalar_t, typename acc_t, typename index_t>
-FASTPOOL_HOST_DEVICE inline void backward_nchw(const BackwardArgs<scalar_t>& a, index_t i) {
-  const PoolGeometry& g = a.g;
-  const index_t W = static_cast<index_t>(g.in_size[2]);
-  const index_t H = static_cast<index_t>(g.in_size[1]);
-  const index_t OW = static_cast<index_t>(g.out_size[2]);
-  const index_t OH = static_cast<index_t>(g.out_size[1]);
-  const index_t w = i % W;
-  const index_t t = i / W;
-  const index_t h = t % H;
-  const index_t plane = t / H;
-  const OutputRange rh = covering_outputs(g, 1, h);
-  const OutputRange rw = covering_outputs(g, 2, w);
-  const int64_t target = static_cast<int64_t>(h * W + w);
-  const scalar_t* go = a.grad_output + plane * (OH * OW);
-  const int64_t* ind = a.indices + plane * (OH * OW);
-  acc_t sum = acc_t(0);
-  for (index_t oh = static_cast<index_t>(rh.begin); oh < static_cast<index_t>(rh.end); ++oh) {
-    for (index_t ow = static_cast<index_t>(rw.begin); ow < static_cast<index_t>(rw.end); ++ow) {
-      const index_t o = oh * OW + ow;
-      if (ind[o] == target) sum += static_cast<acc_t>(go[o]);
+  FASTPOOL_HOST_DEVICE static void run(const Args& a, index_t i) {
+    const Geometry<index_t>& g = a.g;
+    const index_t pixel = g.by_lane_groups.div(i);
+    const index_t cg = i - pixel * g.lane_groups;
+    const index_t row = g.by_out_w.div(pixel);
+    const index_t ow = pixel - row * g.w.out;
+    const index_t n = g.by_out_h.div(row);
+    const index_t oh = row - n * g.h.out;
+    index_t h0, nh, w0, nw;
+    window_taps(g.h, oh, &h0, &nh);
+    window_taps(g.w, ow, &w0, &nw);
+    const index_t C = g.channels, W = g.w.in;
+    const scalar_t* in = a.input + n * (g.h.in * W * C) + cg * V;
+
+    Pack<scalar_t, V> best;
+    acc_t best_f[V];
+    Pack<int64_t, V> best_i;
+FASTPOOL_UNROLL
+    for (int j = 0; j < V; ++j) {
+      best.v[j] = static_cast<scalar_t>(-INFINITY);
+      best_f[j] = static_cast<acc_t>(-INFINITY);
+      best_i.v[j] = 0;  // PyTorch CUDA's channels-last start, not the first tap
     }
-  }
-  a.grad_input[i] = static_cast<scalar_t>(sum);
-}
-
-// NHWC: i is the linear index over (n, h, w, c / V); V channels per call.
-template <typename scalar_t, typename acc_t, typename index_t, int V>
-FASTPOOL_HOST_DEVICE inline void backward_nhwc(const BackwardArgs<scalar_t>& a, index_t i) {
-  const PoolGeometry& g = a.g;
-  const index_t C = static_cast<index_t>(g.channels);
-  const index_t CG = C / V;
-  const index_t W = static_cast<index_t>(g.in_size[2]);
-  const index_t H = static_cast<index_t>(g.in_size[1]);
-  const index_t OW = static_cast<index_t>(g.out_size[2]);
-  const index_t OH = static_cast<index_t>(g.out_size[1]);
-  const index_t cg = i % CG;
-  index_t t = i / CG;
-  const index_t w = t % W;
-  t /= W;
-  const index_t h = t % H;
-  const index_t n = t / H;
-  const OutputRange rh = covering_outputs(g, 1, h);
-  const OutputRange rw = covering_outputs(g, 2, w);
-  const int64_t target = static_cast<int64_t>(h * W + w);
-  const index_t base = n * (OH * OW * C) + cg * V;
-  const scalar_t* go = a.grad_output + base;
-  const int64_t* ind = a.indices + base;
-
-  Pack<scalar_t, V> out;
-  if (rh.end - rh.begin == 1 && rw.end - rw.begin == 1) {
-    const index_t o = (static_cast<index_t>(rh.begin) * OW + static_cast<index_t>(rw.begin)) * C;
-    const Pack<int64_t, V> idx = load_indices<V>(ind + o);
-    const Pack<scalar_t, V> gv = load_pack<scalar_t, V>(go + o);
+    for (index_t kh = 0; kh < nh; ++kh) {
+      const index_t row_pos = (h0 + kh * g.h.dilation) * W + w0;
+      for (index_t kw = 0; kw < nw; ++kw) {
+        const index_t pos = row_pos + kw * g.w.dilation;
+        const Pack<scalar_t, V> x = load_pack<scalar_t, V>(in + pos * C);
 FASTPOOL_UNROLL
-    for (int j = 0; j < V; ++j) out.v[j] = idx.v[j] == target ? gv.v[j] : static_cast<scalar_t>(0);
-  } else {
-    acc_t sum[V];
-FASTPOOL_UNROLL
-    for (int j = 0; j < V; ++j) sum[j] = acc_t(0);
-    for (index_t oh = static_cast<index_t>(rh.begin); oh < static_cast<index_t>(rh.end); ++oh) {
-      for (index_t ow = static_cast<index_t>(rw.begin); ow < static_cast<index_t>(rw.end); ++ow) {
-        const index_t o = (oh * OW + ow) * C;
-        const Pack<int64_t, V> idx = load_indices<V>(ind + o);
-        const Pack<scalar_t, V> gv = load_pack<scalar_t, V>(go + o);
-FASTPOOL_UNROLL
-        for (int j = 0; j < V; ++j)
-          if (idx.v[j] == target) sum[j] += static_cast<acc_t>(gv.v[j]);
+        for (int j = 0; j < V; ++j) {
+          const acc_t vf = static_cast<acc_t>(x.v[j]);
+          if (vf > best_f[j] || is_nan(vf)) {
+            best.v[j] = x.v[j];
+            best_f[j] = vf;
+            best_i.v[j] = pos;
+          }
+        }
       }
     }
-FASTPOOL_UNROLL
-    for (int j = 0; j < V; ++j) out.v[j] = static_cast<scalar_t>(sum[j]);
+    // C is a multiple of V, so (n, oh, ow, cg) is exactly output offset i * V.
+    store_pack<scalar_t, V>(a.output + i * V, best);
+    if (kIndices) store_indices<V>(a.indices + i * V, best_i);
   }
-  store_pack<scalar_t, V>(a.grad_input + i * V, out);
+};
+
+// ---- backward: gather (overlapping windows) -------------------------------
+
+// NCHW: one input per work item, i over (n*C + c, h, w).
+template <typename scalar_t, typename acc_t, typename index_t>
+struct BackwardGatherNchw {
+  using Args = BackwardArgs<scalar_t, index_t>;
+  static constexpr const char* kName = "backward_gather_nchw";
+  static constexpr int kLanes = 1;
+
+  FASTPOOL_HOST_DEVICE static void run(const Args& a, index_t i) {
+    const Geometry<index_t>& g = a.g;
+    const index_t row = g.by_in_w.div(i);
+    const index_t w = i - row * g.w.in;
+    const index_t plane = g.by_in_h.div(row);
+    const index_t h = row - plane * g.h.in;
+    index_t oh0, oh1, ow0, ow1;
+    covering_outputs(g.h, h, &oh0, &oh1);
+    covering_outputs(g.w, w, &ow0, &ow1);
+    const int64_t target = static_cast<int64_t>(h * g.w.in + w);
+    const index_t OW = g.w.out;
+    const index_t plane_offset = plane * (g.h.out * OW);
+    const scalar_t* go = a.grad_output + plane_offset;
+    const int64_t* ind = a.indices + plane_offset;
+    acc_t sum = acc_t(0);
+    for (index_t oh = oh0; oh < oh1; ++oh) {
+      for (index_t ow = ow0; ow < ow1; ++ow) {
+        const index_t o = oh * OW + ow;
+        if (ind[o] == target) sum += static_cast<acc_t>(go[o]);
+      }
+    }
+    a.grad_input[i] = static_cast<scalar_t>(sum);
+  }
+};
+
+// NHWC: i over (n, h, w, c / V); V channels per item.
+template <typename scalar_t, typename acc_t, typename index_t, int V>
+struct BackwardGatherNhwc {
+  using Args = BackwardArgs<scalar_t, index_t>;
+  static constexpr const char* kName = "backward_gather_nhwc";
+  static constexpr int kLanes = V;
+
+  FASTPOOL_HOST_DEVICE static void run(const Args& a, index_t i) {
+    const Geometry<index_t>& g = a.g;
+    const index_t pixel = g.by_lane_groups.div(i);
+    const index_t cg = i - pixel * g.lane_groups;
+    const index_t row = g.by_in_w.div(pixel);
+    const index_t w = pixel - row * g.w.in;
+    const index_t n = g.by_in_h.div(row);
+    const index_t h = row - n * g.h.in;
+    index_t oh0, oh1, ow0, ow1;
+    covering_outputs(g.h, h, &oh0, &oh1);
+    covering_outputs(g.w, w, &ow0, &ow1);
+    const int64_t target = static_cast<int64_t>(h * g.w.in + w);
+    const index_t C = g.channels, OW = g.w.out;
+    const index_t base = n * (g.h.out * OW * C) + cg * V;
+    const scalar_t* go = a.grad_output + base;
+    const int64_t* ind = a.indices + base;
+
+    Pack<scalar_t, V> out;
+    if (oh1 - oh0 == 1 && ow1 - ow0 == 1) {
+      const index_t o = (oh0 * OW + ow0) * C;
+      const Pack<int64_t, V> idx = load_indices<V>(ind + o);
+      const Pack<scalar_t, V> gv = load_pack<scalar_t, V>(go + o);
+FASTPOOL_UNROLL
+      for (int j = 0; j < V; ++j) out.v[j] = idx.v[j] == target ? gv.v[j] : static_cast<scalar_t>(0);
+    } else {
+      acc_t sum[V];
+FASTPOOL_UNROLL
+      for (int j = 0; j < V; ++j) sum[j] = acc_t(0);
+      for (index_t oh = oh0; oh < oh1; ++oh) {
+        for (index_t ow = ow0; ow < ow1; ++ow) {
+          const index_t o = (oh * OW + ow) * C;
+          const Pack<int64_t, V> idx = load_indices<V>(ind + o);
+          const Pack<scalar_t, V> gv = load_pack<scalar_t, V>(go + o);
+FASTPOOL_UNROLL
+          for (int j = 0; j < V; ++j)
+            if (idx.v[j] == target) sum[j] += static_cast<acc_t>(gv.v[j]);
+        }
+      }
+FASTPOOL_UNROLL
+      for (int j = 0; j < V; ++j) out.v[j] = static_cast<scalar_t>(sum[j]);
+    }
+    store_pack<scalar_t, V>(a.grad_input + i * V, out);
+  }
+};
+
+// ---- backward: owned bands (windows that do not overlap) -----------------
+//
+// When span <= stride in both dims, every input has at most one covering
+// output, and the band each output owns (owned_band) holds its window. One
+// work item per output then reads its index and gradient once and writes its
+// whole band: the gradient where the index is (if it lies in the window's
+// span, as the gather requires), zero elsewhere. No input is written twice,
+// none is missed, and there is no separate zeroing pass.
+
+template <typename index_t>
+FASTPOOL_HOST_DEVICE inline bool in_span(const Axis<index_t>& a, index_t o, index_t x) {
+  const index_t start = o * a.stride - a.pad;
+  return x >= start && x < start + a.span;
 }
+
+// NCHW: i over the outputs (n*C + c, oh, ow).
+template <typename scalar_t, typename acc_t, typename index_t>
+struct BackwardBandsNchw {
+  using Args = BackwardArgs<scalar_t, index_t>;
+  static constexpr const char* kName = "backward_bands_nchw";
+  static constexpr int kLanes = 1;
+
+  FASTPOOL_HOST_DEVICE static void run(const Args& a, index_t i) {
+    const Geometry<index_t>& g = a.g;
+    const index_t row = g.by_out_w.div(i);
+    const index_t ow = i - row * g.w.out;
+    const index_t plane = g.by_out_h.div(row);
+    const index_t oh = row - plane * g.h.out;
+    index_t h0, h1, w0, w1;
+    owned_band(g.h, oh, &h0, &h1);
+    owned_band(g.w, ow, &w0, &w1);
+    const int64_t idx = a.indices[i];
+    // As the NCHW gather: a sum that starts at 0.
+    const scalar_t grad = static_cast<scalar_t>(acc_t(0) + static_cast<acc_t>(a.grad_output[i]));
+    const index_t W = g.w.in;
+    scalar_t* gi = a.grad_input + plane * (g.h.in * W);
+    for (index_t h = h0; h < h1; ++h) {
+      const bool row_in = in_span(g.h, oh, h);
+      for (index_t w = w0; w < w1; ++w) {
+        const index_t pos = h * W + w;
+        gi[pos] = row_in && in_span(g.w, ow, w) && idx == static_cast<int64_t>(pos) ? grad
+                                                                                   : static_cast<scalar_t>(0);
+      }
+    }
+  }
+};
+
+// NHWC: i over (n, oh, ow, c / V).
+template <typename scalar_t, typename acc_t, typename index_t, int V>
+struct BackwardBandsNhwc {
+  using Args = BackwardArgs<scalar_t, index_t>;
+  static constexpr const char* kName = "backward_bands_nhwc";
+  static constexpr int kLanes = V;
+
+  FASTPOOL_HOST_DEVICE static void run(const Args& a, index_t i) {
+    const Geometry<index_t>& g = a.g;
+    const index_t pixel = g.by_lane_groups.div(i);
+    const index_t cg = i - pixel * g.lane_groups;
+    const index_t row = g.by_out_w.div(pixel);
+    const index_t ow = pixel - row * g.w.out;
+    const index_t n = g.by_out_h.div(row);
+    const index_t oh = row - n * g.h.out;
+    index_t h0, h1, w0, w1;
+    owned_band(g.h, oh, &h0, &h1);
+    owned_band(g.w, ow, &w0, &w1);
+    const Pack<int64_t, V> idx = load_indices<V>(a.indices + i * V);
+    const Pack<scalar_t, V> grad = load_pack<scalar_t, V>(a.grad_output + i * V);
+    const index_t C = g.channels, W = g.w.in;
+    scalar_t* gi = a.grad_input + n * (g.h.in * W * C) + cg * V;
+    for (index_t h = h0; h < h1; ++h) {
+      const bool row_in = in_span(g.h, oh, h);
+      for (index_t w = w0; w < w1; ++w) {
+        const index_t pos = h * W + w;
+        // One covering output: the gradient is copied, as PyTorch CUDA does.
+        const bool covered = row_in && in_span(g.w, ow, w);
+        Pack<scalar_t, V> out;
+FASTPOOL_UNROLL
+        for (int j = 0; j < V; ++j)
+          out.v[j] = covered && idx.v[j] == static_cast<int64_t>(pos) ? grad.v[j] : static_cast<scalar_t>(0);
+        store_pack<scalar_t, V>(gi + pos * C, out);
+      }
+    }
+  }
+};
 
 }  // namespace cuda_logic
 }  // namespace fastpool

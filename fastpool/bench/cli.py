@@ -226,6 +226,11 @@ def _main(argv=None):
 
     t_start = time.perf_counter()
     load0 = report.cpu_snapshot()
+    # On a GPU the stream roofline of a small case includes launch and reduction
+    # time; the copy bandwidth of a large buffer is the memory limit proper.
+    bandwidth = measure.copy_bandwidth(args.device, threads) if args.device == "cuda" and runnable else None
+    if bandwidth:
+        meta["copy_bandwidth_GBps"] = round(bandwidth / 1e9, 1)
     cases = []
     for g, sh, dt, lay, d, peers, mrt in runnable:
         op = ops[sh.op]
@@ -253,6 +258,8 @@ def _main(argv=None):
             "min_run_time": mrt, "check": check, "impls": measure.summarize(impls),
             "wall_s": round(time.perf_counter() - t_case, 2),
         })
+        if bandwidth:
+            measure.add_copy_bandwidth_share(cases[-1]["impls"], nbytes, bandwidth)
         if check_detail:
             cases[-1]["check_detail"] = check_detail
         del impls

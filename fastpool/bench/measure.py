@@ -428,6 +428,27 @@ def summarize(impls: List[Impl]) -> Dict[str, dict]:
     return out
 
 
+def copy_bandwidth(device: str, threads: int, nbytes: int = 1 << 30) -> float:
+    """Bytes per second (read + write) that ``dst.copy_(src)`` moves on a large buffer: the
+    device's memory limit, with no launch overhead or reduction cost in it (on a GPU the
+    stream roofline of a 25-50 MB case is partly launch and reduction time)."""
+    import torch
+
+    src = torch.ones(nbytes // 4, dtype=torch.int32, device=device)
+    dst = torch.empty_like(src)
+    t, _ = time_fn(lambda: dst.copy_(src), 0.2, threads)
+    del src, dst
+    return 2 * nbytes / t
+
+
+def add_copy_bandwidth_share(summary: Dict[str, dict], nbytes: Dict[str, int], bandwidth: float):
+    """Per impl: % of the copy bandwidth = (bytes that must move / bandwidth) / its time."""
+    limit_s = (nbytes["read"] + nbytes["write"]) / bandwidth
+    for name, d in summary.items():
+        if name != "roofline" and d.get("median_s"):
+            d["pct_copy_bw"] = 100.0 * limit_s / d["median_s"]
+
+
 def release():
     gc.collect()
 

@@ -170,6 +170,9 @@ def check_str(c):
 def case_rows(cases, peers_present):
     """Rows (list of str) for the per-case table; header first."""
     header = ["group", "case", "params", "dtype", "layout", "dir", "fastpool", "roofline", "fp %roof"]
+    copy_bw = any("pct_copy_bw" in c["impls"].get("fastpool", {}) for c in cases)
+    if copy_bw:
+        header.append("fp %copy-bw")
     for p in peers_present:
         header += [PEER_LABEL.get(p, p), f"vs {PEER_LABEL.get(p, p)}"]
     header += ["check"]
@@ -180,6 +183,8 @@ def case_rows(cases, peers_present):
         row = [c["group"], c["case"], c["params"], c["dtype"], c["layout"], c["direction"],
                fmt_time(fp.get("median_s")) if fp.get("median_s") else ("ERR" if fp.get("error") else "-"),
                fmt_time(rf.get("median_s")), fmt_pct(fp.get("pct_roofline"))]
+        if copy_bw:
+            row.append(fmt_pct(fp.get("pct_copy_bw")))
         for p in peers_present:
             d = im.get(p)
             if d is None:
@@ -332,6 +337,9 @@ def render_markdown(result):
              f"- fastpool build: `{json.dumps(fp.get('build_info'))}`",
              f"- rounds per case: {result['config']['repeats']}, blocked_autorange min_run_time "
              f"{result['config']['min_run_time']} s", ""]
+    if m.get("copy_bandwidth_GBps"):
+        lines[-1:-1] = [f"- device copy bandwidth: {m['copy_bandwidth_GBps']} GB/s (read + write of a 1 GiB "
+                        "`copy_`); % copy-bw = (bytes that must move / that bandwidth) / kernel time"]
     if fp.get("standin"):
         lines += ["**STAND-IN RUN: 'fastpool' is torch itself (development only).**", ""]
     lines += ["Speed-up = peer time / fastpool time (>1: fastpool faster). % roofline = time of reading the "

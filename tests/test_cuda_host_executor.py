@@ -1,10 +1,13 @@
-"""The CUDA kernels' per-element logic (csrc/cuda/max_pool_device.cuh), run on
-the host by fastpool._C.cuda_host_* over whole tensors, against torch on CPU.
+"""The CUDA ops run by the host executor (csrc/cuda/host_executor.cpp), against
+torch on CPU.
 
-This is how CI checks the CUDA code without a GPU: same preparation (checks,
-layout, vector width) and same per-element functions the .cu launches. The
-reference is torch's CPU max_pool2d, adjusted only where PyTorch's CUDA result
-differs from its CPU one (the CUDA kernels match CUDA):
+This is how CI checks the CUDA code without a GPU: fastpool._C.cuda_host_* run
+the very functions the CUDA registration runs (max_pool_launcher.h: checks,
+allocation, layout, kernel body, vector width, index width, grid), with only
+the kernel launch replaced by an emulation of the grid (every block, thread
+and grid-stride step, with an H100's limits or a single SM's). The reference
+is torch's CPU max_pool2d, adjusted only where PyTorch's CUDA result differs
+from its CPU one (the CUDA kernels match CUDA):
   * channels_last forward: when no tap beats -inf (all taps -inf), the index is
     0, not the first tap;
   * float16/bfloat16 backward: CUDA accumulates in float and rounds once, CPU
@@ -26,6 +29,7 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
+import fastpool  # noqa: E402
 from fastpool import _C  # noqa: E402
 
 DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
@@ -103,9 +107,37 @@ def assert_same(a, b):
     assert torch.equal(torch.where(a.isnan(), fill, a), torch.where(b.isnan(), fill, b))
 
 
-def run_forward(x, case, with_indices=True, force_index64=False):
+H100_SMS = 132
+
+
+def summarize(info):
+    """The launch of a host run (at most one per op call): layout, lanes, index width."""
+    launches = info["launches"]
+    assert len(launches) <= 1
+    if not launches:
+        return dict(info, layout=None, lanes=1, index_bits=None, body=None)
+    launch = launches[0]
+    layout = "nhwc" if launch["body"].endswith("nhwc") else "nchw"
+    return dict(info, layout=layout, lanes=launch["lanes"], index_bits=launch["index_bits"], body=launch["body"],
+                blocks=launch["blocks"], max_steps=launch["max_steps"], items=launch["items"])
+
+
+def run_forward(x, case, with_indices=True, force_index64=False, sm_count=H100_SMS):
     k, s, p, d, ceil = pool_args(case)
-    return _C.cuda_host_max_pool2d(x, k, s, p, d, ceil, with_indices=with_indices, force_index64=force_index64)
+    out, idx, info = _C.cuda_host_max_pool2d(x, k, s, p, d, ceil, with_indices=with_indices,
+                                             force_index64=force_index64, sm_count=sm_count)
+    return out, idx, summarize(info)
+
+
+def run_backward(grad, x, case, idx, force_index64=False, sm_count=H100_SMS):
+    k, s, p, d, ceil = pool_args(case)
+    gi, info = _C.cuda_host_max_pool2d_backward(grad, x, k, s, p, d, ceil, idx, force_index64=force_index64,
+                                                sm_count=sm_count)
+    return gi, summarize(info)
+
+
+def windows_overlap(case):
+    return any((k - 1) * d + 1 > s for k, s, d in zip(case["k"], case["s"], case["d"]))
 
 
 def check_info(info, x):
@@ -118,31 +150,40 @@ def check_info(info, x):
         assert info["vector_accesses"] > 0 or x.numel() == 0
 
 
+# A real card's limits, or a single SM (a smaller grid, so more grid-stride steps).
+SM_COUNTS = st.sampled_from([H100_SMS, 1])
+
+
 @SETTINGS
-@given(pool_case())
-def test_forward_matches_torch(case):
+@given(pool_case(), SM_COUNTS)
+def test_forward_matches_torch(case, sms):
     x = make_input(case)
     k, s, p, d, ceil = pool_args(case)
     try:
         ref_out, ref_idx = torch_forward(x, case)
     except RuntimeError as e:
         with pytest.raises(type(e)):
-            run_forward(x, case)
+            run_forward(x, case, sm_count=sms)
         return
-    out, idx, info = run_forward(x, case)
+    out, idx, info = run_forward(x, case, sm_count=sms)
     assert_same(out, ref_out)
     assert torch.equal(idx, cuda_expected_indices(info, ref_out, ref_idx))
     assert out.stride() == ref_out.stride() and idx.stride() == ref_idx.stride()
+    if out.numel() == 0:
+        assert info["body"] is None  # nothing is launched for an empty output
+        return
+    assert info["body"] in ("forward_nchw", "forward_nhwc")
     if memory_format_of(ref_out) == torch.channels_last:
         assert info["layout"] == "nhwc"
     assert info["index_bits"] == 32
+    assert info["items"] * info["lanes"] == out.numel()
     check_info(info, x)
 
     # The inference op: same values, no indices; and the 64-bit index path.
-    out2, none, _ = run_forward(x, case, with_indices=False)
+    out2, none, _ = run_forward(x, case, with_indices=False, sm_count=sms)
     assert none is None
     assert_same(out2, ref_out)
-    out3, idx3, info3 = run_forward(x, case, force_index64=True)
+    out3, idx3, info3 = run_forward(x, case, force_index64=True, sm_count=sms)
     assert info3["index_bits"] == 64
     assert_same(out3, ref_out)
     assert torch.equal(idx3, idx)
@@ -176,8 +217,8 @@ def reference_backward(grad, x, case, idx):
 
 
 @SETTINGS
-@given(pool_case(), st.integers(0, 2**31 - 1))
-def test_backward_matches_torch(case, grad_seed):
+@given(pool_case(), st.integers(0, 2**31 - 1), SM_COUNTS)
+def test_backward_matches_torch(case, grad_seed, sms):
     x = make_input(case)
     try:
         ref_out, ref_idx = torch_forward(x, case)
@@ -189,12 +230,21 @@ def test_backward_matches_torch(case, grad_seed):
     grad = grad.contiguous(memory_format=memory_format_of(ref_out))
     k, s, p, d, ceil = pool_args(case)
     _, idx, _ = run_forward(x, case)  # the indices CUDA's forward gives
-    gi, info = _C.cuda_host_max_pool2d_backward(grad, x, k, s, p, d, ceil, idx)
+    gi, info = run_backward(grad, x, case, idx, sm_count=sms)
     ref = reference_backward(grad, x, case, idx)
     assert_same(gi, ref)
     assert gi.stride() == ref.stride()
+    if x.numel() == 0:
+        assert info["body"] is None
+        return
+    # Overlapping windows gather per input; the others write each output's band.
+    kind = "gather" if windows_overlap(case) else "bands"
+    assert info["body"] == f"backward_{kind}_{info['layout']}"
+    if memory_format_of(ref) == torch.channels_last:
+        assert info["layout"] == "nhwc"
+    assert info["items"] * info["lanes"] == (x.numel() if kind == "gather" else ref_out.numel())
     check_info(info, x)
-    gi64, info64 = _C.cuda_host_max_pool2d_backward(grad, x, k, s, p, d, ceil, idx, force_index64=True)
+    gi64, info64 = run_backward(grad, x, case, idx, force_index64=True, sm_count=sms)
     assert info64["index_bits"] == 64
     assert_same(gi64, gi)
 
@@ -220,7 +270,7 @@ def test_vector_paths_aligned(case, grad_seed):
     grad = torch.randn(ref_out.shape, generator=torch.Generator().manual_seed(grad_seed)).to(x.dtype)
     grad = grad.contiguous(memory_format=torch.channels_last)
     k, s, p, d, ceil = pool_args(case)
-    gi, binfo = _C.cuda_host_max_pool2d_backward(grad, x, k, s, p, d, ceil, ref_idx)
+    gi, binfo = run_backward(grad, x, case, ref_idx)
     assert binfo["lanes"] == (16 // x.element_size() if nhwc else 1)
     check_info(binfo, x)
     assert_same(gi, reference_backward(grad, x, case, ref_idx))
@@ -238,9 +288,11 @@ def offset_channels_last(x, offset_elems):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("offset", [1, 2, 4])
-def test_vector_width_follows_alignment(dtype, offset):
+@pytest.mark.parametrize("window", [(3, 2, 1), (2, 2, 0)], ids=["gather", "bands"])
+def test_vector_width_follows_alignment(dtype, offset, window):
     """Misaligned buffers drop to a narrower (8-byte) or the scalar path, never a misaligned access."""
-    case = dict(k=(3, 3), s=(2, 2), p=(1, 1), d=(1, 1), ceil=False, shape=(2, 16, 9, 9),
+    k, s, p = window
+    case = dict(k=(k, k), s=(s, s), p=(p, p), d=(1, 1), ceil=False, shape=(2, 16, 9, 9),
                 layout="channels_last", dtype=dtype, special=True, seed=offset)
     x = offset_channels_last(make_input(case), offset)
     ref_out, ref_idx = torch_forward(x, case)
@@ -255,8 +307,7 @@ def test_vector_width_follows_alignment(dtype, offset):
 
     grad = offset_channels_last(torch.randn(ref_out.shape).to(dtype), offset)
     k, s, p, d, ceil = pool_args(case)
-    gi, binfo = _C.cuda_host_max_pool2d_backward(grad, x, k, s, p, d, ceil, ref_idx.contiguous(
-        memory_format=torch.channels_last))
+    gi, binfo = run_backward(grad, x, case, ref_idx.contiguous(memory_format=torch.channels_last))
     check_info(binfo, x)
     assert_same(gi, reference_backward(grad, x, case, ref_idx))
 
@@ -292,7 +343,7 @@ def test_unbatched_and_empty_batch():
     x = torch.randn(3, 7, 5)
     out, idx, info = _C.cuda_host_max_pool2d(x, [2, 2], [], [1, 1], [1, 1], True)
     ref_out, ref_idx = F.max_pool2d(x, 2, padding=1, ceil_mode=True, return_indices=True)
-    assert info["layout"] == "nchw"
+    assert summarize(info)["layout"] == "nchw"
     assert_same(out, ref_out) and torch.equal(idx, ref_idx)
     e = torch.randn(0, 4, 6, 6).contiguous(memory_format=torch.channels_last)
     out, idx, _ = _C.cuda_host_max_pool2d(e, [2, 2], [], [0, 0], [1, 1], False)
@@ -317,3 +368,84 @@ def test_argument_errors_match_torch(kwargs):
         torch.ops.aten.max_pool2d_with_indices(x, k, s, p, d, False)
     with pytest.raises(type(ref.value)):
         _C.cuda_host_max_pool2d(x, k, s, p, d, False)
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+@pytest.mark.parametrize("window", [(3, 2, 1), (2, 2, 0)], ids=["gather", "bands"])
+def test_grid_stride_steps_on_one_sm(layout, window):
+    """A single SM's grid (64 blocks of 256 threads) covers these jobs in several
+    grid-stride steps: every item still runs once, and the results are torch's."""
+    k, s, p = window
+    case = dict(k=(k, k), s=(s, s), p=(p, p), d=(1, 1), ceil=False, shape=(2, 24, 96, 80),
+                layout=layout, dtype=torch.float32, special=True, seed=7)
+    x = make_input(case)
+    ref_out, ref_idx = torch_forward(x, case)
+    out, idx, info = run_forward(x, case, sm_count=1)
+    assert info["blocks"] == 64 and info["max_steps"] > 1
+    assert_same(out, ref_out)
+    assert torch.equal(idx, cuda_expected_indices(info, ref_out, ref_idx))
+    grad = torch.randn(ref_out.shape, generator=torch.Generator().manual_seed(3)).contiguous(
+        memory_format=memory_format_of(ref_out))
+    gi, binfo = run_backward(grad, x, case, idx, sm_count=1)
+    assert binfo["max_steps"] > 1
+    assert_same(gi, reference_backward(grad, x, case, idx))
+    # The same job on an H100's grid: one step, same bits.
+    gi_h100, hinfo = run_backward(grad, x, case, idx)
+    assert hinfo["max_steps"] == 1 and hinfo["blocks"] > 64
+    assert_same(gi_h100, gi)
+
+
+def test_launch_plan():
+    """The grid and index width the launcher picks (the same function the GPU
+    build calls): blocks enough for the work, at most 8 waves of the card's SMs,
+    and 32-bit indices only while work items plus the grid's threads (the
+    grid-stride loop's last step) and every offset fit in int32."""
+    limit = 2**31 - 1
+    for sms in (1, 132):
+        cap = sms * (2048 // 256) * 8
+        for items in (1, 255, 256, 257, 10**6, 10**9):
+            plan = _C.cuda_launch_plan(items, items, sms)
+            assert plan["threads"] == 256
+            assert plan["blocks"] == min(-(-items // 256), cap)
+            assert plan["index_bits"] == (32 if items + plan["blocks"] * 256 <= limit else 64)
+    # Fits alone, not with the grid's threads added: 64-bit.
+    assert _C.cuda_launch_plan(limit - 1000, 1000)["index_bits"] == 64
+    assert _C.cuda_launch_plan(limit - 132 * 64 * 256, 1000)["index_bits"] == 32
+    # Offsets past int32 (a large input behind a small output): 64-bit.
+    assert _C.cuda_launch_plan(1000, limit + 1)["index_bits"] == 64
+
+
+@pytest.mark.parametrize("divisor", list(range(1, 70)) + [97, 255, 256, 1000, 4095, 65537, 2**20 + 7, 2**30 - 1,
+                                                          2**30, 2**31 - 2, 2**31 - 1])
+def test_divider_is_exact(divisor):
+    """The kernels' multiply-high division equals integer division on the whole int32 range."""
+    g = torch.Generator().manual_seed(divisor)
+    top = 2**31 - 1
+    edges = [0, 1, divisor - 1, divisor, divisor + 1, top, top - 1, top - top % divisor, top - top % divisor - 1]
+    n = torch.cat([torch.tensor([e for e in edges if 0 <= e <= top]),
+                   torch.randint(0, top, (2000,), generator=g),
+                   torch.randint(0, 1 << 16, (500,), generator=g)])
+    assert torch.equal(_C.cuda_divide(n, divisor), n // divisor)
+
+
+@pytest.mark.skipif(not fastpool.build_info()["cuda"], reason="the CPU-only build registers no CUDA kernels; "
+                    "tools/cuda_build_check.sh runs this in the CUDA build")
+@pytest.mark.parametrize("kwargs", [dict(k=[2, 2], p=[2, 2]), dict(k=[0, 2]), dict(k=[5, 5]),
+                                    dict(k=[3, 3], p=[2, 2], d=[3, 3], shape=(0, 2, 5, 5)),
+                                    dict(k=[2, 2], shape=(2, 5, 5), p=[2, 2])])
+def test_cuda_kernels_raise_before_touching_the_device(kwargs):
+    """The CUDA build's registered kernels themselves (reached by redispatching to
+    the CUDA key, no GPU needed) raise torch's exception for bad arguments, from
+    the same frames a GPU call goes through, before any device call."""
+    x = torch.randn(kwargs.get("shape", (1, 2, 4, 4)))
+    k, s, p, d = kwargs.get("k"), kwargs.get("s", []), kwargs.get("p", [0, 0]), kwargs.get("d", [1, 1])
+    with pytest.raises(RuntimeError) as ref:
+        torch.ops.aten.max_pool2d_with_indices(x, k, s, p, d, False)
+    cuda = torch._C.DispatchKeySet(torch._C.DispatchKey.CUDA)
+    for op in (torch.ops.fastpool.max_pool2d_with_indices.default, torch.ops.fastpool.max_pool2d.default):
+        with pytest.raises(type(ref.value)):
+            op.redispatch(cuda, x, k, s, p, d, False)
+    out = torch.ops.aten.max_pool2d_with_indices(x, [1, 1], [1, 1], [0, 0], [1, 1], False)
+    with pytest.raises(type(ref.value)):
+        torch.ops.fastpool.max_pool2d_with_indices_backward.default.redispatch(
+            cuda, out[0], x, k, s, p, d, False, out[1])

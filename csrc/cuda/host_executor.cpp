@@ -1,0 +1,170 @@
+// The host executor: runs the CUDA ops of max_pool_launcher.h on CPU tensors,
+// each launch emulated as the GPU would run it (every block, every thread,
+// every grid-stride step, in the index type the launcher chose), with a given
+// card's limits. Exposed to the tests as fastpool._C.cuda_host_*; compiled in
+// every build, so CI runs the CUDA ops' host-side decisions and kernel bodies
+// against torch without a GPU. Only the kernel launch itself differs from
+// max_pool.cu.
+#include <torch/extension.h>
+
+#include <limits>
+#include <vector>
+
+#include "../build_info.h"
+#include "max_pool_launcher.h"
+
+namespace fastpool {
+namespace {
+
+namespace py = pybind11;
+using cuda_launch::DeviceLimits;
+using cuda_launch::Grid;
+using cuda_logic::host_vector_tally;
+
+struct LaunchRecord {
+  std::string body;
+  int lanes;
+  int index_bits;
+  int64_t blocks, threads, items, max_steps, visits;
+};
+
+class HostExecutor {
+ public:
+  HostExecutor(DeviceLimits limits, bool force_index64) : limits_(limits), force_index64_(force_index64) {}
+  DeviceLimits limits() const { return limits_; }
+  bool force_index64() const { return force_index64_; }
+
+  template <class Body, typename index_t>
+  void launch(const Grid& grid, const typename Body::Args& args, index_t n) const {
+    // What a real launch would reject, or get wrong, is an error here.
+    TORCH_CHECK(grid.threads >= 1 && grid.threads <= 1024, "host executor: ", grid.threads, " threads per block");
+    TORCH_CHECK(grid.blocks >= 1 && grid.blocks <= limits_.max_grid_x, "host executor: grid of ", grid.blocks,
+                " blocks (limit ", limits_.max_grid_x, ")");
+    TORCH_CHECK(n >= 0 && static_cast<int64_t>(n) + grid.total_threads() <=
+                              static_cast<int64_t>(std::numeric_limits<index_t>::max()),
+                "host executor: ", sizeof(index_t) * 8, "-bit index overflows in the grid-stride loop (", n,
+                " items, ", grid.total_threads(), " threads)");
+    const index_t step = static_cast<index_t>(grid.total_threads());
+    int64_t visits = 0, max_steps = 0;
+    for (int64_t block = 0; block < grid.blocks; ++block) {
+      for (int64_t thread = 0; thread < grid.threads; ++thread) {
+        int64_t steps = 0;
+        for (index_t i = static_cast<index_t>(block * grid.threads + thread); i < n; i += step, ++steps)
+          Body::run(args, i);
+        visits += steps;
+        max_steps = std::max(max_steps, steps);
+      }
+    }
+    TORCH_CHECK(visits == static_cast<int64_t>(n), "host executor: ", visits, " of ", n, " items run");
+    records_.push_back({Body::kName, Body::kLanes, static_cast<int>(sizeof(index_t) * 8), grid.blocks, grid.threads,
+                        static_cast<int64_t>(n), max_steps, visits});
+  }
+
+  py::dict info() const {
+    py::list launches;
+    for (const auto& r : records_) {
+      py::dict d;
+      d["body"] = r.body;
+      d["lanes"] = r.lanes;
+      d["index_bits"] = r.index_bits;
+      d["blocks"] = r.blocks;
+      d["threads"] = r.threads;
+      d["items"] = r.items;
+      d["max_steps"] = r.max_steps;
+      launches.append(d);
+    }
+    py::dict d;
+    d["launches"] = launches;
+    d["vector_accesses"] = host_vector_tally().accesses;
+    d["misaligned"] = host_vector_tally().misaligned;
+    return d;
+  }
+
+ private:
+  DeviceLimits limits_;
+  bool force_index64_;
+  mutable std::vector<LaunchRecord> records_;
+};
+
+// H100 SXM: 132 SMs, 2048 threads each; every card since sm_30: 2^31-1 blocks.
+constexpr int64_t kDefaultSms = 132;
+constexpr int64_t kThreadsPerSm = 2048;
+constexpr int64_t kMaxGridX = 2147483647;
+
+HostExecutor executor(int64_t sm_count, bool force_index64) {
+  host_vector_tally() = {};
+  return HostExecutor({sm_count, kThreadsPerSm, kMaxGridX}, force_index64);
+}
+
+void check_cpu(const at::Tensor& t) {
+  TORCH_CHECK(t.device().is_cpu(), "the host executor of the CUDA ops takes CPU tensors");
+}
+
+py::tuple forward(const at::Tensor& input, std::vector<int64_t> kernel_size, std::vector<int64_t> stride,
+                  std::vector<int64_t> padding, std::vector<int64_t> dilation, bool ceil_mode, bool with_indices,
+                  int64_t sm_count, bool force_index64) {
+  check_cpu(input);
+  const HostExecutor exec = executor(sm_count, force_index64);
+  if (with_indices) {
+    auto [out, idx] = cuda_impl::max_pool2d_with_indices(exec, input, kernel_size, stride, padding, dilation,
+                                                         ceil_mode);
+    return py::make_tuple(out, idx, exec.info());
+  }
+  at::Tensor out = cuda_impl::max_pool2d(exec, input, kernel_size, stride, padding, dilation, ceil_mode);
+  return py::make_tuple(out, py::none(), exec.info());
+}
+
+py::tuple backward(const at::Tensor& grad_output, const at::Tensor& input, std::vector<int64_t> kernel_size,
+                   std::vector<int64_t> stride, std::vector<int64_t> padding, std::vector<int64_t> dilation,
+                   bool ceil_mode, const at::Tensor& indices, int64_t sm_count, bool force_index64) {
+  check_cpu(input);
+  const HostExecutor exec = executor(sm_count, force_index64);
+  at::Tensor gi = cuda_impl::max_pool2d_with_indices_backward(exec, grad_output, input, kernel_size, stride, padding,
+                                                              dilation, ceil_mode, indices);
+  return py::make_tuple(gi, exec.info());
+}
+
+// The launch decisions alone, for sizes too large to run on the host.
+py::dict launch_plan(int64_t work_items, int64_t max_offset, int64_t sm_count) {
+  const Grid grid = cuda_launch::grid_for({sm_count, kThreadsPerSm, kMaxGridX}, work_items);
+  py::dict d;
+  d["blocks"] = grid.blocks;
+  d["threads"] = grid.threads;
+  d["index_bits"] = cuda_launch::fits_int32(max_offset, work_items, grid) ? 32 : 64;
+  return d;
+}
+
+// The kernels' multiply-high division, element by element (int32 range).
+at::Tensor divide(const at::Tensor& numerators, int64_t divisor) {
+  TORCH_CHECK(divisor >= 1 && divisor <= INT32_MAX, "divisor out of range");
+  const cuda_launch::Divider<int32_t> by(divisor);
+  at::Tensor n = numerators.to(at::kLong).contiguous();
+  at::Tensor q = at::empty_like(n);
+  const int64_t* src = n.const_data_ptr<int64_t>();
+  int64_t* dst = q.mutable_data_ptr<int64_t>();
+  for (int64_t i = 0; i < n.numel(); ++i) {
+    TORCH_CHECK(src[i] >= 0 && src[i] <= INT32_MAX, "numerator out of range");
+    dst[i] = by.div(static_cast<int32_t>(src[i]));
+  }
+  return q;
+}
+
+}  // namespace
+
+void register_test_hooks(pybind11::module_& m) {
+  m.def("cuda_host_max_pool2d", &forward,
+        "The CUDA forward op run by the host executor: (output, indices or None, info).", py::arg("input"),
+        py::arg("kernel_size"), py::arg("stride"), py::arg("padding"), py::arg("dilation"), py::arg("ceil_mode"),
+        py::arg("with_indices") = true, py::arg("sm_count") = kDefaultSms, py::arg("force_index64") = false);
+  m.def("cuda_host_max_pool2d_backward", &backward,
+        "The CUDA backward op run by the host executor: (grad_input, info).", py::arg("grad_output"),
+        py::arg("input"), py::arg("kernel_size"), py::arg("stride"), py::arg("padding"), py::arg("dilation"),
+        py::arg("ceil_mode"), py::arg("indices"), py::arg("sm_count") = kDefaultSms,
+        py::arg("force_index64") = false);
+  m.def("cuda_launch_plan", &launch_plan, "The CUDA launcher's grid and index width for a job size.",
+        py::arg("work_items"), py::arg("max_offset"), py::arg("sm_count") = kDefaultSms);
+  m.def("cuda_divide", &divide, "The CUDA kernels' integer division, on the host.", py::arg("numerators"),
+        py::arg("divisor"));
+}
+
+}  // namespace fastpool

@@ -1,0 +1,191 @@
+// The CUDA max_pool2d ops, written once over an executor: argument checks,
+// allocation, choice of kernel body, index width, vector width and grid.
+// max_pool.cu instantiates them with the CUDA executor (a grid-stride kernel
+// launch on the current stream); host_executor.cpp with the host executor
+// (the same grid emulated block by block, thread by thread, step by step), so
+// CI runs every host-side decision the GPU build makes and every kernel body.
+//
+// An executor provides:
+//   cuda_launch::DeviceLimits limits() const;
+//   bool force_index64() const;                      // tests only; false on the GPU
+//   template <class Body, class index_t>
+//   void launch(const cuda_launch::Grid&, const typename Body::Args&, index_t n) const;
+#pragma once
+#include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
+
+#include <tuple>
+#include <type_traits>
+
+#include "../pool_shape.h"
+#include "launch.h"
+#include "max_pool_device.cuh"
+
+namespace fastpool {
+namespace cuda_impl {
+
+// PyTorch CUDA's name in its "... not implemented for 'Long'" error (forward
+// and backward alike): float32/64, float16 and bfloat16 only, as there.
+constexpr const char* kDispatchName = "max_pool2d_with_indices_out_cuda_frame";
+
+// The accumulation type of the kernels: float for the half types, else the
+// element type.
+template <typename scalar_t>
+using acc_t = std::conditional_t<std::is_same_v<scalar_t, double>, double, float>;
+
+// A validated call with its outputs allocated and its inputs in the layout the
+// kernels read. Prepared by max_pool_jobs.cpp (compiled once, for both builds).
+struct ForwardJob {
+  PoolGeometry g;
+  bool nhwc = false;
+  int lanes = 1;           // NHWC channels per vector access (1 = scalar path)
+  int64_t max_offset = 0;  // largest element offset a kernel forms (index width)
+  at::Tensor input;        // contiguous in the layout the kernel reads; undefined if the output is empty
+  at::Tensor output, indices;
+};
+
+struct BackwardJob {
+  PoolGeometry g;
+  bool nhwc = false;
+  int lanes = 1;
+  int64_t max_offset = 0;
+  at::Tensor grad_output, indices;  // contiguous in the input's layout
+  at::Tensor grad_input;
+};
+
+ForwardJob prepare_forward(const at::Tensor& self, at::IntArrayRef kernel_size, at::IntArrayRef stride,
+                           at::IntArrayRef padding, at::IntArrayRef dilation, bool ceil_mode, bool with_indices);
+BackwardJob prepare_backward(const at::Tensor& grad_output, const at::Tensor& self, at::IntArrayRef kernel_size,
+                             at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, bool ceil_mode,
+                             const at::Tensor& indices);
+
+// Calls f with std::integral_constant<int, V> for the NHWC vector width the
+// job chose (16 bytes, 8 bytes, or scalar).
+template <typename scalar_t, typename F>
+void with_lanes(int lanes, F&& f) {
+  constexpr int k8 = 8 / sizeof(scalar_t), k16 = 16 / sizeof(scalar_t);
+  if (lanes == k16) {
+    f(std::integral_constant<int, k16>{});
+  } else if (k8 > 1 && lanes == k8) {
+    f(std::integral_constant<int, (k8 > 1 ? k8 : 1)>{});
+  } else {
+    TORCH_CHECK(lanes == 1, "unexpected vector width ", lanes);
+    f(std::integral_constant<int, 1>{});
+  }
+}
+
+// Windows that do not overlap (span <= stride in every dim) let the backward
+// write each output's band instead of gathering per input.
+inline bool windows_overlap(const PoolGeometry& g) {
+  for (int d = 1; d < kMaxSpatialDims; ++d)
+    if ((g.kernel[d] - 1) * g.dilation[d] + 1 > g.stride[d]) return true;
+  return false;
+}
+
+// Chooses the grid and index width for `work_items` items and calls
+// launch(grid, index_t{}, n): every launch of the ops goes through here.
+template <class Exec, typename Launch>
+void launch_items(const Exec& exec, int64_t work_items, int64_t max_offset, Launch&& launch) {
+  const cuda_launch::Grid grid = cuda_launch::grid_for(exec.limits(), work_items);
+  const bool use32 = !exec.force_index64() && cuda_launch::fits_int32(max_offset, work_items, grid);
+  cuda_launch::with_index_type(use32, [&](auto index_zero) {
+    using index_t = decltype(index_zero);
+    launch(grid, index_zero, static_cast<index_t>(work_items));
+  });
+}
+
+template <class Exec>
+void run_forward(const Exec& exec, const ForwardJob& job, bool with_indices) {
+  if (job.output.numel() == 0) return;  // like PyTorch: before the dtype check
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, job.input.scalar_type(), kDispatchName, [&] {
+    using acc = acc_t<scalar_t>;
+    const int64_t items = job.output.numel() / job.lanes;
+    launch_items(exec, items, job.max_offset, [&](const cuda_launch::Grid& grid, auto index_zero, auto n) {
+      using index_t = decltype(index_zero);
+      const cuda_logic::ForwardArgs<scalar_t, index_t> a{
+          job.input.const_data_ptr<scalar_t>(), job.output.mutable_data_ptr<scalar_t>(),
+          with_indices ? job.indices.mutable_data_ptr<int64_t>() : nullptr,
+          cuda_logic::make_kernel_geometry<index_t>(job.g, job.lanes)};
+      if (!job.nhwc) {
+        if (with_indices)
+          exec.template launch<cuda_logic::ForwardNchw<scalar_t, acc, index_t, true>>(grid, a, n);
+        else
+          exec.template launch<cuda_logic::ForwardNchw<scalar_t, acc, index_t, false>>(grid, a, n);
+        return;
+      }
+      with_lanes<scalar_t>(job.lanes, [&](auto lanes) {
+        constexpr int V = decltype(lanes)::value;
+        if (with_indices)
+          exec.template launch<cuda_logic::ForwardNhwc<scalar_t, acc, index_t, V, true>>(grid, a, n);
+        else
+          exec.template launch<cuda_logic::ForwardNhwc<scalar_t, acc, index_t, V, false>>(grid, a, n);
+      });
+    });
+  });
+}
+
+template <class Exec>
+void run_backward(const Exec& exec, const BackwardJob& job) {
+  // Like PyTorch, an empty call returns before the dtype check.
+  if (job.grad_input.numel() == 0) return;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, job.grad_input.scalar_type(), kDispatchName, [&] {
+    using acc = acc_t<scalar_t>;
+    // Gather: one item per input (per V channels); bands: one per output.
+    const bool gather = windows_overlap(job.g);
+    const int64_t items = (gather ? job.grad_input.numel() : job.grad_output.numel()) / job.lanes;
+    launch_items(exec, items, job.max_offset, [&](const cuda_launch::Grid& grid, auto index_zero, auto n) {
+      using index_t = decltype(index_zero);
+      const cuda_logic::BackwardArgs<scalar_t, index_t> a{
+          job.grad_output.const_data_ptr<scalar_t>(), job.indices.const_data_ptr<int64_t>(),
+          job.grad_input.mutable_data_ptr<scalar_t>(), cuda_logic::make_kernel_geometry<index_t>(job.g, job.lanes)};
+      if (!job.nhwc) {
+        if (gather)
+          exec.template launch<cuda_logic::BackwardGatherNchw<scalar_t, acc, index_t>>(grid, a, n);
+        else
+          exec.template launch<cuda_logic::BackwardBandsNchw<scalar_t, acc, index_t>>(grid, a, n);
+        return;
+      }
+      with_lanes<scalar_t>(job.lanes, [&](auto lanes) {
+        constexpr int V = decltype(lanes)::value;
+        if (gather)
+          exec.template launch<cuda_logic::BackwardGatherNhwc<scalar_t, acc, index_t, V>>(grid, a, n);
+        else
+          exec.template launch<cuda_logic::BackwardBandsNhwc<scalar_t, acc, index_t, V>>(grid, a, n);
+      });
+    });
+  });
+}
+
+// ---- the ops, as registered for CUDA (and run by the host executor) -------
+
+template <class Exec>
+std::tuple<at::Tensor, at::Tensor> max_pool2d_with_indices(const Exec& exec, const at::Tensor& input,
+                                                           at::IntArrayRef kernel_size, at::IntArrayRef stride,
+                                                           at::IntArrayRef padding, at::IntArrayRef dilation,
+                                                           bool ceil_mode) {
+  const ForwardJob job = prepare_forward(input, kernel_size, stride, padding, dilation, ceil_mode, true);
+  run_forward(exec, job, true);
+  return {job.output, job.indices};
+}
+
+template <class Exec>
+at::Tensor max_pool2d(const Exec& exec, const at::Tensor& input, at::IntArrayRef kernel_size, at::IntArrayRef stride,
+                      at::IntArrayRef padding, at::IntArrayRef dilation, bool ceil_mode) {
+  const ForwardJob job = prepare_forward(input, kernel_size, stride, padding, dilation, ceil_mode, false);
+  run_forward(exec, job, false);
+  return job.output;
+}
+
+template <class Exec>
+at::Tensor max_pool2d_with_indices_backward(const Exec& exec, const at::Tensor& grad_output, const at::Tensor& input,
+                                            at::IntArrayRef kernel_size, at::IntArrayRef stride,
+                                            at::IntArrayRef padding, at::IntArrayRef dilation, bool ceil_mode,
+                                            const at::Tensor& indices) {
+  const BackwardJob job =
+      prepare_backward(grad_output, input, kernel_size, stride, padding, dilation, ceil_mode, indices);
+  run_backward(exec, job);
+  return job.grad_input;
+}
+
+}  // namespace cuda_impl
+}  // namespace fastpool
