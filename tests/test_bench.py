@@ -115,3 +115,22 @@ def test_import_fastpool_stays_light():
     code = "import sys, fastpool; print(any(m.startswith('fastpool.bench.') for m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_copy_bandwidth_share_and_column():
+    """The GPU limit: % of copy bandwidth = (bytes that must move / bandwidth) / kernel time,
+    shown as a column only where a run measured the bandwidth."""
+    from fastpool.bench import measure
+
+    summary = {"fastpool": {"median_s": 2e-3}, "roofline": {"median_s": 1e-3}, "torch": {"median_s": 4e-3}}
+    measure.add_copy_bandwidth_share(summary, {"read": 3_000_000, "write": 1_000_000}, 4e9)
+    assert summary["fastpool"]["pct_copy_bw"] == pytest.approx(50.0)  # 1 ms of traffic in 2 ms
+    assert summary["torch"]["pct_copy_bw"] == pytest.approx(25.0)
+    assert "pct_copy_bw" not in summary["roofline"]
+    case = {"group": "g", "case": "c", "params": "k2", "dtype": "float32", "layout": "nchw", "direction": "fwd",
+            "impls": summary, "check": True}
+    header, row = report.case_rows([case], ["torch"])
+    assert row[header.index("fp %copy-bw")] == report.fmt_pct(50.0)
+    header, _ = report.case_rows([dict(case, impls={"fastpool": {"median_s": 1.0}})], [])
+    assert "fp %copy-bw" not in header
+    assert measure.copy_bandwidth("cpu", 1, nbytes=1 << 20) > 0

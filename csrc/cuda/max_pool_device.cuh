@@ -251,11 +251,25 @@ struct BackwardArgs {
 // tap's load is coalesced across the warp; the coordinates come from
 // multiply-high divisions and the window from additions (no divide unless
 // dilated), which is most of what a thread does besides its loads.
-template <typename scalar_t, typename acc_t, typename index_t, bool kIndices>
+// kK > 0: a kK x kK window, unrolled so that all its loads are in flight at
+// once (taps outside the input are skipped, in the same h-outer, w-inner
+// order); kK == 0: any window, loops over the in-bounds taps.
+template <typename scalar_t, typename acc_t, typename index_t, bool kIndices, int kK>
 struct ForwardNchw {
   using Args = ForwardArgs<scalar_t, index_t>;
-  static constexpr const char* kName = "forward_nchw";
+  static constexpr const char* kName = kK == 3 ? "forward_nchw_k3" : (kK == 2 ? "forward_nchw_k2" : "forward_nchw");
   static constexpr int kLanes = 1;
+
+  FASTPOOL_HOST_DEVICE static void take(const scalar_t* in, index_t pos, scalar_t* best, acc_t* best_f,
+                                        index_t* best_i) {
+    const scalar_t v = in[pos];
+    const acc_t vf = static_cast<acc_t>(v);
+    if (vf > *best_f || is_nan(vf)) {
+      *best = v;
+      *best_f = vf;
+      *best_i = pos;
+    }
+  }
 
   FASTPOOL_HOST_DEVICE static void run(const Args& a, index_t i) {
     const Geometry<index_t>& g = a.g;
@@ -266,27 +280,28 @@ struct ForwardNchw {
     index_t h0, nh, w0, nw;
     window_taps(g.h, oh, &h0, &nh);
     window_taps(g.w, ow, &w0, &nw);
-    const index_t W = g.w.in;
-    const scalar_t* in = a.input + plane * (g.h.in * W);
+    const index_t H = g.h.in, W = g.w.in;
+    const scalar_t* in = a.input + plane * (H * W);
 
     scalar_t best = static_cast<scalar_t>(-INFINITY);
     acc_t best_f = static_cast<acc_t>(-INFINITY);
     index_t best_i = h0 * W + w0;
     const index_t dh = g.h.dilation, dw = g.w.dilation;
-    for (index_t kh = 0; kh < nh; ++kh) {
-      const index_t row_pos = (h0 + kh * dh) * W + w0;
-#if defined(__CUDACC__)
-#pragma unroll 4
-#endif
-      for (index_t kw = 0; kw < nw; ++kw) {
-        const index_t pos = row_pos + kw * dw;
-        const scalar_t v = in[pos];
-        const acc_t vf = static_cast<acc_t>(v);
-        if (vf > best_f || is_nan(vf)) {
-          best = v;
-          best_f = vf;
-          best_i = pos;
+    if (kK > 0) {
+      const index_t hs = oh * g.h.stride - g.h.pad, ws = ow * g.w.stride - g.w.pad;
+FASTPOOL_UNROLL
+      for (int kh = 0; kh < kK; ++kh) {
+        const index_t h = hs + kh * dh;
+FASTPOOL_UNROLL
+        for (int kw = 0; kw < kK; ++kw) {
+          const index_t w = ws + kw * dw;
+          if (h >= 0 && h < H && w >= 0 && w < W) take(in, h * W + w, &best, &best_f, &best_i);
         }
+      }
+    } else {
+      for (index_t kh = 0; kh < nh; ++kh) {
+        const index_t row_pos = (h0 + kh * dh) * W + w0;
+        for (index_t kw = 0; kw < nw; ++kw) take(in, row_pos + kw * dw, &best, &best_f, &best_i);
       }
     }
     a.output[i] = best;

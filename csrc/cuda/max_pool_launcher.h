@@ -74,6 +74,20 @@ void with_lanes(int lanes, F&& f) {
   }
 }
 
+// Calls f with std::integral_constant<int, K>: K = 3 or 2 for the square
+// windows of most networks (their NCHW forward unrolls the window), else 0.
+template <typename F>
+void with_fixed_window(const PoolGeometry& g, F&& f) {
+  const int64_t k = g.kernel[1] == g.kernel[2] ? g.kernel[1] : 0;
+  if (k == 3) {
+    f(std::integral_constant<int, 3>{});
+  } else if (k == 2) {
+    f(std::integral_constant<int, 2>{});
+  } else {
+    f(std::integral_constant<int, 0>{});
+  }
+}
+
 // Windows that do not overlap (span <= stride in every dim) let the backward
 // write each output's band instead of gathering per input.
 inline bool windows_overlap(const PoolGeometry& g) {
@@ -107,10 +121,13 @@ void run_forward(const Exec& exec, const ForwardJob& job, bool with_indices) {
           with_indices ? job.indices.mutable_data_ptr<int64_t>() : nullptr,
           cuda_logic::make_kernel_geometry<index_t>(job.g, job.lanes)};
       if (!job.nhwc) {
-        if (with_indices)
-          exec.template launch<cuda_logic::ForwardNchw<scalar_t, acc, index_t, true>>(grid, a, n);
-        else
-          exec.template launch<cuda_logic::ForwardNchw<scalar_t, acc, index_t, false>>(grid, a, n);
+        with_fixed_window(job.g, [&](auto fixed) {
+          constexpr int K = decltype(fixed)::value;
+          if (with_indices)
+            exec.template launch<cuda_logic::ForwardNchw<scalar_t, acc, index_t, true, K>>(grid, a, n);
+          else
+            exec.template launch<cuda_logic::ForwardNchw<scalar_t, acc, index_t, false, K>>(grid, a, n);
+        });
         return;
       }
       with_lanes<scalar_t>(job.lanes, [&](auto lanes) {
