@@ -108,18 +108,20 @@ if want build; then
 fi
 
 if want probe; then
-  if ! run_step probe 60 "$PY" -X faulthandler benchmarks/gpu_probe.py; then
+  # CUDA_LAUNCH_BLOCKING=1: a kernel's fault surfaces in its own case, not in a later call.
+  if ! run_step probe 60 env CUDA_LAUNCH_BLOCKING=1 "$PY" -X faulthandler benchmarks/gpu_probe.py; then
     last="$(grep '^RUN ' "$OUT/probe.log" | tail -n 1 | cut -c5-)"
     if [ -n "$last" ] && ! grep -q "^\(OK\|FAIL\) $last" "$OUT/probe.log" && command -v gdb >/dev/null; then
       # The process died in $last: a native backtrace of that case alone.
-      run_step probe_gdb 60 gdb -q -batch -ex run -ex bt -ex "info sharedlibrary" \
+      run_step probe_gdb 60 env CUDA_LAUNCH_BLOCKING=1 gdb -q -batch -ex run -ex bt -ex "info sharedlibrary" \
         --args "$PY" benchmarks/gpu_probe.py --only "$last"
     fi
   fi
 fi
 
 if want test; then
-  run_step test 110 env FASTPOOL_EXAMPLES="${FASTPOOL_EXAMPLES:-40}" "$PY" -X faulthandler -m pytest -q \
+  run_step test 110 env CUDA_LAUNCH_BLOCKING=1 FASTPOOL_EXAMPLES="${FASTPOOL_EXAMPLES:-40}" \
+    "$PY" -X faulthandler -m pytest -q \
     -p no:cacheprovider -m "cuda and not slow" tests/test_cuda.py --junitxml="$OUT/pytest_cuda.xml"
 fi
 

@@ -87,6 +87,37 @@ inline Geometry<index_t> make_kernel_geometry(const PoolGeometry& g, int lanes) 
   return k;
 }
 
+// Coordinates of a linear work index. Planar (NCHW): i over (plane, y, x) of
+// Y x X planes. Channels-last (NHWC): i over (n, y, x, group of V channels).
+template <typename index_t>
+struct Position {
+  index_t outer;  // plane (n * C + c) for planar, image n for channels-last
+  index_t y, x;
+  index_t lane_group;  // channels-last only
+};
+
+template <typename index_t>
+FASTPOOL_HOST_DEVICE inline Position<index_t> split_planar(index_t i, const Divider<index_t>& by_x, index_t X,
+                                                           const Divider<index_t>& by_y, index_t Y) {
+  Position<index_t> p;
+  const index_t row = by_x.div(i);
+  p.x = i - row * X;
+  p.outer = by_y.div(row);
+  p.y = row - p.outer * Y;
+  p.lane_group = 0;
+  return p;
+}
+
+template <typename index_t>
+FASTPOOL_HOST_DEVICE inline Position<index_t> split_channels_last(const Geometry<index_t>& g, index_t i,
+                                                                  const Divider<index_t>& by_x, index_t X,
+                                                                  const Divider<index_t>& by_y, index_t Y) {
+  const index_t pixel = g.by_lane_groups.div(i);
+  Position<index_t> p = split_planar(pixel, by_x, X, by_y, Y);
+  p.lane_group = i - pixel * g.lane_groups;
+  return p;
+}
+
 // The in-bounds taps of output o's window along one axis: input positions
 // first, first + dilation, ... (count of them). `first` is where PyTorch's
 // argmax starts even when count is 0. No division unless dilated.
@@ -273,10 +304,8 @@ struct ForwardNchw {
 
   FASTPOOL_HOST_DEVICE static void run(const Args& a, index_t i) {
     const Geometry<index_t>& g = a.g;
-    const index_t row = g.by_out_w.div(i);
-    const index_t ow = i - row * g.w.out;
-    const index_t plane = g.by_out_h.div(row);
-    const index_t oh = row - plane * g.h.out;
+    const Position<index_t> o = split_planar(i, g.by_out_w, g.w.out, g.by_out_h, g.h.out);
+    const index_t plane = o.outer, oh = o.y, ow = o.x;
     index_t h0, nh, w0, nw;
     window_taps(g.h, oh, &h0, &nh);
     window_taps(g.w, ow, &w0, &nw);
@@ -318,12 +347,8 @@ struct ForwardNhwc {
 
   FASTPOOL_HOST_DEVICE static void run(const Args& a, index_t i) {
     const Geometry<index_t>& g = a.g;
-    const index_t pixel = g.by_lane_groups.div(i);
-    const index_t cg = i - pixel * g.lane_groups;
-    const index_t row = g.by_out_w.div(pixel);
-    const index_t ow = pixel - row * g.w.out;
-    const index_t n = g.by_out_h.div(row);
-    const index_t oh = row - n * g.h.out;
+    const Position<index_t> o = split_channels_last(g, i, g.by_out_w, g.w.out, g.by_out_h, g.h.out);
+    const index_t n = o.outer, oh = o.y, ow = o.x, cg = o.lane_group;
     index_t h0, nh, w0, nw;
     window_taps(g.h, oh, &h0, &nh);
     window_taps(g.w, ow, &w0, &nw);
@@ -372,10 +397,8 @@ struct BackwardGatherNchw {
 
   FASTPOOL_HOST_DEVICE static void run(const Args& a, index_t i) {
     const Geometry<index_t>& g = a.g;
-    const index_t row = g.by_in_w.div(i);
-    const index_t w = i - row * g.w.in;
-    const index_t plane = g.by_in_h.div(row);
-    const index_t h = row - plane * g.h.in;
+    const Position<index_t> x = split_planar(i, g.by_in_w, g.w.in, g.by_in_h, g.h.in);
+    const index_t plane = x.outer, h = x.y, w = x.x;
     index_t oh0, oh1, ow0, ow1;
     covering_outputs(g.h, h, &oh0, &oh1);
     covering_outputs(g.w, w, &ow0, &ow1);
@@ -404,12 +427,8 @@ struct BackwardGatherNhwc {
 
   FASTPOOL_HOST_DEVICE static void run(const Args& a, index_t i) {
     const Geometry<index_t>& g = a.g;
-    const index_t pixel = g.by_lane_groups.div(i);
-    const index_t cg = i - pixel * g.lane_groups;
-    const index_t row = g.by_in_w.div(pixel);
-    const index_t w = pixel - row * g.w.in;
-    const index_t n = g.by_in_h.div(row);
-    const index_t h = row - n * g.h.in;
+    const Position<index_t> x = split_channels_last(g, i, g.by_in_w, g.w.in, g.by_in_h, g.h.in);
+    const index_t n = x.outer, h = x.y, w = x.x, cg = x.lane_group;
     index_t oh0, oh1, ow0, ow1;
     covering_outputs(g.h, h, &oh0, &oh1);
     covering_outputs(g.w, w, &ow0, &ow1);
@@ -471,10 +490,8 @@ struct BackwardBandsNchw {
 
   FASTPOOL_HOST_DEVICE static void run(const Args& a, index_t i) {
     const Geometry<index_t>& g = a.g;
-    const index_t row = g.by_out_w.div(i);
-    const index_t ow = i - row * g.w.out;
-    const index_t plane = g.by_out_h.div(row);
-    const index_t oh = row - plane * g.h.out;
+    const Position<index_t> o = split_planar(i, g.by_out_w, g.w.out, g.by_out_h, g.h.out);
+    const index_t plane = o.outer, oh = o.y, ow = o.x;
     index_t h0, h1, w0, w1;
     owned_band(g.h, oh, &h0, &h1);
     owned_band(g.w, ow, &w0, &w1);
@@ -503,12 +520,8 @@ struct BackwardBandsNhwc {
 
   FASTPOOL_HOST_DEVICE static void run(const Args& a, index_t i) {
     const Geometry<index_t>& g = a.g;
-    const index_t pixel = g.by_lane_groups.div(i);
-    const index_t cg = i - pixel * g.lane_groups;
-    const index_t row = g.by_out_w.div(pixel);
-    const index_t ow = pixel - row * g.w.out;
-    const index_t n = g.by_out_h.div(row);
-    const index_t oh = row - n * g.h.out;
+    const Position<index_t> o = split_channels_last(g, i, g.by_out_w, g.w.out, g.by_out_h, g.h.out);
+    const index_t n = o.outer, oh = o.y, ow = o.x, cg = o.lane_group;
     index_t h0, h1, w0, w1;
     owned_band(g.h, oh, &h0, &h1);
     owned_band(g.w, ow, &w0, &w1);
