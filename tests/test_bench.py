@@ -134,3 +134,15 @@ def test_copy_bandwidth_share_and_column():
     header, _ = report.case_rows([dict(case, impls={"fastpool": {"median_s": 1.0}})], [])
     assert "fp %copy-bw" not in header
     assert measure.copy_bandwidth("cpu", 1, nbytes=1 << 20) > 0
+
+
+def test_gpu_probe_runs_on_cpu():
+    """benchmarks/gpu_probe.py (the GPU visit's crash finder) runs its cases on the
+    CPU ops here, so a visit never finds it broken."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.run([sys.executable, os.path.join(root, "benchmarks", "gpu_probe.py"), "--device", "cpu"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    lines = proc.stdout.splitlines()
+    assert lines[-1] == "0 failed"
+    assert sum(line.startswith("OK ") for line in lines) == sum(line.startswith("RUN ") for line in lines) > 50
