@@ -142,6 +142,13 @@ def windows_overlap(case):
     return any((k - 1) * d + 1 > s for k, s, d in zip(case["k"], case["s"], case["d"]))
 
 
+def backward_kind(case):
+    """The backward algorithm the launcher must pick (see max_pool_launcher.h)."""
+    if not windows_overlap(case):
+        return "bands"
+    return "band_gather" if tuple(case["s"]) == (2, 2) else "gather"
+
+
 def check_info(info, x):
     assert info["misaligned"] == 0
     c = x.shape[-3]
@@ -241,8 +248,8 @@ def test_backward_matches_torch(case, grad_seed, sms):
     if x.numel() == 0:
         assert info["body"] is None
         return
-    # Overlapping windows gather per input; the others write each output's band.
-    kind = "gather" if windows_overlap(case) else "bands"
+    # Overlapping windows gather (per input, or per band for stride 2); the others write each output's band.
+    kind = backward_kind(case)
     assert info["body"] == f"backward_{kind}_{info['layout']}"
     if memory_format_of(ref) == torch.channels_last:
         assert info["layout"] == "nhwc"
@@ -292,7 +299,7 @@ def offset_channels_last(x, offset_elems):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("offset", [1, 2, 4])
-@pytest.mark.parametrize("window", [(3, 2, 1), (2, 2, 0)], ids=["gather", "bands"])
+@pytest.mark.parametrize("window", [(3, 2, 1), (3, 1, 1), (2, 2, 0)], ids=["band_gather", "gather", "bands"])
 def test_vector_width_follows_alignment(dtype, offset, window):
     """Misaligned buffers drop to a narrower (8-byte) or the scalar path, never a misaligned access."""
     k, s, p = window
@@ -375,7 +382,7 @@ def test_argument_errors_match_torch(kwargs):
 
 
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
-@pytest.mark.parametrize("window", [(3, 2, 1), (2, 2, 0)], ids=["gather", "bands"])
+@pytest.mark.parametrize("window", [(3, 2, 1), (3, 1, 1), (2, 2, 0)], ids=["band_gather", "gather", "bands"])
 def test_grid_stride_steps_on_one_sm(layout, window):
     """A single SM's grid (64 blocks of 256 threads) covers these jobs in several
     grid-stride steps: every item still runs once, and the results are torch's."""

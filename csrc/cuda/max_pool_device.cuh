@@ -386,94 +386,106 @@ FASTPOOL_UNROLL
   }
 };
 
-// ---- backward: gather (overlapping windows) -------------------------------
+// ---- backward ------------------------------------------------------------
+//
+// Three ways to the same sums, picked by the launcher from the geometry:
+//   gather       one item per input (per V channels): sums over its covering
+//                outputs. Any window.
+//   bands        windows that do not overlap (span <= stride): every input
+//                has at most one covering output, and the band each output
+//                owns (owned_band) holds its window. One item per output
+//                reads its index and gradient once and writes its whole band;
+//                no input is written twice or missed, no zeroing pass.
+//   band gather  overlapping windows with stride kS (the ResNet stem: k3 s2):
+//                one item per output band of at most kS x kS inputs loads each
+//                candidate output (those covering any input of the band) once
+//                and adds it to the band input its index names, in output
+//                raster order; larger edge bands fall back to the gather.
+// All three give each input the gather's value bit for bit.
 
-// NCHW: one input per work item, i over (n*C + c, h, w).
-template <typename scalar_t, typename acc_t, typename index_t>
-struct BackwardGatherNchw {
-  using Args = BackwardArgs<scalar_t, index_t>;
-  static constexpr const char* kName = "backward_gather_nchw";
-  static constexpr int kLanes = 1;
-
-  FASTPOOL_HOST_DEVICE static void run(const Args& a, index_t i) {
-    const Geometry<index_t>& g = a.g;
-    const Position<index_t> x = split_planar(i, g.by_in_w, g.w.in, g.by_in_h, g.h.in);
-    const index_t plane = x.outer, h = x.y, w = x.x;
-    index_t oh0, oh1, ow0, ow1;
-    covering_outputs(g.h, h, &oh0, &oh1);
-    covering_outputs(g.w, w, &ow0, &ow1);
-    const int64_t target = static_cast<int64_t>(h * g.w.in + w);
-    const index_t OW = g.w.out;
-    const index_t plane_offset = plane * (g.h.out * OW);
-    const scalar_t* go = a.grad_output + plane_offset;
-    const int64_t* ind = a.indices + plane_offset;
-    acc_t sum = acc_t(0);
-    for (index_t oh = oh0; oh < oh1; ++oh) {
-      for (index_t ow = ow0; ow < ow1; ++ow) {
-        const index_t o = oh * OW + ow;
-        if (ind[o] == target) sum += static_cast<acc_t>(go[o]);
-      }
-    }
-    a.grad_input[i] = static_cast<scalar_t>(sum);
-  }
+// One plane (NCHW, V = 1) or one image's group of V channels (NHWC): where its
+// outputs and inputs live. Pixel p of either is at p * step.
+template <typename scalar_t, typename index_t>
+struct BackwardSlice {
+  const scalar_t* grad_output;
+  const int64_t* indices;
+  scalar_t* grad_input;
+  index_t step;  // 1 (NCHW) or C (NHWC)
 };
 
-// NHWC: i over (n, h, w, c / V); V channels per item.
-template <typename scalar_t, typename acc_t, typename index_t, int V>
-struct BackwardGatherNhwc {
+template <typename scalar_t, typename index_t, bool kNhwc, int V>
+FASTPOOL_HOST_DEVICE inline BackwardSlice<scalar_t, index_t> backward_slice(const BackwardArgs<scalar_t, index_t>& a,
+                                                                           index_t outer, index_t lane_group) {
+  const Geometry<index_t>& g = a.g;
+  const index_t step = kNhwc ? g.channels : 1;
+  const index_t lane0 = kNhwc ? lane_group * V : 0;
+  const index_t out_base = outer * (g.h.out * g.w.out * step) + lane0;
+  const index_t in_base = outer * (g.h.in * g.w.in * step) + lane0;
+  return {a.grad_output + out_base, a.indices + out_base, a.grad_input + in_base, step};
+}
+
+// The value of input (h, w): the sum in acc_t, from 0 and in output raster
+// order, of the gradients of its covering outputs whose index is this input.
+// kCopyOne (NHWC, as PyTorch CUDA): exactly one covering output copies its
+// gradient instead (keeping -0.0).
+template <typename scalar_t, typename acc_t, typename index_t, int V, bool kCopyOne>
+FASTPOOL_HOST_DEVICE inline Pack<scalar_t, V> gather_input(const Geometry<index_t>& g,
+                                                           const BackwardSlice<scalar_t, index_t>& s, index_t h,
+                                                           index_t w) {
+  index_t oh0, oh1, ow0, ow1;
+  covering_outputs(g.h, h, &oh0, &oh1);
+  covering_outputs(g.w, w, &ow0, &ow1);
+  const int64_t target = static_cast<int64_t>(h * g.w.in + w);
+  Pack<scalar_t, V> out;
+  if (kCopyOne && oh1 - oh0 == 1 && ow1 - ow0 == 1) {
+    const index_t o = (oh0 * g.w.out + ow0) * s.step;
+    const Pack<int64_t, V> idx = load_indices<V>(s.indices + o);
+    const Pack<scalar_t, V> gv = load_pack<scalar_t, V>(s.grad_output + o);
+FASTPOOL_UNROLL
+    for (int j = 0; j < V; ++j) out.v[j] = idx.v[j] == target ? gv.v[j] : static_cast<scalar_t>(0);
+    return out;
+  }
+  acc_t sum[V];
+FASTPOOL_UNROLL
+  for (int j = 0; j < V; ++j) sum[j] = acc_t(0);
+  for (index_t oh = oh0; oh < oh1; ++oh) {
+    for (index_t ow = ow0; ow < ow1; ++ow) {
+      const index_t o = (oh * g.w.out + ow) * s.step;
+      const Pack<int64_t, V> idx = load_indices<V>(s.indices + o);
+      const Pack<scalar_t, V> gv = load_pack<scalar_t, V>(s.grad_output + o);
+FASTPOOL_UNROLL
+      for (int j = 0; j < V; ++j)
+        if (idx.v[j] == target) sum[j] += static_cast<acc_t>(gv.v[j]);
+    }
+  }
+FASTPOOL_UNROLL
+  for (int j = 0; j < V; ++j) out.v[j] = static_cast<scalar_t>(sum[j]);
+  return out;
+}
+
+// The position of backward item i: an output (bands, band gather) or an input (gather).
+template <typename index_t, bool kNhwc>
+FASTPOOL_HOST_DEVICE inline Position<index_t> split_items(const Geometry<index_t>& g, index_t i, bool over_outputs) {
+  const Divider<index_t>& by_x = over_outputs ? g.by_out_w : g.by_in_w;
+  const Divider<index_t>& by_y = over_outputs ? g.by_out_h : g.by_in_h;
+  const index_t X = over_outputs ? g.w.out : g.w.in, Y = over_outputs ? g.h.out : g.h.in;
+  return kNhwc ? split_channels_last(g, i, by_x, X, by_y, Y) : split_planar(i, by_x, X, by_y, Y);
+}
+
+// Gather: i over the inputs (NCHW: plane, h, w; NHWC: n, h, w, c / V).
+template <typename scalar_t, typename acc_t, typename index_t, bool kNhwc, int V>
+struct BackwardGather {
   using Args = BackwardArgs<scalar_t, index_t>;
-  static constexpr const char* kName = "backward_gather_nhwc";
+  static constexpr const char* kName = kNhwc ? "backward_gather_nhwc" : "backward_gather_nchw";
   static constexpr int kLanes = V;
 
   FASTPOOL_HOST_DEVICE static void run(const Args& a, index_t i) {
-    const Geometry<index_t>& g = a.g;
-    const Position<index_t> x = split_channels_last(g, i, g.by_in_w, g.w.in, g.by_in_h, g.h.in);
-    const index_t n = x.outer, h = x.y, w = x.x, cg = x.lane_group;
-    index_t oh0, oh1, ow0, ow1;
-    covering_outputs(g.h, h, &oh0, &oh1);
-    covering_outputs(g.w, w, &ow0, &ow1);
-    const int64_t target = static_cast<int64_t>(h * g.w.in + w);
-    const index_t C = g.channels, OW = g.w.out;
-    const index_t base = n * (g.h.out * OW * C) + cg * V;
-    const scalar_t* go = a.grad_output + base;
-    const int64_t* ind = a.indices + base;
-
-    Pack<scalar_t, V> out;
-    if (oh1 - oh0 == 1 && ow1 - ow0 == 1) {
-      const index_t o = (oh0 * OW + ow0) * C;
-      const Pack<int64_t, V> idx = load_indices<V>(ind + o);
-      const Pack<scalar_t, V> gv = load_pack<scalar_t, V>(go + o);
-FASTPOOL_UNROLL
-      for (int j = 0; j < V; ++j) out.v[j] = idx.v[j] == target ? gv.v[j] : static_cast<scalar_t>(0);
-    } else {
-      acc_t sum[V];
-FASTPOOL_UNROLL
-      for (int j = 0; j < V; ++j) sum[j] = acc_t(0);
-      for (index_t oh = oh0; oh < oh1; ++oh) {
-        for (index_t ow = ow0; ow < ow1; ++ow) {
-          const index_t o = (oh * OW + ow) * C;
-          const Pack<int64_t, V> idx = load_indices<V>(ind + o);
-          const Pack<scalar_t, V> gv = load_pack<scalar_t, V>(go + o);
-FASTPOOL_UNROLL
-          for (int j = 0; j < V; ++j)
-            if (idx.v[j] == target) sum[j] += static_cast<acc_t>(gv.v[j]);
-        }
-      }
-FASTPOOL_UNROLL
-      for (int j = 0; j < V; ++j) out.v[j] = static_cast<scalar_t>(sum[j]);
-    }
-    store_pack<scalar_t, V>(a.grad_input + i * V, out);
+    const Position<index_t> x = split_items<index_t, kNhwc>(a.g, i, false);
+    const BackwardSlice<scalar_t, index_t> s = backward_slice<scalar_t, index_t, kNhwc, V>(a, x.outer, x.lane_group);
+    store_pack<scalar_t, V>(s.grad_input + (x.y * a.g.w.in + x.x) * s.step,
+                            gather_input<scalar_t, acc_t, index_t, V, kNhwc>(a.g, s, x.y, x.x));
   }
 };
-
-// ---- backward: owned bands (windows that do not overlap) -----------------
-//
-// When span <= stride in both dims, every input has at most one covering
-// output, and the band each output owns (owned_band) holds its window. One
-// work item per output then reads its index and gradient once and writes its
-// whole band: the gradient where the index is (if it lies in the window's
-// span, as the gather requires), zero elsewhere. No input is written twice,
-// none is missed, and there is no separate zeroing pass.
 
 template <typename index_t>
 FASTPOOL_HOST_DEVICE inline bool in_span(const Axis<index_t>& a, index_t o, index_t x) {
@@ -481,65 +493,120 @@ FASTPOOL_HOST_DEVICE inline bool in_span(const Axis<index_t>& a, index_t o, inde
   return x >= start && x < start + a.span;
 }
 
-// NCHW: i over the outputs (n*C + c, oh, ow).
-template <typename scalar_t, typename acc_t, typename index_t>
-struct BackwardBandsNchw {
+// Bands: i over the outputs (NCHW: plane, oh, ow; NHWC: n, oh, ow, c / V).
+template <typename scalar_t, typename acc_t, typename index_t, bool kNhwc, int V>
+struct BackwardBands {
   using Args = BackwardArgs<scalar_t, index_t>;
-  static constexpr const char* kName = "backward_bands_nchw";
-  static constexpr int kLanes = 1;
+  static constexpr const char* kName = kNhwc ? "backward_bands_nhwc" : "backward_bands_nchw";
+  static constexpr int kLanes = V;
 
   FASTPOOL_HOST_DEVICE static void run(const Args& a, index_t i) {
     const Geometry<index_t>& g = a.g;
-    const Position<index_t> o = split_planar(i, g.by_out_w, g.w.out, g.by_out_h, g.h.out);
-    const index_t plane = o.outer, oh = o.y, ow = o.x;
+    const Position<index_t> o = split_items<index_t, kNhwc>(g, i, true);
+    const BackwardSlice<scalar_t, index_t> s = backward_slice<scalar_t, index_t, kNhwc, V>(a, o.outer, o.lane_group);
     index_t h0, h1, w0, w1;
-    owned_band(g.h, oh, &h0, &h1);
-    owned_band(g.w, ow, &w0, &w1);
-    const int64_t idx = a.indices[i];
-    // As the NCHW gather: a sum that starts at 0.
-    const scalar_t grad = static_cast<scalar_t>(acc_t(0) + static_cast<acc_t>(a.grad_output[i]));
-    const index_t W = g.w.in;
-    scalar_t* gi = a.grad_input + plane * (g.h.in * W);
+    owned_band(g.h, o.y, &h0, &h1);
+    owned_band(g.w, o.x, &w0, &w1);
+    const index_t own = (o.y * g.w.out + o.x) * s.step;
+    const Pack<int64_t, V> idx = load_indices<V>(s.indices + own);
+    Pack<scalar_t, V> grad = load_pack<scalar_t, V>(s.grad_output + own);
+    if (!kNhwc) {
+FASTPOOL_UNROLL
+      for (int j = 0; j < V; ++j)  // as the NCHW gather: a sum that starts at 0
+        grad.v[j] = static_cast<scalar_t>(acc_t(0) + static_cast<acc_t>(grad.v[j]));
+    }
     for (index_t h = h0; h < h1; ++h) {
-      const bool row_in = in_span(g.h, oh, h);
+      const bool row_in = in_span(g.h, o.y, h);
       for (index_t w = w0; w < w1; ++w) {
-        const index_t pos = h * W + w;
-        gi[pos] = row_in && in_span(g.w, ow, w) && idx == static_cast<int64_t>(pos) ? grad
-                                                                                   : static_cast<scalar_t>(0);
+        const index_t pos = h * g.w.in + w;
+        const bool covered = row_in && in_span(g.w, o.x, w);
+        Pack<scalar_t, V> out;
+FASTPOOL_UNROLL
+        for (int j = 0; j < V; ++j)
+          out.v[j] = covered && idx.v[j] == static_cast<int64_t>(pos) ? grad.v[j] : static_cast<scalar_t>(0);
+        store_pack<scalar_t, V>(s.grad_input + pos * s.step, out);
       }
     }
   }
 };
 
-// NHWC: i over (n, oh, ow, c / V).
-template <typename scalar_t, typename acc_t, typename index_t, int V>
-struct BackwardBandsNhwc {
+// Band gather: i over the outputs, like bands; kS = the stride in both dims.
+template <typename scalar_t, typename acc_t, typename index_t, bool kNhwc, int V, int kS>
+struct BackwardBandGather {
   using Args = BackwardArgs<scalar_t, index_t>;
-  static constexpr const char* kName = "backward_bands_nhwc";
+  static constexpr const char* kName = kNhwc ? "backward_band_gather_nhwc" : "backward_band_gather_nchw";
   static constexpr int kLanes = V;
 
   FASTPOOL_HOST_DEVICE static void run(const Args& a, index_t i) {
     const Geometry<index_t>& g = a.g;
-    const Position<index_t> o = split_channels_last(g, i, g.by_out_w, g.w.out, g.by_out_h, g.h.out);
-    const index_t n = o.outer, oh = o.y, ow = o.x, cg = o.lane_group;
+    const Position<index_t> o = split_items<index_t, kNhwc>(g, i, true);
+    const BackwardSlice<scalar_t, index_t> s = backward_slice<scalar_t, index_t, kNhwc, V>(a, o.outer, o.lane_group);
     index_t h0, h1, w0, w1;
-    owned_band(g.h, oh, &h0, &h1);
-    owned_band(g.w, ow, &w0, &w1);
-    const Pack<int64_t, V> idx = load_indices<V>(a.indices + i * V);
-    const Pack<scalar_t, V> grad = load_pack<scalar_t, V>(a.grad_output + i * V);
-    const index_t C = g.channels, W = g.w.in;
-    scalar_t* gi = a.grad_input + n * (g.h.in * W * C) + cg * V;
-    for (index_t h = h0; h < h1; ++h) {
-      const bool row_in = in_span(g.h, oh, h);
-      for (index_t w = w0; w < w1; ++w) {
-        const index_t pos = h * W + w;
-        // One covering output: the gradient is copied, as PyTorch CUDA does.
-        const bool covered = row_in && in_span(g.w, ow, w);
+    owned_band(g.h, o.y, &h0, &h1);
+    owned_band(g.w, o.x, &w0, &w1);
+    if (h1 - h0 > kS || w1 - w0 > kS) {  // a last band that holds the input's remainder
+      for (index_t h = h0; h < h1; ++h)
+        for (index_t w = w0; w < w1; ++w)
+          store_pack<scalar_t, V>(s.grad_input + (h * g.w.in + w) * s.step,
+                                  gather_input<scalar_t, acc_t, index_t, V, kNhwc>(g, s, h, w));
+      return;
+    }
+    // The candidates: outputs covering the band's first row (column) to its last.
+    index_t oh0, oh1, ow0, ow1, unused;
+    covering_outputs(g.h, h0, &oh0, &unused);
+    covering_outputs(g.h, h1 - 1, &unused, &oh1);
+    covering_outputs(g.w, w0, &ow0, &unused);
+    covering_outputs(g.w, w1 - 1, &unused, &ow1);
+    acc_t sum[kS][kS][V];
+    int covers[kS][kS];  // covering outputs per band input (NHWC copies when it is 1)
+    Pack<scalar_t, V> single[kS][kS];
+FASTPOOL_UNROLL
+    for (int y = 0; y < kS; ++y)
+FASTPOOL_UNROLL
+      for (int x = 0; x < kS; ++x) {
+        covers[y][x] = 0;
+FASTPOOL_UNROLL
+        for (int j = 0; j < V; ++j) {
+          sum[y][x][j] = acc_t(0);
+          single[y][x].v[j] = static_cast<scalar_t>(0);
+        }
+      }
+    for (index_t oh = oh0; oh < oh1; ++oh) {
+      for (index_t ow = ow0; ow < ow1; ++ow) {
+        const index_t off = (oh * g.w.out + ow) * s.step;
+        const Pack<int64_t, V> idx = load_indices<V>(s.indices + off);
+        const Pack<scalar_t, V> gv = load_pack<scalar_t, V>(s.grad_output + off);
+FASTPOOL_UNROLL
+        for (int y = 0; y < kS; ++y) {
+          const index_t h = h0 + y;
+          const bool row_in = h < h1 && in_span(g.h, oh, h);
+FASTPOOL_UNROLL
+          for (int x = 0; x < kS; ++x) {
+            const index_t w = w0 + x;
+            if (!(row_in && w < w1 && in_span(g.w, ow, w))) continue;
+            ++covers[y][x];
+            const int64_t target = static_cast<int64_t>(h * g.w.in + w);
+FASTPOOL_UNROLL
+            for (int j = 0; j < V; ++j) {
+              if (idx.v[j] == target) {
+                sum[y][x][j] += static_cast<acc_t>(gv.v[j]);
+                single[y][x].v[j] = gv.v[j];
+              }
+            }
+          }
+        }
+      }
+    }
+FASTPOOL_UNROLL
+    for (int y = 0; y < kS; ++y) {
+FASTPOOL_UNROLL
+      for (int x = 0; x < kS; ++x) {
+        if (h0 + y >= h1 || w0 + x >= w1) continue;
         Pack<scalar_t, V> out;
 FASTPOOL_UNROLL
         for (int j = 0; j < V; ++j)
-          out.v[j] = covered && idx.v[j] == static_cast<int64_t>(pos) ? grad.v[j] : static_cast<scalar_t>(0);
-        store_pack<scalar_t, V>(gi + pos * C, out);
+          out.v[j] = kNhwc && covers[y][x] == 1 ? single[y][x].v[j] : static_cast<scalar_t>(sum[y][x][j]);
+        store_pack<scalar_t, V>(s.grad_input + ((h0 + y) * g.w.in + w0 + x) * s.step, out);
       }
     }
   }

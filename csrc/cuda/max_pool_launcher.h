@@ -141,33 +141,57 @@ void run_forward(const Exec& exec, const ForwardJob& job, bool with_indices) {
   });
 }
 
+// The backward's algorithm (max_pool_device.cuh): bands where windows do not
+// overlap, band gather for overlapping windows of stride 2 (bands of at most
+// 2 x 2 inputs), else the per-input gather.
+enum class BackwardKind { gather, bands, band_gather_s2 };
+
+inline BackwardKind backward_kind(const PoolGeometry& g) {
+  if (!windows_overlap(g)) return BackwardKind::bands;
+  if (g.stride[1] == 2 && g.stride[2] == 2) return BackwardKind::band_gather_s2;
+  return BackwardKind::gather;
+}
+
 template <class Exec>
 void run_backward(const Exec& exec, const BackwardJob& job) {
   // Like PyTorch, an empty call returns before the dtype check.
   if (job.grad_input.numel() == 0) return;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, job.grad_input.scalar_type(), kDispatchName, [&] {
     using acc = acc_t<scalar_t>;
-    // Gather: one item per input (per V channels); bands: one per output.
-    const bool gather = windows_overlap(job.g);
-    const int64_t items = (gather ? job.grad_input.numel() : job.grad_output.numel()) / job.lanes;
+    const BackwardKind kind = backward_kind(job.g);
+    // Gather: one item per input (per V channels); the others: one per output.
+    const int64_t items =
+        (kind == BackwardKind::gather ? job.grad_input.numel() : job.grad_output.numel()) / job.lanes;
     launch_items(exec, items, job.max_offset, [&](const cuda_launch::Grid& grid, auto index_zero, auto n) {
       using index_t = decltype(index_zero);
       const cuda_logic::BackwardArgs<scalar_t, index_t> a{
           job.grad_output.const_data_ptr<scalar_t>(), job.indices.const_data_ptr<int64_t>(),
           job.grad_input.mutable_data_ptr<scalar_t>(), cuda_logic::make_kernel_geometry<index_t>(job.g, job.lanes)};
-      if (!job.nhwc) {
-        if (gather)
-          exec.template launch<cuda_logic::BackwardGatherNchw<scalar_t, acc, index_t>>(grid, a, n);
-        else
-          exec.template launch<cuda_logic::BackwardBandsNchw<scalar_t, acc, index_t>>(grid, a, n);
-        return;
-      }
       with_lanes<scalar_t>(job.lanes, [&](auto lanes) {
         constexpr int V = decltype(lanes)::value;
-        if (gather)
-          exec.template launch<cuda_logic::BackwardGatherNhwc<scalar_t, acc, index_t, V>>(grid, a, n);
-        else
-          exec.template launch<cuda_logic::BackwardBandsNhwc<scalar_t, acc, index_t, V>>(grid, a, n);
+        const auto launch = [&](auto nhwc) {
+          constexpr bool kNhwc = decltype(nhwc)::value;
+          switch (kind) {
+            case BackwardKind::bands:
+              exec.template launch<cuda_logic::BackwardBands<scalar_t, acc, index_t, kNhwc, V>>(grid, a, n);
+              break;
+            case BackwardKind::band_gather_s2:
+              exec.template launch<cuda_logic::BackwardBandGather<scalar_t, acc, index_t, kNhwc, V, 2>>(grid, a, n);
+              break;
+            case BackwardKind::gather:
+              exec.template launch<cuda_logic::BackwardGather<scalar_t, acc, index_t, kNhwc, V>>(grid, a, n);
+              break;
+          }
+        };
+        if (job.nhwc) {
+          launch(std::true_type{});
+        } else {
+          if constexpr (V == 1) {
+            launch(std::false_type{});
+          } else {
+            TORCH_CHECK(false, "NCHW jobs take the scalar path, got ", V, " lanes");
+          }
+        }
       });
     });
   });
