@@ -22,15 +22,22 @@ class BuildWithISA(BuildExtension):
     """Compiles each csrc/cpu/isa_*.cpp with its own ISA flags, then links them in."""
 
     def build_extensions(self):
+        from concurrent.futures import ThreadPoolExecutor
+
+        def compile_isa(entry):
+            src, flags = entry
+            return self.compiler.compile(
+                [os.path.relpath(os.path.join(ROOT, src))],
+                output_dir=self.build_temp,
+                include_dirs=[os.path.join(ROOT, "csrc")],
+                extra_postargs=build_config.ISA_COMMON_FLAGS + flags,
+            )
+
+        # One compiler process per ISA, side by side (each is a separate g++ run).
+        jobs = int(os.environ.get("MAX_JOBS") or os.cpu_count() or 1)
+        with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(build_config.ISA_SOURCES)))) as pool:
+            objects = [o for objs in pool.map(compile_isa, build_config.ISA_SOURCES) for o in objs]
         for ext in self.extensions:
-            objects = []
-            for src, flags in build_config.ISA_SOURCES:
-                objects += self.compiler.compile(
-                    [os.path.relpath(os.path.join(ROOT, src))],
-                    output_dir=self.build_temp,
-                    include_dirs=[os.path.join(ROOT, "csrc")],
-                    extra_postargs=build_config.ISA_COMMON_FLAGS + flags,
-                )
             ext.extra_objects = list(ext.extra_objects or []) + objects
         super().build_extensions()
 

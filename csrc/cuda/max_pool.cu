@@ -1,41 +1,16 @@
-// CUDA registration of the fastpool max-pooling ops: the CUDA executor (one
-// grid-stride kernel template, launched on the current stream and checked)
-// under the ops of max_pool_launcher.h. Everything else the ops do on the
-// host is shared with the host executor that CI runs.
-#include <ATen/cuda/CUDAContext.h>
-#include <c10/cuda/CUDAException.h>
+// CUDA registration of the fastpool max-pooling ops: the ops of
+// max_pool_launcher.h over the CUDA executor (cuda_executor.cuh), under a
+// device guard. Everything else the ops do on the host is shared with the
+// host executor that CI runs; the kernels are compiled per element type in
+// max_pool_<type>.cu.
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
-#include "max_pool_launcher.h"
+#include "cuda_executor.cuh"
 
 namespace fastpool {
 namespace cuda_impl {
 namespace {
-
-template <class Body, typename index_t>
-__global__ void __launch_bounds__(cuda_launch::kThreadsPerBlock)
-    grid_stride_kernel(const typename Body::Args args, index_t n) {
-  const index_t step = static_cast<index_t>(gridDim.x) * static_cast<index_t>(blockDim.x);
-  for (index_t i = static_cast<index_t>(blockIdx.x) * static_cast<index_t>(blockDim.x) + threadIdx.x; i < n;
-       i += step)
-    Body::run(args, i);
-}
-
-// Launches on the current device's current stream; built after a device guard.
-struct CudaExecutor {
-  cuda_launch::DeviceLimits limits() const {
-    const cudaDeviceProp* p = at::cuda::getCurrentDeviceProperties();
-    return {p->multiProcessorCount, p->maxThreadsPerMultiProcessor, p->maxGridSize[0]};
-  }
-  bool force_index64() const { return false; }
-  template <class Body, typename index_t>
-  void launch(const cuda_launch::Grid& grid, const typename Body::Args& args, index_t n) const {
-    grid_stride_kernel<Body, index_t><<<static_cast<unsigned>(grid.blocks), static_cast<unsigned>(grid.threads), 0,
-                                        at::cuda::getCurrentCUDAStream()>>>(args, n);
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
-  }
-};
 
 std::tuple<at::Tensor, at::Tensor> max_pool2d_with_indices_cuda(const at::Tensor& input, at::IntArrayRef kernel_size,
                                                                 at::IntArrayRef stride, at::IntArrayRef padding,

@@ -108,37 +108,44 @@ void launch_items(const Exec& exec, int64_t work_items, int64_t max_offset, Laun
   });
 }
 
+// The launches for one element type. A template of its own so that the CUDA
+// build can compile each element type in a translation unit of its own
+// (max_pool_<type>.cu), in parallel.
+template <typename scalar_t, class Exec>
+void forward_typed(const Exec& exec, const ForwardJob& job, bool with_indices) {
+  using acc = acc_t<scalar_t>;
+  const int64_t items = job.output.numel() / job.lanes;
+  launch_items(exec, items, job.max_offset, [&](const cuda_launch::Grid& grid, auto index_zero, auto n) {
+    using index_t = decltype(index_zero);
+    const cuda_logic::ForwardArgs<scalar_t, index_t> a{
+        job.input.const_data_ptr<scalar_t>(), job.output.mutable_data_ptr<scalar_t>(),
+        with_indices ? job.indices.mutable_data_ptr<int64_t>() : nullptr,
+        cuda_logic::make_kernel_geometry<index_t>(job.g, job.lanes)};
+    if (!job.nhwc) {
+      with_fixed_window(job.g, [&](auto fixed) {
+        constexpr int K = decltype(fixed)::value;
+        if (with_indices)
+          exec.template launch<cuda_logic::ForwardNchw<scalar_t, acc, index_t, true, K>>(grid, a, n);
+        else
+          exec.template launch<cuda_logic::ForwardNchw<scalar_t, acc, index_t, false, K>>(grid, a, n);
+      });
+      return;
+    }
+    with_lanes<scalar_t>(job.lanes, [&](auto lanes) {
+      constexpr int V = decltype(lanes)::value;
+      if (with_indices)
+        exec.template launch<cuda_logic::ForwardNhwc<scalar_t, acc, index_t, V, true>>(grid, a, n);
+      else
+        exec.template launch<cuda_logic::ForwardNhwc<scalar_t, acc, index_t, V, false>>(grid, a, n);
+    });
+  });
+}
+
 template <class Exec>
 void run_forward(const Exec& exec, const ForwardJob& job, bool with_indices) {
   if (job.output.numel() == 0) return;  // like PyTorch: before the dtype check
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, job.input.scalar_type(), kDispatchName, [&] {
-    using acc = acc_t<scalar_t>;
-    const int64_t items = job.output.numel() / job.lanes;
-    launch_items(exec, items, job.max_offset, [&](const cuda_launch::Grid& grid, auto index_zero, auto n) {
-      using index_t = decltype(index_zero);
-      const cuda_logic::ForwardArgs<scalar_t, index_t> a{
-          job.input.const_data_ptr<scalar_t>(), job.output.mutable_data_ptr<scalar_t>(),
-          with_indices ? job.indices.mutable_data_ptr<int64_t>() : nullptr,
-          cuda_logic::make_kernel_geometry<index_t>(job.g, job.lanes)};
-      if (!job.nhwc) {
-        with_fixed_window(job.g, [&](auto fixed) {
-          constexpr int K = decltype(fixed)::value;
-          if (with_indices)
-            exec.template launch<cuda_logic::ForwardNchw<scalar_t, acc, index_t, true, K>>(grid, a, n);
-          else
-            exec.template launch<cuda_logic::ForwardNchw<scalar_t, acc, index_t, false, K>>(grid, a, n);
-        });
-        return;
-      }
-      with_lanes<scalar_t>(job.lanes, [&](auto lanes) {
-        constexpr int V = decltype(lanes)::value;
-        if (with_indices)
-          exec.template launch<cuda_logic::ForwardNhwc<scalar_t, acc, index_t, V, true>>(grid, a, n);
-        else
-          exec.template launch<cuda_logic::ForwardNhwc<scalar_t, acc, index_t, V, false>>(grid, a, n);
-      });
-    });
-  });
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, job.input.scalar_type(), kDispatchName,
+                                  [&] { forward_typed<scalar_t>(exec, job, with_indices); });
 }
 
 // The backward's algorithm (max_pool_device.cuh): bands where windows do not
@@ -152,49 +159,53 @@ inline BackwardKind backward_kind(const PoolGeometry& g) {
   return BackwardKind::gather;
 }
 
+template <typename scalar_t, class Exec>
+void backward_typed(const Exec& exec, const BackwardJob& job) {
+  using acc = acc_t<scalar_t>;
+  const BackwardKind kind = backward_kind(job.g);
+  // Gather: one item per input (per V channels); the others: one per output.
+  const int64_t items =
+      (kind == BackwardKind::gather ? job.grad_input.numel() : job.grad_output.numel()) / job.lanes;
+  launch_items(exec, items, job.max_offset, [&](const cuda_launch::Grid& grid, auto index_zero, auto n) {
+    using index_t = decltype(index_zero);
+    const cuda_logic::BackwardArgs<scalar_t, index_t> a{
+        job.grad_output.const_data_ptr<scalar_t>(), job.indices.const_data_ptr<int64_t>(),
+        job.grad_input.mutable_data_ptr<scalar_t>(), cuda_logic::make_kernel_geometry<index_t>(job.g, job.lanes)};
+    with_lanes<scalar_t>(job.lanes, [&](auto lanes) {
+      constexpr int V = decltype(lanes)::value;
+      const auto launch = [&](auto nhwc) {
+        constexpr bool kNhwc = decltype(nhwc)::value;
+        switch (kind) {
+          case BackwardKind::bands:
+            exec.template launch<cuda_logic::BackwardBands<scalar_t, acc, index_t, kNhwc, V>>(grid, a, n);
+            break;
+          case BackwardKind::band_gather_s2:
+            exec.template launch<cuda_logic::BackwardBandGather<scalar_t, acc, index_t, kNhwc, V, 2>>(grid, a, n);
+            break;
+          case BackwardKind::gather:
+            exec.template launch<cuda_logic::BackwardGather<scalar_t, acc, index_t, kNhwc, V>>(grid, a, n);
+            break;
+        }
+      };
+      if (job.nhwc) {
+        launch(std::true_type{});
+      } else {
+        if constexpr (V == 1) {
+          launch(std::false_type{});
+        } else {
+          TORCH_CHECK(false, "NCHW jobs take the scalar path, got ", V, " lanes");
+        }
+      }
+    });
+  });
+}
+
 template <class Exec>
 void run_backward(const Exec& exec, const BackwardJob& job) {
   // Like PyTorch, an empty call returns before the dtype check.
   if (job.grad_input.numel() == 0) return;
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, job.grad_input.scalar_type(), kDispatchName, [&] {
-    using acc = acc_t<scalar_t>;
-    const BackwardKind kind = backward_kind(job.g);
-    // Gather: one item per input (per V channels); the others: one per output.
-    const int64_t items =
-        (kind == BackwardKind::gather ? job.grad_input.numel() : job.grad_output.numel()) / job.lanes;
-    launch_items(exec, items, job.max_offset, [&](const cuda_launch::Grid& grid, auto index_zero, auto n) {
-      using index_t = decltype(index_zero);
-      const cuda_logic::BackwardArgs<scalar_t, index_t> a{
-          job.grad_output.const_data_ptr<scalar_t>(), job.indices.const_data_ptr<int64_t>(),
-          job.grad_input.mutable_data_ptr<scalar_t>(), cuda_logic::make_kernel_geometry<index_t>(job.g, job.lanes)};
-      with_lanes<scalar_t>(job.lanes, [&](auto lanes) {
-        constexpr int V = decltype(lanes)::value;
-        const auto launch = [&](auto nhwc) {
-          constexpr bool kNhwc = decltype(nhwc)::value;
-          switch (kind) {
-            case BackwardKind::bands:
-              exec.template launch<cuda_logic::BackwardBands<scalar_t, acc, index_t, kNhwc, V>>(grid, a, n);
-              break;
-            case BackwardKind::band_gather_s2:
-              exec.template launch<cuda_logic::BackwardBandGather<scalar_t, acc, index_t, kNhwc, V, 2>>(grid, a, n);
-              break;
-            case BackwardKind::gather:
-              exec.template launch<cuda_logic::BackwardGather<scalar_t, acc, index_t, kNhwc, V>>(grid, a, n);
-              break;
-          }
-        };
-        if (job.nhwc) {
-          launch(std::true_type{});
-        } else {
-          if constexpr (V == 1) {
-            launch(std::false_type{});
-          } else {
-            TORCH_CHECK(false, "NCHW jobs take the scalar path, got ", V, " lanes");
-          }
-        }
-      });
-    });
-  });
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, job.grad_input.scalar_type(), kDispatchName,
+                                  [&] { backward_typed<scalar_t>(exec, job); });
 }
 
 // ---- the ops, as registered for CUDA (and run by the host executor) -------

@@ -1,0 +1,8 @@
+// The CUDA max_pool2d kernels for float (see cuda_executor.cuh).
+#include "cuda_executor.cuh"
+
+namespace fastpool {
+namespace cuda_impl {
+FASTPOOL_CUDA_TYPED_LAUNCHES(, float)
+}  // namespace cuda_impl
+}  // namespace fastpool
