@@ -20,6 +20,7 @@
 # and the next one runs. All output goes to OUT_DIR: one log per step, the
 # benchmark JSON/Markdown, and summary.md (also printed at the end).
 # Env: PYTHON (python3), STEPS, TORCH_CUDA_ARCH_LIST (default: this GPU's),
+# BUILD_LIMIT_S (200; a 16-core GPU machine builds in about a minute),
 # ALLOW_NO_GPU=1 for a trial run without a GPU (build, host tests).
 set -uo pipefail
 
@@ -101,7 +102,7 @@ if want build; then
     TORCH_CUDA_ARCH_LIST="$("$PY" -c 'import torch; print("%d.%d" % torch.cuda.get_device_capability(0))')"
     export TORCH_CUDA_ARCH_LIST
   fi
-  run_step build 200 env FASTPOOL_CUDA=1 MAX_JOBS="${MAX_JOBS:-$(nproc)}" bash -c \
+  run_step build "${BUILD_LIMIT_S:-200}" env FASTPOOL_CUDA=1 MAX_JOBS="${MAX_JOBS:-$(nproc)}" bash -c \
     "echo TORCH_CUDA_ARCH_LIST=\${TORCH_CUDA_ARCH_LIST:-default}; \
      '$PY' -m pip install --no-build-isolation --no-deps -e . 2>&1 | tail -n 40 && \
      '$PY' -c 'import fastpool; i = fastpool.build_info(); print(i); assert i[\"cuda\"]'"
