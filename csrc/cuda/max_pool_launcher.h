@@ -1,9 +1,11 @@
 // The CUDA max_pool2d ops, written once over an executor: argument checks,
 // allocation, choice of kernel body, index width, vector width and grid.
-// max_pool.cu instantiates them with the CUDA executor (a grid-stride kernel
-// launch on the current stream); host_executor.cpp with the host executor
-// (the same grid emulated block by block, thread by thread, step by step), so
-// CI runs every host-side decision the GPU build makes and every kernel body.
+// max_pool.cu registers them over the CUDA executor (cuda_executor.cuh: a
+// grid-stride kernel launch on the current stream; the per-type launches are
+// compiled in max_pool_<type>.cu); host_executor.cpp runs them over the host
+// executor (the same grid emulated block by block, thread by thread, step by
+// step), so CI runs every host-side decision the GPU build makes and every
+// kernel body.
 //
 // An executor provides:
 //   cuda_launch::DeviceLimits limits() const;
