@@ -14,6 +14,8 @@
 #
 #   bash benchmarks/gpu_check.sh OUT_DIR            # all steps
 #   STEPS="build probe" bash benchmarks/gpu_check.sh OUT_DIR
+#   # through the device tool, whose $OUT returns at most 8 files:
+#   bash benchmarks/gpu_check.sh /tmp/gc; tar czf "$OUT/gpu_check.tgz" -C /tmp gc
 #
 # Every step runs under its own time limit and a shared deadline (DEADLINE_S,
 # default 470 s from the start); a step that fails, hangs or crashes is recorded
