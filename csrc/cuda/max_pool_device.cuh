@@ -493,6 +493,25 @@ FASTPOOL_HOST_DEVICE inline bool in_span(const Axis<index_t>& a, index_t o, inde
   return x >= start && x < start + a.span;
 }
 
+// The output of band item i, its slice, and the inputs [h0, h1) x [w0, w1) it owns.
+template <typename scalar_t, typename index_t>
+struct OwnedBand {
+  Position<index_t> output;
+  BackwardSlice<scalar_t, index_t> slice;
+  index_t h0, h1, w0, w1;
+};
+
+template <typename scalar_t, typename index_t, bool kNhwc, int V>
+FASTPOOL_HOST_DEVICE inline OwnedBand<scalar_t, index_t> output_band(const BackwardArgs<scalar_t, index_t>& a,
+                                                                     index_t i) {
+  OwnedBand<scalar_t, index_t> b;
+  b.output = split_items<index_t, kNhwc>(a.g, i, true);
+  b.slice = backward_slice<scalar_t, index_t, kNhwc, V>(a, b.output.outer, b.output.lane_group);
+  owned_band(a.g.h, b.output.y, &b.h0, &b.h1);
+  owned_band(a.g.w, b.output.x, &b.w0, &b.w1);
+  return b;
+}
+
 // Bands: i over the outputs (NCHW: plane, oh, ow; NHWC: n, oh, ow, c / V).
 template <typename scalar_t, typename acc_t, typename index_t, bool kNhwc, int V>
 struct BackwardBands {
@@ -502,11 +521,10 @@ struct BackwardBands {
 
   FASTPOOL_HOST_DEVICE static void run(const Args& a, index_t i) {
     const Geometry<index_t>& g = a.g;
-    const Position<index_t> o = split_items<index_t, kNhwc>(g, i, true);
-    const BackwardSlice<scalar_t, index_t> s = backward_slice<scalar_t, index_t, kNhwc, V>(a, o.outer, o.lane_group);
-    index_t h0, h1, w0, w1;
-    owned_band(g.h, o.y, &h0, &h1);
-    owned_band(g.w, o.x, &w0, &w1);
+    const OwnedBand<scalar_t, index_t> b = output_band<scalar_t, index_t, kNhwc, V>(a, i);
+    const Position<index_t>& o = b.output;
+    const BackwardSlice<scalar_t, index_t>& s = b.slice;
+    const index_t h0 = b.h0, h1 = b.h1, w0 = b.w0, w1 = b.w1;
     const index_t own = (o.y * g.w.out + o.x) * s.step;
     const Pack<int64_t, V> idx = load_indices<V>(s.indices + own);
     Pack<scalar_t, V> grad = load_pack<scalar_t, V>(s.grad_output + own);
@@ -539,11 +557,10 @@ struct BackwardBandGather {
 
   FASTPOOL_HOST_DEVICE static void run(const Args& a, index_t i) {
     const Geometry<index_t>& g = a.g;
-    const Position<index_t> o = split_items<index_t, kNhwc>(g, i, true);
-    const BackwardSlice<scalar_t, index_t> s = backward_slice<scalar_t, index_t, kNhwc, V>(a, o.outer, o.lane_group);
-    index_t h0, h1, w0, w1;
-    owned_band(g.h, o.y, &h0, &h1);
-    owned_band(g.w, o.x, &w0, &w1);
+    const OwnedBand<scalar_t, index_t> b = output_band<scalar_t, index_t, kNhwc, V>(a, i);
+    const Position<index_t>& o = b.output;
+    const BackwardSlice<scalar_t, index_t>& s = b.slice;
+    const index_t h0 = b.h0, h1 = b.h1, w0 = b.w0, w1 = b.w1;
     if (h1 - h0 > kS || w1 - w0 > kS) {  // a last band that holds the input's remainder
       for (index_t h = h0; h < h1; ++h)
         for (index_t w = w0; w < w1; ++w)
