@@ -37,23 +37,32 @@ FASTPOOL_HOST_DEVICE static inline int64_t out_plane_elems(const PoolGeometry& g
 }
 
 // The taps of one window along one dim that fall inside the input: input
-// coordinates first, first + dilation, ... (count of them). `first` is also
+// coordinates first, first + dilation, ... (count of them), for a window whose
+// first tap is at `start` and whose taps span `span` positions. `first` is also
 // where PyTorch's argmax starts when every tap is -inf (or count is 0), so it is
-// computed even when count == 0, exactly as PyTorch's loop leaves it.
-struct WindowTaps {
-  int64_t first;
-  int64_t count;
+// computed even when count == 0, exactly as PyTorch's loop leaves it. T is
+// int64_t, or int32_t in the CUDA kernels; no division unless dilated.
+template <typename T>
+struct WindowTapsOf {
+  T first;
+  T count;
 };
+using WindowTaps = WindowTapsOf<int64_t>;
+
+template <typename T>
+FASTPOOL_HOST_DEVICE static inline WindowTapsOf<T> clip_window(T start, T span, T dilation, T in) {
+  const T end = start + span < in ? start + span : in;  // one past the last tap inside
+  if (dilation == 1) {
+    const T first = start < 0 ? 0 : start;
+    return {first, end > first ? end - first : 0};
+  }
+  const T first = start < 0 ? start + (-start + dilation - 1) / dilation * dilation : start;
+  return {first, end > first ? (end - first + dilation - 1) / dilation : 0};
+}
 
 FASTPOOL_HOST_DEVICE static inline WindowTaps window_taps(const PoolGeometry& g, int dim, int64_t out_pos) {
-  const int64_t start = out_pos * g.stride[dim] - g.pad[dim];
-  const int64_t dil = g.dilation[dim];
-  const int64_t k_first = start < 0 ? (-start + dil - 1) / dil : 0;
-  const int64_t end = start + (g.kernel[dim] - 1) * dil + 1;  // one past the last tap
-  const int64_t stop = end < g.in_size[dim] ? end : g.in_size[dim];
-  const int64_t first = start + k_first * dil;
-  const int64_t count = stop > first ? (stop - first + dil - 1) / dil : 0;
-  return {first, count};
+  return clip_window<int64_t>(out_pos * g.stride[dim] - g.pad[dim], (g.kernel[dim] - 1) * g.dilation[dim] + 1,
+                              g.dilation[dim], g.in_size[dim]);
 }
 
 // Output positions along `dim` whose every tap lies inside the input (no
@@ -84,28 +93,6 @@ FASTPOOL_HOST_DEVICE static inline T pool_output_size(T in, int64_t kernel, int6
   T out = span / stride + 1;
   if (ceil_mode && (out - 1) * stride >= in + pad) out = out - 1;
   return out;
-}
-
-}  // namespace fastpool
-
-namespace fastpool {
-
-// The inverse of window_taps along one dim: output positions [begin, end) whose
-// window span (first to last tap, dilation gaps included) contains input
-// position in_pos. A gather-style backward visits exactly these outputs; it is
-// also the range PyTorch's CUDA backward visits, which matters when an index
-// points outside its own window (PyTorch CUDA's channels-last index 0).
-struct OutputRange {
-  int64_t begin;
-  int64_t end;
-};
-
-FASTPOOL_HOST_DEVICE static inline OutputRange covering_outputs(const PoolGeometry& g, int dim, int64_t in_pos) {
-  const int64_t span = (g.kernel[dim] - 1) * g.dilation[dim] + 1;
-  const int64_t p = in_pos + g.pad[dim];
-  const int64_t begin = p < span ? 0 : (p - span) / g.stride[dim] + 1;
-  const int64_t end = p / g.stride[dim] + 1;
-  return {begin, end < g.out_size[dim] ? end : g.out_size[dim]};
 }
 
 }  // namespace fastpool

@@ -118,22 +118,13 @@ FASTPOOL_HOST_DEVICE inline Position<index_t> split_channels_last(const Geometry
   return p;
 }
 
-// The in-bounds taps of output o's window along one axis: input positions
-// first, first + dilation, ... (count of them). `first` is where PyTorch's
-// argmax starts even when count is 0. No division unless dilated.
+// The in-bounds taps of output o's window along one axis (pool_geometry.h's
+// clip_window, in the kernels' index type).
 template <typename index_t>
 FASTPOOL_HOST_DEVICE inline void window_taps(const Axis<index_t>& a, index_t o, index_t* first, index_t* count) {
-  const index_t start = o * a.stride - a.pad;
-  const index_t end = start + a.span < a.in ? start + a.span : a.in;
-  index_t f = start;
-  if (a.dilation == 1) {
-    f = f < 0 ? 0 : f;
-    *count = end > f ? end - f : 0;
-  } else {
-    while (f < 0) f += a.dilation;  // at most kernel / 2 steps (pad <= kernel / 2)
-    *count = end > f ? (end - f + a.dilation - 1) / a.dilation : 0;
-  }
-  *first = f;
+  const WindowTapsOf<index_t> t = clip_window<index_t>(o * a.stride - a.pad, a.span, a.dilation, a.in);
+  *first = t.first;
+  *count = t.count;
 }
 
 // Outputs [begin, end) along one axis whose window span covers input x.
