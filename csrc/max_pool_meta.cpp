@@ -4,51 +4,55 @@
 #include <ATen/ATen.h>
 #include <torch/library.h>
 
+#include "op_list.h"
 #include "pool_shape.h"
 
 namespace fastpool {
 namespace {
 
-at::Tensor empty_output(const at::Tensor& input, const PoolArgs& args, const char* op, at::ScalarType dtype) {
-  const auto shape = max_pool_output_shape<c10::SymInt>(op, input.sym_sizes(), args);
-  return at::empty_symint(shape, input.options().dtype(dtype), pool_memory_format(input));
-}
+template <int kDims>
+struct MetaWindowPool {
+  static PoolArgs args(const char* op, at::IntArrayRef kernel_size, at::IntArrayRef stride, at::IntArrayRef padding,
+                       at::IntArrayRef dilation, bool ceil_mode) {
+    return normalize_pool_args(op, kDims, kernel_size, stride, padding, dilation, ceil_mode);
+  }
 
-std::tuple<at::Tensor, at::Tensor> max_pool2d_with_indices_meta(const at::Tensor& input, at::IntArrayRef kernel_size,
-                                                                at::IntArrayRef stride, at::IntArrayRef padding,
-                                                                at::IntArrayRef dilation, bool ceil_mode) {
-  const char* op = "max_pool2d";
-  const PoolArgs args = normalize_pool_args(op, 2, kernel_size, stride, padding, dilation, ceil_mode);
-  return {empty_output(input, args, op, input.scalar_type()), empty_output(input, args, op, at::kLong)};
-}
+  static at::Tensor empty_output(const at::Tensor& input, const PoolArgs& args, const char* op, at::ScalarType dtype) {
+    const auto shape = max_pool_output_shape<c10::SymInt>(op, input.sym_sizes(), args);
+    return empty_in_layout<c10::SymInt>(shape, input.options().dtype(dtype), pool_layout(input, kDims));
+  }
 
-at::Tensor max_pool2d_meta(const at::Tensor& input, at::IntArrayRef kernel_size, at::IntArrayRef stride,
+  static std::tuple<at::Tensor, at::Tensor> with_indices(const at::Tensor& input, at::IntArrayRef kernel_size,
+                                                         at::IntArrayRef stride, at::IntArrayRef padding,
+                                                         at::IntArrayRef dilation, bool ceil_mode) {
+    const std::string op = window_pool_name(kDims);
+    const PoolArgs a = args(op.c_str(), kernel_size, stride, padding, dilation, ceil_mode);
+    return {empty_output(input, a, op.c_str(), input.scalar_type()), empty_output(input, a, op.c_str(), at::kLong)};
+  }
+
+  static at::Tensor values(const at::Tensor& input, at::IntArrayRef kernel_size, at::IntArrayRef stride,
                            at::IntArrayRef padding, at::IntArrayRef dilation, bool ceil_mode) {
-  const char* op = "max_pool2d";
-  const PoolArgs args = normalize_pool_args(op, 2, kernel_size, stride, padding, dilation, ceil_mode);
-  return empty_output(input, args, op, input.scalar_type());
-}
+    const std::string op = window_pool_name(kDims);
+    const PoolArgs a = args(op.c_str(), kernel_size, stride, padding, dilation, ceil_mode);
+    return empty_output(input, a, op.c_str(), input.scalar_type());
+  }
 
-at::Tensor max_pool2d_with_indices_backward_meta(const at::Tensor& grad_output, const at::Tensor& input,
-                                                 at::IntArrayRef kernel_size, at::IntArrayRef stride,
-                                                 at::IntArrayRef padding, at::IntArrayRef dilation, bool ceil_mode,
-                                                 const at::Tensor& indices) {
-  const char* op = "max_pool2d_with_indices_backward";
-  const PoolArgs args = normalize_pool_args(op, 2, kernel_size, stride, padding, dilation, ceil_mode);
-  const auto expected = max_pool_output_shape<c10::SymInt>(op, input.sym_sizes(), args);
-  TORCH_CHECK(grad_output.sym_sizes().equals(expected), op, ": grad_output must have size ",
-                  c10::SymIntArrayRef(expected), " (the forward output's), but got ", grad_output.sym_sizes());
-  TORCH_CHECK(indices.sym_sizes().equals(expected), op, ": indices must have size ",
-                  c10::SymIntArrayRef(expected), " (the forward output's), but got ", indices.sym_sizes());
-  return at::empty_symint(input.sym_sizes(), input.options(), pool_memory_format(input));
-}
+  static at::Tensor backward(const at::Tensor& grad_output, const at::Tensor& input, at::IntArrayRef kernel_size,
+                             at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, bool ceil_mode,
+                             const at::Tensor& indices) {
+    const std::string op = window_pool_name(kDims, "_with_indices_backward");
+    const PoolArgs a = args(op.c_str(), kernel_size, stride, padding, dilation, ceil_mode);
+    const auto expected = max_pool_output_shape<c10::SymInt>(op.c_str(), input.sym_sizes(), a);
+    TORCH_CHECK(grad_output.sym_sizes().equals(expected), op, ": grad_output must have size ",
+                c10::SymIntArrayRef(expected), " (the forward output's), but got ", grad_output.sym_sizes());
+    TORCH_CHECK(indices.sym_sizes().equals(expected), op, ": indices must have size ", c10::SymIntArrayRef(expected),
+                " (the forward output's), but got ", indices.sym_sizes());
+    return empty_in_layout<c10::SymInt>(input.sym_sizes(), input.options(), pool_layout(input, kDims));
+  }
+};
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(fastpool, Meta, m) {
-  m.impl("max_pool2d_with_indices", &max_pool2d_with_indices_meta);
-  m.impl("max_pool2d", &max_pool2d_meta);
-  m.impl("max_pool2d_with_indices_backward", &max_pool2d_with_indices_backward_meta);
-}
+TORCH_LIBRARY_IMPL(fastpool, Meta, m) { impl_window_pool_ops<MetaWindowPool>(m); }
 
 }  // namespace fastpool

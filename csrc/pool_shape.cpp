@@ -1,8 +1,10 @@
 #include "pool_shape.h"
 
+#include <ATen/ATen.h>
 #include <c10/util/Exception.h>
 
 #include <sstream>
+#include <type_traits>
 
 namespace fastpool {
 namespace {
@@ -101,11 +103,62 @@ PoolGeometry make_geometry(const at::Tensor& input, const PoolArgs& a) {
   return g;
 }
 
-at::MemoryFormat pool_memory_format(const at::Tensor& input) {
-  // PyTorch keeps channels_last(_3d) for batched inputs in that format and
-  // produces contiguous outputs otherwise (suggest_memory_format only reports
-  // channels_last for 4-D and channels_last_3d for 5-D tensors).
-  return input.suggest_memory_format();
+PoolLayout pool_layout(const at::Tensor& input, int spatial_dims) {
+  const int64_t ndim = input.dim();
+  const bool batched = ndim == spatial_dims + 2;
+  switch (spatial_dims) {
+    case 1:
+      return batched && input.unsqueeze(-2).suggest_memory_format() == at::MemoryFormat::ChannelsLast
+                 ? PoolLayout::channels_last
+                 : PoolLayout::planar;
+    case 2:
+      return batched && input.suggest_memory_format() == at::MemoryFormat::ChannelsLast ? PoolLayout::channels_last
+                                                                                        : PoolLayout::planar;
+    default:
+      TORCH_CHECK(input.suggest_memory_format() != at::MemoryFormat::ChannelsLast,
+                  "Unsupported memory format. Supports only ChannelsLast3d, Contiguous");
+      return batched && input.suggest_memory_format() == at::MemoryFormat::ChannelsLast3d
+                 ? PoolLayout::channels_last
+                 : PoolLayout::planar;
+  }
+}
+
+namespace {
+// The permutation from N,C,spatial... to the storage order N,spatial...,C.
+std::vector<int64_t> channels_last_order(int64_t ndim) {
+  std::vector<int64_t> order{0};
+  for (int64_t d = 2; d < ndim; ++d) order.push_back(d);
+  order.push_back(1);
+  return order;
+}
+// ... and back.
+std::vector<int64_t> channels_first_order(int64_t ndim) {
+  std::vector<int64_t> order{0, ndim - 1};
+  for (int64_t d = 1; d < ndim - 1; ++d) order.push_back(d);
+  return order;
+}
+}  // namespace
+
+template <typename T>
+at::Tensor empty_in_layout(c10::ArrayRef<T> sizes, const at::TensorOptions& options, PoolLayout layout) {
+  const int64_t ndim = static_cast<int64_t>(sizes.size());
+  std::vector<T> stored(sizes.begin(), sizes.end());
+  if (layout == PoolLayout::channels_last) {
+    const std::vector<int64_t> order = channels_last_order(ndim);
+    for (int64_t i = 0; i < ndim; ++i) stored[i] = sizes[order[i]];
+  }
+  at::Tensor t;
+  if constexpr (std::is_same_v<T, c10::SymInt>) t = at::empty_symint(stored, options);
+  else t = at::empty(stored, options);
+  return layout == PoolLayout::channels_last ? t.permute(channels_first_order(ndim)) : t;
+}
+template at::Tensor empty_in_layout<int64_t>(c10::ArrayRef<int64_t>, const at::TensorOptions&, PoolLayout);
+template at::Tensor empty_in_layout<c10::SymInt>(c10::ArrayRef<c10::SymInt>, const at::TensorOptions&, PoolLayout);
+
+at::Tensor contiguous_in(const at::Tensor& t, PoolLayout layout) {
+  if (layout == PoolLayout::planar) return t.contiguous();
+  const int64_t ndim = t.dim();
+  return t.permute(channels_last_order(ndim)).contiguous().permute(channels_first_order(ndim));
 }
 
 MaxPoolPlan plan_max_pool(const char* op, int spatial_dims, const at::Tensor& input, c10::IntArrayRef kernel_size,
@@ -114,7 +167,7 @@ MaxPoolPlan plan_max_pool(const char* op, int spatial_dims, const at::Tensor& in
   MaxPoolPlan plan;
   plan.args = normalize_pool_args(op, spatial_dims, kernel_size, stride, padding, dilation, ceil_mode);
   plan.out_shape = max_pool_output_shape<int64_t>(op, input.sizes(), plan.args);
-  plan.format = pool_memory_format(input);
+  plan.layout = pool_layout(input, spatial_dims);
   return plan;
 }
 

@@ -33,15 +33,32 @@ std::vector<T> max_pool_output_shape(const char* op, c10::ArrayRef<T> input_size
 // Everything a kernel needs, for a validated input.
 PoolGeometry make_geometry(const at::Tensor& input, const PoolArgs& args);
 
-// Memory format of pooling outputs (and of grad_input): PyTorch's rule.
-at::MemoryFormat pool_memory_format(const at::Tensor& input);
+// How the kernels read the input and how outputs (and grad_input) are laid
+// out: planar NC(D)HW, or channels last N(D)HWC (NLC for 1-d).
+enum class PoolLayout { planar, channels_last };
+
+// PyTorch's rule for an op over `spatial_dims` dims; only batched inputs are
+// ever channels last. 2-d: a 4-D input suggest_memory_format calls
+// channels_last. 3-d: a 5-D channels_last_3d input; a 4-D input that is
+// channels_last in the 2-d sense raises, as PyTorch does (it would otherwise be
+// read as D,H,W,C). 1-d: a 3-D input stored N,L,C (PyTorch's max_pool1d with
+// indices runs its 2-d kernel on the input unsqueezed to N,C,1,L).
+PoolLayout pool_layout(const at::Tensor& input, int spatial_dims);
+
+// An uninitialised tensor of `sizes` (N,C,spatial... or C,spatial...) in the
+// layout; T is int64_t or c10::SymInt (Meta kernels).
+template <typename T>
+at::Tensor empty_in_layout(c10::ArrayRef<T> sizes, const at::TensorOptions& options, PoolLayout layout);
+
+// `t` stored in the layout (no copy when it already is).
+at::Tensor contiguous_in(const at::Tensor& t, PoolLayout layout);
 
 // What every backend's forward needs before allocating: validated args, the
-// output shape and the outputs' memory format.
+// output shape and the layout.
 struct MaxPoolPlan {
   PoolArgs args;
   std::vector<int64_t> out_shape;
-  at::MemoryFormat format;
+  PoolLayout layout;
 };
 MaxPoolPlan plan_max_pool(const char* op, int spatial_dims, const at::Tensor& input, c10::IntArrayRef kernel_size,
                           c10::IntArrayRef stride, c10::IntArrayRef padding, c10::IntArrayRef dilation,

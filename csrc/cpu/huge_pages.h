@@ -4,11 +4,13 @@
 #pragma once
 #include <ATen/core/Tensor.h>
 
+#include "../pool_shape.h"
+
 namespace fastpool::cpu {
 
-// at::empty, plus a hint to back the buffer with transparent huge pages when it
+// empty_in_layout, plus a hint to back the buffer with transparent huge pages when it
 // is large (Linux; FASTPOOL_HUGE_PAGES=0 turns the hint off). The tensor is an
 // ordinary torch allocation: only the kernel's paging of it changes.
-at::Tensor empty_with_huge_pages(at::IntArrayRef sizes, const at::TensorOptions& options, at::MemoryFormat format);
+at::Tensor empty_with_huge_pages(at::IntArrayRef sizes, const at::TensorOptions& options, PoolLayout layout);
 
 }  // namespace fastpool::cpu

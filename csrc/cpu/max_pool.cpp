@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <numeric>
 
+#include "../op_list.h"
 #include "../pool_shape.h"
 #include "dispatch.h"
 #include "huge_pages.h"
@@ -33,10 +34,6 @@ DType dtype_of(const char* op, const at::Tensor& t) {
   }
 }
 
-bool is_channels_last(at::MemoryFormat f) {
-  return f == at::MemoryFormat::ChannelsLast || f == at::MemoryFormat::ChannelsLast3d;
-}
-
 int64_t grain_for(int64_t work_per_item) {
   return std::max<int64_t>(1, kGrainWork / std::max<int64_t>(1, work_per_item));
 }
@@ -56,8 +53,8 @@ void run_forward(const char* op, const at::Tensor& input, const MaxPoolPlan& pla
   if (output.numel() == 0) return;
   const DType dtype = dtype_of(op, input);
   const PoolGeometry g = make_geometry(input, plan.args);
-  const bool cl = is_channels_last(plan.format);
-  const at::Tensor in = input.contiguous(plan.format);  // no copy when already in that layout
+  const bool cl = plan.layout == PoolLayout::channels_last;
+  const at::Tensor in = contiguous_in(input, plan.layout);  // no copy when already in that layout
   const ForwardFn fn = active_kernels().forward[static_cast<int>(cl ? Layout::channels_last : Layout::planar)]
                                                 [static_cast<int>(dtype)];
   const void* in_ptr = in.const_data_ptr();
@@ -70,69 +67,72 @@ void run_forward(const char* op, const at::Tensor& input, const MaxPoolPlan& pla
                    [&](int64_t begin, int64_t end) { fn(g, in_ptr, out_ptr, idx_ptr, begin, end); });
 }
 
-std::tuple<at::Tensor, at::Tensor> max_pool2d_with_indices(const at::Tensor& input, at::IntArrayRef kernel_size,
-                                                           at::IntArrayRef stride, at::IntArrayRef padding,
-                                                           at::IntArrayRef dilation, bool ceil_mode) {
-  const char* op = "max_pool2d";
-  const MaxPoolPlan plan = plan_max_pool(op, 2, input, kernel_size, stride, padding, dilation, ceil_mode);
-  dtype_of(op, input);
-  at::Tensor output = empty_with_huge_pages(plan.out_shape, input.options(), plan.format);
-  at::Tensor indices = empty_with_huge_pages(plan.out_shape, input.options().dtype(at::kLong), plan.format);
-  run_forward(op, input, plan, output, &indices);
-  return {output, indices};
-}
+template <int kDims>
+struct CpuWindowPool {
+  static MaxPoolPlan plan(const at::Tensor& input, at::IntArrayRef kernel_size, at::IntArrayRef stride,
+                          at::IntArrayRef padding, at::IntArrayRef dilation, bool ceil_mode) {
+    const std::string op = window_pool_name(kDims);
+    MaxPoolPlan p = plan_max_pool(op.c_str(), kDims, input, kernel_size, stride, padding, dilation, ceil_mode);
+    dtype_of(op.c_str(), input);
+    return p;
+  }
 
-at::Tensor max_pool2d(const at::Tensor& input, at::IntArrayRef kernel_size, at::IntArrayRef stride,
-                      at::IntArrayRef padding, at::IntArrayRef dilation, bool ceil_mode) {
-  const char* op = "max_pool2d";
-  const MaxPoolPlan plan = plan_max_pool(op, 2, input, kernel_size, stride, padding, dilation, ceil_mode);
-  dtype_of(op, input);
-  at::Tensor output = empty_with_huge_pages(plan.out_shape, input.options(), plan.format);
-  run_forward(op, input, plan, output, nullptr);
-  return output;
-}
+  static std::tuple<at::Tensor, at::Tensor> with_indices(const at::Tensor& input, at::IntArrayRef kernel_size,
+                                                         at::IntArrayRef stride, at::IntArrayRef padding,
+                                                         at::IntArrayRef dilation, bool ceil_mode) {
+    const MaxPoolPlan p = plan(input, kernel_size, stride, padding, dilation, ceil_mode);
+    at::Tensor output = empty_with_huge_pages(p.out_shape, input.options(), p.layout);
+    at::Tensor indices = empty_with_huge_pages(p.out_shape, input.options().dtype(at::kLong), p.layout);
+    run_forward(window_pool_name(kDims).c_str(), input, p, output, &indices);
+    return {output, indices};
+  }
 
-at::Tensor max_pool2d_with_indices_backward(const at::Tensor& grad_output, const at::Tensor& input,
-                                            at::IntArrayRef kernel_size, at::IntArrayRef stride,
-                                            at::IntArrayRef padding, at::IntArrayRef dilation, bool ceil_mode,
-                                            const at::Tensor& indices) {
-  const char* op = "max_pool2d_with_indices_backward";
-  const PoolArgs args = normalize_pool_args(op, 2, kernel_size, stride, padding, dilation, ceil_mode);
-  check_max_pool_backward(op, grad_output, input, indices, args);
-  const DType dtype = dtype_of(op, input);
-  const at::MemoryFormat format = pool_memory_format(input);
-  const bool cl = is_channels_last(format);
-  const BackwardFn fn =
-      active_kernels().backward[static_cast<int>(cl ? Layout::channels_last : Layout::planar)][static_cast<int>(dtype)];
-  TORCH_CHECK_NOT_IMPLEMENTED(fn != nullptr, "\"", op, "\" not implemented for '", input.scalar_type(), "'");
+  static at::Tensor values(const at::Tensor& input, at::IntArrayRef kernel_size, at::IntArrayRef stride,
+                           at::IntArrayRef padding, at::IntArrayRef dilation, bool ceil_mode) {
+    const MaxPoolPlan p = plan(input, kernel_size, stride, padding, dilation, ceil_mode);
+    at::Tensor output = empty_with_huge_pages(p.out_shape, input.options(), p.layout);
+    run_forward(window_pool_name(kDims).c_str(), input, p, output, nullptr);
+    return output;
+  }
 
-  at::Tensor grad_input = empty_with_huge_pages(input.sizes(), input.options(), format);
-  if (grad_input.numel() == 0) return grad_input;
-  const PoolGeometry g = make_geometry(input, args);
-  const at::Tensor go = grad_output.contiguous(format);
-  const at::Tensor idx = indices.contiguous(format);
-  const void* go_ptr = go.const_data_ptr();
-  const int64_t* idx_ptr = idx.const_data_ptr<int64_t>();
-  void* gi_ptr = grad_input.mutable_data_ptr();
+  static at::Tensor backward(const at::Tensor& grad_output, const at::Tensor& input, at::IntArrayRef kernel_size,
+                             at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, bool ceil_mode,
+                             const at::Tensor& indices) {
+    const std::string name = window_pool_name(kDims, "_with_indices_backward");
+    const char* op = name.c_str();
+    const PoolArgs args = normalize_pool_args(op, kDims, kernel_size, stride, padding, dilation, ceil_mode);
+    check_max_pool_backward(op, grad_output, input, indices, args);
+    const DType dtype = dtype_of(op, input);
+    const PoolLayout layout = pool_layout(input, kDims);
+    const bool cl = layout == PoolLayout::channels_last;
+    const BackwardFn fn =
+        active_kernels().backward[static_cast<int>(cl ? Layout::channels_last : Layout::planar)][static_cast<int>(dtype)];
+    TORCH_CHECK_NOT_IMPLEMENTED(fn != nullptr, "\"", op, "\" not implemented for '", input.scalar_type(), "'");
 
-  // Channels-last tasks are (image, band of input rows). Bands only when the
-  // batch alone cannot keep every thread busy: each band re-reads all of its
-  // image's grad_output and indices. (Splitting channels instead was measured
-  // slower: strided streams, and threads sharing the same huge-page faults.)
-  const int64_t bands = cl ? row_bands(g, at::get_num_threads()) : 1;
-  const int64_t tasks = cl ? g.batch * bands : g.batch * g.channels;
-  const int64_t per_task = cl ? out_plane_elems(g) * g.channels : out_plane_elems(g);
-  at::parallel_for(0, tasks, grain_for(per_task),
-                   [&](int64_t begin, int64_t end) { fn(g, go_ptr, idx_ptr, gi_ptr, bands, begin, end); });
-  return grad_input;
-}
+    at::Tensor grad_input = empty_with_huge_pages(input.sizes(), input.options(), layout);
+    if (grad_input.numel() == 0) return grad_input;
+    const PoolGeometry g = make_geometry(input, args);
+    const at::Tensor go = contiguous_in(grad_output, layout);
+    const at::Tensor idx = contiguous_in(indices, layout);
+    const void* go_ptr = go.const_data_ptr();
+    const int64_t* idx_ptr = idx.const_data_ptr<int64_t>();
+    void* gi_ptr = grad_input.mutable_data_ptr();
+
+    // Channels-last tasks are (image, band of input rows). Bands only when the
+    // batch alone cannot keep every thread busy: each band re-reads all of its
+    // image's grad_output and indices. (Splitting channels instead was measured
+    // slower: strided streams, and threads sharing the same huge-page faults.)
+    const int64_t bands = cl ? row_bands(g, at::get_num_threads()) : 1;
+    const int64_t tasks = cl ? g.batch * bands : g.batch * g.channels;
+    const int64_t per_task = cl ? out_plane_elems(g) * g.channels : out_plane_elems(g);
+    at::parallel_for(0, tasks, grain_for(per_task),
+                     [&](int64_t begin, int64_t end) { fn(g, go_ptr, idx_ptr, gi_ptr, bands, begin, end); });
+    return grad_input;
+  }
+};
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(fastpool, CPU, m) {
-  m.impl("max_pool2d_with_indices", &max_pool2d_with_indices);
-  m.impl("max_pool2d", &max_pool2d);
-  m.impl("max_pool2d_with_indices_backward", &max_pool2d_with_indices_backward);
-}
+TORCH_LIBRARY_IMPL(fastpool, CPU, m) { impl_window_pool_ops<CpuWindowPool>(m); }
 
 }  // namespace fastpool::cpu

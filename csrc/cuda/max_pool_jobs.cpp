@@ -12,8 +12,6 @@ namespace fastpool {
 namespace cuda_impl {
 namespace {
 
-bool is_nhwc(at::MemoryFormat f) { return f == at::MemoryFormat::ChannelsLast; }
-
 // Values a kernel forms in its index type reach past the largest tensor by
 // less than one window along a dim (a band's end, the first tap of a window
 // with none in bounds, that tap's row times the width): count that in.
@@ -31,11 +29,11 @@ ForwardJob prepare_forward(const at::Tensor& self, at::IntArrayRef kernel_size, 
   const char* op = "max_pool2d";
   const MaxPoolPlan plan = plan_max_pool(op, 2, self, kernel_size, stride, padding, dilation, ceil_mode);
   ForwardJob job;
-  job.nhwc = is_nhwc(plan.format);
-  job.output = at::empty(plan.out_shape, self.options().memory_format(plan.format));
-  if (with_indices) job.indices = at::empty(plan.out_shape, self.options().dtype(at::kLong).memory_format(plan.format));
+  job.nhwc = plan.layout == PoolLayout::channels_last;
+  job.output = empty_in_layout<int64_t>(plan.out_shape, self.options(), plan.layout);
+  if (with_indices) job.indices = empty_in_layout<int64_t>(plan.out_shape, self.options().dtype(at::kLong), plan.layout);
   if (job.output.numel() == 0) return job;
-  job.input = self.contiguous(plan.format);  // no copy when already in that layout
+  job.input = contiguous_in(self, plan.layout);  // no copy when already in that layout
   job.g = make_geometry(job.input, plan.args);
   job.max_offset = max_offset(job.g, std::max(job.input.numel(), job.output.numel()));
   if (job.nhwc) {
@@ -53,14 +51,14 @@ BackwardJob prepare_backward(const at::Tensor& grad_output, const at::Tensor& se
   const char* op = "max_pool2d_with_indices_backward";
   const PoolArgs args = normalize_pool_args(op, 2, kernel_size, stride, padding, dilation, ceil_mode);
   check_max_pool_backward(op, grad_output, self, indices, args);
-  const at::MemoryFormat format = pool_memory_format(self);
+  const PoolLayout layout = pool_layout(self, 2);
   BackwardJob job;
-  job.nhwc = is_nhwc(format);
-  job.grad_input = at::empty(self.sizes(), self.options().memory_format(format));
+  job.nhwc = layout == PoolLayout::channels_last;
+  job.grad_input = empty_in_layout<int64_t>(self.sizes(), self.options(), layout);
   if (job.grad_input.numel() == 0) return job;
   job.g = make_geometry(self, args);
-  job.grad_output = grad_output.contiguous(format);
-  job.indices = indices.contiguous(format);
+  job.grad_output = contiguous_in(grad_output, layout);
+  job.indices = contiguous_in(indices, layout);
   job.max_offset = max_offset(job.g, std::max(job.grad_input.numel(), job.grad_output.numel()));
   if (job.nhwc) {
     const void* values[2] = {job.grad_output.const_data_ptr(), job.grad_input.const_data_ptr()};

@@ -1,0 +1,64 @@
+// The fastpool operator list: every op's name and schema, defined once here
+// and registered by each backend (cpu/, cuda/, max_pool_meta.cpp) with one call
+// per family, so that a new op is a line here and a kernel, not per-backend
+// boilerplate.
+//
+// Families, by schema shape:
+//   window pooling  max_pool{1,2,3}d: for each spatial dims kDims,
+//     max_pool{k}d_with_indices(self, kernel_size, stride, padding, dilation, ceil_mode) -> (values, indices)
+//     max_pool{k}d(...) -> values                    (inference: no indices written)
+//     max_pool{k}d_with_indices_backward(grad_output, self, ..., indices) -> grad_input
+//   A backend implements the family as a class template over kDims with
+//   static functions with_indices, values and backward.
+#pragma once
+#include <torch/library.h>
+
+#include <string>
+
+namespace fastpool {
+
+constexpr int kWindowPoolDims[] = {1, 2, 3};
+
+// "max_pool2d", "max_pool2d_with_indices", ...: the op's name, which is also
+// the name its errors give (PyTorch's functions name themselves so).
+inline std::string window_pool_name(int dims, const char* suffix = "") {
+  return "max_pool" + std::to_string(dims) + "d" + suffix;
+}
+
+// The schemas of the window-pooling family: aten's max_pool2d schemas with the
+// spatial dims as a parameter, so that argument handling (int or list,
+// stride=[] meaning kernel_size) behaves identically.
+inline void define_window_pool_ops(torch::Library& m) {
+  const std::vector<at::Tag> tags = {at::Tag::pt2_compliant_tag};
+  for (int dims : kWindowPoolDims) {
+    const std::string n = std::to_string(dims);
+    const std::string args = "Tensor self, int[" + n + "] kernel_size, int[" + n + "] stride=[], int[" + n +
+                             "] padding=0, int[" + n + "] dilation=1, bool ceil_mode=False";
+    const std::string schemas[] = {
+        window_pool_name(dims, "_with_indices") + "(" + args + ") -> (Tensor, Tensor)",
+        window_pool_name(dims) + "(" + args + ") -> Tensor",
+        window_pool_name(dims, "_with_indices_backward") + "(Tensor grad_output, Tensor self, int[" + n +
+            "] kernel_size, int[" + n + "] stride, int[" + n + "] padding, int[" + n + "] dilation, bool ceil_mode, " +
+            "Tensor indices) -> Tensor"};
+    for (const std::string& schema : schemas) m.def(schema.c_str(), tags);
+  }
+}
+
+namespace detail {
+template <template <int> class Impl, int kDims>
+void impl_window_pool(torch::Library& m) {
+  m.impl(window_pool_name(kDims, "_with_indices").c_str(), &Impl<kDims>::with_indices);
+  m.impl(window_pool_name(kDims).c_str(), &Impl<kDims>::values);
+  m.impl(window_pool_name(kDims, "_with_indices_backward").c_str(), &Impl<kDims>::backward);
+}
+}  // namespace detail
+
+// Registers Impl<1>, Impl<2>, Impl<3> for the backend of `m`.
+template <template <int> class Impl>
+void impl_window_pool_ops(torch::Library& m) {
+  detail::impl_window_pool<Impl, 1>(m);
+  detail::impl_window_pool<Impl, 2>(m);
+  detail::impl_window_pool<Impl, 3>(m);
+}
+
+}  // namespace fastpool
