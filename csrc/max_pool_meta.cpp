@@ -19,7 +19,7 @@ struct MetaWindowPool {
 
   static at::Tensor empty_output(const at::Tensor& input, const PoolArgs& args, const char* op, at::ScalarType dtype) {
     const auto shape = max_pool_output_shape<c10::SymInt>(op, input.sym_sizes(), args);
-    return empty_in_layout<c10::SymInt>(shape, input.options().dtype(dtype), pool_layout(input, kDims));
+    return empty_in_layout<c10::SymInt>(shape, input.options().dtype(dtype), pool_layout(input, kDims), kDims);
   }
 
   static std::tuple<at::Tensor, at::Tensor> with_indices(const at::Tensor& input, at::IntArrayRef kernel_size,
@@ -47,7 +47,7 @@ struct MetaWindowPool {
                 c10::SymIntArrayRef(expected), " (the forward output's), but got ", grad_output.sym_sizes());
     TORCH_CHECK(indices.sym_sizes().equals(expected), op, ": indices must have size ", c10::SymIntArrayRef(expected),
                 " (the forward output's), but got ", indices.sym_sizes());
-    return empty_in_layout<c10::SymInt>(input.sym_sizes(), input.options(), pool_layout(input, kDims));
+    return empty_in_layout<c10::SymInt>(input.sym_sizes(), input.options(), pool_layout(input, kDims), kDims);
   }
 };
 

@@ -47,12 +47,11 @@ PoolArgs normalize_pool_args(const char* op, int spatial_dims, c10::IntArrayRef 
     TORCH_CHECK(a.stride[i] > 0, op, ": stride must be greater than zero, but got ", c10::IntArrayRef(a.stride));
     TORCH_CHECK(a.dilation[i] > 0, op, ": dilation must be greater than zero, but got ", dilation);
     TORCH_CHECK(a.pad[i] >= 0, op, ": padding must be non-negative, but got ", padding);
-    // PyTorch bounds padding by half the effective (dilated) kernel in 1d but by
-    // half the kernel itself in 2d/3d (pool2d_shape_check: kW/2 >= padW).
-    const int64_t pad_limit = spatial_dims == 1 ? ((a.kernel[i] - 1) * a.dilation[i] + 1) / 2 : a.kernel[i] / 2;
-    TORCH_CHECK(a.pad[i] <= pad_limit, op, spatial_dims == 1
-                    ? ": padding should be at most half of effective kernel size, but got padding="
-                    : ": pad should be smaller than or equal to half of kernel size, but got padding=",
+    // PyTorch bounds padding by half the kernel itself (pool2d_shape_check:
+    // kW/2 >= padW), in 1d too: its max_pool1d checks half the dilated kernel
+    // and then runs the 2-d check.
+    TORCH_CHECK(a.pad[i] <= a.kernel[i] / 2, op,
+                ": pad should be smaller than or equal to half of kernel size, but got padding=",
                 padding, ", kernel_size=", kernel_size, " and dilation=", dilation);
   }
   return a;
@@ -114,51 +113,64 @@ PoolLayout pool_layout(const at::Tensor& input, int spatial_dims) {
     case 2:
       return batched && input.suggest_memory_format() == at::MemoryFormat::ChannelsLast ? PoolLayout::channels_last
                                                                                         : PoolLayout::planar;
-    default:
+    default: {
       TORCH_CHECK(input.suggest_memory_format() != at::MemoryFormat::ChannelsLast,
                   "Unsupported memory format. Supports only ChannelsLast3d, Contiguous");
-      return batched && input.suggest_memory_format() == at::MemoryFormat::ChannelsLast3d
+      if (batched)
+        return input.suggest_memory_format() == at::MemoryFormat::ChannelsLast3d ? PoolLayout::channels_last
+                                                                                  : PoolLayout::planar;
+      // PyTorch's 3-d kernels take an unbatched input as a batch of one that
+      // is channels_last_3d when it is only contiguous so (not by
+      // suggest_memory_format, whose guess differs where sizes are 1).
+      const at::Tensor as_batch = input.unsqueeze(0);
+      return !as_batch.is_contiguous() && as_batch.is_contiguous(at::MemoryFormat::ChannelsLast3d)
                  ? PoolLayout::channels_last
                  : PoolLayout::planar;
+    }
   }
 }
 
 namespace {
-// The permutation from N,C,spatial... to the storage order N,spatial...,C.
-std::vector<int64_t> channels_last_order(int64_t ndim) {
-  std::vector<int64_t> order{0};
-  for (int64_t d = 2; d < ndim; ++d) order.push_back(d);
-  order.push_back(1);
+// The permutation from (N,) C, spatial... to the storage order (N,) spatial..., C.
+std::vector<int64_t> channels_last_order(int64_t ndim, int spatial_dims) {
+  const int64_t channel = ndim - spatial_dims - 1;
+  std::vector<int64_t> order;
+  for (int64_t d = 0; d < ndim; ++d)
+    if (d != channel) order.push_back(d);
+  order.push_back(channel);
   return order;
 }
-// ... and back.
-std::vector<int64_t> channels_first_order(int64_t ndim) {
-  std::vector<int64_t> order{0, ndim - 1};
-  for (int64_t d = 1; d < ndim - 1; ++d) order.push_back(d);
-  return order;
+// ... and back (its inverse).
+std::vector<int64_t> channels_first_order(int64_t ndim, int spatial_dims) {
+  const std::vector<int64_t> order = channels_last_order(ndim, spatial_dims);
+  std::vector<int64_t> inverse(ndim);
+  for (int64_t i = 0; i < ndim; ++i) inverse[order[i]] = i;
+  return inverse;
 }
 }  // namespace
 
 template <typename T>
-at::Tensor empty_in_layout(c10::ArrayRef<T> sizes, const at::TensorOptions& options, PoolLayout layout) {
+at::Tensor empty_in_layout(c10::ArrayRef<T> sizes, const at::TensorOptions& options, PoolLayout layout,
+                           int spatial_dims) {
   const int64_t ndim = static_cast<int64_t>(sizes.size());
   std::vector<T> stored(sizes.begin(), sizes.end());
   if (layout == PoolLayout::channels_last) {
-    const std::vector<int64_t> order = channels_last_order(ndim);
+    const std::vector<int64_t> order = channels_last_order(ndim, spatial_dims);
     for (int64_t i = 0; i < ndim; ++i) stored[i] = sizes[order[i]];
   }
   at::Tensor t;
   if constexpr (std::is_same_v<T, c10::SymInt>) t = at::empty_symint(stored, options);
   else t = at::empty(stored, options);
-  return layout == PoolLayout::channels_last ? t.permute(channels_first_order(ndim)) : t;
+  return layout == PoolLayout::channels_last ? t.permute(channels_first_order(ndim, spatial_dims)) : t;
 }
-template at::Tensor empty_in_layout<int64_t>(c10::ArrayRef<int64_t>, const at::TensorOptions&, PoolLayout);
-template at::Tensor empty_in_layout<c10::SymInt>(c10::ArrayRef<c10::SymInt>, const at::TensorOptions&, PoolLayout);
+template at::Tensor empty_in_layout<int64_t>(c10::ArrayRef<int64_t>, const at::TensorOptions&, PoolLayout, int);
+template at::Tensor empty_in_layout<c10::SymInt>(c10::ArrayRef<c10::SymInt>, const at::TensorOptions&, PoolLayout,
+                                                 int);
 
-at::Tensor contiguous_in(const at::Tensor& t, PoolLayout layout) {
+at::Tensor contiguous_in(const at::Tensor& t, PoolLayout layout, int spatial_dims) {
   if (layout == PoolLayout::planar) return t.contiguous();
   const int64_t ndim = t.dim();
-  return t.permute(channels_last_order(ndim)).contiguous().permute(channels_first_order(ndim));
+  return t.permute(channels_last_order(ndim, spatial_dims)).contiguous().permute(channels_first_order(ndim, spatial_dims));
 }
 
 MaxPoolPlan plan_max_pool(const char* op, int spatial_dims, const at::Tensor& input, c10::IntArrayRef kernel_size,

@@ -37,21 +37,22 @@ PoolGeometry make_geometry(const at::Tensor& input, const PoolArgs& args);
 // out: planar NC(D)HW, or channels last N(D)HWC (NLC for 1-d).
 enum class PoolLayout { planar, channels_last };
 
-// PyTorch's rule for an op over `spatial_dims` dims; only batched inputs are
-// ever channels last. 2-d: a 4-D input suggest_memory_format calls
-// channels_last. 3-d: a 5-D channels_last_3d input; a 4-D input that is
-// channels_last in the 2-d sense raises, as PyTorch does (it would otherwise be
-// read as D,H,W,C). 1-d: a 3-D input stored N,L,C (PyTorch's max_pool1d with
-// indices runs its 2-d kernel on the input unsqueezed to N,C,1,L).
+// PyTorch's rule for an op over `spatial_dims` dims. 2-d: a batched input
+// suggest_memory_format calls channels_last. 3-d: an input that is
+// channels_last_3d, batched or (as a batch of one) unbatched; a 4-D input that
+// is channels_last in the 2-d sense raises, as PyTorch does (it would otherwise
+// be read as D,H,W,C). 1-d: a batched input stored N,L,C (PyTorch's max_pool1d
+// with indices runs its 2-d kernel on the input unsqueezed to N,C,1,L).
 PoolLayout pool_layout(const at::Tensor& input, int spatial_dims);
 
-// An uninitialised tensor of `sizes` (N,C,spatial... or C,spatial...) in the
-// layout; T is int64_t or c10::SymInt (Meta kernels).
+// An uninitialised tensor of `sizes` ((N,) C, spatial...) in the layout
+// (channels last: C stored innermost); T is int64_t or c10::SymInt (Meta).
 template <typename T>
-at::Tensor empty_in_layout(c10::ArrayRef<T> sizes, const at::TensorOptions& options, PoolLayout layout);
+at::Tensor empty_in_layout(c10::ArrayRef<T> sizes, const at::TensorOptions& options, PoolLayout layout,
+                           int spatial_dims);
 
-// `t` stored in the layout (no copy when it already is).
-at::Tensor contiguous_in(const at::Tensor& t, PoolLayout layout);
+// `t` ((N,) C, spatial...) stored in the layout (no copy when it already is).
+at::Tensor contiguous_in(const at::Tensor& t, PoolLayout layout, int spatial_dims);
 
 // What every backend's forward needs before allocating: validated args, the
 // output shape and the layout.

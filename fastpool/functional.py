@@ -1,7 +1,7 @@
 """Functional API with torch.nn.functional's signatures."""
 import torch
 
-__all__ = ["max_pool2d"]
+__all__ = ["max_pool1d", "max_pool2d", "max_pool3d"]
 
 _INT_TYPES = (int, torch.SymInt)
 
@@ -17,16 +17,36 @@ def _check_types(fn, input, **int_args):
             raise TypeError(f"{fn}(): argument '{name}' must be an int or a tuple of ints, not {value!r}")
 
 
-def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
-    """Same as :func:`torch.nn.functional.max_pool2d`, and bit-identical to it.
-
-    Without ``return_indices`` this runs the op that writes no indices; under
-    autograd it saves the input only and recomputes the argmax in backward,
-    so training keeps no int64 index tensor alive.
-    """
+def _max_pool(dims, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices):
+    name = f"max_pool{dims}d"
     if stride is None:
         stride = []  # aten's convention for "stride = kernel_size"
-    _check_types("max_pool2d", input, kernel_size=kernel_size, stride=stride, padding=padding, dilation=dilation)
+    _check_types(name, input, kernel_size=kernel_size, stride=stride, padding=padding, dilation=dilation)
     if return_indices:
-        return torch.ops.fastpool.max_pool2d_with_indices(input, kernel_size, stride, padding, dilation, ceil_mode)
-    return torch.ops.fastpool.max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode)
+        op = getattr(torch.ops.fastpool, name + "_with_indices")
+    else:
+        op = getattr(torch.ops.fastpool, name)
+    return op(input, kernel_size, stride, padding, dilation, ceil_mode)
+
+
+# Without return_indices these run the op that writes no indices; under
+# autograd it saves the input only and recomputes the argmax in backward, so
+# training keeps no int64 index tensor alive.
+
+def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+    """Same as :func:`torch.nn.functional.max_pool1d`, and bit-identical to it.
+
+    An input stored N,L,C gives outputs stored so too, as torch's does with
+    indices or under autograd (torch's no-grad path without indices returns a
+    contiguous output: same values, other strides)."""
+    return _max_pool(1, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
+
+
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+    """Same as :func:`torch.nn.functional.max_pool2d`, and bit-identical to it."""
+    return _max_pool(2, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
+
+
+def max_pool3d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+    """Same as :func:`torch.nn.functional.max_pool3d`, and bit-identical to it."""
+    return _max_pool(3, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices)

@@ -43,42 +43,45 @@ def out_size(n, k, s, p, d, ceil):
     return o
 
 
+def per_dim(value, dims):
+    return (value,) * dims if isinstance(value, int) else tuple(value)
+
+
 @st.composite
-def pool_params(draw, max_size=24):
-    """kernel/stride/padding/dilation/ceil_mode and an input size they accept."""
-    k = (draw(st.integers(1, 5)), draw(st.integers(1, 5)))
-    s = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
-    d = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
-    p = tuple(draw(st.integers(0, k[i] // 2)) for i in range(2))
+def pool_params(draw, dims=2, max_size=24):
+    """kernel/stride/padding/dilation/ceil_mode over `dims` spatial dims and
+    input sizes they accept (kept small in 3-d)."""
+    max_size = {1: 3 * max_size, 2: max_size, 3: max(6, max_size // 3)}[dims]
+    k = tuple(draw(st.integers(1, 5 if dims < 3 else 3)) for _ in range(dims))
+    s = tuple(draw(st.integers(1, 4)) for _ in range(dims))
+    d = tuple(draw(st.integers(1, 3 if dims < 3 else 2)) for _ in range(dims))
+    p = tuple(draw(st.integers(0, k[i] // 2)) for i in range(dims))
     ceil = draw(st.booleans())
-    hw = []
-    for i in range(2):
+    sizes = []
+    for i in range(dims):
         lo = max(1, (k[i] - 1) * d[i] + 1 - 2 * p[i])
-        hw.append(draw(st.integers(lo, max(lo, max_size))))
+        sizes.append(draw(st.integers(lo, max(lo, max_size))))
     # How the user spells the args: ints, tuples, or stride=None.
     spell = draw(st.sampled_from(["tuple", "int", "none"]))
-    if spell == "int" and k[0] == k[1] and s[0] == s[1] and p[0] == p[1] and d[0] == d[1]:
+    if spell == "int" and len({(k[i], s[i], p[i], d[i]) for i in range(dims)}) == 1:
         args = dict(kernel_size=k[0], stride=s[0], padding=p[0], dilation=d[0])
     elif spell == "none":
         args = dict(kernel_size=k, stride=None, padding=p, dilation=d)
-        s = k
     else:
         args = dict(kernel_size=k, stride=s, padding=p, dilation=d)
     args["ceil_mode"] = ceil
-    return args, tuple(hw)
+    return args, tuple(sizes)
 
 
-def has_empty_window(args, hw):
+def has_empty_window(args, sizes):
     """True if some output's window has no in-bounds tap (torch's backward
     then writes outside the plane, so it cannot serve as a reference)."""
-    def two(v):
-        return (v, v) if isinstance(v, int) else tuple(v)
-
-    k, p, d = two(args["kernel_size"]), two(args["padding"]), two(args["dilation"])
-    s = k if args["stride"] is None else two(args["stride"])
-    for i in range(2):
-        for o in range(out_size(hw[i], k[i], s[i], p[i], d[i], args["ceil_mode"])):
-            if not any(0 <= o * s[i] - p[i] + j * d[i] < hw[i] for j in range(k[i])):
+    dims = len(sizes)
+    k, p, d = (per_dim(args[n], dims) for n in ("kernel_size", "padding", "dilation"))
+    s = k if args["stride"] is None else per_dim(args["stride"], dims)
+    for i in range(dims):
+        for o in range(out_size(sizes[i], k[i], s[i], p[i], d[i], args["ceil_mode"])):
+            if not any(0 <= o * s[i] - p[i] + j * d[i] < sizes[i] for j in range(k[i])):
                 return True
     return False
 
@@ -111,17 +114,23 @@ def make_values(shape, dtype, seed, special):
     return x
 
 
-def make_input(batch, channels, hw, dtype, layout, seed, special):
-    """An input in the given memory layout; 'sliced' and 'transposed' are views."""
-    shape = ((batch,) if batch is not None else ()) + (channels,) + hw
-    if layout == "sliced":  # every other element along W and channels: arbitrary strides
-        big = make_values(shape[:-3] + (channels * 2, hw[0], hw[1] * 2), dtype, seed, special)
-        return big[..., ::2, :, ::2]
-    if layout == "transposed":  # H and W swapped in memory
-        return make_values(shape[:-2] + (hw[1], hw[0]), dtype, seed, special).transpose(-1, -2)
+def make_input(batch, channels, sizes, dtype, layout, seed, special):
+    """An input with `sizes` spatial dims in the given memory layout:
+    'channels_last' stores C innermost (torch's channels_last /
+    channels_last_3d; N,L,C in 1-d; unbatched inputs too); 'sliced' and 'transposed'
+    are views (every other element along the last dim and channels; the last
+    two dims, or C and L in 1-d, swapped in memory)."""
+    shape = ((batch,) if batch is not None else ()) + (channels,) + tuple(sizes)
+    if layout == "sliced":
+        big = make_values(shape[:-len(sizes) - 1] + (channels * 2,) + tuple(sizes[:-1]) + (sizes[-1] * 2,), dtype,
+                          seed, special)
+        return big[..., ::2, *([slice(None)] * (len(sizes) - 1)), ::2]
+    if layout == "transposed":
+        return make_values(shape[:-2] + (shape[-1], shape[-2]), dtype, seed, special).transpose(-1, -2)
     x = make_values(shape, dtype, seed, special)
-    if layout == "channels_last" and x.dim() == 4:
-        x = x.contiguous(memory_format=torch.channels_last)
+    if layout == "channels_last":
+        channel = 0 if batch is None else 1
+        x = x.movedim(channel, -1).contiguous().movedim(-1, channel)
     return x
 
 
@@ -141,16 +150,17 @@ def assert_identical(actual, expected):
         assert bool(same.all()), "values equal but bits differ (sign of zero)"
 
 
-def torch_max_pool2d(x, **args):
-    """torch's max_pool2d with indices. torch's channels_last CPU kernel keeps
-    indices in an integer as wide as the dtype, so it raises for 8/16-bit
-    integer planes larger than that type holds; fastpool does not. There the
-    reference is torch on the contiguous input, in channels_last layout."""
+def torch_max_pool(dims, x, **args):
+    """torch's max_pool{dims}d with indices. torch's channels_last CPU kernel
+    keeps indices in an integer as wide as the dtype, so it raises for
+    8/16-bit integer planes larger than that type holds; fastpool does not.
+    There the reference is torch on the contiguous input, in channels-last
+    layout."""
+    fn = getattr(torch.nn.functional, f"max_pool{dims}d")
     try:
-        return torch.nn.functional.max_pool2d(x, return_indices=True, **args)
+        return fn(x, return_indices=True, **args)
     except RuntimeError as e:
         if "numeric_limits<integer_t>" not in str(e) or x.dtype.is_floating_point:
             raise
-        out, idx = torch.nn.functional.max_pool2d(x.contiguous(), return_indices=True, **args)
-        cl = torch.channels_last
-        return out.contiguous(memory_format=cl), idx.contiguous(memory_format=cl)
+        out, idx = fn(x.contiguous(), return_indices=True, **args)
+        return tuple(t.movedim(1, -1).contiguous().movedim(-1, 1) for t in (out, idx))

@@ -42,8 +42,9 @@ void advise_huge_pages(void* data, int64_t bytes) {
 
 }  // namespace
 
-at::Tensor empty_with_huge_pages(at::IntArrayRef sizes, const at::TensorOptions& options, PoolLayout layout) {
-  at::Tensor t = empty_in_layout<int64_t>(sizes, options, layout);
+at::Tensor empty_with_huge_pages(at::IntArrayRef sizes, const at::TensorOptions& options, PoolLayout layout,
+                                 int spatial_dims) {
+  at::Tensor t = empty_in_layout<int64_t>(sizes, options, layout, spatial_dims);
   advise_huge_pages(t.data_ptr(), static_cast<int64_t>(t.nbytes()));
   return t;
 }

@@ -11,6 +11,7 @@ namespace fastpool::cpu {
 // empty_in_layout, plus a hint to back the buffer with transparent huge pages when it
 // is large (Linux; FASTPOOL_HUGE_PAGES=0 turns the hint off). The tensor is an
 // ordinary torch allocation: only the kernel's paging of it changes.
-at::Tensor empty_with_huge_pages(at::IntArrayRef sizes, const at::TensorOptions& options, PoolLayout layout);
+at::Tensor empty_with_huge_pages(at::IntArrayRef sizes, const at::TensorOptions& options, PoolLayout layout,
+                                 int spatial_dims);
 
 }  // namespace fastpool::cpu

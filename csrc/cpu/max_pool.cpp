@@ -54,7 +54,7 @@ void run_forward(const char* op, const at::Tensor& input, const MaxPoolPlan& pla
   const DType dtype = dtype_of(op, input);
   const PoolGeometry g = make_geometry(input, plan.args);
   const bool cl = plan.layout == PoolLayout::channels_last;
-  const at::Tensor in = contiguous_in(input, plan.layout);  // no copy when already in that layout
+  const at::Tensor in = contiguous_in(input, plan.layout, plan.args.spatial_dims);  // no copy when already in that layout
   const ForwardFn fn = active_kernels().forward[static_cast<int>(cl ? Layout::channels_last : Layout::planar)]
                                                 [static_cast<int>(dtype)];
   const void* in_ptr = in.const_data_ptr();
@@ -81,8 +81,8 @@ struct CpuWindowPool {
                                                          at::IntArrayRef stride, at::IntArrayRef padding,
                                                          at::IntArrayRef dilation, bool ceil_mode) {
     const MaxPoolPlan p = plan(input, kernel_size, stride, padding, dilation, ceil_mode);
-    at::Tensor output = empty_with_huge_pages(p.out_shape, input.options(), p.layout);
-    at::Tensor indices = empty_with_huge_pages(p.out_shape, input.options().dtype(at::kLong), p.layout);
+    at::Tensor output = empty_with_huge_pages(p.out_shape, input.options(), p.layout, kDims);
+    at::Tensor indices = empty_with_huge_pages(p.out_shape, input.options().dtype(at::kLong), p.layout, kDims);
     run_forward(window_pool_name(kDims).c_str(), input, p, output, &indices);
     return {output, indices};
   }
@@ -90,7 +90,7 @@ struct CpuWindowPool {
   static at::Tensor values(const at::Tensor& input, at::IntArrayRef kernel_size, at::IntArrayRef stride,
                            at::IntArrayRef padding, at::IntArrayRef dilation, bool ceil_mode) {
     const MaxPoolPlan p = plan(input, kernel_size, stride, padding, dilation, ceil_mode);
-    at::Tensor output = empty_with_huge_pages(p.out_shape, input.options(), p.layout);
+    at::Tensor output = empty_with_huge_pages(p.out_shape, input.options(), p.layout, kDims);
     run_forward(window_pool_name(kDims).c_str(), input, p, output, nullptr);
     return output;
   }
@@ -109,11 +109,11 @@ struct CpuWindowPool {
         active_kernels().backward[static_cast<int>(cl ? Layout::channels_last : Layout::planar)][static_cast<int>(dtype)];
     TORCH_CHECK_NOT_IMPLEMENTED(fn != nullptr, "\"", op, "\" not implemented for '", input.scalar_type(), "'");
 
-    at::Tensor grad_input = empty_with_huge_pages(input.sizes(), input.options(), layout);
+    at::Tensor grad_input = empty_with_huge_pages(input.sizes(), input.options(), layout, kDims);
     if (grad_input.numel() == 0) return grad_input;
     const PoolGeometry g = make_geometry(input, args);
-    const at::Tensor go = contiguous_in(grad_output, layout);
-    const at::Tensor idx = contiguous_in(indices, layout);
+    const at::Tensor go = contiguous_in(grad_output, layout, kDims);
+    const at::Tensor idx = contiguous_in(indices, layout, kDims);
     const void* go_ptr = go.const_data_ptr();
     const int64_t* idx_ptr = idx.const_data_ptr<int64_t>();
     void* gi_ptr = grad_input.mutable_data_ptr();

@@ -553,6 +553,18 @@ void forward_channels_last_positions(const PoolGeometry& g, const T* input, T* o
     for (; c < C; ++c)
       forward_one<T, kIndices>(image + c, C, rows.data, wr, tw, g.dilation[2], out + c,
                                kIndices ? index + c : nullptr);
+    if constexpr (kIndices) {
+      // PyTorch's channels-last CPU kernel processes channels in 32-byte
+      // vectors and the remainder (the last C % lanes) one by one, and the
+      // latter start their argmax at the window's first (h, w) tap without
+      // the depth term. Where no tap beats the initial -inf (or the lowest
+      // integer) that start is the result, so those indices lack id0 * H * W.
+      const int64_t depth_offset = tables.dims[0].data[cursor.od].first * g.in_size[1] * g.in_size[2];
+      constexpr int64_t kTorchLanes = 32 / static_cast<int64_t>(sizeof(T));
+      if (depth_offset != 0)
+        for (int64_t k = C - C % kTorchLanes; k < C; ++k)
+          if (Scalar<T>::load(out[k]) == Scalar<T>::lowest()) index[k] -= depth_offset;
+    }
   }
 }
 

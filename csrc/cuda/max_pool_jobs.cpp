@@ -30,10 +30,10 @@ ForwardJob prepare_forward(const at::Tensor& self, at::IntArrayRef kernel_size, 
   const MaxPoolPlan plan = plan_max_pool(op, 2, self, kernel_size, stride, padding, dilation, ceil_mode);
   ForwardJob job;
   job.nhwc = plan.layout == PoolLayout::channels_last;
-  job.output = empty_in_layout<int64_t>(plan.out_shape, self.options(), plan.layout);
-  if (with_indices) job.indices = empty_in_layout<int64_t>(plan.out_shape, self.options().dtype(at::kLong), plan.layout);
+  job.output = empty_in_layout<int64_t>(plan.out_shape, self.options(), plan.layout, 2);
+  if (with_indices) job.indices = empty_in_layout<int64_t>(plan.out_shape, self.options().dtype(at::kLong), plan.layout, 2);
   if (job.output.numel() == 0) return job;
-  job.input = contiguous_in(self, plan.layout);  // no copy when already in that layout
+  job.input = contiguous_in(self, plan.layout, 2);  // no copy when already in that layout
   job.g = make_geometry(job.input, plan.args);
   job.max_offset = max_offset(job.g, std::max(job.input.numel(), job.output.numel()));
   if (job.nhwc) {
@@ -54,11 +54,11 @@ BackwardJob prepare_backward(const at::Tensor& grad_output, const at::Tensor& se
   const PoolLayout layout = pool_layout(self, 2);
   BackwardJob job;
   job.nhwc = layout == PoolLayout::channels_last;
-  job.grad_input = empty_in_layout<int64_t>(self.sizes(), self.options(), layout);
+  job.grad_input = empty_in_layout<int64_t>(self.sizes(), self.options(), layout, 2);
   if (job.grad_input.numel() == 0) return job;
   job.g = make_geometry(self, args);
-  job.grad_output = contiguous_in(grad_output, layout);
-  job.indices = contiguous_in(indices, layout);
+  job.grad_output = contiguous_in(grad_output, layout, 2);
+  job.indices = contiguous_in(indices, layout, 2);
   job.max_offset = max_offset(job.g, std::max(job.grad_input.numel(), job.grad_output.numel()));
   if (job.nhwc) {
     const void* values[2] = {job.grad_output.const_data_ptr(), job.grad_input.const_data_ptr()};

@@ -1,5 +1,10 @@
-"""fastpool.max_pool2d on the CPU against torch.nn.functional.max_pool2d:
-values, indices, layouts, gradients, every ISA path, thread counts."""
+"""fastpool.max_pool{1,2,3}d on the CPU against torch.nn.functional's:
+values, indices, layouts, gradients, every ISA path, thread counts.
+
+Beyond torch: fastpool's max_pool1d without indices takes integer dtypes
+(torch's max_pool1d takes them only with return_indices), and keeps an input's
+N,L,C storage in its output as torch does with indices or under autograd
+(torch's no-grad values-only path returns a contiguous tensor)."""
 import pytest
 import torch
 import torch.nn.functional as F
@@ -8,16 +13,23 @@ from hypothesis import strategies as st
 
 import fastpool
 from pool_cases import (ALL_DTYPES, FLOAT_DTYPES, ISAS, LAYOUTS, assert_identical, cpu_isa, has_empty_window,
-                        make_input, pool_params, torch_max_pool2d)
+                        make_input, per_dim, pool_params, torch_max_pool)
 
 PROPERTY = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-def check_forward(x, args, isa, expected):
+DIMS = [1, 2, 3]
+
+
+def pool_fn(dims, lib=fastpool):
+    return getattr(lib, f"max_pool{dims}d") if lib is fastpool else getattr(F, f"max_pool{dims}d")
+
+
+def check_forward(dims, x, args, isa, expected):
     """Both forward ops on the given ISA path against torch's (values, indices)."""
     with cpu_isa(isa):
-        out, idx = fastpool.max_pool2d(x, return_indices=True, **args)
-        values_only = fastpool.max_pool2d(x, **args)
+        out, idx = pool_fn(dims)(x, return_indices=True, **args)
+        values_only = pool_fn(dims)(x, **args)
     assert_identical(out, expected[0])
     assert_identical(idx, expected[1])
     assert_identical(values_only, expected[0])
@@ -25,33 +37,37 @@ def check_forward(x, args, isa, expected):
 
 @st.composite
 def forward_case(draw, dtypes=ALL_DTYPES):
-    args, hw = draw(pool_params())
+    dims = draw(st.sampled_from(DIMS))
+    args, sizes = draw(pool_params(dims))
     batch = draw(st.sampled_from([None, 0, 1, 2, 3]))
-    channels = draw(st.integers(1, 40))  # crosses every vector width, with remainders
+    channels = draw(st.integers(1, 40 if dims < 3 else 20))  # crosses every vector width, with remainders
     layout = draw(st.sampled_from(LAYOUTS))
     dtype = draw(st.sampled_from(dtypes))
     special = draw(st.sampled_from(["normal", "ties", "specials"]))
     seed = draw(st.integers(0, 2**31 - 1))
     isa = draw(st.sampled_from(ISAS))
-    return args, make_input(batch, channels, hw, dtype, layout, seed, special), isa
+    return dims, args, make_input(batch, channels, sizes, dtype, layout, seed, special), isa
 
 
 @PROPERTY
 @given(case=forward_case())
 def test_forward_matches_torch(case):
-    args, x, isa = case
-    check_forward(x, args, isa, torch_max_pool2d(x, **args))
+    dims, args, x, isa = case
+    check_forward(dims, x, args, isa, torch_max_pool(dims, x, **args))
 
 
 # Wide rows and many channels, so every vector path (full chunks, overlapped
 # last chunk, de-interleaving stride-2 loads) runs, not only the scalar edges.
+# The (H, W) window is drawn as in 2-d; 1-d keeps its W part, 3-d adds a depth.
 @settings(max_examples=60, deadline=None)
 @given(
+    dims=st.sampled_from(DIMS),
     hw=st.tuples(st.integers(1, 8), st.integers(33, 140)),
     kernel=st.sampled_from([(2, 2), (3, 3), (1, 3), (3, 1), (2, 5), (4, 4)]),
     stride=st.sampled_from([(1, 1), (2, 2), (1, 2), (2, 3), (3, 3)]),
     padding=st.sampled_from([(0, 0), (1, 1), (0, 1)]),
     dilation=st.sampled_from([(1, 1), (1, 2), (2, 1)]),
+    depth=st.tuples(st.integers(1, 4), st.integers(1, 2), st.integers(1, 2), st.integers(0, 1)),
     ceil_mode=st.booleans(),
     layout=st.sampled_from(["contiguous", "channels_last"]),
     channels=st.sampled_from([1, 3, 16, 33, 64]),
@@ -60,13 +76,19 @@ def test_forward_matches_torch(case):
     seed=st.integers(0, 2**31 - 1),
     isa=st.sampled_from(ISAS),
 )
-def test_forward_vector_paths(hw, kernel, stride, padding, dilation, ceil_mode, layout, channels, dtype, special, seed,
-                              isa):
+def test_forward_vector_paths(dims, hw, kernel, stride, padding, dilation, depth, ceil_mode, layout, channels, dtype,
+                              special, seed, isa):
     padding = tuple(min(p, k // 2) for p, k in zip(padding, kernel))
     hw = tuple(max(n, (k - 1) * d + 1) for n, k, d in zip(hw, kernel, dilation))
+    if dims == 3:  # depth: size, kernel, stride, padding
+        d_size, d_kernel, d_stride, d_pad = depth
+        hw, kernel, stride = (max(d_size, d_kernel),) + hw, (d_kernel,) + kernel, (d_stride,) + stride
+        padding, dilation = (min(d_pad, d_kernel // 2),) + padding, (1,) + dilation
+    elif dims == 1:
+        hw, kernel, stride, padding, dilation = hw[1:], kernel[1:], stride[1:], padding[1:], dilation[1:]
     x = make_input(2, channels, hw, dtype, layout, seed, special)
     args = dict(kernel_size=kernel, stride=stride, padding=padding, dilation=dilation, ceil_mode=ceil_mode)
-    check_forward(x, args, isa, F.max_pool2d(x, return_indices=True, **args))
+    check_forward(dims, x, args, isa, pool_fn(dims, F)(x, return_indices=True, **args))
 
 
 # Narrow rows with wide windows (global pooling, k >= 4 with stride > 2): one
@@ -84,88 +106,95 @@ def test_forward_wide_windows_on_narrow_rows(kh, kw, extra_w, h_extra, stride, p
     padding = min(padding, kh // 2, kw // 2)
     x = make_input(2, channels, (kh + h_extra, kw + extra_w), dtype, layout, seed, special)
     args = dict(kernel_size=(kh, kw), stride=stride, padding=padding, ceil_mode=ceil_mode)
-    check_forward(x, args, isa, F.max_pool2d(x, return_indices=True, **args))
+    check_forward(2, x, args, isa, F.max_pool2d(x, return_indices=True, **args))
 
 
-def _overlapping(args):
-    k, s = args["kernel_size"], args["stride"]
-    k = (k, k) if isinstance(k, int) else k
-    s = k if s is None else ((s, s) if isinstance(s, int) else s)
-    d = args["dilation"]
-    d = (d, d) if isinstance(d, int) else d
+def _overlapping(args, dims):
+    k = per_dim(args["kernel_size"], dims)
+    s = k if args["stride"] is None else per_dim(args["stride"], dims)
+    d = per_dim(args["dilation"], dims)
     return any((ki - 1) * di + 1 > si for ki, si, di in zip(k, s, d))
 
 
 @PROPERTY
 @given(case=forward_case(dtypes=FLOAT_DTYPES))
 def test_backward_matches_torch(case):
-    args, x, isa = case
-    assume(not has_empty_window(args, x.shape[-2:]))  # see test_windows_without_in_bounds_taps
+    dims, args, x, isa = case
+    assume(not has_empty_window(args, x.shape[-dims:]))  # see test_windows_without_in_bounds_taps
     half = x.dtype in (torch.float16, torch.bfloat16)
     # float16/bfloat16 gradients accumulate in float and round once, so their
     # reference is torch's backward in float32 (same order of adds), rounded.
     ref_dtype = torch.float32 if half else x.dtype
     x_ref = x.detach().to(ref_dtype).requires_grad_()
     x_fp = x.detach().clone().requires_grad_()
-    expected = F.max_pool2d(x_ref, **args)
+    expected = pool_fn(dims, F)(x_ref, **args)
     grad = torch.randn(expected.shape, dtype=torch.float64).to(x.dtype)
-    if expected.dim() == 4 and expected.is_contiguous(memory_format=torch.channels_last):
-        grad = grad.contiguous(memory_format=torch.channels_last)
+    grad = torch.empty_like(expected, dtype=x.dtype).copy_(grad)  # the output's layout
     expected.backward(grad.to(ref_dtype))
     with cpu_isa(isa):
-        out = fastpool.max_pool2d(x_fp, **args)
+        out = pool_fn(dims)(x_fp, **args)
         out.backward(grad)
-    assert_identical(out.detach(), F.max_pool2d(x, **args))
+    assert_identical(out.detach(), torch_max_pool(dims, x, **args)[0])
     assert_identical(x_fp.grad, x_ref.grad.to(x.dtype))
-    if not half or not _overlapping(args):
+    if not half or not _overlapping(args, dims):
         # Then torch's own result in the input dtype is the same, bit for bit.
         x_torch = x.detach().clone().requires_grad_()
-        F.max_pool2d(x_torch, **args).backward(grad)
+        pool_fn(dims, F)(x_torch, **args).backward(grad)
         assert_identical(x_fp.grad, x_torch.grad)
 
 
+SHAPES = {1: (23,), 2: (11, 13), 3: (5, 7, 6)}
+
+
+@pytest.mark.parametrize("dims", [2, 3])  # aten has no max_pool1d backward op
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
 @pytest.mark.parametrize("isa", ISAS)
-def test_backward_op_with_indices(layout, isa):
-    x = make_input(2, 5, (11, 13), torch.float32, layout, seed=3, special="ties")
-    out, idx = F.max_pool2d(x, 3, 2, 1, return_indices=True)
+def test_backward_op_with_indices(dims, layout, isa):
+    x = make_input(2, 5, SHAPES[dims], torch.float32, layout, seed=3, special="ties")
+    out, idx = pool_fn(dims, F)(x, 3, 2, 1, return_indices=True)
     grad = torch.randn_like(out)
-    expected = torch.ops.aten.max_pool2d_with_indices_backward(grad, x, [3, 3], [2, 2], [1, 1], [1, 1], False, idx)
+    k, s, p, d = [3] * dims, [2] * dims, [1] * dims, [1] * dims
+    expected = getattr(torch.ops.aten, f"max_pool{dims}d_with_indices_backward")(grad, x, k, s, p, d, False, idx)
     with cpu_isa(isa):
-        got = torch.ops.fastpool.max_pool2d_with_indices_backward(grad, x, [3, 3], [2, 2], [1, 1], [1, 1], False, idx)
+        got = getattr(torch.ops.fastpool, f"max_pool{dims}d_with_indices_backward")(grad, x, k, s, p, d, False, idx)
     assert_identical(got, expected)
 
 
-def test_gradcheck_float64():
+@pytest.mark.parametrize("dims", DIMS)
+def test_gradcheck_float64(dims):
+    sizes = {1: (13,), 2: (7, 8), 3: (4, 5, 6)}[dims]
     for layout in ["contiguous", "channels_last"]:
-        for args in [dict(kernel_size=3, stride=2, padding=1), dict(kernel_size=(2, 3), stride=(1, 2), dilation=2),
+        for args in [dict(kernel_size=3, stride=2, padding=1), dict(kernel_size=(2, 3, 2)[-dims:], stride=(1, 2, 1)[-dims:],
+                                                                     dilation=2),
                      dict(kernel_size=2, ceil_mode=True)]:
             # Distinct values: max pooling is differentiable away from ties.
-            x = torch.randperm(2 * 3 * 7 * 8, dtype=torch.float64).reshape(2, 3, 7, 8) / 10
-            if layout == "channels_last":
-                x = x.contiguous(memory_format=torch.channels_last)
+            x = make_input(2, 3, sizes, torch.float64, layout, seed=0, special="normal")
+            x = x.detach().copy_(torch.randperm(x.numel(), dtype=torch.float64).view(x.shape) / 10)
             x.requires_grad_()
-            assert torch.autograd.gradcheck(lambda t: fastpool.max_pool2d(t, **args), (x,))
-            assert torch.autograd.gradcheck(lambda t: fastpool.max_pool2d(t, return_indices=True, **args)[0], (x,))
-            assert torch.autograd.gradgradcheck(lambda t: fastpool.max_pool2d(t, **args), (x,))
+            fn = pool_fn(dims)
+            assert torch.autograd.gradcheck(lambda t: fn(t, **args), (x,))
+            assert torch.autograd.gradcheck(lambda t: fn(t, return_indices=True, **args)[0], (x,))
+            assert torch.autograd.gradgradcheck(lambda t: fn(t, **args), (x,))
 
 
 # Batch 1 on two threads splits each channels-last image into row bands.
+@pytest.mark.parametrize("dims", [2, 3])
 @pytest.mark.parametrize("batch", [1, 4])
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.int32])
-def test_thread_count_does_not_change_results(layout, dtype, batch):
-    x = make_input(batch, 24, (57, 61), dtype, layout, seed=11, special="ties")
+def test_thread_count_does_not_change_results(dims, layout, dtype, batch):
+    x = make_input(batch, 24, {2: (57, 61), 3: (9, 17, 19)}[dims], dtype, layout, seed=11, special="ties")
+    k, s, p, d = [3] * dims, [2] * dims, [1] * dims, [1] * dims
+    backward = getattr(torch.ops.fastpool, f"max_pool{dims}d_with_indices_backward")
     old = torch.get_num_threads()
     results = []
     try:
         for threads in (1, 2):
             torch.set_num_threads(threads)
-            out, idx = fastpool.max_pool2d(x, 3, 2, 1, return_indices=True)
+            out, idx = pool_fn(dims)(x, 3, 2, 1, return_indices=True)
             grad_in = None
             if dtype.is_floating_point:
-                grad_in = torch.ops.fastpool.max_pool2d_with_indices_backward(
-                    torch.ones_like(out), x, [3, 3], [2, 2], [1, 1], [1, 1], False, idx)
+                grad_in = backward(torch.ones_like(out), x, k, s, p, d, False, idx)
             results.append((out, idx, grad_in))
     finally:
         torch.set_num_threads(old)
@@ -174,26 +203,27 @@ def test_thread_count_does_not_change_results(layout, dtype, batch):
     assert_identical(i1, i2)
     if g1 is not None:
         assert_identical(g1, g2)
-    expected, expected_idx = torch_max_pool2d(x, kernel_size=3, stride=2, padding=1)
+    expected, expected_idx = torch_max_pool(dims, x, kernel_size=3, stride=2, padding=1)
     assert_identical(o1, expected)
     assert_identical(i1, expected_idx)
     if dtype == torch.float32:  # exact in float32: torch adds in the same order
-        assert_identical(g1, torch.ops.aten.max_pool2d_with_indices_backward(
-            torch.ones_like(out), x, [3, 3], [2, 2], [1, 1], [1, 1], False, expected_idx))
+        aten_backward = getattr(torch.ops.aten, f"max_pool{dims}d_with_indices_backward")
+        assert_identical(g1, aten_backward(torch.ones_like(out), x, k, s, p, d, False, expected_idx))
 
 
-def test_empty_batch_and_unbatched():
-    for shape in [(0, 3, 8, 8), (3, 8, 8), (1, 1, 1, 1)]:
+@pytest.mark.parametrize("dims", DIMS)
+def test_empty_batch_and_unbatched(dims):
+    for shape in [(0, 3) + (8,) * dims, (3,) + (8,) * dims, (1, 1) + (1,) * dims]:
         x = torch.randn(shape)
         for args in [dict(kernel_size=2), dict(kernel_size=1), dict(kernel_size=3, padding=1, ceil_mode=True)]:
-            if min(shape[-2:]) < 2 and args["kernel_size"] == 2:
+            if min(shape[-dims:]) < 2 and args["kernel_size"] == 2:
                 continue
-            expected = F.max_pool2d(x, return_indices=True, **args)
-            got = fastpool.max_pool2d(x, return_indices=True, **args)
+            expected = pool_fn(dims, F)(x, return_indices=True, **args)
+            got = pool_fn(dims)(x, return_indices=True, **args)
             assert_identical(got[0], expected[0])
             assert_identical(got[1], expected[1])
-    x = torch.randn(0, 3, 8, 8, requires_grad=True)
-    fastpool.max_pool2d(x, 2).sum().backward()
+    x = torch.randn((0, 3) + (8,) * dims, requires_grad=True)
+    pool_fn(dims)(x, 2).sum().backward()
     assert x.grad.shape == x.shape
 
 
@@ -266,3 +296,24 @@ def test_tensors_over_2_pow_31_elements():
         assert_identical(got[0], expected[0])
         assert_identical(got[1], expected[1])
         del x, expected, got
+
+
+def test_memory_format_rule_knows_the_number_of_dims():
+    # A 4-D tensor that is channels_last in the 2-d sense, given to 3-d
+    # pooling: torch refuses it (its 3-d kernels take only channels_last_3d or
+    # contiguous); read as D,H,W,C it would give wrong values.
+    x = torch.randn(3, 4, 5, 6).contiguous(memory_format=torch.channels_last)
+    with pytest.raises(RuntimeError) as theirs:
+        F.max_pool3d(x, 2)
+    for return_indices in (False, True):
+        with pytest.raises(RuntimeError, match=str(theirs.value).splitlines()[0]):
+            fastpool.max_pool3d(x, 2, return_indices=return_indices)
+    # An unbatched 3-d input stored D,H,W,C is read as what it is.
+    x = torch.randn(4, 5, 6, 3).permute(3, 0, 1, 2)
+    for got, expected in zip(fastpool.max_pool3d(x, 2, return_indices=True), F.max_pool3d(x, 2, return_indices=True)):
+        assert_identical(got, expected)
+    # 1-d: N,L,C storage stays N,L,C, as in torch's path with indices.
+    x = torch.randn(2, 9, 5).transpose(1, 2)
+    for got, expected in zip(fastpool.max_pool1d(x, 3, return_indices=True), F.max_pool1d(x, 3, return_indices=True)):
+        assert_identical(got, expected)
+    assert fastpool.max_pool1d(x, 3).stride() == (15, 1, 5)
