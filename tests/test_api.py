@@ -10,26 +10,29 @@ import fastpool
 from pool_cases import assert_identical
 
 
-def test_functional_signature_is_torchs():
-    # torch's max_pool2d is a boolean dispatch over these two, which share it.
+@pytest.mark.parametrize("dims", [1, 2, 3])
+def test_functional_signature_is_torchs(dims):
+    # torch's max_pool{k}d is a boolean dispatch over two functions sharing it.
     def params(fn):
         return [(p.name, p.default, p.kind) for p in inspect.signature(fn).parameters.values()]
 
-    assert params(fastpool.max_pool2d) == params(F.max_pool2d_with_indices)
+    assert params(getattr(fastpool, f"max_pool{dims}d")) == params(getattr(F, f"max_pool{dims}d_with_indices"))
 
 
-def test_module_matches_torch_module():
-    for kwargs in [dict(kernel_size=3), dict(kernel_size=(2, 3), stride=1, padding=(1, 1), dilation=(1, 2),
-                                             return_indices=True, ceil_mode=True)]:
-        ours, theirs = fastpool.MaxPool2d(**kwargs), torch.nn.MaxPool2d(**kwargs)
-        assert isinstance(ours, torch.nn.MaxPool2d)
+@pytest.mark.parametrize("dims", [1, 2, 3])
+def test_module_matches_torch_module(dims):
+    name = f"MaxPool{dims}d"
+    for kwargs in [dict(kernel_size=3), dict(kernel_size=(2, 3, 2)[:dims], stride=1, padding=(1, 1, 1)[:dims],
+                                             dilation=(1, 2, 1)[:dims], return_indices=True, ceil_mode=True)]:
+        ours, theirs = getattr(fastpool, name)(**kwargs), getattr(torch.nn, name)(**kwargs)
+        assert isinstance(ours, getattr(torch.nn, name))
         assert ours.extra_repr() == theirs.extra_repr()
-        assert repr(ours).replace("MaxPool2d", "") == repr(theirs).replace("MaxPool2d", "")
-        for name in ("kernel_size", "stride", "padding", "dilation", "return_indices", "ceil_mode"):
-            assert getattr(ours, name) == getattr(theirs, name)
+        assert repr(ours) == repr(theirs)
+        for attr in ("kernel_size", "stride", "padding", "dilation", "return_indices", "ceil_mode"):
+            assert getattr(ours, attr) == getattr(theirs, attr)
         assert ours.state_dict() == theirs.state_dict() == {}
         ours.load_state_dict(theirs.state_dict())
-        x = torch.randn(2, 3, 9, 10)
+        x = torch.randn((2, 3) + (9, 10, 7)[:dims])
         got, expected = ours(x), theirs(x)
         if kwargs.get("return_indices"):
             assert_identical(got[0], expected[0])
@@ -73,23 +76,29 @@ BAD_CALLS = [
 ]
 
 
+@pytest.mark.parametrize("dims", [1, 2, 3])
 @pytest.mark.parametrize("kwargs,names", BAD_CALLS)
-def test_bad_arguments_raise_like_torch(kwargs, names):
-    x = torch.randn(1, 2, 8, 8)
+def test_bad_arguments_raise_like_torch(dims, kwargs, names):
+    # The tuples in BAD_CALLS are one entry too long for 2-d: keep them so.
+    kwargs = {k: v if isinstance(v, int) else (v[0],) * (dims + 1) for k, v in kwargs.items()}
+    x = torch.randn((1, 2) + (8,) * dims)
     with pytest.raises(Exception) as theirs:
-        F.max_pool2d(x, **kwargs)
+        getattr(F, f"max_pool{dims}d")(x, **kwargs)
     for return_indices in (False, True):
         with pytest.raises(type(theirs.value), match=names):
-            fastpool.max_pool2d(x, return_indices=return_indices, **kwargs)
+            getattr(fastpool, f"max_pool{dims}d")(x, return_indices=return_indices, **kwargs)
 
 
-@pytest.mark.parametrize("shape", [(8, 8), (1, 1, 1, 8, 8), (1, 0, 8, 8), (2, 3, 0, 8), (0,)])
-def test_bad_input_rank_or_sizes(shape):
+@pytest.mark.parametrize("dims", [1, 2, 3])
+@pytest.mark.parametrize("shape", ["spatial only", "one dim more", "zero channels", "zero size", "vector"])
+def test_bad_input_rank_or_sizes(dims, shape):
+    shape = {"spatial only": (8,) * dims, "one dim more": (1, 1, 1) + (8,) * dims, "zero channels": (1, 0) + (8,) * dims,
+             "zero size": (2, 3) + (8,) * (dims - 1) + (0,), "vector": (0,)}[shape]
     x = torch.randn(shape)
     with pytest.raises(Exception) as theirs:
-        F.max_pool2d(x, 2)
+        getattr(F, f"max_pool{dims}d")(x, 2)
     with pytest.raises(type(theirs.value), match="input"):
-        fastpool.max_pool2d(x, 2)
+        getattr(fastpool, f"max_pool{dims}d")(x, 2)
 
 
 def test_bad_input_types():
@@ -198,3 +207,59 @@ def test_training_saves_no_indices_without_return_indices():
     assert torch.int64 in [t.dtype for t in saved[1:]]  # torch keeps its indices
     out.sum().backward()
     assert x.grad.sum() == out.numel()
+
+
+def _opcheck_samples_1d_3d():
+    def t(*shape, channels_last=False, dtype=torch.float32):
+        x = torch.randn(*shape, dtype=dtype)
+        if channels_last:
+            x = x.movedim(1, -1).contiguous().movedim(-1, 1)
+        return x.requires_grad_(dtype.is_floating_point)
+
+    return [
+        (t(2, 3, 17), [3], [2], [1], [1], False),
+        (t(2, 3, 17, channels_last=True), [2], [], [0], [2], True),
+        (t(3, 17), [4], [3], [2], [1], True),
+        (t(2, 3, 5, 6, 7), [2, 2, 2], [2, 2, 2], [0, 0, 0], [1, 1, 1], False),
+        (t(2, 3, 5, 6, 7, channels_last=True, dtype=torch.float64), [3, 2, 3], [1, 2, 2], [1, 1, 0], [1, 1, 2], True),
+        (t(3, 5, 6, 7), [3, 3, 3], [2, 2, 2], [1, 1, 1], [1, 1, 1], False),
+    ]
+
+
+@pytest.mark.parametrize("sample", range(6))
+def test_opcheck_1d_and_3d_ops(sample):
+    x, k, s, p, d, ceil = _opcheck_samples_1d_3d()[sample]
+    name = f"max_pool{len(k)}d"
+    for op in (name + "_with_indices", name):
+        torch.library.opcheck(getattr(torch.ops.fastpool, op).default, (x, k, s, p, d, ceil))
+    out, idx = getattr(torch.ops.fastpool, name + "_with_indices")(x.detach(), k, s, p, d, ceil)
+    grad = torch.randn_like(out).requires_grad_()
+    torch.library.opcheck(getattr(torch.ops.fastpool, name + "_with_indices_backward").default,
+                          (grad, x.detach(), k, s, p, d, ceil, idx))
+
+
+class _Net1d3d(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.pool1 = fastpool.MaxPool1d(3, 2, 1)
+        self.pool3 = fastpool.MaxPool3d(2, ceil_mode=True)
+
+    def forward(self, audio, volume):
+        a, idx = fastpool.max_pool1d(self.pool1(audio.relu()), 2, return_indices=True)
+        return a.sum() + self.pool3(volume).sum() + idx.sum() * 0
+
+
+def test_torch_compile_and_export_1d_3d():
+    net = _Net1d3d()
+    audio, volume = torch.randn(2, 4, 33), torch.randn(2, 3, 5, 7, 6)
+    compiled = torch.compile(net, fullgraph=True, backend="inductor")
+    leaves = [t.clone().requires_grad_() for t in (audio, volume)]
+    leaves_c = [t.clone().requires_grad_() for t in (audio, volume)]
+    net(*leaves).backward()
+    compiled(*leaves_c).backward()
+    for a, b in zip(leaves, leaves_c):
+        torch.testing.assert_close(a.grad, b.grad, rtol=0, atol=0)
+    exported = torch.export.export(net, (audio, volume))
+    targets = {str(n.target) for n in exported.graph.nodes if n.op == "call_function"}
+    assert any("fastpool.max_pool1d" in t for t in targets) and any("fastpool.max_pool3d" in t for t in targets)
+    torch.testing.assert_close(exported.module()(audio, volume), net(audio, volume), rtol=0, atol=0)
