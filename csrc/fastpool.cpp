@@ -7,7 +7,10 @@
 #include "build_info.h"
 #include "op_list.h"
 
-TORCH_LIBRARY(fastpool, m) { fastpool::define_window_pool_ops(m); }
+TORCH_LIBRARY(fastpool, m) {
+  fastpool::define_window_pool_ops(m);
+  fastpool::define_adaptive_pool_ops(m);
+}
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "fastpool native extension: operators are registered as torch.ops.fastpool.*";

@@ -51,8 +51,31 @@ struct MetaWindowPool {
   }
 };
 
+template <int kDims>
+struct MetaAdaptivePool {
+  static at::Tensor empty_output(const at::Tensor& input, at::IntArrayRef output_size, at::ScalarType dtype) {
+    const std::string op = adaptive_pool_name(kDims);
+    const auto shape = adaptive_pool_output_shape<c10::SymInt>(op.c_str(), kDims, input.sym_sizes(), output_size);
+    return empty_in_layout<c10::SymInt>(shape, input.options().dtype(dtype), pool_layout(input, kDims, WindowKind::adaptive), kDims);
+  }
+  static std::tuple<at::Tensor, at::Tensor> with_indices(const at::Tensor& input, at::IntArrayRef output_size) {
+    return {empty_output(input, output_size, input.scalar_type()), empty_output(input, output_size, at::kLong)};
+  }
+  static at::Tensor values(const at::Tensor& input, at::IntArrayRef output_size) {
+    return empty_output(input, output_size, input.scalar_type());
+  }
+  static at::Tensor backward(const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& indices) {
+    TORCH_CHECK(grad_output.sym_sizes().equals(indices.sym_sizes()), adaptive_pool_name(kDims, "_backward"),
+                ": grad_output and indices must have the same size");
+    return empty_in_layout<c10::SymInt>(input.sym_sizes(), input.options(), pool_layout(input, kDims, WindowKind::adaptive), kDims);
+  }
+};
+
 }  // namespace
 
-TORCH_LIBRARY_IMPL(fastpool, Meta, m) { impl_window_pool_ops<MetaWindowPool>(m); }
+TORCH_LIBRARY_IMPL(fastpool, Meta, m) {
+  impl_window_pool_ops<MetaWindowPool>(m);
+  impl_adaptive_pool_ops<MetaAdaptivePool>(m);
+}
 
 }  // namespace fastpool

@@ -8,8 +8,12 @@
 //     max_pool{k}d_with_indices(self, kernel_size, stride, padding, dilation, ceil_mode) -> (values, indices)
 //     max_pool{k}d(...) -> values                    (inference: no indices written)
 //     max_pool{k}d_with_indices_backward(grad_output, self, ..., indices) -> grad_input
-//   A backend implements the family as a class template over kDims with
-//   static functions with_indices, values and backward.
+//   adaptive pooling  adaptive_max_pool{1,2,3}d:
+//     adaptive_max_pool{k}d_with_indices(self, output_size) -> (values, indices)
+//     adaptive_max_pool{k}d(self, output_size) -> values
+//     adaptive_max_pool{k}d_backward(grad_output, self, indices) -> grad_input
+//   A backend implements a family as a class template over kDims with static
+//   functions with_indices, values and backward.
 #pragma once
 #include <torch/library.h>
 
@@ -44,12 +48,34 @@ inline void define_window_pool_ops(torch::Library& m) {
   }
 }
 
+inline std::string adaptive_pool_name(int dims, const char* suffix = "") {
+  return "adaptive_max_pool" + std::to_string(dims) + "d" + suffix;
+}
+
+inline void define_adaptive_pool_ops(torch::Library& m) {
+  const std::vector<at::Tag> tags = {at::Tag::pt2_compliant_tag};
+  for (int dims : kWindowPoolDims) {
+    const std::string args = "(Tensor self, int[" + std::to_string(dims) + "] output_size)";
+    const std::string schemas[] = {
+        adaptive_pool_name(dims, "_with_indices") + args + " -> (Tensor, Tensor)",
+        adaptive_pool_name(dims) + args + " -> Tensor",
+        adaptive_pool_name(dims, "_backward") + "(Tensor grad_output, Tensor self, Tensor indices) -> Tensor"};
+    for (const std::string& schema : schemas) m.def(schema.c_str(), tags);
+  }
+}
+
 namespace detail {
 template <template <int> class Impl, int kDims>
 void impl_window_pool(torch::Library& m) {
   m.impl(window_pool_name(kDims, "_with_indices").c_str(), &Impl<kDims>::with_indices);
   m.impl(window_pool_name(kDims).c_str(), &Impl<kDims>::values);
   m.impl(window_pool_name(kDims, "_with_indices_backward").c_str(), &Impl<kDims>::backward);
+}
+template <template <int> class Impl, int kDims>
+void impl_adaptive_pool(torch::Library& m) {
+  m.impl(adaptive_pool_name(kDims, "_with_indices").c_str(), &Impl<kDims>::with_indices);
+  m.impl(adaptive_pool_name(kDims).c_str(), &Impl<kDims>::values);
+  m.impl(adaptive_pool_name(kDims, "_backward").c_str(), &Impl<kDims>::backward);
 }
 }  // namespace detail
 
@@ -59,6 +85,13 @@ void impl_window_pool_ops(torch::Library& m) {
   detail::impl_window_pool<Impl, 1>(m);
   detail::impl_window_pool<Impl, 2>(m);
   detail::impl_window_pool<Impl, 3>(m);
+}
+
+template <template <int> class Impl>
+void impl_adaptive_pool_ops(torch::Library& m) {
+  detail::impl_adaptive_pool<Impl, 1>(m);
+  detail::impl_adaptive_pool<Impl, 2>(m);
+  detail::impl_adaptive_pool<Impl, 3>(m);
 }
 
 }  // namespace fastpool

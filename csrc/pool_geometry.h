@@ -27,6 +27,16 @@ struct PoolGeometry {
   int64_t stride[kMaxSpatialDims] = {1, 1, 1};
   int64_t pad[kMaxSpatialDims] = {0, 0, 0};
   int64_t dilation[kMaxSpatialDims] = {1, 1, 1};
+  // Windows as data: a fixed window (kernel, stride, pad, dilation above), or
+  // adaptive pooling's [floor(o*in/out), ceil((o+1)*in/out)), whose windows
+  // vary in size; then kernel holds the largest window (a bound for scratch
+  // space), stride the smallest step, pad 0 and dilation 1. Adaptive pooling
+  // over sizes that divide evenly is a fixed window and is described as one.
+  bool adaptive[kMaxSpatialDims] = {false, false, false};
+  // PyTorch's fixed-window channels-last CPU kernel starts the argmax of its
+  // remainder channels (past the last whole 32-byte vector) at the window's
+  // first (h, w) tap without the depth term; the CPU kernels reproduce it.
+  bool channels_tail_start_skips_depth = false;
 };
 
 FASTPOOL_HOST_DEVICE static inline int64_t in_plane_elems(const PoolGeometry& g) {
@@ -61,6 +71,11 @@ FASTPOOL_HOST_DEVICE static inline WindowTapsOf<T> clip_window(T start, T span, 
 }
 
 FASTPOOL_HOST_DEVICE static inline WindowTaps window_taps(const PoolGeometry& g, int dim, int64_t out_pos) {
+  if (g.adaptive[dim]) {
+    const int64_t in = g.in_size[dim], out = g.out_size[dim];
+    const int64_t start = out_pos * in / out, end = ((out_pos + 1) * in + out - 1) / out;
+    return {start, end - start};
+  }
   return clip_window<int64_t>(out_pos * g.stride[dim] - g.pad[dim], (g.kernel[dim] - 1) * g.dilation[dim] + 1,
                               g.dilation[dim], g.in_size[dim]);
 }
@@ -69,6 +84,10 @@ FASTPOOL_HOST_DEVICE static inline WindowTaps window_taps(const PoolGeometry& g,
 // padding, no clipping): [lo, hi). SIMD kernels run these unclipped; the rest
 // take the general path.
 FASTPOOL_HOST_DEVICE static inline void interior_range(const PoolGeometry& g, int dim, int64_t* lo, int64_t* hi) {
+  if (g.adaptive[dim]) {  // windows of varying size: none is regular
+    *lo = *hi = g.out_size[dim];
+    return;
+  }
   const int64_t s = g.stride[dim];
   const int64_t span = (g.kernel[dim] - 1) * g.dilation[dim];
   int64_t l = (g.pad[dim] + s - 1) / s;  // first o with o*s - pad >= 0

@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <c10/util/Exception.h>
 
+#include <algorithm>
 #include <sstream>
 #include <type_traits>
 
@@ -102,7 +103,7 @@ PoolGeometry make_geometry(const at::Tensor& input, const PoolArgs& a) {
   return g;
 }
 
-PoolLayout pool_layout(const at::Tensor& input, int spatial_dims) {
+PoolLayout pool_layout(const at::Tensor& input, int spatial_dims, WindowKind kind) {
   const int64_t ndim = input.dim();
   const bool batched = ndim == spatial_dims + 2;
   switch (spatial_dims) {
@@ -114,6 +115,8 @@ PoolLayout pool_layout(const at::Tensor& input, int spatial_dims) {
       return batched && input.suggest_memory_format() == at::MemoryFormat::ChannelsLast ? PoolLayout::channels_last
                                                                                         : PoolLayout::planar;
     default: {
+      // PyTorch's adaptive 3-d CPU pooling returns contiguous tensors always.
+      if (kind == WindowKind::adaptive) return PoolLayout::planar;
       TORCH_CHECK(input.suggest_memory_format() != at::MemoryFormat::ChannelsLast,
                   "Unsupported memory format. Supports only ChannelsLast3d, Contiguous");
       if (batched)
@@ -181,6 +184,77 @@ MaxPoolPlan plan_max_pool(const char* op, int spatial_dims, const at::Tensor& in
   plan.out_shape = max_pool_output_shape<int64_t>(op, input.sizes(), plan.args);
   plan.layout = pool_layout(input, spatial_dims);
   return plan;
+}
+
+template <typename T>
+std::vector<T> adaptive_pool_output_shape(const char* op, int sd, c10::ArrayRef<T> sizes,
+                                          c10::IntArrayRef output_size) {
+  const int64_t ndim = static_cast<int64_t>(sizes.size());
+  if (sd == 1) {
+    TORCH_CHECK(ndim == 2 || ndim == 3, "Expected 2 to 3 dimensions, but got ", ndim,
+                "-dimensional tensor for argument #1 'self' (while checking arguments for ", op, ")");
+  } else {
+    TORCH_CHECK(ndim == sd + 1 || ndim == sd + 2, op, "(): Expected ", sd + 1, "D or ", sd + 2,
+                "D tensor, but got: ", sizes);
+  }
+  for (int64_t d = ndim - sd - 1; d < ndim; ++d)
+    TORCH_CHECK(!(sizes[d] == 0), op, "(): Expected input to have non-zero size for non-batch dimensions, "
+                "but input has sizes ", sizes, " with dimension ", d, " being empty");
+  TORCH_CHECK(static_cast<int>(output_size.size()) == sd, op, "(): internal error: output_size.size() must be ", sd);
+  std::vector<T> out(sizes.begin(), sizes.end());
+  for (int i = 0; i < sd; ++i) out[ndim - sd + i] = T(output_size[i]);
+  for (int i = 0; i < sd; ++i) {
+    if (output_size[i] >= 0) continue;
+    // PyTorch's 1-d op runs its 2-d kernel on the input unsqueezed to (N,) C, 1, L.
+    std::vector<T> shown = out;
+    if (sd == 1) shown.insert(shown.end() - 1, T(1));
+    TORCH_CHECK(false, "Trying to create tensor with negative dimension ", output_size[i], ": ",
+                c10::ArrayRef<T>(shown));
+  }
+  return out;
+}
+
+template std::vector<int64_t> adaptive_pool_output_shape<int64_t>(const char*, int, c10::ArrayRef<int64_t>,
+                                                                  c10::IntArrayRef);
+template std::vector<c10::SymInt> adaptive_pool_output_shape<c10::SymInt>(const char*, int,
+                                                                          c10::ArrayRef<c10::SymInt>,
+                                                                          c10::IntArrayRef);
+
+PoolGeometry make_adaptive_geometry(const at::Tensor& input, int sd, c10::IntArrayRef output_size) {
+  PoolGeometry g;
+  const int64_t ndim = input.dim();
+  g.batch = ndim == sd + 2 ? input.size(0) : 1;
+  g.channels = input.size(ndim - sd - 1);
+  for (int i = 0; i < sd; ++i) {
+    const int dim = kMaxSpatialDims - sd + i;
+    const int64_t in = input.size(ndim - sd + i), out = output_size[i];
+    g.in_size[dim] = in;
+    g.out_size[dim] = out;
+    if (out > 0 && in % out == 0) {  // a fixed window: kernel = stride = in / out
+      g.kernel[dim] = g.stride[dim] = in / out;
+    } else {
+      g.adaptive[dim] = true;
+      g.kernel[dim] = out > 0 ? (in + out - 1) / out + 1 : 1;
+      g.stride[dim] = out > 0 ? std::max<int64_t>(1, in / out) : 1;
+    }
+  }
+  return g;
+}
+
+void check_adaptive_pool_backward(const char* op, int sd, const at::Tensor& grad_output, const at::Tensor& input,
+                                  const at::Tensor& indices) {
+  const int64_t ndim = input.dim();
+  TORCH_CHECK(grad_output.dim() == ndim && indices.sizes() == grad_output.sizes(), op,
+              ": grad_output and indices must have the forward output's size, but got ", grad_output.sizes(), " and ",
+              indices.sizes(), " for input of size ", input.sizes());
+  for (int64_t d = 0; d < ndim - sd; ++d)
+    TORCH_CHECK(grad_output.size(d) == input.size(d), op, ": grad_output must have size ", input.sizes().slice(0, ndim - sd),
+                " in its leading dims, but got ", grad_output.sizes());
+  TORCH_CHECK(indices.scalar_type() == at::kLong, op, ": indices must be int64, but got ", indices.scalar_type());
+  TORCH_CHECK(grad_output.scalar_type() == input.scalar_type(), op, ": grad_output must have the input's dtype ",
+              input.scalar_type(), ", but got ", grad_output.scalar_type());
+  TORCH_CHECK(grad_output.device() == input.device() && indices.device() == input.device(), op,
+              ": grad_output, input and indices must be on the same device");
 }
 
 void check_max_pool_backward(const char* op, const at::Tensor& grad_output, const at::Tensor& input,

@@ -43,7 +43,10 @@ enum class PoolLayout { planar, channels_last };
 // is channels_last in the 2-d sense raises, as PyTorch does (it would otherwise
 // be read as D,H,W,C). 1-d: a batched input stored N,L,C (PyTorch's max_pool1d
 // with indices runs its 2-d kernel on the input unsqueezed to N,C,1,L).
-PoolLayout pool_layout(const at::Tensor& input, int spatial_dims);
+// Adaptive pooling follows the batched rule in 1-d and 2-d and is planar in
+// 3-d (PyTorch's CPU kernels; an NDHWC input is copied); nothing is refused.
+enum class WindowKind { fixed, adaptive };
+PoolLayout pool_layout(const at::Tensor& input, int spatial_dims, WindowKind kind = WindowKind::fixed);
 
 // An uninitialised tensor of `sizes` ((N,) C, spatial...) in the layout
 // (channels last: C stored innermost); T is int64_t or c10::SymInt (Meta).
@@ -64,6 +67,24 @@ struct MaxPoolPlan {
 MaxPoolPlan plan_max_pool(const char* op, int spatial_dims, const at::Tensor& input, c10::IntArrayRef kernel_size,
                           c10::IntArrayRef stride, c10::IntArrayRef padding, c10::IntArrayRef dilation,
                           bool ceil_mode);
+
+// ---- adaptive pooling: windows [floor(o*in/out), ceil((o+1)*in/out)) ----
+
+// Checks the input's rank and sizes and output_size (one entry per spatial
+// dim, >= 0) the way PyTorch's adaptive_max_pool{1,2,3}d does; returns the
+// output shape (same rank as the input). T is int64_t or SymInt.
+template <typename T>
+std::vector<T> adaptive_pool_output_shape(const char* op, int spatial_dims, c10::ArrayRef<T> input_sizes,
+                                          c10::IntArrayRef output_size);
+
+// Everything a kernel needs, for a validated input: evenly dividing dims as
+// fixed windows (which unlocks the fixed-window fast paths: global pooling is
+// one window over the plane), the others as adaptive windows.
+PoolGeometry make_adaptive_geometry(const at::Tensor& input, int spatial_dims, c10::IntArrayRef output_size);
+
+// Checks an adaptive backward call's grad_output and indices against the input.
+void check_adaptive_pool_backward(const char* op, int spatial_dims, const at::Tensor& grad_output,
+                                  const at::Tensor& input, const at::Tensor& indices);
 
 // Checks a backward call's grad_output and indices against the forward geometry.
 void check_max_pool_backward(const char* op, const at::Tensor& grad_output, const at::Tensor& input,

@@ -1,7 +1,8 @@
 """fastpool: hand-written max-pooling kernels for PyTorch.
 
 Drop-in replacements for torch's max pooling (``torch.nn.functional.max_pool1d``,
-``max_pool2d``, ``max_pool3d`` and the ``torch.nn`` modules) with bit-identical
+``max_pool2d``, ``max_pool3d``, ``adaptive_max_pool{1,2,3}d`` and the
+``torch.nn`` modules; ``convert(model)`` swaps them into a model) with bit-identical
 results, backed by the operators
 ``torch.ops.fastpool.*`` (CPU: AVX-512 / AVX2 / portable, chosen at run time).
 """
@@ -9,10 +10,14 @@ import torch  # noqa: F401  (loads libtorch before our extension)
 
 from . import _C  # noqa: F401  (registers torch.ops.fastpool.*)
 from . import _ops  # noqa: F401  (autograd formulas)
-from .functional import max_pool1d, max_pool2d, max_pool3d
-from .modules import MaxPool1d, MaxPool2d, MaxPool3d
+from .functional import (adaptive_max_pool1d, adaptive_max_pool2d, adaptive_max_pool3d, max_pool1d, max_pool2d,
+                         max_pool3d)
+from .convert import convert, unconvert
+from .modules import (AdaptiveMaxPool1d, AdaptiveMaxPool2d, AdaptiveMaxPool3d, MaxPool1d, MaxPool2d, MaxPool3d)
 
-__all__ = ["max_pool1d", "max_pool2d", "max_pool3d", "MaxPool1d", "MaxPool2d", "MaxPool3d", "build_info"]
+__all__ = ["max_pool1d", "max_pool2d", "max_pool3d", "adaptive_max_pool1d", "adaptive_max_pool2d",
+           "adaptive_max_pool3d", "MaxPool1d", "MaxPool2d", "MaxPool3d", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d",
+           "AdaptiveMaxPool3d", "convert", "unconvert", "build_info"]
 __version__ = "0.1.0"
 
 

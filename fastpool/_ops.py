@@ -68,3 +68,49 @@ for _dims in (1, 2, 3):
     torch.library.register_autograd(f"fastpool::{_name}", _no_indices_backward, setup_context=_no_indices_setup)
     torch.library.register_autograd(
         f"fastpool::{_name}_with_indices_backward", _backward_backward_over(_dims), setup_context=_backward_setup)
+
+
+# Adaptive pooling: the same two ways of training; the backward op needs only
+# grad_output, the input (for its shape and layout) and the indices.
+def _adaptive_with_indices_setup(ctx, inputs, output):
+    ctx.output_size = inputs[1]
+    ctx.mark_non_differentiable(output[1])
+    ctx.save_for_backward(inputs[0], output[1])
+
+
+def _adaptive_no_indices_setup(ctx, inputs, output):
+    ctx.output_size = inputs[1]
+    ctx.save_for_backward(inputs[0])
+
+
+def _adaptive_backward_setup(ctx, inputs, output):
+    ctx.save_for_backward(inputs[2])
+
+
+def _make_adaptive_backward_ops(name, dims):
+    backward = getattr(_ops, name + "_backward")
+
+    def with_indices_backward(ctx, grad_output, _grad_indices):
+        input, indices = ctx.saved_tensors
+        return backward(grad_output, input, indices), None
+
+    def no_indices_backward(ctx, grad_output):
+        (input,) = ctx.saved_tensors
+        _, indices = getattr(_ops, name + "_with_indices")(input.detach(), ctx.output_size)
+        return backward(grad_output, input, indices), None
+
+    def backward_backward(ctx, grad_grad_input):
+        (indices,) = ctx.saved_tensors
+        flat = torch.gather(grad_grad_input.flatten(-dims), -1, indices.flatten(-dims))
+        return flat.view(indices.shape), None, None
+
+    return with_indices_backward, no_indices_backward, backward_backward
+
+
+for _dims in (1, 2, 3):
+    _name = f"adaptive_max_pool{_dims}d"
+    _with, _without, _double = _make_adaptive_backward_ops(_name, _dims)
+    torch.library.register_autograd(f"fastpool::{_name}_with_indices", _with,
+                                    setup_context=_adaptive_with_indices_setup)
+    torch.library.register_autograd(f"fastpool::{_name}", _without, setup_context=_adaptive_no_indices_setup)
+    torch.library.register_autograd(f"fastpool::{_name}_backward", _double, setup_context=_adaptive_backward_setup)

@@ -1,7 +1,8 @@
 """Functional API with torch.nn.functional's signatures."""
 import torch
 
-__all__ = ["max_pool1d", "max_pool2d", "max_pool3d"]
+__all__ = ["max_pool1d", "max_pool2d", "max_pool3d", "adaptive_max_pool1d", "adaptive_max_pool2d",
+           "adaptive_max_pool3d"]
 
 _INT_TYPES = (int, torch.SymInt)
 
@@ -50,3 +51,36 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
 def max_pool3d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
     """Same as :func:`torch.nn.functional.max_pool3d`, and bit-identical to it."""
     return _max_pool(3, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
+
+
+def _adaptive_max_pool(dims, input, output_size, return_indices):
+    name = f"adaptive_max_pool{dims}d"
+    if not isinstance(input, torch.Tensor):
+        raise TypeError(f"{name}(): argument 'input' (position 1) must be Tensor, not {type(input).__name__}")
+    sizes = list(output_size) if isinstance(output_size, (tuple, list)) else [output_size] * dims
+    if dims == 1 and len(sizes) != 1:
+        raise RuntimeError(f"{name}() argument 'output_size' should contain one int (got {len(sizes)})")
+    if dims > 1 and len(sizes) == dims:
+        # None keeps the input's size along that dim (torch's rule).
+        sizes = [input.shape[i - dims] if s is None else s for i, s in enumerate(sizes)]
+    _check_types(name, input, output_size=sizes)
+    op = getattr(torch.ops.fastpool, name + ("_with_indices" if return_indices else ""))
+    return op(input, sizes)
+
+
+def adaptive_max_pool1d(input, output_size, return_indices=False):
+    """Same as :func:`torch.nn.functional.adaptive_max_pool1d`, and bit-identical to it."""
+    return _adaptive_max_pool(1, input, output_size, return_indices)
+
+
+def adaptive_max_pool2d(input, output_size, return_indices=False):
+    """Same as :func:`torch.nn.functional.adaptive_max_pool2d`, and bit-identical to it.
+
+    Sizes that divide evenly (global pooling among them) run the fixed-window
+    kernels; the others read their varying windows from a table."""
+    return _adaptive_max_pool(2, input, output_size, return_indices)
+
+
+def adaptive_max_pool3d(input, output_size, return_indices=False):
+    """Same as :func:`torch.nn.functional.adaptive_max_pool3d`, and bit-identical to it."""
+    return _adaptive_max_pool(3, input, output_size, return_indices)

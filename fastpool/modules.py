@@ -8,7 +8,7 @@ import torch
 
 from . import functional
 
-__all__ = ["MaxPool1d", "MaxPool2d", "MaxPool3d"]
+__all__ = ["MaxPool1d", "MaxPool2d", "MaxPool3d", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "AdaptiveMaxPool3d"]
 
 
 class _MaxPoolForward:
@@ -34,3 +34,25 @@ class MaxPool2d(_MaxPoolForward, torch.nn.MaxPool2d):
 class MaxPool3d(_MaxPoolForward, torch.nn.MaxPool3d):
     """:class:`torch.nn.MaxPool3d` computed by fastpool."""
     _function = staticmethod(functional.max_pool3d)
+
+
+class _AdaptiveMaxPoolForward:
+    _function = None
+
+    def forward(self, input):
+        return type(self)._function(input, self.output_size, self.return_indices)
+
+
+class AdaptiveMaxPool1d(_AdaptiveMaxPoolForward, torch.nn.AdaptiveMaxPool1d):
+    """:class:`torch.nn.AdaptiveMaxPool1d` computed by fastpool."""
+    _function = staticmethod(functional.adaptive_max_pool1d)
+
+
+class AdaptiveMaxPool2d(_AdaptiveMaxPoolForward, torch.nn.AdaptiveMaxPool2d):
+    """:class:`torch.nn.AdaptiveMaxPool2d` computed by fastpool."""
+    _function = staticmethod(functional.adaptive_max_pool2d)
+
+
+class AdaptiveMaxPool3d(_AdaptiveMaxPoolForward, torch.nn.AdaptiveMaxPool3d):
+    """:class:`torch.nn.AdaptiveMaxPool3d` computed by fastpool."""
+    _function = staticmethod(functional.adaptive_max_pool3d)

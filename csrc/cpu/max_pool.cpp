@@ -47,14 +47,14 @@ int64_t row_bands(const PoolGeometry& g, int64_t threads) {
   return std::max<int64_t>(1, std::min(bands, rows / kMinRows));
 }
 
-// Forward; `indices` undefined = the inference path, which writes none.
-void run_forward(const char* op, const at::Tensor& input, const MaxPoolPlan& plan, at::Tensor& output,
-                 at::Tensor* indices) {
+// Forward over any window description; `indices` null = the inference path,
+// which writes none.
+void run_forward(const char* op, const at::Tensor& input, const PoolGeometry& g, PoolLayout layout, int spatial_dims,
+                 at::Tensor& output, at::Tensor* indices) {
   if (output.numel() == 0) return;
   const DType dtype = dtype_of(op, input);
-  const PoolGeometry g = make_geometry(input, plan.args);
-  const bool cl = plan.layout == PoolLayout::channels_last;
-  const at::Tensor in = contiguous_in(input, plan.layout, plan.args.spatial_dims);  // no copy when already in that layout
+  const bool cl = layout == PoolLayout::channels_last;
+  const at::Tensor in = contiguous_in(input, layout, spatial_dims);  // no copy when already in that layout
   const ForwardFn fn = active_kernels().forward[static_cast<int>(cl ? Layout::channels_last : Layout::planar)]
                                                 [static_cast<int>(dtype)];
   const void* in_ptr = in.const_data_ptr();
@@ -67,72 +67,120 @@ void run_forward(const char* op, const at::Tensor& input, const MaxPoolPlan& pla
                    [&](int64_t begin, int64_t end) { fn(g, in_ptr, out_ptr, idx_ptr, begin, end); });
 }
 
+// Backward of any window description: a scatter of grad_output to the
+// indices, which needs only the sizes in g.
+at::Tensor run_backward(const char* op, const at::Tensor& input, const PoolGeometry& g, PoolLayout layout,
+                        int spatial_dims, const at::Tensor& grad_output, const at::Tensor& indices) {
+  const DType dtype = dtype_of(op, input);
+  const bool cl = layout == PoolLayout::channels_last;
+  const BackwardFn fn =
+      active_kernels().backward[static_cast<int>(cl ? Layout::channels_last : Layout::planar)][static_cast<int>(dtype)];
+  TORCH_CHECK_NOT_IMPLEMENTED(fn != nullptr, "\"", op, "\" not implemented for '", input.scalar_type(), "'");
+
+  at::Tensor grad_input = empty_with_huge_pages(input.sizes(), input.options(), layout, spatial_dims);
+  if (grad_input.numel() == 0) return grad_input;
+  const at::Tensor go = contiguous_in(grad_output, layout, spatial_dims);
+  const at::Tensor idx = contiguous_in(indices, layout, spatial_dims);
+  const void* go_ptr = go.const_data_ptr();
+  const int64_t* idx_ptr = idx.const_data_ptr<int64_t>();
+  void* gi_ptr = grad_input.mutable_data_ptr();
+
+  // Channels-last tasks are (image, band of input rows). Bands only when the
+  // batch alone cannot keep every thread busy: each band re-reads all of its
+  // image's grad_output and indices. (Splitting channels instead was measured
+  // slower: strided streams, and threads sharing the same huge-page faults.)
+  const int64_t bands = cl ? row_bands(g, at::get_num_threads()) : 1;
+  const int64_t tasks = cl ? g.batch * bands : g.batch * g.channels;
+  const int64_t per_task = cl ? out_plane_elems(g) * g.channels : out_plane_elems(g);
+  at::parallel_for(0, tasks, grain_for(per_task),
+                   [&](int64_t begin, int64_t end) { fn(g, go_ptr, idx_ptr, gi_ptr, bands, begin, end); });
+  return grad_input;
+}
+
 template <int kDims>
 struct CpuWindowPool {
-  static MaxPoolPlan plan(const at::Tensor& input, at::IntArrayRef kernel_size, at::IntArrayRef stride,
-                          at::IntArrayRef padding, at::IntArrayRef dilation, bool ceil_mode) {
-    const std::string op = window_pool_name(kDims);
-    MaxPoolPlan p = plan_max_pool(op.c_str(), kDims, input, kernel_size, stride, padding, dilation, ceil_mode);
-    dtype_of(op.c_str(), input);
-    return p;
-  }
-
   static std::tuple<at::Tensor, at::Tensor> with_indices(const at::Tensor& input, at::IntArrayRef kernel_size,
                                                          at::IntArrayRef stride, at::IntArrayRef padding,
                                                          at::IntArrayRef dilation, bool ceil_mode) {
-    const MaxPoolPlan p = plan(input, kernel_size, stride, padding, dilation, ceil_mode);
-    at::Tensor output = empty_with_huge_pages(p.out_shape, input.options(), p.layout, kDims);
-    at::Tensor indices = empty_with_huge_pages(p.out_shape, input.options().dtype(at::kLong), p.layout, kDims);
-    run_forward(window_pool_name(kDims).c_str(), input, p, output, &indices);
-    return {output, indices};
+    return forward(input, kernel_size, stride, padding, dilation, ceil_mode, true);
   }
 
   static at::Tensor values(const at::Tensor& input, at::IntArrayRef kernel_size, at::IntArrayRef stride,
                            at::IntArrayRef padding, at::IntArrayRef dilation, bool ceil_mode) {
-    const MaxPoolPlan p = plan(input, kernel_size, stride, padding, dilation, ceil_mode);
-    at::Tensor output = empty_with_huge_pages(p.out_shape, input.options(), p.layout, kDims);
-    run_forward(window_pool_name(kDims).c_str(), input, p, output, nullptr);
-    return output;
+    return std::get<0>(forward(input, kernel_size, stride, padding, dilation, ceil_mode, false));
   }
 
   static at::Tensor backward(const at::Tensor& grad_output, const at::Tensor& input, at::IntArrayRef kernel_size,
                              at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, bool ceil_mode,
                              const at::Tensor& indices) {
-    const std::string name = window_pool_name(kDims, "_with_indices_backward");
-    const char* op = name.c_str();
-    const PoolArgs args = normalize_pool_args(op, kDims, kernel_size, stride, padding, dilation, ceil_mode);
-    check_max_pool_backward(op, grad_output, input, indices, args);
-    const DType dtype = dtype_of(op, input);
-    const PoolLayout layout = pool_layout(input, kDims);
-    const bool cl = layout == PoolLayout::channels_last;
-    const BackwardFn fn =
-        active_kernels().backward[static_cast<int>(cl ? Layout::channels_last : Layout::planar)][static_cast<int>(dtype)];
-    TORCH_CHECK_NOT_IMPLEMENTED(fn != nullptr, "\"", op, "\" not implemented for '", input.scalar_type(), "'");
+    const std::string op = window_pool_name(kDims, "_with_indices_backward");
+    const PoolArgs args = normalize_pool_args(op.c_str(), kDims, kernel_size, stride, padding, dilation, ceil_mode);
+    check_max_pool_backward(op.c_str(), grad_output, input, indices, args);
+    return run_backward(op.c_str(), input, make_geometry(input, args), pool_layout(input, kDims), kDims, grad_output,
+                        indices);
+  }
 
-    at::Tensor grad_input = empty_with_huge_pages(input.sizes(), input.options(), layout, kDims);
-    if (grad_input.numel() == 0) return grad_input;
-    const PoolGeometry g = make_geometry(input, args);
-    const at::Tensor go = contiguous_in(grad_output, layout, kDims);
-    const at::Tensor idx = contiguous_in(indices, layout, kDims);
-    const void* go_ptr = go.const_data_ptr();
-    const int64_t* idx_ptr = idx.const_data_ptr<int64_t>();
-    void* gi_ptr = grad_input.mutable_data_ptr();
+ private:
+  static std::tuple<at::Tensor, at::Tensor> forward(const at::Tensor& input, at::IntArrayRef kernel_size,
+                                                    at::IntArrayRef stride, at::IntArrayRef padding,
+                                                    at::IntArrayRef dilation, bool ceil_mode, bool with_indices) {
+    const std::string op = window_pool_name(kDims);
+    const MaxPoolPlan p = plan_max_pool(op.c_str(), kDims, input, kernel_size, stride, padding, dilation, ceil_mode);
+    dtype_of(op.c_str(), input);
+    at::Tensor output = empty_with_huge_pages(p.out_shape, input.options(), p.layout, kDims);
+    at::Tensor indices;
+    if (with_indices) indices = empty_with_huge_pages(p.out_shape, input.options().dtype(at::kLong), p.layout, kDims);
+    if (output.numel() == 0) return {output, indices};
+    PoolGeometry g = make_geometry(input, p.args);
+    g.channels_tail_start_skips_depth = true;
+    run_forward(op.c_str(), input, g, p.layout, kDims, output, with_indices ? &indices : nullptr);
+    return {output, indices};
+  }
+};
 
-    // Channels-last tasks are (image, band of input rows). Bands only when the
-    // batch alone cannot keep every thread busy: each band re-reads all of its
-    // image's grad_output and indices. (Splitting channels instead was measured
-    // slower: strided streams, and threads sharing the same huge-page faults.)
-    const int64_t bands = cl ? row_bands(g, at::get_num_threads()) : 1;
-    const int64_t tasks = cl ? g.batch * bands : g.batch * g.channels;
-    const int64_t per_task = cl ? out_plane_elems(g) * g.channels : out_plane_elems(g);
-    at::parallel_for(0, tasks, grain_for(per_task),
-                     [&](int64_t begin, int64_t end) { fn(g, go_ptr, idx_ptr, gi_ptr, bands, begin, end); });
-    return grad_input;
+template <int kDims>
+struct CpuAdaptivePool {
+  static std::tuple<at::Tensor, at::Tensor> with_indices(const at::Tensor& input, at::IntArrayRef output_size) {
+    return forward(input, output_size, true);
+  }
+
+  static at::Tensor values(const at::Tensor& input, at::IntArrayRef output_size) {
+    return std::get<0>(forward(input, output_size, false));
+  }
+
+  static at::Tensor backward(const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& indices) {
+    const std::string op = adaptive_pool_name(kDims, "_backward");
+    check_adaptive_pool_backward(op.c_str(), kDims, grad_output, input, indices);
+    const PoolGeometry g = make_adaptive_geometry(input, kDims, grad_output.sizes().slice(grad_output.dim() - kDims));
+    return run_backward(op.c_str(), input, g, pool_layout(input, kDims, WindowKind::adaptive), kDims, grad_output, indices);
+  }
+
+ private:
+  static std::tuple<at::Tensor, at::Tensor> forward(const at::Tensor& input, at::IntArrayRef output_size,
+                                                    bool with_indices) {
+    const std::string op = adaptive_pool_name(kDims);
+    const auto shape = adaptive_pool_output_shape<int64_t>(op.c_str(), kDims, input.sizes(), output_size);
+    // PyTorch's adaptive max pooling takes floating types only; its error
+    // names the kernel (1-d runs the 2-d one).
+    const char* kernel_name[] = {"adaptive_max_pool2d", "adaptive_max_pool2d", "adaptive_max_pool3d_cpu"};
+    TORCH_CHECK_NOT_IMPLEMENTED(at::isFloatingType(input.scalar_type()), "\"", kernel_name[kDims - 1],
+                                "\" not implemented for '", input.scalar_type(), "'");
+    const PoolLayout layout = pool_layout(input, kDims, WindowKind::adaptive);
+    at::Tensor output = empty_with_huge_pages(shape, input.options(), layout, kDims);
+    at::Tensor indices;
+    if (with_indices) indices = empty_with_huge_pages(shape, input.options().dtype(at::kLong), layout, kDims);
+    if (output.numel() == 0) return {output, indices};
+    run_forward(op.c_str(), input, make_adaptive_geometry(input, kDims, output_size), layout, kDims, output,
+                with_indices ? &indices : nullptr);
+    return {output, indices};
   }
 };
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(fastpool, CPU, m) { impl_window_pool_ops<CpuWindowPool>(m); }
+TORCH_LIBRARY_IMPL(fastpool, CPU, m) {
+  impl_window_pool_ops<CpuWindowPool>(m);
+  impl_adaptive_pool_ops<CpuAdaptivePool>(m);
+}
 
 }  // namespace fastpool::cpu

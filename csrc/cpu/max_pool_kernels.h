@@ -561,7 +561,7 @@ void forward_channels_last_positions(const PoolGeometry& g, const T* input, T* o
       // integer) that start is the result, so those indices lack id0 * H * W.
       const int64_t depth_offset = tables.dims[0].data[cursor.od].first * g.in_size[1] * g.in_size[2];
       constexpr int64_t kTorchLanes = 32 / static_cast<int64_t>(sizeof(T));
-      if (depth_offset != 0)
+      if (g.channels_tail_start_skips_depth && depth_offset != 0)
         for (int64_t k = C - C % kTorchLanes; k < C; ++k)
           if (Scalar<T>::load(out[k]) == Scalar<T>::lowest()) index[k] -= depth_offset;
     }
