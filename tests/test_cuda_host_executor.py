@@ -20,8 +20,9 @@ from PyTorch's CUDA ops on purpose:
     without the depth term (h0*W + w0), which shows when no tap beats the
     start; the reference takes the index from torch CPU's planar kernel there
     (the full first tap, as PyTorch CUDA's 3-d kernels and fastpool, integers
-    included); and for 1-byte integers it raises once a volume passes 127
-    elements, so for integers the reference is its planar kernel's result;
+    included); and its channels-last kernels (every dims) raise for 1-byte
+    integers once a plane passes 127 elements, so for channels-last integers
+    the reference is its planar kernel's result;
   * float16/bfloat16 backward: CUDA accumulates in float and rounds once, CPU
     rounds after every add; the reference is CPU's backward run in float32
     (same order of adds) rounded once;
@@ -155,9 +156,9 @@ def torch_forward(x, case):
     term in its scalar channels)."""
     k, s, p, d, ceil = pool_args(case)
     fn = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}[case["dims"]]
-    if case["dims"] == 3 and is_channels_last(x, 3) and not x.dtype.is_floating_point:
-        # torch CPU's channels-last 3-d kernel raises for 1-byte integers once
-        # a volume passes 127 elements: its planar kernel's result, stored channels last.
+    if is_channels_last(x, case["dims"]) and not x.dtype.is_floating_point:
+        # torch CPU's channels-last kernels raise for 1-byte integers once a
+        # plane passes 127 elements: its planar kernel's result, stored channels last.
         # (Its layout: that of torch's result for a float copy.)
         out, idx = fn(x.contiguous(), k, s, p, d, ceil_mode=ceil, return_indices=True)
         like = fn(x.double(), k, s, p, d, ceil_mode=ceil)
@@ -166,7 +167,7 @@ def torch_forward(x, case):
     if case["dims"] == 3 and is_channels_last(x, 3) and out.numel():
         _, planar_idx = fn(x.contiguous(), k, s, p, d, ceil_mode=ceil, return_indices=True)
         lowest = -math.inf if x.dtype.is_floating_point else torch.iinfo(x.dtype).min
-        idx = torch.where(out == lowest, planar_idx, idx)
+        idx = torch.empty_like(idx).copy_(torch.where(out == lowest, planar_idx, idx))  # keeping idx's strides
     return out, idx
 
 
