@@ -161,7 +161,7 @@ def torch_forward(x, case):
         # plane passes 127 elements: its planar kernel's result, stored channels last.
         # (Its layout: that of torch's result for a float copy.)
         out, idx = fn(x.contiguous(), k, s, p, d, ceil_mode=ceil, return_indices=True)
-        like = fn(x.double(), k, s, p, d, ceil_mode=ceil)
+        like, _ = fn(x.double(), k, s, p, d, ceil_mode=ceil, return_indices=True)  # (1-d without indices: planar)
         return torch.empty_like(like, dtype=x.dtype).copy_(out), torch.empty_like(like, dtype=torch.int64).copy_(idx)
     out, idx = fn(x, k, s, p, d, ceil_mode=ceil, return_indices=True)
     if case["dims"] == 3 and is_channels_last(x, 3) and out.numel():
