@@ -4,9 +4,11 @@ Each case's name is printed (and flushed) before it runs, so when the process
 dies the last name printed is the case that killed it; `--only NAME` runs that
 case alone (gpu_check.sh reruns it under gdb for a native backtrace). Cases:
 unbatched inputs, empty batches, single pixels, C = 1, windows with no tap in
-bounds, NaN/inf, argument errors (raised before any kernel), integer dtypes,
-both layouts, every floating dtype, forward with and without indices,
-backward and autograd.
+bounds, NaN/inf, argument errors (raised before any kernel), integer dtypes
+(forward: torch CPU's result, as PyTorch CUDA has no integer max-pool;
+backward: NotImplementedError), both layouts, every floating dtype, forward
+with and without indices, backward and autograd, for max_pool1d/2d/3d (the
+spatial dims of a case are len(kernel)).
 
     python benchmarks/gpu_probe.py [--only NAME] [--list] [--device cpu]
 
@@ -41,6 +43,16 @@ SHAPES = [
     ("bands_k2s2", (2, 16, 9, 8), [2, 2], [2, 2], [0, 0], [1, 1], True, "channels_last"),
     ("stem_small", (2, 64, 28, 28), [3, 3], [2, 2], [1, 1], [1, 1], False, "contiguous"),
     ("stem_small_cl", (2, 64, 28, 28), [3, 3], [2, 2], [1, 1], [1, 1], False, "channels_last"),
+    ("p1d_basic", (2, 3, 11), [3], [2], [1], [1], False, "contiguous"),
+    ("p1d_cl", (2, 8, 11), [3], [2], [1], [1], True, "channels_last"),
+    ("p1d_unbatched_dil", (3, 9), [2], [1], [1], [2], False, "contiguous"),
+    ("p1d_no_tap_cl", (2, 8, 5), [2], [3], [1], [3], True, "channels_last"),
+    ("p3d_basic", (2, 3, 5, 6, 7), [3, 3, 3], [2, 2, 2], [1, 1, 1], [1, 1, 1], False, "contiguous"),
+    ("p3d_cl", (2, 8, 5, 6, 7), [3, 3, 3], [2, 2, 2], [1, 1, 1], [1, 1, 1], True, "channels_last"),
+    ("p3d_bands_cl", (2, 16, 4, 6, 6), [2, 2, 2], [2, 2, 2], [0, 0, 0], [1, 1, 1], False, "channels_last"),
+    ("p3d_unbatched", (2, 4, 5, 6), [2, 1, 2], [1, 1, 2], [0, 0, 1], [1, 1, 1], False, "contiguous"),
+    ("p3d_empty_batch_cl", (0, 3, 4, 4, 4), [2, 2, 2], [2, 2, 2], [0, 0, 0], [1, 1, 1], False, "channels_last"),
+    ("p3d_single_voxel", (2, 3, 1, 1, 1), [1, 1, 1], [1, 1, 1], [0, 0, 0], [1, 1, 1], False, "contiguous"),
 ]
 # Arguments torch rejects: both must raise, with the same type, before any kernel.
 ERRORS = [
@@ -49,7 +61,35 @@ ERRORS = [
     ("error_pad_empty", (0, 2, 5, 5), [3, 3], [1, 1], [2, 2], [3, 3], False, "contiguous"),
     ("error_too_small", (1, 2, 3, 3), [5, 5], [1, 1], [0, 0], [1, 1], False, "contiguous"),
     ("error_zero_channels", (1, 0, 4, 4), [2, 2], [2, 2], [0, 0], [1, 1], False, "contiguous"),
+    ("error_1d_pad", (1, 2, 5), [2], [1], [2], [1], False, "contiguous"),
+    ("error_1d_rank", (1, 2, 5, 5), [2], [1], [0], [1], False, "contiguous"),
+    ("error_3d_pad", (1, 2, 5, 5, 5), [2, 2, 2], [1, 1, 1], [0, 2, 0], [1, 1, 1], False, "contiguous"),
+    ("error_3d_too_small", (1, 2, 3, 3, 3), [5, 2, 2], [1, 1, 1], [0, 0, 0], [1, 1, 1], False, "contiguous"),
+    ("error_3d_rank", (2, 5, 5), [2, 2, 2], [1, 1, 1], [0, 0, 0], [1, 1, 1], False, "contiguous"),
 ]
+
+
+def pool_ops(dims):
+    """fastpool's (with_indices, values, backward) ops and torch's (with_indices, backward) for dims."""
+    name = f"max_pool{dims}d"
+    ours = (getattr(ops, f"{name}_with_indices"), getattr(ops, name), getattr(ops, f"{name}_with_indices_backward"))
+    if dims == 1:  # torch's max_pool1d runs its 2-d ops on the unsqueezed tensors
+        def backward(g, x, k, s, p, d, ceil, idx):
+            return torch.ops.aten.max_pool2d_with_indices_backward(
+                g.unsqueeze(-2), x.unsqueeze(-2), [1] + k, [1] + s, [0] + p, [1] + d, ceil,
+                idx.unsqueeze(-2)).squeeze(-2)
+        return ours, (torch.ops.aten.max_pool1d_with_indices, backward)
+    return ours, (getattr(torch.ops.aten, f"{name}_with_indices"),
+                  getattr(torch.ops.aten, f"{name}_with_indices_backward"))
+
+
+def channels_last(x):
+    dims = x.dim() - 2
+    if dims == 2:
+        return x.contiguous(memory_format=torch.channels_last)
+    if dims == 3:
+        return x.contiguous(memory_format=torch.channels_last_3d)
+    return x.transpose(1, 2).contiguous().transpose(1, 2)
 
 
 def make(shape, dtype, layout, seed=0):
@@ -61,7 +101,7 @@ def make(shape, dtype, layout, seed=0):
         x = torch.where((r >= 0.05) & (r < 0.25), torch.full_like(x, -math.inf), x)
     x = x.to(dtype).to(DEVICE)
     if layout == "channels_last":
-        x = x.contiguous(memory_format=torch.channels_last)
+        x = channels_last(x)
     return x
 
 
@@ -74,31 +114,41 @@ def same(a, b):
 
 def run_shape(case, dtype):
     _, shape, k, s, p, d, ceil, layout = case
+    dims = len(k)
+    (with_indices, values, backward), (torch_with_indices, torch_backward) = pool_ops(dims)
     x = make(shape, dtype, layout)
-    ref, ref_idx = torch.ops.aten.max_pool2d_with_indices(x, k, s, p, d, ceil)
-    out, idx = ops.max_pool2d_with_indices(x, k, s, p, d, ceil)
+    ref, ref_idx = torch_with_indices(x, k, s, p, d, ceil)
+    out, idx = with_indices(x, k, s, p, d, ceil)
     problems = []
     if not same(out, ref):
         problems.append("values")
-    # PyTorch CUDA's own channels-last index is 0 where no tap beats -inf; ours too.
+    # PyTorch CUDA's own channels-last index is 0 where no tap beats -inf (1-d/2-d); ours too.
     if not torch.equal(idx.cpu(), ref_idx.cpu()):
         problems.append("indices")
-    if not same(ops.max_pool2d(x, k, s, p, d, ceil), ref):
+    if not same(values(x, k, s, p, d, ceil), ref):
         problems.append("values (no-indices op)")
     g = torch.randn(ref.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(1)).to(dtype)
-    g = g.to(DEVICE).contiguous(
-        memory_format=torch.channels_last if layout == "channels_last" and ref.dim() == 4 else torch.contiguous_format)
-    got = ops.max_pool2d_with_indices_backward(g, x, k, s, p, d, ceil, ref_idx)
+    g = torch.empty_like(ref).copy_(g.to(DEVICE))  # in the output's layout
+    got = backward(g, x, k, s, p, d, ceil, ref_idx)
     if DEVICE == "cpu" and dtype in (torch.float16, torch.bfloat16):
         # fastpool's CPU backward sums half types in float and rounds once (torch CPU rounds every add).
-        want = torch.ops.aten.max_pool2d_with_indices_backward(g.float(), x.float(), k, s, p, d, ceil,
-                                                               ref_idx).to(dtype)
+        want = torch_backward(g.float(), x.float(), k, s, p, d, ceil, ref_idx).to(dtype)
     else:  # torch CUDA gathers in float and rounds once, as fastpool does: the same bits
-        want = torch.ops.aten.max_pool2d_with_indices_backward(g, x, k, s, p, d, ceil, ref_idx)
-    if not same(got, want):
+        want = torch_backward(g, x, k, s, p, d, ceil, ref_idx)
+    overlap = any((kk - 1) * dd + 1 > ss for kk, ss, dd in zip(k, s, d))
+    if dims == 3 and overlap:
+        # PyTorch CUDA's 3-d backward scatters with atomicAdd in no fixed order (in scalar_t);
+        # fastpool's is a deterministic gather: close, not always the same bits.
+        tol = 2e-2 if dtype in (torch.float16, torch.bfloat16) else 1e-5
+        if got.shape != want.shape or not torch.allclose(got.cpu().double(), want.cpu().double(), rtol=tol, atol=tol,
+                                                          equal_nan=True):
+            problems.append("backward (3-d, overlapping windows)")
+    elif not same(got, want):
         problems.append("backward")
-    xa = x.detach().clone().requires_grad_()
-    fastpool.max_pool2d(xa, k, s, p, d, ceil_mode=ceil).sum().backward()
+    public = getattr(fastpool, f"max_pool{dims}d", None)
+    if public is not None:
+        xa = x.detach().clone().requires_grad_()
+        public(xa, k, s, p, d, ceil_mode=ceil).sum().backward()
     if DEVICE == "cuda":
         torch.cuda.synchronize()
     return problems
@@ -106,14 +156,15 @@ def run_shape(case, dtype):
 
 def run_error(case, dtype):
     _, shape, k, s, p, d, ceil, layout = case
+    (with_indices, values, _), (torch_with_indices, _) = pool_ops(len(k))
     x = make(shape, dtype, layout)
     try:
-        torch.ops.aten.max_pool2d_with_indices(x, k, s, p, d, ceil)
+        torch_with_indices(x, k, s, p, d, ceil)
     except Exception as e:  # noqa: BLE001
         ref = e
     else:
         return ["torch did not raise"]
-    for fn in (ops.max_pool2d_with_indices, ops.max_pool2d):
+    for fn in (with_indices, values):
         try:
             fn(x, k, s, p, d, ceil)
         except Exception as e:  # noqa: BLE001
@@ -124,15 +175,33 @@ def run_error(case, dtype):
     return []
 
 
-def run_integer():
-    x = torch.randint(0, 9, (1, 2, 4, 4), device=DEVICE)
-    try:
-        out = ops.max_pool2d_with_indices(x, [2, 2], [], [0, 0], [1, 1], False)
-    except NotImplementedError:
-        return [] if DEVICE == "cuda" else ["CPU raised for an integer input"]
+def run_integer(dims, dtype, layout):
+    """Integers: torch CPU's values and indices (PyTorch CUDA has no integer
+    max-pool); the backward raises NotImplementedError, as PyTorch's."""
+    (with_indices, values, backward), (torch_with_indices, _) = pool_ops(dims)
+    lo = torch.iinfo(dtype).min
+    x = torch.randint(0, 9, (2, 3) + (5,) * dims).to(dtype)
+    x.view(-1)[::3] = lo  # windows of the type's lowest value: the index stays at the first tap
+    k, s, p, d = [3] * dims, [2] * dims, [1] * dims, [1] * dims
+    ref, ref_idx = torch_with_indices(x, k, s, p, d, False)  # planar on the CPU (its channels-last
+    # kernels refuse 1-byte integers past 127-element planes)
+    xd = x.to(DEVICE)
+    if layout == "channels_last":
+        xd = channels_last(xd)
+    problems = []
+    out, idx = with_indices(xd, k, s, p, d, False)
+    if not torch.equal(out.cpu(), ref) or not torch.equal(idx.cpu(), ref_idx):
+        problems.append("integer values/indices")
+    if not torch.equal(values(xd, k, s, p, d, False).cpu(), ref):
+        problems.append("integer values (no-indices op)")
     if DEVICE == "cuda":
-        return ["integer input did not raise NotImplementedError"]
-    return [] if same(out[0], torch.nn.functional.max_pool2d(x, 2)) else ["integer values"]
+        try:
+            backward(out, xd, k, s, p, d, False, idx)
+        except NotImplementedError:
+            pass
+        else:
+            problems.append("integer backward did not raise NotImplementedError")
+    return problems
 
 
 def cases():
@@ -142,7 +211,12 @@ def cases():
             yield f"{c[0]}[{tag}]", (lambda c=c, dtype=dtype: run_shape(c, dtype))
         for c in ERRORS:
             yield f"{c[0]}[{tag}]", (lambda c=c, dtype=dtype: run_error(c, dtype))
-    yield "integer_dtype_error", run_integer
+    for dims in (1, 2, 3):
+        for dtype in (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64):
+            for layout in ("contiguous", "channels_last"):
+                tag = str(dtype).replace("torch.", "")
+                yield f"integer_{dims}d_{layout}[{tag}]", (lambda dims=dims, dtype=dtype, layout=layout:
+                                                             run_integer(dims, dtype, layout))
 
 
 def main():

@@ -1,10 +1,20 @@
-"""fastpool's CUDA kernels against PyTorch's CUDA max_pool2d, bit for bit.
+"""fastpool's CUDA kernels against PyTorch's CUDA max_pool1d/2d/3d, bit for bit.
 
 Run on a GPU machine by benchmarks/gpu_check.sh (`pytest -m cuda`); skipped
-elsewhere. Same properties as the CPU tests: random shapes and parameters, all
-four dtypes, both layouts, NaN/inf/-0.0 and ties, forward (with and without
-indices), backward, autograd, errors; plus grid limits, streams and tensors
-over 2^31 elements.
+elsewhere. Same properties as the host-executor tests, for 1, 2 and 3 spatial
+dims: random shapes and parameters, all four float dtypes, both layouts,
+NaN/inf/-0.0 and ties, forward (with and without indices), backward,
+autograd, errors; integer dtypes (forward only, against torch CPU: PyTorch
+CUDA has no integer max-pool); plus grid limits, streams and tensors over
+2^31 elements.
+
+max_pool3d backward: PyTorch CUDA scatters with atomicAdd (in scalar_t, in no
+fixed order); fastpool gathers deterministically (in float for half types, in
+output raster order). Where windows overlap, the exact reference is
+test_cuda_host_executor.reference_backward (torch CPU's backward in that
+order), and PyTorch CUDA's result is only close; where an index lies outside
+its own window (windows with no in-bounds tap), PyTorch CUDA's 3-d scatter adds
+the gradient there and fastpool does not.
 """
 import math
 
@@ -19,11 +29,13 @@ pytestmark = [
 ]
 
 hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import given  # noqa: E402
+from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 import fastpool  # noqa: E402
-from test_cuda_host_executor import DTYPES, SETTINGS, make_input, pool_args, pool_case  # noqa: E402
+from test_cuda_host_executor import (DIMS, DTYPES, INT_DTYPES, SETTINGS, covered_by_own_window,  # noqa: E402
+                                     make_input, pool_args, pool_case, reference_backward, torch_backward,
+                                     torch_forward, windows_overlap)
 
 ops = torch.ops.fastpool
 
@@ -32,6 +44,9 @@ def assert_bits_equal(a, b):
     """Same values, NaN where NaN, and the same sign on zeros."""
     assert a.shape == b.shape and a.dtype == b.dtype and a.device == b.device
     a, b = a.cpu(), b.cpu()
+    if not a.dtype.is_floating_point:
+        assert torch.equal(a, b)
+        return
     assert torch.equal(a.isnan(), b.isnan())
     fill = torch.zeros((), dtype=a.dtype)
     a0, b0 = torch.where(a.isnan(), fill, a), torch.where(b.isnan(), fill, b)
@@ -47,71 +62,150 @@ def both(fn):
         return None, e
 
 
-@SETTINGS
-@given(pool_case())
-def test_forward_parity(case):
-    x = make_input(case).cuda()
-    k, s, p, d, ceil = pool_args(case)
-    ref, err = both(lambda: torch.ops.aten.max_pool2d_with_indices(x, k, s, p, d, ceil))
-    if err is not None:
-        with pytest.raises(type(err)):
-            ops.max_pool2d_with_indices(x, k, s, p, d, ceil)
-        return
-    out, idx = ops.max_pool2d_with_indices(x, k, s, p, d, ceil)
-    assert_bits_equal(out, ref[0])
-    assert torch.equal(idx, ref[1])
-    assert out.stride() == ref[0].stride() and idx.stride() == ref[1].stride()
-    assert_bits_equal(ops.max_pool2d(x, k, s, p, d, ceil), ref[0])
-    # The public API, whichever op it picks.
-    out2 = fastpool.max_pool2d(x, k, s, p, d, ceil_mode=ceil)
-    assert_bits_equal(out2, F.max_pool2d(x, k, s, p, d, ceil_mode=ceil))
+def fastpool_ops(dims):
+    """(with_indices, values, backward) ops of max_pool{dims}d."""
+    name = f"max_pool{dims}d"
+    return getattr(ops, f"{name}_with_indices"), getattr(ops, name), getattr(ops, f"{name}_with_indices_backward")
 
 
-@SETTINGS
-@given(pool_case(), st.integers(0, 2**31 - 1))
-def test_backward_parity(case, grad_seed):
-    x = make_input(case).cuda()
-    k, s, p, d, ceil = pool_args(case)
-    ref, err = both(lambda: torch.ops.aten.max_pool2d_with_indices(x, k, s, p, d, ceil))
-    if err is not None:
-        return
+def torch_cuda_forward(x, dims, k, s, p, d, ceil):
+    """PyTorch CUDA's (values, indices): max_pool1d with indices is its 2-d op on the unsqueezed input."""
+    fn = {1: torch.ops.aten.max_pool1d_with_indices, 2: torch.ops.aten.max_pool2d_with_indices,
+          3: torch.ops.aten.max_pool3d_with_indices}[dims]
+    return fn(x, k, s, p, d, ceil)
+
+
+@pytest.mark.parametrize("dims", DIMS)
+def test_forward_parity(dims):
+    @SETTINGS
+    @given(pool_case(dims))
+    def check(case):
+        x = make_input(case).cuda()
+        k, s, p, d, ceil = pool_args(case)
+        with_indices, values, _ = fastpool_ops(dims)
+        ref, err = both(lambda: torch_cuda_forward(x, dims, k, s, p, d, ceil))
+        if err is not None:
+            with pytest.raises(type(err)):
+                with_indices(x, k, s, p, d, ceil)
+            return
+        out, idx = with_indices(x, k, s, p, d, ceil)
+        assert_bits_equal(out, ref[0])
+        assert torch.equal(idx, ref[1])
+        assert out.stride() == ref[0].stride() and idx.stride() == ref[1].stride()
+        assert_bits_equal(values(x, k, s, p, d, ceil), ref[0])
+        # The public API, whichever op it picks (where fastpool has it).
+        public = getattr(fastpool, f"max_pool{dims}d", None)
+        if public is not None:
+            torch_fn = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}[dims]
+            assert_bits_equal(public(x, k, s, p, d, ceil_mode=ceil), torch_fn(x, k, s, p, d, ceil_mode=ceil))
+
+    check()
+
+
+@pytest.mark.parametrize("dims", DIMS)
+def test_integer_forward_matches_torch_cpu(dims):
+    """PyTorch CUDA refuses integer inputs; fastpool's CUDA forward gives torch CPU's result."""
+    @settings(SETTINGS, max_examples=SETTINGS.max_examples // 2)
+    @given(pool_case(dims, dtypes=INT_DTYPES))
+    def check(case):
+        x = make_input(case)
+        k, s, p, d, ceil = pool_args(case)
+        with_indices, values, backward = fastpool_ops(dims)
+        ref, err = both(lambda: torch_forward(x, case))
+        if err is not None:
+            with pytest.raises(type(err)):
+                with_indices(x.cuda(), k, s, p, d, ceil)
+            return
+        out, idx = with_indices(x.cuda(), k, s, p, d, ceil)
+        assert_bits_equal(out.cpu(), ref[0])
+        assert torch.equal(idx.cpu(), ref[1])
+        assert out.stride() == ref[0].stride() and idx.stride() == ref[1].stride()
+        assert_bits_equal(values(x.cuda(), k, s, p, d, ceil).cpu(), ref[0])
+        if out.numel():
+            with pytest.raises(NotImplementedError):
+                backward(out, x.cuda(), k, s, p, d, ceil, idx)
+
+    check()
+
+
+def gpu_grad(ref_out, case, grad_seed):
     g = torch.Generator().manual_seed(grad_seed)
-    grad = (torch.randn(ref[0].shape, generator=g, dtype=torch.float64) * 3).to(x.dtype).cuda()
+    grad = (torch.randn(ref_out.shape, generator=g, dtype=torch.float64) * 3).to(ref_out.dtype)
     if case["special"] and grad.numel():
         grad.view(-1)[0] = -0.0
-    if grad.dim() == 4 and ref[0].is_contiguous(memory_format=torch.channels_last):
-        grad = grad.contiguous(memory_format=torch.channels_last)
-    want = torch.ops.aten.max_pool2d_with_indices_backward(grad, x, k, s, p, d, ceil, ref[1])
-    got = ops.max_pool2d_with_indices_backward(grad, x, k, s, p, d, ceil, ref[1])
-    assert_bits_equal(got, want)
-    assert got.stride() == want.stride()
+    return torch.empty_like(ref_out).copy_(grad.to(ref_out.device))  # in the forward output's layout
 
 
-@SETTINGS
-@given(pool_case())
-def test_autograd_parity(case):
-    x = make_input(case).cuda()
-    k, s, p, d, ceil = pool_args(case)
-    if both(lambda: torch.ops.aten.max_pool2d_with_indices(x, k, s, p, d, ceil))[1] is not None:
-        return
-    xa = x.clone().requires_grad_()
-    xb = x.clone().requires_grad_()
-    ya = fastpool.max_pool2d(xa, k, s, p, d, ceil_mode=ceil)
-    yb = F.max_pool2d(xb, k, s, p, d, ceil_mode=ceil)
-    gy = torch.ones_like(yb)
-    ya.backward(gy)
-    yb.backward(gy)
-    assert_bits_equal(ya.detach(), yb.detach())
-    assert_bits_equal(xa.grad, xb.grad)
+@pytest.mark.parametrize("dims", DIMS)
+def test_backward_parity(dims):
+    @SETTINGS
+    @given(pool_case(dims), st.integers(0, 2**31 - 1))
+    def check(case, grad_seed):
+        x = make_input(case).cuda()
+        k, s, p, d, ceil = pool_args(case)
+        _, _, backward = fastpool_ops(dims)
+        ref, err = both(lambda: torch_cuda_forward(x, dims, k, s, p, d, ceil))
+        if err is not None:
+            return
+        grad = gpu_grad(ref[0], case, grad_seed)
+        want = torch_backward(grad, x, case, ref[1])
+        got = backward(grad, x, k, s, p, d, ceil, ref[1])
+        assert got.stride() == want.stride() or x.numel() == 0
+        own = covered_by_own_window(ref[1].cpu(), x.shape, case).all()
+        if dims < 3 or (not windows_overlap(case) and own):
+            assert_bits_equal(got, want)  # PyTorch CUDA's gather, or one atomicAdd onto 0 per input
+            return
+        # 3-d, overlapping windows or indices outside their window: the deterministic reference.
+        exact = reference_backward(grad.cpu(), x.cpu(), case, ref[1].cpu())
+        assert_bits_equal(got.cpu(), exact)
+        if own:
+            tol = dict(rtol=2e-2, atol=2e-2) if x.dtype in (torch.float16, torch.bfloat16) else {}
+            torch.testing.assert_close(got, want, equal_nan=True, **tol)
+
+    check()
 
 
-@pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.uint8], ids=lambda d: str(d).replace("torch.", ""))
-def test_integer_dtypes_rejected_like_pytorch(dtype):
-    x = torch.randint(0, 9, (1, 2, 4, 4), dtype=dtype, device="cuda")
-    with pytest.raises(NotImplementedError) as ref:
-        torch.ops.aten.max_pool2d_with_indices(x, [2, 2], [], [0, 0], [1, 1], False)
-    with pytest.raises(NotImplementedError) as ours:
-        ops.max_pool2d_with_indices(x, [2, 2], [], [0, 0], [1, 1], False)
+@pytest.mark.parametrize("dims", DIMS)
+def test_autograd_parity(dims):
+    public = getattr(fastpool, f"max_pool{dims}d", None)
+    if public is None:
+        pytest.skip(f"fastpool.max_pool{dims}d is not in the public API yet")
+
+    @SETTINGS
+    @given(pool_case(dims))
+    def check(case):
+        x = make_input(case).cuda()
+        k, s, p, d, ceil = pool_args(case)
+        if both(lambda: torch_cuda_forward(x, dims, k, s, p, d, ceil))[1] is not None:
+            return
+        torch_fn = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}[dims]
+        xa = x.clone().requires_grad_()
+        xb = x.clone().requires_grad_()
+        ya = public(xa, k, s, p, d, ceil_mode=ceil)
+        yb = torch_fn(xb, k, s, p, d, ceil_mode=ceil)
+        gy = torch.ones_like(yb)
+        ya.backward(gy)
+        yb.backward(gy)
+        assert_bits_equal(ya.detach(), yb.detach())
+        if dims < 3 or not windows_overlap(case):
+            assert_bits_equal(xa.grad, xb.grad)
+        else:  # PyTorch CUDA's 3-d backward: atomicAdd in no fixed order
+            tol = dict(rtol=2e-2, atol=2e-2) if x.dtype in (torch.float16, torch.bfloat16) else {}
+            torch.testing.assert_close(xa.grad, xb.grad, equal_nan=True, **tol)
+
+    check()
+
+
+@pytest.mark.parametrize("dims", DIMS)
+def test_bool_rejected_like_pytorch(dims):
+    x = torch.zeros((1, 2) + (4,) * dims, dtype=torch.bool, device="cuda")
+    k = [2] * dims
+    with_indices, _, _ = fastpool_ops(dims)
+    with pytest.raises((NotImplementedError, RuntimeError)) as ref:
+        torch_cuda_forward(x, dims, k, [], [0] * dims, [1] * dims, False)
+    with pytest.raises(type(ref.value)) as ours:
+        with_indices(x, k, [], [0] * dims, [1] * dims, False)
+    # Same dispatch name (max_pool3d's differs from max_pool1d/2d's) and type.
     assert str(ours.value).splitlines()[0] == str(ref.value).splitlines()[0]
 
 
@@ -159,29 +253,45 @@ def test_other_device_index():
     assert_bits_equal(out, F.max_pool2d(x, 2))
 
 
-@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: str(d).replace("torch.", ""))
+@pytest.mark.parametrize("dims", DIMS)
+@pytest.mark.parametrize("dtype", DTYPES + [torch.int32, torch.uint8], ids=lambda d: str(d).replace("torch.", ""))
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
 @pytest.mark.parametrize("channels", [1, 3, 4, 8, 16, 24])
 @pytest.mark.parametrize("offset", [0, 1, 2])
-def test_sanitizer_smoke(dtype, layout, channels, offset):
+def test_sanitizer_smoke(dims, dtype, layout, channels, offset):
     """Small calls through every kernel instantiation (both layouts, the 16-byte,
     8-byte and scalar NHWC paths via channel counts and buffer offsets, with and
-    without indices, backward). gpu_check.sh runs it under compute-sanitizer."""
-    shape = (2, channels, 7, 6)
-    base = torch.randn(math.prod(shape) + offset, device="cuda").to(dtype)
+    without indices, backward for float types; depth band gather in 3-d).
+    gpu_check.sh runs it under compute-sanitizer."""
+    spatial = {1: (11,), 2: (7, 6), 3: (5, 7, 6)}[dims]
+    shape = (2, channels) + spatial
+    base = (torch.randn(math.prod(shape) + offset, device="cuda") * 50).to(dtype)
     if layout == "channels_last":
-        x = base[offset:].view(2, 7, 6, channels).permute(0, 3, 1, 2)
+        x = base[offset:].view((2,) + spatial + (channels,)).permute([0, dims + 1] + list(range(1, dims + 1)))
     else:
         x = base[offset:].view(shape)
-    for k, s, p, d, ceil in [([3, 3], [2, 2], [1, 1], [1, 1], False), ([2, 3], [1, 2], [1, 0], [2, 1], True)]:
-        out, idx = ops.max_pool2d_with_indices(x, k, s, p, d, ceil)
-        ref = torch.ops.aten.max_pool2d_with_indices(x, k, s, p, d, ceil)
+    with_indices, values, backward = fastpool_ops(dims)
+    windows = [([3] * dims, [2] * dims, [1] * dims, [1] * dims, False),
+               ([2] + [3] * (dims - 1), [1] + [2] * (dims - 1), [1] + [0] * (dims - 1), [2] + [1] * (dims - 1), True)]
+    for k, s, p, d, ceil in windows:
+        out, idx = with_indices(x, k, s, p, d, ceil)
+        if not dtype.is_floating_point:  # no PyTorch CUDA kernel: torch CPU's result
+            ref = torch_cuda_forward(x.cpu(), dims, k, s, p, d, ceil) if layout == "contiguous" else \
+                torch_cuda_forward(x.cpu().contiguous(), dims, k, s, p, d, ceil)
+            assert torch.equal(out.cpu(), ref[0]) and torch.equal(idx.cpu(), ref[1])
+            assert torch.equal(values(x, k, s, p, d, ceil).cpu(), ref[0])
+            continue
+        ref = torch_cuda_forward(x, dims, k, s, p, d, ceil)
         assert_bits_equal(out, ref[0])
         assert torch.equal(idx, ref[1])
-        assert_bits_equal(ops.max_pool2d(x, k, s, p, d, ceil), ref[0])
+        assert_bits_equal(values(x, k, s, p, d, ceil), ref[0])
         g = torch.randn_like(ref[0])
-        assert_bits_equal(ops.max_pool2d_with_indices_backward(g, x, k, s, p, d, ceil, idx),
-                          torch.ops.aten.max_pool2d_with_indices_backward(g, x, k, s, p, d, ceil, idx))
+        case = dict(dims=dims, k=k, s=s, p=p, d=d, ceil=ceil)
+        got = backward(g, x, k, s, p, d, ceil, idx)
+        if dims < 3:
+            assert_bits_equal(got, torch_backward(g, x, case, idx))
+        else:
+            assert_bits_equal(got.cpu(), reference_backward(g.cpu(), x.cpu(), case, idx.cpu()))
     torch.cuda.synchronize()
 
 

@@ -1,22 +1,47 @@
 """The CUDA ops run by the host executor (csrc/cuda/host_executor.cpp), against
-torch on CPU.
+torch on CPU, for max_pool1d, max_pool2d and max_pool3d.
 
 This is how CI checks the CUDA code without a GPU: fastpool._C.cuda_host_* run
 the very functions the CUDA registration runs (max_pool_launcher.h: checks,
 allocation, layout, kernel body, vector width, index width, grid), with only
 the kernel launch replaced by an emulation of the grid (every block, thread
-and grid-stride step, with an H100's limits or a single SM's). The reference
-is torch's CPU max_pool2d, adjusted only where PyTorch's CUDA result differs
-from its CPU one (the CUDA kernels match CUDA):
-  * channels_last forward: when no tap beats -inf (all taps -inf), the index is
-    0, not the first tap;
+and grid-stride step, with an H100's limits or a single SM's). The spatial
+dims of a call are len(kernel_size). The reference is torch's CPU
+max_pool{1,2,3}d, adjusted only where PyTorch's CUDA result differs from its
+CPU one (the CUDA kernels match CUDA), or where fastpool's CUDA ops differ
+from PyTorch's CUDA ops on purpose:
+  * channels_last forward of max_pool1d/2d (PyTorch CUDA runs its 2-d kernel
+    for both): when no tap beats -inf (all taps -inf), the index is 0, not
+    the first tap. max_pool3d's channels-last kernel starts at the first tap,
+    like CPU; so do the integer types (PyTorch CUDA has no integer kernel,
+    fastpool follows PyTorch CPU);
+  * torch CPU's own quirk: its 3-d channels-last kernel, in the channels it
+    does not vectorise (C below or past its vector width), starts the index
+    without the depth term (h0*W + w0), which shows when no tap beats the
+    start; the reference takes the index from torch CPU's planar kernel there
+    (the full first tap, as PyTorch CUDA's 3-d kernels and fastpool, integers
+    included); and its channels-last kernels (every dims) raise for 1-byte
+    integers once a plane passes 127 elements, so for channels-last integers
+    the reference is its planar kernel's result;
   * float16/bfloat16 backward: CUDA accumulates in float and rounds once, CPU
     rounds after every add; the reference is CPU's backward run in float32
     (same order of adds) rounded once;
   * backward with an index outside its own output's window (that NHWC index 0,
     or a window with no in-bounds tap, which dilation and padding allow):
-    CUDA gathers only over the outputs covering each input, so such an output
-    adds nothing; CPU scatters its gradient to that index.
+    fastpool gathers only over the outputs covering each input, so such an
+    output adds nothing; CPU scatters its gradient to that index. PyTorch
+    CUDA's max_pool1d/2d gather as fastpool does; its max_pool3d scatters,
+    like CPU, so there fastpool differs from PyTorch CUDA;
+  * max_pool3d backward, overlapping windows: PyTorch CUDA scatters with
+    atomicAdd, in scalar_t and in no fixed order (float16/bfloat16 round
+    after every add; float32 sums may differ run to run). fastpool sums
+    deterministically, in output raster order and in float for the half
+    types, which is the reference here; results may differ from PyTorch
+    CUDA's in the last bits. Non-overlapping windows give the same bits;
+  * integer dtypes: PyTorch CUDA refuses them (pytorch/pytorch#107412);
+    fastpool's CUDA forward takes uint8/int8/int16/int32/int64 and returns
+    PyTorch CPU's values and indices; its backward raises NotImplementedError
+    like PyTorch.
 """
 import math
 import os
@@ -33,77 +58,146 @@ import fastpool  # noqa: E402
 from fastpool import _C  # noqa: E402
 
 DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
+INT_DTYPES = [torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64]
 HALF_TYPES = (torch.float16, torch.bfloat16)
+DIMS = [1, 2, 3]
 # FASTPOOL_EXAMPLES=3000 for a deeper run. SETTINGS is also what the GPU tests
-# (test_cuda.py) use; the host runs are cheap, so they take more examples.
-SETTINGS = settings(max_examples=int(os.environ.get("FASTPOOL_EXAMPLES", "120")), deadline=None,
+# (test_cuda.py) use, per dims; the host runs are cheap, so they take more.
+SETTINGS = settings(max_examples=int(os.environ.get("FASTPOOL_EXAMPLES", "100")), deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
-HOST_SETTINGS = settings(SETTINGS, max_examples=3 * SETTINGS.max_examples)
+HOST_SETTINGS = settings(SETTINGS, max_examples=2 * SETTINGS.max_examples)
+
+# Largest spatial size drawn per dims: 3-d volumes stay small (host runs emulate every thread).
+MAX_SIZE = {1: 24, 2: 14, 3: 7}
 
 
 @st.composite
-def pool_case(draw, min_c=1, max_c=12, channels_multiple=1):
-    k = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
-    s = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
-    d = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
-    p = tuple(draw(st.integers(0, ((k[i] - 1) * d[i] + 1) // 2)) for i in range(2))
+def pool_case(draw, dims=2, min_c=1, max_c=12, channels_multiple=1, dtypes=DTYPES):
+    k = tuple(draw(st.integers(1, 4)) for _ in range(dims))
+    s = tuple(draw(st.integers(1, 4)) for _ in range(dims))
+    d = tuple(draw(st.integers(1, 3)) for _ in range(dims))
+    # Padding up to half the dilated kernel: past half the kernel torch raises
+    # (for 2-d/3-d), which the tests check too. 1-d stops at half the kernel:
+    # torch's max_pool1d with indices runs its 2-d op and so bounds padding by
+    # k/2, while fastpool's shared checks (pool_shape.cpp) allow up to half the
+    # dilated kernel for 1-d.
+    p = tuple(draw(st.integers(0, k[i] // 2 if dims == 1 else ((k[i] - 1) * d[i] + 1) // 2)) for i in range(dims))
     ceil = draw(st.booleans())
     # Big enough for at least one window.
-    h = draw(st.integers(max(1, (k[0] - 1) * d[0] + 1 - 2 * p[0]), 14))
-    w = draw(st.integers(max(1, (k[1] - 1) * d[1] + 1 - 2 * p[1]), 14))
-    c = draw(st.integers(min_c, max_c)) * channels_multiple
+    spatial = tuple(draw(st.integers(max(1, (k[i] - 1) * d[i] + 1 - 2 * p[i]), max(MAX_SIZE[dims],
+                                                                               (k[i] - 1) * d[i] + 1)))
+                    for i in range(dims))
+    c = draw(st.integers(min_c, max_c if dims < 3 else min(max_c, 6))) * channels_multiple
     batched = draw(st.integers(0, 5)) > 0
-    n = draw(st.integers(0, 3)) if batched else None
+    n = draw(st.integers(0, 3 if dims < 3 else 2)) if batched else None
     layout = draw(st.sampled_from(["contiguous", "channels_last"])) if batched else "contiguous"
-    dtype = draw(st.sampled_from(DTYPES))
+    dtype = draw(st.sampled_from(dtypes))
     special = draw(st.booleans())
     seed = draw(st.integers(0, 2**31 - 1))
-    return dict(k=k, s=s, p=p, d=d, ceil=ceil, shape=((n,) if batched else ()) + (c, h, w),
+    return dict(dims=dims, k=k, s=s, p=p, d=d, ceil=ceil, shape=((n,) if batched else ()) + (c,) + spatial,
                 layout=layout, dtype=dtype, special=special, seed=seed)
+
+
+def to_layout(x, dims, layout):
+    """x stored channels last (N,L,C / N,H,W,C / N,D,H,W,C) if asked; batched only."""
+    if layout != "channels_last":
+        return x
+    if dims > 1:  # torch's own formats (they fix the strides of size-1 dims)
+        return x.contiguous(memory_format=torch.channels_last if dims == 2 else torch.channels_last_3d)
+    order = [0] + list(range(2, x.dim())) + [1]
+    back = [0, x.dim() - 1] + list(range(1, x.dim() - 1))
+    return x.permute(order).contiguous().permute(back)
 
 
 def make_input(case):
     """Small integers (many ties, exact in every dtype), optionally with NaN,
-    +-inf and -0.0 sprinkled in, in the case's layout."""
+    +-inf and -0.0 sprinkled in (for integer types: the type's lowest and
+    highest values), in the case's layout."""
     g = torch.Generator().manual_seed(case["seed"])
+    dtype = case["dtype"]
     x = torch.randint(-4, 5, case["shape"], generator=g).to(torch.float64)
+    if not dtype.is_floating_point:
+        info = torch.iinfo(dtype)
+        x = x.to(torch.int64) + (4 if info.min == 0 else 0)
+        if case["special"] and x.numel():
+            r = torch.rand(case["shape"], generator=g)
+            x = torch.where(r < 0.3, torch.full_like(x, info.min), x)
+            x = torch.where((r >= 0.3) & (r < 0.35), torch.full_like(x, info.max), x)
+        return to_layout(x.to(dtype), case["dims"], case["layout"])
     if case["special"] and x.numel():
         r = torch.rand(case["shape"], generator=g)
         x = torch.where(r < 0.08, torch.full_like(x, float("nan")), x)
         x = torch.where((r >= 0.08) & (r < 0.3), torch.full_like(x, -math.inf), x)
         x = torch.where((r >= 0.3) & (r < 0.35), torch.full_like(x, math.inf), x)
         x = torch.where((r >= 0.35) & (r < 0.4), torch.full_like(x, -0.0), x)
-    x = x.to(case["dtype"])
-    if case["layout"] == "channels_last":
-        x = x.contiguous(memory_format=torch.channels_last)
-    return x
+    return to_layout(x.to(dtype), case["dims"], case["layout"])
 
 
 def pool_args(case):
     return list(case["k"]), list(case["s"]), list(case["p"]), list(case["d"]), case["ceil"]
 
 
-def memory_format_of(ref):
-    """The layout torch gave its own result (PyTorch's rule, applied by torch)."""
-    if ref.dim() == 4 and ref.is_contiguous(memory_format=torch.channels_last) and not ref.is_contiguous():
-        return torch.channels_last
-    return torch.contiguous_format
+def padded3(values, fill):
+    """A per-dim tuple right-aligned into (D, H, W), as the kernels see it."""
+    return (fill,) * (3 - len(values)) + tuple(values)
+
+
+def is_channels_last(t, dims):
+    """Whether a batched result is stored channels last (and not also contiguous)."""
+    if t.dim() != dims + 2 or t.is_contiguous():
+        return False
+    return to_layout(t, dims, "channels_last").stride() == t.stride()
 
 
 def torch_forward(x, case):
+    """torch CPU's values and indices; for 3-d channels-last inputs, the index
+    of windows where no tap beats the start comes from torch's planar kernel
+    (see the module docstring: torch CPU's channels-last one drops the depth
+    term in its scalar channels)."""
     k, s, p, d, ceil = pool_args(case)
-    return F.max_pool2d(x, k, s, p, d, ceil_mode=ceil, return_indices=True)
+    fn = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}[case["dims"]]
+    if is_channels_last(x, case["dims"]) and not x.dtype.is_floating_point:
+        # torch CPU's channels-last kernels raise for 1-byte integers once a
+        # plane passes 127 elements: its planar kernel's result, stored channels last.
+        # (Its layout: that of torch's result for a float copy.)
+        out, idx = fn(x.contiguous(), k, s, p, d, ceil_mode=ceil, return_indices=True)
+        like, _ = fn(x.double(), k, s, p, d, ceil_mode=ceil, return_indices=True)  # (1-d without indices: planar)
+        return torch.empty_like(like, dtype=x.dtype).copy_(out), torch.empty_like(like, dtype=torch.int64).copy_(idx)
+    out, idx = fn(x, k, s, p, d, ceil_mode=ceil, return_indices=True)
+    if case["dims"] == 3 and is_channels_last(x, 3) and out.numel():
+        _, planar_idx = fn(x.contiguous(), k, s, p, d, ceil_mode=ceil, return_indices=True)
+        lowest = -math.inf if x.dtype.is_floating_point else torch.iinfo(x.dtype).min
+        idx = torch.empty_like(idx).copy_(torch.where(out == lowest, planar_idx, idx))  # keeping idx's strides
+    return out, idx
 
 
-def cuda_expected_indices(info, out, idx):
-    # PyTorch CUDA's channels_last kernel starts the index at 0, not the first tap.
-    if info["layout"] == "nhwc":
+def torch_backward(grad, x, case, idx):
+    """torch's max_pool{1,2,3}d backward (1-d: the 2-d op on the unsqueezed tensors, as torch's own autograd)."""
+    k, s, p, d, ceil = pool_args(case)
+    if case["dims"] == 1:
+        return torch.ops.aten.max_pool2d_with_indices_backward(
+            grad.unsqueeze(-2), x.unsqueeze(-2), [1] + k, [1] + s, [0] + p, [1] + d, ceil, idx.unsqueeze(-2)).squeeze(-2)
+    op = torch.ops.aten.max_pool2d_with_indices_backward if case["dims"] == 2 else \
+        torch.ops.aten.max_pool3d_with_indices_backward
+    return op(grad, x, k, s, p, d, ceil, idx)
+
+
+def index_starts_at_zero(case, dtype):
+    """PyTorch CUDA's 2-d channels-last forward (max_pool1d and 2d) starts the index at 0."""
+    return case["dims"] < 3 and dtype.is_floating_point
+
+
+def cuda_expected_indices(info, out, idx, case):
+    if info["layout"] == "nhwc" and index_starts_at_zero(case, out.dtype):
         return torch.where(out == -math.inf, torch.zeros_like(idx), idx)
     return idx
 
 
 def assert_same(a, b):
     assert a.shape == b.shape and a.dtype == b.dtype
+    if not a.dtype.is_floating_point:
+        assert torch.equal(a, b)
+        return
     assert torch.equal(a.isnan(), b.isnan())
     fill = torch.zeros((), dtype=a.dtype)
     assert torch.equal(torch.where(a.isnan(), fill, a), torch.where(b.isnan(), fill, b))
@@ -126,15 +220,15 @@ def summarize(info):
 
 def run_forward(x, case, with_indices=True, force_index64=False, sm_count=H100_SMS):
     k, s, p, d, ceil = pool_args(case)
-    out, idx, info = _C.cuda_host_max_pool2d(x, k, s, p, d, ceil, with_indices=with_indices,
-                                             force_index64=force_index64, sm_count=sm_count)
+    out, idx, info = _C.cuda_host_max_pool(x, k, s, p, d, ceil, with_indices=with_indices,
+                                           force_index64=force_index64, sm_count=sm_count)
     return out, idx, summarize(info)
 
 
 def run_backward(grad, x, case, idx, force_index64=False, sm_count=H100_SMS):
     k, s, p, d, ceil = pool_args(case)
-    gi, info = _C.cuda_host_max_pool2d_backward(grad, x, k, s, p, d, ceil, idx, force_index64=force_index64,
-                                                sm_count=sm_count)
+    gi, info = _C.cuda_host_max_pool_backward(grad, x, k, s, p, d, ceil, idx, force_index64=force_index64,
+                                              sm_count=sm_count)
     return gi, summarize(info)
 
 
@@ -146,12 +240,13 @@ def backward_kind(case):
     """The backward algorithm the launcher must pick (see max_pool_launcher.h)."""
     if not windows_overlap(case):
         return "bands"
-    return "band_gather" if tuple(case["s"]) == (2, 2) else "gather"
+    sd, sh, sw = padded3(case["s"], 1)
+    return "band_gather" if (sh, sw) == (2, 2) and sd in (1, 2) else "gather"
 
 
-def check_info(info, x):
+def check_info(info, x, dims):
     assert info["misaligned"] == 0
-    c = x.shape[-3]
+    c = x.shape[-dims - 1]
     assert c % info["lanes"] == 0
     assert info["lanes"] in (1, 8 // x.element_size(), 16 // x.element_size())
     if info["lanes"] > 1:
@@ -163,11 +258,8 @@ def check_info(info, x):
 SM_COUNTS = st.sampled_from([H100_SMS, 1])
 
 
-@HOST_SETTINGS
-@given(pool_case(), SM_COUNTS)
-def test_forward_matches_torch(case, sms):
+def check_forward(case, sms):
     x = make_input(case)
-    k, s, p, d, ceil = pool_args(case)
     try:
         ref_out, ref_idx = torch_forward(x, case)
     except RuntimeError as e:
@@ -176,19 +268,20 @@ def test_forward_matches_torch(case, sms):
         return
     out, idx, info = run_forward(x, case, sm_count=sms)
     assert_same(out, ref_out)
-    assert torch.equal(idx, cuda_expected_indices(info, ref_out, ref_idx))
+    assert torch.equal(idx, cuda_expected_indices(info, ref_out, ref_idx, case))
     assert out.stride() == ref_out.stride() and idx.stride() == ref_idx.stride()
     if out.numel() == 0:
         assert info["body"] is None  # nothing is launched for an empty output
         return
-    # Square 2x2 and 3x3 NCHW windows take the unrolled bodies.
-    k_square = case["k"][0] if case["k"][0] == case["k"][1] and case["k"][0] in (2, 3) else None
+    # Square 2x2 and 3x3 (h, w) windows in NCHW take the unrolled bodies.
+    _, kh, kw = padded3(case["k"], 1)
+    k_square = kh if kh == kw and kh in (2, 3) else None
     assert info["body"] in ("forward_nhwc", "forward_nchw" + (f"_k{k_square}" if k_square else ""))
-    if memory_format_of(ref_out) == torch.channels_last:
+    if is_channels_last(ref_out, case["dims"]):
         assert info["layout"] == "nhwc"
     assert info["index_bits"] == 32
     assert info["items"] * info["lanes"] == out.numel()
-    check_info(info, x)
+    check_info(info, x, case["dims"])
 
     # The inference op: same values, no indices; and the 64-bit index path.
     out2, none, _ = run_forward(x, case, with_indices=False, sm_count=sms)
@@ -200,111 +293,150 @@ def test_forward_matches_torch(case, sms):
     assert torch.equal(idx3, idx)
 
 
+@pytest.mark.parametrize("dims", DIMS)
+def test_forward_matches_torch(dims):
+    @HOST_SETTINGS
+    @given(pool_case(dims), SM_COUNTS)
+    def check(case, sms):
+        check_forward(case, sms)
+
+    check()
+
+
+@pytest.mark.parametrize("dims", DIMS)
+def test_integer_forward_matches_torch_cpu(dims):
+    """Integer inputs (no PyTorch CUDA kernel): PyTorch CPU's values and indices,
+    the running max starting at the type's lowest value."""
+    @settings(SETTINGS, max_examples=SETTINGS.max_examples // 2)
+    @given(pool_case(dims, dtypes=INT_DTYPES), SM_COUNTS)
+    def check(case, sms):
+        check_forward(case, sms)
+
+    check()
+
+
 def covered_by_own_window(idx, x_shape, case):
     """Whether each output's index lies inside that output's window span (the
     outputs a gather visits for that input)."""
-    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = case["k"], case["s"], case["p"], case["d"]
-    H, W = x_shape[-2], x_shape[-1]
-    oh = torch.arange(idx.shape[-2]).view(-1, 1)
-    ow = torch.arange(idx.shape[-1]).view(1, -1)
-    h, w = idx // W, idx % W  # a flattened index aliases as it does on the GPU
-    h0, w0 = oh * sh - ph, ow * sw - pw
-    inside = (idx >= 0) & (idx < H * W)  # past the plane: no input has it (CPU would write out of bounds)
-    return inside & (h >= h0) & (h <= h0 + (kh - 1) * dh) & (w >= w0) & (w <= w0 + (kw - 1) * dw)
+    dims = case["dims"]
+    sizes = x_shape[-dims:]
+    inside = (idx >= 0) & (idx < math.prod(sizes))  # past the volume: no input has it
+    rest = idx.clone()
+    for axis in reversed(range(dims)):  # a flattened index aliases as it does on the GPU
+        pos = rest % sizes[axis]
+        rest = rest // sizes[axis]
+        shape = [1] * dims
+        shape[axis] = -1
+        o = torch.arange(idx.shape[-dims + axis]).view(shape)
+        start = o * case["s"][axis] - case["p"][axis]
+        inside &= (pos >= start) & (pos <= start + (case["k"][axis] - 1) * case["d"][axis])
+    return inside
 
 
 def reference_backward(grad, x, case, idx):
-    """PyTorch CUDA's backward, from torch CPU's: outputs whose index lies outside
-    their own window add nothing (CUDA gathers over covering outputs; CPU would
-    scatter there), and half types sum in float32 (same order) and round once."""
-    k, s, p, d, ceil = pool_args(case)
+    """fastpool CUDA's backward (PyTorch CUDA's for 1-d/2-d), from torch CPU's:
+    outputs whose index lies outside their own window add nothing (a gather
+    over covering outputs; CPU would scatter there), and half types sum in
+    float32 (same order) and round once."""
     keep = covered_by_own_window(idx, x.shape, case)
     grad = torch.where(keep, grad, torch.zeros_like(grad))
     idx = torch.where(keep, idx, torch.full_like(idx, -1))  # CPU skips -1
     if x.dtype in HALF_TYPES:
-        return torch.ops.aten.max_pool2d_with_indices_backward(grad.float(), x.float(), k, s, p, d, ceil, idx).to(
-            x.dtype)
-    return torch.ops.aten.max_pool2d_with_indices_backward(grad, x, k, s, p, d, ceil, idx)
+        return torch_backward(grad.float(), x.float(), case, idx).to(x.dtype)
+    return torch_backward(grad, x, case, idx)
 
 
-@HOST_SETTINGS
-@given(pool_case(), st.integers(0, 2**31 - 1), SM_COUNTS)
-def test_backward_matches_torch(case, grad_seed, sms):
+def check_backward(case, grad_seed, sms):
     x = make_input(case)
     try:
-        ref_out, ref_idx = torch_forward(x, case)
+        ref_out, _ = torch_forward(x, case)
     except RuntimeError:
         return
     g = torch.Generator().manual_seed(grad_seed)
     # Grads with a few significant bits, so sums round differently per order.
     grad = (torch.randn(ref_out.shape, generator=g, dtype=torch.float64) * 3).to(x.dtype)
-    grad = grad.contiguous(memory_format=memory_format_of(ref_out))
-    k, s, p, d, ceil = pool_args(case)
+    grad = torch.empty_like(ref_out).copy_(grad)  # in the forward output's layout
     _, idx, _ = run_forward(x, case)  # the indices CUDA's forward gives
     gi, info = run_backward(grad, x, case, idx, sm_count=sms)
     ref = reference_backward(grad, x, case, idx)
     assert_same(gi, ref)
-    assert gi.stride() == ref.stride()
+    assert gi.stride() == ref.stride() or x.numel() == 0
     if x.numel() == 0:
         assert info["body"] is None
         return
     # Overlapping windows gather (per input, or per band for stride 2); the others write each output's band.
     kind = backward_kind(case)
     assert info["body"] == f"backward_{kind}_{info['layout']}"
-    if memory_format_of(ref) == torch.channels_last:
+    if is_channels_last(x, case["dims"]):
         assert info["layout"] == "nhwc"
     assert info["items"] * info["lanes"] == (x.numel() if kind == "gather" else ref_out.numel())
-    check_info(info, x)
+    check_info(info, x, case["dims"])
     gi64, info64 = run_backward(grad, x, case, idx, force_index64=True, sm_count=sms)
     assert info64["index_bits"] == 64
     assert_same(gi64, gi)
 
 
-@HOST_SETTINGS
-@given(pool_case(min_c=1, max_c=4, channels_multiple=8), st.integers(0, 2**31 - 1))
-def test_vector_paths_aligned(case, grad_seed):
+@pytest.mark.parametrize("dims", DIMS)
+def test_backward_matches_torch(dims):
+    @HOST_SETTINGS
+    @given(pool_case(dims), st.integers(0, 2**31 - 1), SM_COUNTS)
+    def check(case, grad_seed, sms):
+        check_backward(case, grad_seed, sms)
+
+    check()
+
+
+@pytest.mark.parametrize("dims", DIMS)
+def test_vector_paths_aligned(dims):
     """Channel counts that take the 8/16-byte paths: full width when aligned."""
-    case = dict(case, layout="channels_last", shape=(max(1, (case["shape"][0] or 1)),) + case["shape"][-3:])
-    x = make_input(case)
-    try:
-        ref_out, ref_idx = torch_forward(x, case)
-    except RuntimeError:
-        return
-    out, idx, info = run_forward(x, case)
-    # Fresh CPU tensors are 64-byte aligned and C is a multiple of 8: 16 bytes
-    # (unless H = W = 1, where torch calls the layout contiguous).
-    nhwc = info["layout"] == "nhwc"
-    assert info["lanes"] == (16 // x.element_size() if nhwc else 1)
-    check_info(info, x)
-    assert_same(out, ref_out)
-    assert torch.equal(idx, cuda_expected_indices(info, ref_out, ref_idx))
-    grad = torch.randn(ref_out.shape, generator=torch.Generator().manual_seed(grad_seed)).to(x.dtype)
-    grad = grad.contiguous(memory_format=torch.channels_last)
-    k, s, p, d, ceil = pool_args(case)
-    gi, binfo = run_backward(grad, x, case, ref_idx)
-    assert binfo["lanes"] == (16 // x.element_size() if nhwc else 1)
-    check_info(binfo, x)
-    assert_same(gi, reference_backward(grad, x, case, ref_idx))
+    @HOST_SETTINGS
+    @given(pool_case(dims, min_c=1, max_c=4, channels_multiple=8), st.integers(0, 2**31 - 1))
+    def check(case, grad_seed):
+        case = dict(case, layout="channels_last", shape=(max(1, (case["shape"][0] or 1)),) + case["shape"][-dims - 1:])
+        x = make_input(case)
+        try:
+            ref_out, ref_idx = torch_forward(x, case)
+        except RuntimeError:
+            return
+        out, idx, info = run_forward(x, case)
+        # Fresh CPU tensors are 64-byte aligned and C is a multiple of 8: 16
+        # bytes (unless the spatial size is 1, where torch calls the layout contiguous).
+        nhwc = info["layout"] == "nhwc"
+        assert info["lanes"] == (16 // x.element_size() if nhwc else 1)
+        check_info(info, x, dims)
+        assert_same(out, ref_out)
+        assert torch.equal(idx, cuda_expected_indices(info, ref_out, ref_idx, case))
+        grad = torch.randn(ref_out.shape, generator=torch.Generator().manual_seed(grad_seed)).to(x.dtype)
+        grad = torch.empty_like(ref_out).copy_(grad)
+        gi, binfo = run_backward(grad, x, case, idx)
+        assert binfo["lanes"] == (16 // x.element_size() if nhwc else 1)
+        check_info(binfo, x, dims)
+        assert_same(gi, reference_backward(grad, x, case, idx))
+
+    check()
 
 
 def offset_channels_last(x, offset_elems):
-    """x's values in channels_last storage that starts offset_elems into its buffer."""
-    n, c, h, w = x.shape
+    """x's values in channels-last storage that starts offset_elems into its buffer."""
+    dims = x.dim() - 2
     buf = torch.empty(x.numel() + offset_elems, dtype=x.dtype)
-    y = buf[offset_elems:].view(n, h, w, c).permute(0, 3, 1, 2)
+    stored = (x.shape[0],) + tuple(x.shape[2:]) + (x.shape[1],)
+    y = buf[offset_elems:].view(stored).permute([0, dims + 1] + list(range(1, dims + 1)))
     y.copy_(x)
-    assert y.is_contiguous(memory_format=torch.channels_last) and y.storage_offset() == offset_elems
+    assert y.stride() == to_layout(x, dims, "channels_last").stride() and y.storage_offset() == offset_elems
     return y
 
 
+@pytest.mark.parametrize("dims", DIMS)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("offset", [1, 2, 4])
 @pytest.mark.parametrize("window", [(3, 2, 1), (3, 1, 1), (2, 2, 0)], ids=["band_gather", "gather", "bands"])
-def test_vector_width_follows_alignment(dtype, offset, window):
+def test_vector_width_follows_alignment(dims, dtype, offset, window):
     """Misaligned buffers drop to a narrower (8-byte) or the scalar path, never a misaligned access."""
     k, s, p = window
-    case = dict(k=(k, k), s=(s, s), p=(p, p), d=(1, 1), ceil=False, shape=(2, 16, 9, 9),
-                layout="channels_last", dtype=dtype, special=True, seed=offset)
+    spatial = {1: (17,), 2: (9, 9), 3: (5, 6, 5)}[dims]
+    case = dict(dims=dims, k=(k,) * dims, s=(s,) * dims, p=(p,) * dims, d=(1,) * dims, ceil=False,
+                shape=(2, 16) + spatial, layout="channels_last", dtype=dtype, special=True, seed=offset)
     x = offset_channels_last(make_input(case), offset)
     ref_out, ref_idx = torch_forward(x, case)
     out, idx, info = run_forward(x, case)
@@ -312,93 +444,140 @@ def test_vector_width_follows_alignment(dtype, offset, window):
     addr = (offset * es) % 16
     want = 16 // es if addr == 0 else (8 // es if addr % 8 == 0 and 8 // es > 1 else 1)
     assert info["lanes"] == want
-    check_info(info, x)
+    check_info(info, x, dims)
     assert_same(out, ref_out)
-    assert torch.equal(idx, cuda_expected_indices(info, ref_out, ref_idx))
+    assert torch.equal(idx, cuda_expected_indices(info, ref_out, ref_idx, case))
 
     grad = offset_channels_last(torch.randn(ref_out.shape).to(dtype), offset)
-    k, s, p, d, ceil = pool_args(case)
-    gi, binfo = run_backward(grad, x, case, ref_idx.contiguous(memory_format=torch.channels_last))
-    check_info(binfo, x)
-    assert_same(gi, reference_backward(grad, x, case, ref_idx))
+    gi, binfo = run_backward(grad, x, case, offset_channels_last(idx, 0))
+    check_info(binfo, x, dims)
+    assert_same(gi, reference_backward(grad, x, case, idx))
 
 
+@pytest.mark.parametrize("dims", DIMS)
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
-def test_all_minus_inf_window_index_and_backward(layout):
-    """The one CUDA-vs-CPU index difference, and how CUDA's backward treats it."""
-    x = torch.full((1, 2, 6, 6), -math.inf)
-    x[:, :, 1, 1] = 1.0
-    if layout == "channels_last":
-        x = x.contiguous(memory_format=torch.channels_last)
-    k, s, p, d = [2, 2], [2, 2], [0, 0], [1, 1]
-    out, idx, _ = _C.cuda_host_max_pool2d(x, k, s, p, d, False)
-    ref_out, ref_idx = F.max_pool2d(x, 2, 2, return_indices=True)
+def test_all_minus_inf_window_index_and_backward(dims, layout):
+    """The CUDA-vs-CPU index difference (2-d channels-last kernel: max_pool1d
+    and 2d), its absence in max_pool3d, and how the backward treats it."""
+    spatial = (6,) * dims
+    x = torch.full((1, 2) + spatial, -math.inf)
+    x[(slice(None), slice(None)) + (1,) * dims] = 1.0
+    x = to_layout(x, dims, layout)
+    k, s, p, d = [2] * dims, [2] * dims, [0] * dims, [1] * dims
+    case = dict(dims=dims, k=k, s=s, p=p, d=d, ceil=False)
+    out, idx, _ = _C.cuda_host_max_pool(x, k, s, p, d, False)
+    ref_out, ref_idx = torch_forward(x, case)
     assert_same(out, ref_out)
-    if layout == "channels_last":
+    peak = sum(6**a for a in range(dims))  # the 1.0, in the first window
+    assert (idx.flatten(2)[:, :, 0] == peak).all()
+    index_zero = layout == "channels_last" and dims < 3
+    if index_zero:
         # Every window but the first is all -inf: index 0 (CPU says its first tap).
-        assert (idx[:, :, 0, 0] != 0).all() and (idx.flatten(2)[:, :, 1:] == 0).all()
+        assert (idx.flatten(2)[:, :, 1:] == 0).all()
         assert not torch.equal(idx, ref_idx)
     else:
         assert torch.equal(idx, ref_idx)
     # Backward gathers only from outputs whose window covers the input, so index
     # 0 from a far window contributes nothing (as on PyTorch CUDA), where CPU's
-    # scatter would add the eight far windows' grads into input 0.
+    # scatter would add the far windows' grads into input 0.
     grad = torch.ones_like(out)
-    gi, _ = _C.cuda_host_max_pool2d_backward(grad, x, k, s, p, d, False, idx)
-    case = dict(k=k, s=s, p=p, d=d, ceil=False)
+    gi, _ = _C.cuda_host_max_pool_backward(grad, x, k, s, p, d, False, idx)
     assert_same(gi, reference_backward(grad, x, case, idx))
-    assert gi.flatten(2)[:, :, 0].eq(0).all() and gi.flatten(2)[:, :, 7].eq(1).all()
+    flat = gi.flatten(2)
+    assert flat[:, :, 0].eq(0).all() and flat[:, :, peak].eq(1).all()
+    windows = out.flatten(2).shape[-1]
+    assert gi.sum() == 2 * (1 if index_zero else windows)  # else every far window's first tap
 
 
-def test_unbatched_and_empty_batch():
-    x = torch.randn(3, 7, 5)
-    out, idx, info = _C.cuda_host_max_pool2d(x, [2, 2], [], [1, 1], [1, 1], True)
-    ref_out, ref_idx = F.max_pool2d(x, 2, padding=1, ceil_mode=True, return_indices=True)
+@pytest.mark.parametrize("dims", DIMS)
+def test_unbatched_and_empty_batch(dims):
+    x = torch.randn((3,) + (7, 5, 6)[:dims])
+    k, p = [2] * dims, [1] * dims
+    case = dict(dims=dims, k=k, s=k, p=p, d=[1] * dims, ceil=True)
+    out, idx, info = _C.cuda_host_max_pool(x, k, [], p, [1] * dims, True)
+    ref_out, ref_idx = torch_forward(x, case)
     assert summarize(info)["layout"] == "nchw"
     assert_same(out, ref_out) and torch.equal(idx, ref_idx)
-    e = torch.randn(0, 4, 6, 6).contiguous(memory_format=torch.channels_last)
-    out, idx, _ = _C.cuda_host_max_pool2d(e, [2, 2], [], [0, 0], [1, 1], False)
-    assert out.shape == (0, 4, 3, 3) and idx.shape == (0, 4, 3, 3)
-    gi, _ = _C.cuda_host_max_pool2d_backward(out, e, [2, 2], [], [0, 0], [1, 1], False, idx)
+    e = to_layout(torch.randn((0, 4) + (6,) * dims), dims, "channels_last")
+    out, idx, _ = _C.cuda_host_max_pool(e, k, [], [0] * dims, [1] * dims, False)
+    assert out.shape == (0, 4) + (3,) * dims and idx.shape == out.shape
+    gi, _ = _C.cuda_host_max_pool_backward(out, e, k, [], [0] * dims, [1] * dims, False, idx)
     assert gi.shape == e.shape
 
 
-def test_integer_dtype_rejected_like_pytorch_cuda():
-    # PyTorch's CUDA max_pool2d is floating-point only; same error type and name.
-    x = torch.randint(0, 9, (1, 2, 4, 4))
-    with pytest.raises(NotImplementedError, match="max_pool2d_with_indices_out_cuda_frame.*Long"):
-        _C.cuda_host_max_pool2d(x, [2, 2], [], [0, 0], [1, 1], False)
+@pytest.mark.parametrize("dims", DIMS)
+@pytest.mark.parametrize("dtype", INT_DTYPES + [torch.bool])
+def test_integer_backward_rejected_like_pytorch(dims, dtype):
+    """The forward takes integers (bool is refused, with torch's dispatch name);
+    the backward raises NotImplementedError as PyTorch's does for integers."""
+    x = torch.randint(0, 2, (1, 2) + (4,) * dims).to(dtype)
+    k = [2] * dims
+    forward_name = "max_pool3d_with_indices_out_frame" if dims == 3 else "max_pool2d_with_indices_out_cuda_frame"
+    if dtype == torch.bool:
+        with pytest.raises(NotImplementedError, match=f"{forward_name}.*Bool"):
+            _C.cuda_host_max_pool(x, k, [], [0] * dims, [1] * dims, False)
+        return
+    out, idx, _ = _C.cuda_host_max_pool(x, k, [], [0] * dims, [1] * dims, False)
+    backward_name = "max_pool3d_with_indices_backward_out_frame" if dims == 3 else \
+        "max_pool2d_with_indices_out_cuda_frame"
+    with pytest.raises(NotImplementedError, match=backward_name):
+        _C.cuda_host_max_pool_backward(out, x, k, [], [0] * dims, [1] * dims, False, idx)
 
 
-@pytest.mark.parametrize("kwargs", [dict(k=[0, 2]), dict(k=[2, 2], p=[2, 2]), dict(k=[2, 2], s=[0, 1]),
-                                    dict(k=[2, 2], d=[0, 1]), dict(k=[5, 5]), dict(k=[2, 1], p=[2, 0], d=[3, 1])])
+ARG_ERRORS = [dict(k=[0, 2]), dict(k=[2, 2], p=[2, 2]), dict(k=[2, 2], s=[0, 1]), dict(k=[2, 2], d=[0, 1]),
+              dict(k=[5, 5]), dict(k=[2, 1], p=[2, 0], d=[3, 1]),
+              dict(k=[0]), dict(k=[2], p=[2]), dict(k=[9]), dict(k=[2], s=[0]),
+              dict(k=[2, 0, 2]), dict(k=[2, 2, 2], p=[0, 2, 0]), dict(k=[5, 2, 2]), dict(k=[2, 2, 2], d=[1, 0, 1]),
+              dict(k=[2, 2, 2], shape=(2, 4, 4)), dict(k=[2], shape=(1, 2, 4, 4))]
+
+
+def torch_op_for(dims):
+    return {1: torch.ops.aten.max_pool1d_with_indices, 2: torch.ops.aten.max_pool2d_with_indices,
+            3: torch.ops.aten.max_pool3d_with_indices}[dims]
+
+
+@pytest.mark.parametrize("kwargs", ARG_ERRORS)
 def test_argument_errors_match_torch(kwargs):
-    x = torch.randn(1, 2, 4, 4)
-    k, s, p, d = kwargs.get("k"), kwargs.get("s", []), kwargs.get("p", [0, 0]), kwargs.get("d", [1, 1])
+    dims = len(kwargs["k"])
+    x = torch.randn(kwargs.get("shape", (1, 2) + (4,) * dims))
+    k, s, p, d = kwargs["k"], kwargs.get("s", []), kwargs.get("p", [0] * dims), kwargs.get("d", [1] * dims)
     with pytest.raises(RuntimeError) as ref:
-        torch.ops.aten.max_pool2d_with_indices(x, k, s, p, d, False)
+        torch_op_for(dims)(x, k, s, p, d, False)
     with pytest.raises(type(ref.value)):
-        _C.cuda_host_max_pool2d(x, k, s, p, d, False)
+        _C.cuda_host_max_pool(x, k, s, p, d, False)
 
 
+def test_channels_last_2d_input_to_3d_raises():
+    """A 4-D input that is channels_last in the 2-d sense: max_pool3d raises, as PyTorch's CPU op."""
+    x = torch.randn(2, 3, 4, 5).contiguous(memory_format=torch.channels_last)
+    with pytest.raises(RuntimeError):
+        F.max_pool3d(x, 2)
+    with pytest.raises(RuntimeError):
+        _C.cuda_host_max_pool(x, [2, 2, 2], [], [0, 0, 0], [1, 1, 1], False)
+
+
+GRID_SHAPES = {1: (4, 48, 700), 2: (2, 24, 96, 80), 3: (2, 16, 20, 32, 32)}
+
+
+@pytest.mark.parametrize("dims", DIMS)
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
 @pytest.mark.parametrize("window", [(3, 2, 1), (3, 1, 1), (2, 2, 0)], ids=["band_gather", "gather", "bands"])
-def test_grid_stride_steps_on_one_sm(layout, window):
+def test_grid_stride_steps_on_one_sm(dims, layout, window):
     """A single SM's grid (64 blocks of 256 threads) covers these jobs in several
     grid-stride steps: every item still runs once, and the results are torch's."""
     k, s, p = window
-    case = dict(k=(k, k), s=(s, s), p=(p, p), d=(1, 1), ceil=False, shape=(2, 24, 96, 80),
-                layout=layout, dtype=torch.float32, special=True, seed=7)
+    case = dict(dims=dims, k=(k,) * dims, s=(s,) * dims, p=(p,) * dims, d=(1,) * dims, ceil=False,
+                shape=GRID_SHAPES[dims], layout=layout, dtype=torch.float32, special=True, seed=7)
     x = make_input(case)
     ref_out, ref_idx = torch_forward(x, case)
     out, idx, info = run_forward(x, case, sm_count=1)
     assert info["blocks"] == 64 and info["max_steps"] > 1
     assert_same(out, ref_out)
-    assert torch.equal(idx, cuda_expected_indices(info, ref_out, ref_idx))
-    grad = torch.randn(ref_out.shape, generator=torch.Generator().manual_seed(3)).contiguous(
-        memory_format=memory_format_of(ref_out))
+    assert torch.equal(idx, cuda_expected_indices(info, ref_out, ref_idx, case))
+    grad = torch.empty_like(ref_out).copy_(torch.randn(ref_out.shape, generator=torch.Generator().manual_seed(3)))
     gi, binfo = run_backward(grad, x, case, idx, sm_count=1)
     assert binfo["max_steps"] > 1
+    assert binfo["body"] == f"backward_{backward_kind(case)}_{binfo['layout']}"
     assert_same(gi, reference_backward(grad, x, case, idx))
     # The same job on an H100's grid: one step, same bits.
     gi_h100, hinfo = run_backward(grad, x, case, idx)
@@ -443,20 +622,26 @@ def test_divider_is_exact(divisor):
                     "tools/cuda_build_check.sh runs this in the CUDA build")
 @pytest.mark.parametrize("kwargs", [dict(k=[2, 2], p=[2, 2]), dict(k=[0, 2]), dict(k=[5, 5]),
                                     dict(k=[3, 3], p=[2, 2], d=[3, 3], shape=(0, 2, 5, 5)),
-                                    dict(k=[2, 2], shape=(2, 5, 5), p=[2, 2])])
+                                    dict(k=[2, 2], shape=(2, 5, 5), p=[2, 2]),
+                                    dict(k=[2], p=[2]), dict(k=[9]), dict(k=[2, 2, 2], p=[2, 0, 0]),
+                                    dict(k=[5, 2, 2]), dict(k=[2, 2, 2], shape=(2, 4, 4))])
 def test_cuda_kernels_raise_before_touching_the_device(kwargs):
     """The CUDA build's registered kernels themselves (reached by redispatching to
     the CUDA key, no GPU needed) raise torch's exception for bad arguments, from
     the same frames a GPU call goes through, before any device call."""
-    x = torch.randn(kwargs.get("shape", (1, 2, 4, 4)))
-    k, s, p, d = kwargs.get("k"), kwargs.get("s", []), kwargs.get("p", [0, 0]), kwargs.get("d", [1, 1])
+    dims = len(kwargs["k"])
+    x = torch.randn(kwargs.get("shape", (1, 2) + (4,) * dims))
+    k, s, p, d = kwargs["k"], kwargs.get("s", []), kwargs.get("p", [0] * dims), kwargs.get("d", [1] * dims)
     with pytest.raises(RuntimeError) as ref:
-        torch.ops.aten.max_pool2d_with_indices(x, k, s, p, d, False)
+        torch_op_for(dims)(x, k, s, p, d, False)
     cuda = torch._C.DispatchKeySet(torch._C.DispatchKey.CUDA)
-    for op in (torch.ops.fastpool.max_pool2d_with_indices.default, torch.ops.fastpool.max_pool2d.default):
+    name = f"max_pool{dims}d"
+    ops = torch.ops.fastpool
+    for op in (getattr(ops, f"{name}_with_indices").default, getattr(ops, name).default):
         with pytest.raises(type(ref.value)):
             op.redispatch(cuda, x, k, s, p, d, False)
-    out = torch.ops.aten.max_pool2d_with_indices(x, [1, 1], [1, 1], [0, 0], [1, 1], False)
+    if x.dim() != dims + 1 and x.dim() != dims + 2:
+        return  # no forward of torch's to take a grad_output shape from
+    out = torch_op_for(dims)(x, [1] * dims, [1] * dims, [0] * dims, [1] * dims, False)
     with pytest.raises(type(ref.value)):
-        torch.ops.fastpool.max_pool2d_with_indices_backward.default.redispatch(
-            cuda, out[0], x, k, s, p, d, False, out[1])
+        getattr(ops, f"{name}_with_indices_backward").default.redispatch(cuda, out[0], x, k, s, p, d, False, out[1])

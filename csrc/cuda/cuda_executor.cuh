@@ -35,15 +35,24 @@ struct CudaExecutor {
   }
 };
 
-// The per-type launches: `extern` where they are used, defined in max_pool_<type>.cu.
-#define FASTPOOL_CUDA_TYPED_LAUNCHES(EXTERN, scalar_t)                                                       \
-  EXTERN template void forward_typed<scalar_t, CudaExecutor>(const CudaExecutor&, const ForwardJob&, bool); \
+// The per-type launches: `extern` where they are used, defined in
+// max_pool_<type>.cu. Integer types have the forward only (PyTorch has no
+// integer max-pool backward), all five in max_pool_int.cu.
+#define FASTPOOL_CUDA_FORWARD_LAUNCHES(EXTERN, scalar_t) \
+  EXTERN template void forward_typed<scalar_t, CudaExecutor>(const CudaExecutor&, const ForwardJob&, bool);
+#define FASTPOOL_CUDA_TYPED_LAUNCHES(EXTERN, scalar_t) \
+  FASTPOOL_CUDA_FORWARD_LAUNCHES(EXTERN, scalar_t)     \
   EXTERN template void backward_typed<scalar_t, CudaExecutor>(const CudaExecutor&, const BackwardJob&);
 
 FASTPOOL_CUDA_TYPED_LAUNCHES(extern, float)
 FASTPOOL_CUDA_TYPED_LAUNCHES(extern, double)
 FASTPOOL_CUDA_TYPED_LAUNCHES(extern, c10::Half)
 FASTPOOL_CUDA_TYPED_LAUNCHES(extern, c10::BFloat16)
+FASTPOOL_CUDA_FORWARD_LAUNCHES(extern, uint8_t)
+FASTPOOL_CUDA_FORWARD_LAUNCHES(extern, int8_t)
+FASTPOOL_CUDA_FORWARD_LAUNCHES(extern, int16_t)
+FASTPOOL_CUDA_FORWARD_LAUNCHES(extern, int32_t)
+FASTPOOL_CUDA_FORWARD_LAUNCHES(extern, int64_t)
 
 }  // namespace cuda_impl
 }  // namespace fastpool

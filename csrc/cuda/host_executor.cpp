@@ -100,17 +100,26 @@ void check_cpu(const at::Tensor& t) {
   TORCH_CHECK(t.device().is_cpu(), "the host executor of the CUDA ops takes CPU tensors");
 }
 
+// The op's spatial dims: one per kernel_size entry (max_pool1d, 2d or 3d).
+int spatial_dims(const std::vector<int64_t>& kernel_size) {
+  const int dims = static_cast<int>(kernel_size.size());
+  TORCH_CHECK(dims >= 1 && dims <= kMaxSpatialDims, "the host hooks take one kernel_size entry per spatial dim (1 to ",
+              kMaxSpatialDims, "), got ", dims);
+  return dims;
+}
+
 py::tuple forward(const at::Tensor& input, std::vector<int64_t> kernel_size, std::vector<int64_t> stride,
                   std::vector<int64_t> padding, std::vector<int64_t> dilation, bool ceil_mode, bool with_indices,
                   int64_t sm_count, bool force_index64) {
   check_cpu(input);
+  const int dims = spatial_dims(kernel_size);
   const HostExecutor exec = executor(sm_count, force_index64);
   if (with_indices) {
-    auto [out, idx] = cuda_impl::max_pool2d_with_indices(exec, input, kernel_size, stride, padding, dilation,
-                                                         ceil_mode);
+    auto [out, idx] =
+        cuda_impl::max_pool_with_indices(exec, dims, input, kernel_size, stride, padding, dilation, ceil_mode);
     return py::make_tuple(out, idx, exec.info());
   }
-  at::Tensor out = cuda_impl::max_pool2d(exec, input, kernel_size, stride, padding, dilation, ceil_mode);
+  at::Tensor out = cuda_impl::max_pool(exec, dims, input, kernel_size, stride, padding, dilation, ceil_mode);
   return py::make_tuple(out, py::none(), exec.info());
 }
 
@@ -118,9 +127,10 @@ py::tuple backward(const at::Tensor& grad_output, const at::Tensor& input, std::
                    std::vector<int64_t> stride, std::vector<int64_t> padding, std::vector<int64_t> dilation,
                    bool ceil_mode, const at::Tensor& indices, int64_t sm_count, bool force_index64) {
   check_cpu(input);
+  const int dims = spatial_dims(kernel_size);
   const HostExecutor exec = executor(sm_count, force_index64);
-  at::Tensor gi = cuda_impl::max_pool2d_with_indices_backward(exec, grad_output, input, kernel_size, stride, padding,
-                                                              dilation, ceil_mode, indices);
+  at::Tensor gi = cuda_impl::max_pool_with_indices_backward(exec, dims, grad_output, input, kernel_size, stride,
+                                                            padding, dilation, ceil_mode, indices);
   return py::make_tuple(gi, exec.info());
 }
 
@@ -152,12 +162,15 @@ at::Tensor divide(const at::Tensor& numerators, int64_t divisor) {
 }  // namespace
 
 void register_test_hooks(pybind11::module_& m) {
-  m.def("cuda_host_max_pool2d", &forward,
-        "The CUDA forward op run by the host executor: (output, indices or None, info).", py::arg("input"),
+  m.def("cuda_host_max_pool", &forward,
+        "The CUDA forward op max_pool{len(kernel_size)}d run by the host executor: (output, indices or None, info).",
+        py::arg("input"),
         py::arg("kernel_size"), py::arg("stride"), py::arg("padding"), py::arg("dilation"), py::arg("ceil_mode"),
         py::arg("with_indices") = true, py::arg("sm_count") = kDefaultSms, py::arg("force_index64") = false);
-  m.def("cuda_host_max_pool2d_backward", &backward,
-        "The CUDA backward op run by the host executor: (grad_input, info).", py::arg("grad_output"),
+  m.def("cuda_host_max_pool_backward", &backward,
+        "The CUDA backward op max_pool{len(kernel_size)}d_with_indices_backward run by the host executor: "
+        "(grad_input, info).",
+        py::arg("grad_output"),
         py::arg("input"), py::arg("kernel_size"), py::arg("stride"), py::arg("padding"), py::arg("dilation"),
         py::arg("ceil_mode"), py::arg("indices"), py::arg("sm_count") = kDefaultSms,
         py::arg("force_index64") = false);

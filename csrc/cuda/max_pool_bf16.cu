@@ -1,4 +1,4 @@
-// The CUDA max_pool2d kernels for c10::BFloat16 (see cuda_executor.cuh).
+// The CUDA max_pool{1,2,3}d kernels for c10::BFloat16 (see cuda_executor.cuh).
 #include "cuda_executor.cuh"
 
 namespace fastpool {

@@ -1,27 +1,40 @@
-// The CUDA max_pool2d kernels' bodies: what one thread does for one work item,
+// The CUDA max_pool{1,2,3}d kernels' bodies: what one thread does for one work item,
 // as plain __host__ __device__ code. max_pool.cu runs them in a grid-stride
 // kernel on the GPU; host_executor.cpp runs the very same bodies over an
 // emulated grid on the host, so the test suite checks them against torch
 // without a GPU.
 //
 // Torch-free: scalar_t is float, double, c10::Half or c10::BFloat16 (all of
-// which convert to and from acc_t on host and device). index_t is int32_t or
-// int64_t, chosen by the launcher. Semantics are PyTorch CUDA's:
-//   forward  a tap wins if (val > max) || isnan(val), scanning h outer, w
-//            inner, so ties keep the first tap and the last NaN wins; the
-//            index starts at the first in-bounds tap in NCHW but at 0 in
-//            NHWC (PyTorch CUDA's channels-last kernel), which shows only
-//            when no tap beats -inf.
+// which convert to and from acc_t on host and device), or, forward only, an
+// integer type (acc_t is then the type itself). index_t is int32_t or int64_t,
+// chosen by the launcher. Every job has three axes d, h, w (pool_geometry.h:
+// 2-d is depth 1, 1-d also height 1); "NHWC" below means channels last
+// (N,L,C / N,H,W,C / N,D,H,W,C). Semantics are PyTorch CUDA's:
+//   forward  a tap wins if (val > max) || isnan(val), scanning d outer, h,
+//            w inner, so ties keep the first tap and the last NaN wins; the
+//            index is flattened over the D*H*W plane and starts at the first
+//            in-bounds tap, except in PyTorch CUDA's 2-d channels-last kernel
+//            (also max_pool1d's, which runs the 2-d kernel), which starts it
+//            at 0: Geometry::nhwc_index_from_zero. It shows only when no tap
+//            beats the start (-inf). Integers (no PyTorch CUDA kernel) start
+//            at the type's lowest value and the first tap, as PyTorch's CPU
+//            kernels do.
 //   backward each input sums, in acc_t (float for half types) and in output
 //            raster order, grad_output over the outputs whose window span
-//            covers it and whose index equals it. NCHW starts that sum at
-//            0 (so -0.0 becomes 0.0); NHWC with exactly one covering output
-//            copies the gradient (PyTorch CUDA does; it keeps -0.0).
-// Only 2-d pooling: geometry dims 1 (H) and 2 (W), depth 1.
+//            covers it and whose index equals it, starting at 0 (so -0.0
+//            becomes 0.0), except that PyTorch CUDA's 2-d channels-last
+//            kernel copies the gradient of a lone covering output (keeping
+//            -0.0): Geometry::nhwc_copies_single. PyTorch CUDA's max_pool3d
+//            backward instead scatters with atomicAdd (in scalar_t, in no
+//            fixed order); ours is the same deterministic gather for every
+//            dims, so overlapping 3-d windows may round differently from it
+//            (see tests/test_cuda_host_executor.py).
 #pragma once
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
+#include <type_traits>
 
 #include "../pool_geometry.h"
 #include "launch.h"
@@ -40,7 +53,7 @@ using cuda_launch::Divider;
 
 constexpr int kMaxVectorBytes = 16;
 
-// One spatial dim of a 2-d job, in the kernels' index type.
+// One spatial dim of a job, in the kernels' index type.
 template <typename index_t>
 struct Axis {
   index_t in, out, kernel, stride, pad, dilation;
@@ -48,14 +61,18 @@ struct Axis {
   Divider<index_t> by_stride;
 };
 
-// Everything the bodies need, prepared once on the host: sizes, the 2 axes
+// Everything the bodies need, prepared once on the host: sizes, the 3 axes
 // and the dividers that split a linear work index into coordinates.
 template <typename index_t>
 struct Geometry {
-  Axis<index_t> h, w;
+  Axis<index_t> d, h, w;
   index_t channels;
-  index_t lane_groups;  // channels / lanes (NHWC)
-  Divider<index_t> by_out_w, by_out_h, by_in_w, by_in_h, by_lane_groups;
+  index_t lane_groups;           // channels / lanes (NHWC)
+  index_t in_plane, out_plane;   // D*H*W and OD*OH*OW
+  Divider<index_t> by_out_w, by_out_h, by_out_d, by_in_w, by_in_h, by_in_d, by_lane_groups;
+  // PyTorch CUDA's 2-d (and 1-d) channels-last kernels, not its 3-d ones:
+  bool nhwc_index_from_zero;  // forward: the index starts at 0, not the first tap
+  bool nhwc_copies_single;    // backward: a lone covering output's gradient is copied, not added to 0
 };
 
 template <typename index_t>
@@ -72,48 +89,84 @@ inline Axis<index_t> make_axis(const PoolGeometry& g, int dim) {
   return a;
 }
 
+// torch_2d_channels_last: the job is channels last and PyTorch CUDA would run
+// its 2-d kernel (max_pool1d/2d, floating types): the two quirks above apply.
 template <typename index_t>
-inline Geometry<index_t> make_kernel_geometry(const PoolGeometry& g, int lanes) {
+inline Geometry<index_t> make_kernel_geometry(const PoolGeometry& g, int lanes, bool torch_2d_channels_last) {
   Geometry<index_t> k;
+  k.d = make_axis<index_t>(g, 0);
   k.h = make_axis<index_t>(g, 1);
   k.w = make_axis<index_t>(g, 2);
   k.channels = static_cast<index_t>(g.channels);
   k.lane_groups = static_cast<index_t>(g.channels / lanes);
+  k.in_plane = static_cast<index_t>(in_plane_elems(g));
+  k.out_plane = static_cast<index_t>(out_plane_elems(g));
   k.by_out_w = Divider<index_t>(g.out_size[2]);
   k.by_out_h = Divider<index_t>(g.out_size[1]);
+  k.by_out_d = Divider<index_t>(g.out_size[0]);
   k.by_in_w = Divider<index_t>(g.in_size[2]);
   k.by_in_h = Divider<index_t>(g.in_size[1]);
+  k.by_in_d = Divider<index_t>(g.in_size[0]);
   k.by_lane_groups = Divider<index_t>(g.channels / lanes);
+  k.nhwc_index_from_zero = torch_2d_channels_last;
+  k.nhwc_copies_single = torch_2d_channels_last;
   return k;
 }
 
-// Coordinates of a linear work index. Planar (NCHW): i over (plane, y, x) of
-// Y x X planes. Channels-last (NHWC): i over (n, y, x, group of V channels).
+// Coordinates of a linear work index. Planar (NCHW): i over (plane, z, y, x)
+// of Z x Y x X volumes. Channels-last (NHWC): i over (n, z, y, x, group of V
+// channels).
 template <typename index_t>
 struct Position {
   index_t outer;  // plane (n * C + c) for planar, image n for channels-last
-  index_t y, x;
+  index_t z, y, x;
   index_t lane_group;  // channels-last only
 };
 
+// The sizes and dividers of one grid of positions (the outputs or the inputs).
 template <typename index_t>
-FASTPOOL_HOST_DEVICE inline Position<index_t> split_planar(index_t i, const Divider<index_t>& by_x, index_t X,
-                                                           const Divider<index_t>& by_y, index_t Y) {
+struct Extent {
+  const Divider<index_t>& by_x;
+  index_t X;
+  const Divider<index_t>& by_y;
+  index_t Y;
+  const Divider<index_t>& by_z;
+  index_t Z;
+};
+
+template <typename index_t>
+FASTPOOL_HOST_DEVICE inline Extent<index_t> output_extent(const Geometry<index_t>& g) {
+  return {g.by_out_w, g.w.out, g.by_out_h, g.h.out, g.by_out_d, g.d.out};
+}
+template <typename index_t>
+FASTPOOL_HOST_DEVICE inline Extent<index_t> input_extent(const Geometry<index_t>& g) {
+  return {g.by_in_w, g.w.in, g.by_in_h, g.h.in, g.by_in_d, g.d.in};
+}
+
+template <typename index_t>
+FASTPOOL_HOST_DEVICE inline Position<index_t> split_planar(index_t i, const Extent<index_t>& e) {
   Position<index_t> p;
-  const index_t row = by_x.div(i);
-  p.x = i - row * X;
-  p.outer = by_y.div(row);
-  p.y = row - p.outer * Y;
+  const index_t row = e.by_x.div(i);
+  p.x = i - row * e.X;
+  const index_t slice = e.by_y.div(row);
+  p.y = row - slice * e.Y;
+  // Depth 1 (every 2-d and 1-d job, the same for the whole grid): no third division.
+  if (e.Z == 1) {
+    p.outer = slice;
+    p.z = 0;
+  } else {
+    p.outer = e.by_z.div(slice);
+    p.z = slice - p.outer * e.Z;
+  }
   p.lane_group = 0;
   return p;
 }
 
 template <typename index_t>
 FASTPOOL_HOST_DEVICE inline Position<index_t> split_channels_last(const Geometry<index_t>& g, index_t i,
-                                                                  const Divider<index_t>& by_x, index_t X,
-                                                                  const Divider<index_t>& by_y, index_t Y) {
+                                                                  const Extent<index_t>& e) {
   const index_t pixel = g.by_lane_groups.div(i);
-  Position<index_t> p = split_planar(pixel, by_x, X, by_y, Y);
+  Position<index_t> p = split_planar(pixel, e);
   p.lane_group = i - pixel * g.lane_groups;
   return p;
 }
@@ -247,7 +300,17 @@ inline int nhwc_vector_lanes(int64_t channels, int64_t elem_size, const void* co
 
 template <typename acc_t>
 FASTPOOL_HOST_DEVICE inline bool is_nan(acc_t v) {
-  return v != v;
+  return v != v;  // always false for integers, so the test compiles away
+}
+
+// Where the running max starts: -inf, or an integer type's lowest value.
+template <typename T>
+FASTPOOL_HOST_DEVICE inline T lowest_value() {
+  if constexpr (std::is_integral_v<T>) {
+    return std::numeric_limits<T>::lowest();
+  } else {
+    return static_cast<T>(-INFINITY);
+  }
 }
 
 template <typename scalar_t, typename index_t>
@@ -268,14 +331,31 @@ struct BackwardArgs {
 
 // ---- forward -------------------------------------------------------------
 
+// The in-bounds taps of one output's window in all three axes, and the index
+// of its first tap (where PyTorch starts the argmax).
+template <typename index_t>
+struct Window {
+  index_t d0, nd, h0, nh, w0, nw;
+};
+
+template <typename index_t>
+FASTPOOL_HOST_DEVICE inline Window<index_t> window_of(const Geometry<index_t>& g, const Position<index_t>& o) {
+  Window<index_t> t;
+  window_taps(g.d, o.z, &t.d0, &t.nd);
+  window_taps(g.h, o.y, &t.h0, &t.nh);
+  window_taps(g.w, o.x, &t.w0, &t.nw);
+  return t;
+}
+
 // NCHW: one output per work item, i = the output's linear index over
-// (n*C + c, oh, ow). Adjacent threads take adjacent outputs of a row, so each
-// tap's load is coalesced across the warp; the coordinates come from
+// (n*C + c, od, oh, ow). Adjacent threads take adjacent outputs of a row, so
+// each tap's load is coalesced across the warp; the coordinates come from
 // multiply-high divisions and the window from additions (no divide unless
 // dilated), which is most of what a thread does besides its loads.
-// kK > 0: a kK x kK window, unrolled so that all its loads are in flight at
-// once (taps outside the input are skipped, in the same h-outer, w-inner
-// order); kK == 0: any window, loops over the in-bounds taps.
+// kK > 0: a kK x kK window in (h, w), unrolled so that all its loads are in
+// flight at once (taps outside the input are skipped, in the same h-outer,
+// w-inner order), under a loop over the depth taps (one for 2-d); kK == 0:
+// any window, loops over the in-bounds taps.
 template <typename scalar_t, typename acc_t, typename index_t, bool kIndices, int kK>
 struct ForwardNchw {
   using Args = ForwardArgs<scalar_t, index_t>;
@@ -295,33 +375,35 @@ struct ForwardNchw {
 
   FASTPOOL_HOST_DEVICE static void run(const Args& a, index_t i) {
     const Geometry<index_t>& g = a.g;
-    const Position<index_t> o = split_planar(i, g.by_out_w, g.w.out, g.by_out_h, g.h.out);
-    const index_t plane = o.outer, oh = o.y, ow = o.x;
-    index_t h0, nh, w0, nw;
-    window_taps(g.h, oh, &h0, &nh);
-    window_taps(g.w, ow, &w0, &nw);
-    const index_t H = g.h.in, W = g.w.in;
-    const scalar_t* in = a.input + plane * (H * W);
+    const Position<index_t> o = split_planar(i, output_extent(g));
+    const Window<index_t> t = window_of(g, o);
+    const index_t H = g.h.in, W = g.w.in, HW = H * W;
+    const scalar_t* in = a.input + o.outer * g.in_plane;
 
-    scalar_t best = static_cast<scalar_t>(-INFINITY);
-    acc_t best_f = static_cast<acc_t>(-INFINITY);
-    index_t best_i = h0 * W + w0;
-    const index_t dh = g.h.dilation, dw = g.w.dilation;
+    scalar_t best = lowest_value<scalar_t>();
+    acc_t best_f = lowest_value<acc_t>();
+    index_t best_i = (t.d0 * H + t.h0) * W + t.w0;
+    const index_t dd = g.d.dilation, dh = g.h.dilation, dw = g.w.dilation;
     if (kK > 0) {
-      const index_t hs = oh * g.h.stride - g.h.pad, ws = ow * g.w.stride - g.w.pad;
+      const index_t hs = o.y * g.h.stride - g.h.pad, ws = o.x * g.w.stride - g.w.pad;
+      for (index_t kd = 0; kd < t.nd; ++kd) {
+        const index_t slab = (t.d0 + kd * dd) * HW;
 FASTPOOL_UNROLL
-      for (int kh = 0; kh < kK; ++kh) {
-        const index_t h = hs + kh * dh;
+        for (int kh = 0; kh < kK; ++kh) {
+          const index_t h = hs + kh * dh;
 FASTPOOL_UNROLL
-        for (int kw = 0; kw < kK; ++kw) {
-          const index_t w = ws + kw * dw;
-          if (h >= 0 && h < H && w >= 0 && w < W) take(in, h * W + w, &best, &best_f, &best_i);
+          for (int kw = 0; kw < kK; ++kw) {
+            const index_t w = ws + kw * dw;
+            if (h >= 0 && h < H && w >= 0 && w < W) take(in, slab + h * W + w, &best, &best_f, &best_i);
+          }
         }
       }
     } else {
-      for (index_t kh = 0; kh < nh; ++kh) {
-        const index_t row_pos = (h0 + kh * dh) * W + w0;
-        for (index_t kw = 0; kw < nw; ++kw) take(in, row_pos + kw * dw, &best, &best_f, &best_i);
+      for (index_t kd = 0; kd < t.nd; ++kd) {
+        for (index_t kh = 0; kh < t.nh; ++kh) {
+          const index_t row_pos = ((t.d0 + kd * dd) * H + t.h0 + kh * dh) * W + t.w0;
+          for (index_t kw = 0; kw < t.nw; ++kw) take(in, row_pos + kw * dw, &best, &best_f, &best_i);
+        }
       }
     }
     a.output[i] = best;
@@ -329,7 +411,7 @@ FASTPOOL_UNROLL
   }
 };
 
-// NHWC: i is the linear index over (n, oh, ow, c / V); V channels per item.
+// NHWC: i is the linear index over (n, od, oh, ow, c / V); V channels per item.
 template <typename scalar_t, typename acc_t, typename index_t, int V, bool kIndices>
 struct ForwardNhwc {
   using Args = ForwardArgs<scalar_t, index_t>;
@@ -338,40 +420,40 @@ struct ForwardNhwc {
 
   FASTPOOL_HOST_DEVICE static void run(const Args& a, index_t i) {
     const Geometry<index_t>& g = a.g;
-    const Position<index_t> o = split_channels_last(g, i, g.by_out_w, g.w.out, g.by_out_h, g.h.out);
-    const index_t n = o.outer, oh = o.y, ow = o.x, cg = o.lane_group;
-    index_t h0, nh, w0, nw;
-    window_taps(g.h, oh, &h0, &nh);
-    window_taps(g.w, ow, &w0, &nw);
-    const index_t C = g.channels, W = g.w.in;
-    const scalar_t* in = a.input + n * (g.h.in * W * C) + cg * V;
+    const Position<index_t> o = split_channels_last(g, i, output_extent(g));
+    const Window<index_t> t = window_of(g, o);
+    const index_t C = g.channels, H = g.h.in, W = g.w.in;
+    const scalar_t* in = a.input + o.outer * (g.in_plane * C) + o.lane_group * V;
 
     Pack<scalar_t, V> best;
     acc_t best_f[V];
     Pack<int64_t, V> best_i;
+    const int64_t start = g.nhwc_index_from_zero ? 0 : static_cast<int64_t>((t.d0 * H + t.h0) * W + t.w0);
 FASTPOOL_UNROLL
     for (int j = 0; j < V; ++j) {
-      best.v[j] = static_cast<scalar_t>(-INFINITY);
-      best_f[j] = static_cast<acc_t>(-INFINITY);
-      best_i.v[j] = 0;  // PyTorch CUDA's channels-last start, not the first tap
+      best.v[j] = lowest_value<scalar_t>();
+      best_f[j] = lowest_value<acc_t>();
+      best_i.v[j] = start;
     }
-    for (index_t kh = 0; kh < nh; ++kh) {
-      const index_t row_pos = (h0 + kh * g.h.dilation) * W + w0;
-      for (index_t kw = 0; kw < nw; ++kw) {
-        const index_t pos = row_pos + kw * g.w.dilation;
-        const Pack<scalar_t, V> x = load_pack<scalar_t, V>(in + pos * C);
+    for (index_t kd = 0; kd < t.nd; ++kd) {
+      for (index_t kh = 0; kh < t.nh; ++kh) {
+        const index_t row_pos = ((t.d0 + kd * g.d.dilation) * H + t.h0 + kh * g.h.dilation) * W + t.w0;
+        for (index_t kw = 0; kw < t.nw; ++kw) {
+          const index_t pos = row_pos + kw * g.w.dilation;
+          const Pack<scalar_t, V> x = load_pack<scalar_t, V>(in + pos * C);
 FASTPOOL_UNROLL
-        for (int j = 0; j < V; ++j) {
-          const acc_t vf = static_cast<acc_t>(x.v[j]);
-          if (vf > best_f[j] || is_nan(vf)) {
-            best.v[j] = x.v[j];
-            best_f[j] = vf;
-            best_i.v[j] = pos;
+          for (int j = 0; j < V; ++j) {
+            const acc_t vf = static_cast<acc_t>(x.v[j]);
+            if (vf > best_f[j] || is_nan(vf)) {
+              best.v[j] = x.v[j];
+              best_f[j] = vf;
+              best_i.v[j] = pos;
+            }
           }
         }
       }
     }
-    // C is a multiple of V, so (n, oh, ow, cg) is exactly output offset i * V.
+    // C is a multiple of V, so (n, od, oh, ow, cg) is exactly output offset i * V.
     store_pack<scalar_t, V>(a.output + i * V, best);
     if (kIndices) store_indices<V>(a.indices + i * V, best_i);
   }
@@ -382,17 +464,20 @@ FASTPOOL_UNROLL
 // Three ways to the same sums, picked by the launcher from the geometry:
 //   gather       one item per input (per V channels): sums over its covering
 //                outputs. Any window.
-//   bands        windows that do not overlap (span <= stride): every input
-//                has at most one covering output, and the band each output
-//                owns (owned_band) holds its window. One item per output
-//                reads its index and gradient once and writes its whole band;
-//                no input is written twice or missed, no zeroing pass.
-//   band gather  overlapping windows with stride kS (the ResNet stem: k3 s2):
-//                one item per output band of at most kS x kS inputs loads each
+//   bands        windows that do not overlap (span <= stride in every axis):
+//                every input has at most one covering output, and the band
+//                each output owns (owned_band) holds its window. One item per
+//                output reads its index and gradient once and writes its
+//                whole band; no input is written twice or missed, no zeroing
+//                pass.
+//   band gather  overlapping windows with stride kS in h and w and kSD in d
+//                (the ResNet stem: k3 s2; kSD = 1 for 2-d): one item per
+//                output band of at most kSD x kS x kS inputs loads each
 //                candidate output (those covering any input of the band) once
 //                and adds it to the band input its index names, in output
 //                raster order; larger edge bands fall back to the gather.
-// All three give each input the gather's value bit for bit.
+// All three give each input the gather's value bit for bit, and none uses
+// atomics: every input is written by one thread, in a fixed order.
 
 // One plane (NCHW, V = 1) or one image's group of V channels (NHWC): where its
 // outputs and inputs live. Pixel p of either is at p * step.
@@ -410,26 +495,37 @@ FASTPOOL_HOST_DEVICE inline BackwardSlice<scalar_t, index_t> backward_slice(cons
   const Geometry<index_t>& g = a.g;
   const index_t step = kNhwc ? g.channels : 1;
   const index_t lane0 = kNhwc ? lane_group * V : 0;
-  const index_t out_base = outer * (g.h.out * g.w.out * step) + lane0;
-  const index_t in_base = outer * (g.h.in * g.w.in * step) + lane0;
+  const index_t out_base = outer * (g.out_plane * step) + lane0;
+  const index_t in_base = outer * (g.in_plane * step) + lane0;
   return {a.grad_output + out_base, a.indices + out_base, a.grad_input + in_base, step};
 }
 
-// The value of input (h, w): the sum in acc_t, from 0 and in output raster
+// Flattened positions in the input and output volumes.
+template <typename index_t>
+FASTPOOL_HOST_DEVICE inline index_t input_pos(const Geometry<index_t>& g, index_t t, index_t h, index_t w) {
+  return (t * g.h.in + h) * g.w.in + w;
+}
+template <typename index_t>
+FASTPOOL_HOST_DEVICE inline index_t output_pos(const Geometry<index_t>& g, index_t od, index_t oh, index_t ow) {
+  return (od * g.h.out + oh) * g.w.out + ow;
+}
+
+// The value of input (t, h, w): the sum in acc_t, from 0 and in output raster
 // order, of the gradients of its covering outputs whose index is this input.
-// kCopyOne (NHWC, as PyTorch CUDA): exactly one covering output copies its
-// gradient instead (keeping -0.0).
-template <typename scalar_t, typename acc_t, typename index_t, int V, bool kCopyOne>
+// kNhwc and g.nhwc_copies_single (PyTorch CUDA's 2-d channels-last backward):
+// exactly one covering output copies its gradient instead (keeping -0.0).
+template <typename scalar_t, typename acc_t, typename index_t, int V, bool kNhwc>
 FASTPOOL_HOST_DEVICE inline Pack<scalar_t, V> gather_input(const Geometry<index_t>& g,
-                                                           const BackwardSlice<scalar_t, index_t>& s, index_t h,
-                                                           index_t w) {
-  index_t oh0, oh1, ow0, ow1;
+                                                           const BackwardSlice<scalar_t, index_t>& s, index_t t,
+                                                           index_t h, index_t w) {
+  index_t od0, od1, oh0, oh1, ow0, ow1;
+  covering_outputs(g.d, t, &od0, &od1);
   covering_outputs(g.h, h, &oh0, &oh1);
   covering_outputs(g.w, w, &ow0, &ow1);
-  const int64_t target = static_cast<int64_t>(h * g.w.in + w);
+  const int64_t target = static_cast<int64_t>(input_pos(g, t, h, w));
   Pack<scalar_t, V> out;
-  if (kCopyOne && oh1 - oh0 == 1 && ow1 - ow0 == 1) {
-    const index_t o = (oh0 * g.w.out + ow0) * s.step;
+  if (kNhwc && g.nhwc_copies_single && od1 - od0 == 1 && oh1 - oh0 == 1 && ow1 - ow0 == 1) {
+    const index_t o = output_pos(g, od0, oh0, ow0) * s.step;
     const Pack<int64_t, V> idx = load_indices<V>(s.indices + o);
     const Pack<scalar_t, V> gv = load_pack<scalar_t, V>(s.grad_output + o);
 FASTPOOL_UNROLL
@@ -439,14 +535,16 @@ FASTPOOL_UNROLL
   acc_t sum[V];
 FASTPOOL_UNROLL
   for (int j = 0; j < V; ++j) sum[j] = acc_t(0);
-  for (index_t oh = oh0; oh < oh1; ++oh) {
-    for (index_t ow = ow0; ow < ow1; ++ow) {
-      const index_t o = (oh * g.w.out + ow) * s.step;
-      const Pack<int64_t, V> idx = load_indices<V>(s.indices + o);
-      const Pack<scalar_t, V> gv = load_pack<scalar_t, V>(s.grad_output + o);
+  for (index_t od = od0; od < od1; ++od) {
+    for (index_t oh = oh0; oh < oh1; ++oh) {
+      for (index_t ow = ow0; ow < ow1; ++ow) {
+        const index_t o = output_pos(g, od, oh, ow) * s.step;
+        const Pack<int64_t, V> idx = load_indices<V>(s.indices + o);
+        const Pack<scalar_t, V> gv = load_pack<scalar_t, V>(s.grad_output + o);
 FASTPOOL_UNROLL
-      for (int j = 0; j < V; ++j)
-        if (idx.v[j] == target) sum[j] += static_cast<acc_t>(gv.v[j]);
+        for (int j = 0; j < V; ++j)
+          if (idx.v[j] == target) sum[j] += static_cast<acc_t>(gv.v[j]);
+      }
     }
   }
 FASTPOOL_UNROLL
@@ -457,13 +555,11 @@ FASTPOOL_UNROLL
 // The position of backward item i: an output (bands, band gather) or an input (gather).
 template <typename index_t, bool kNhwc>
 FASTPOOL_HOST_DEVICE inline Position<index_t> split_items(const Geometry<index_t>& g, index_t i, bool over_outputs) {
-  const Divider<index_t>& by_x = over_outputs ? g.by_out_w : g.by_in_w;
-  const Divider<index_t>& by_y = over_outputs ? g.by_out_h : g.by_in_h;
-  const index_t X = over_outputs ? g.w.out : g.w.in, Y = over_outputs ? g.h.out : g.h.in;
-  return kNhwc ? split_channels_last(g, i, by_x, X, by_y, Y) : split_planar(i, by_x, X, by_y, Y);
+  const Extent<index_t> e = over_outputs ? output_extent(g) : input_extent(g);
+  return kNhwc ? split_channels_last(g, i, e) : split_planar(i, e);
 }
 
-// Gather: i over the inputs (NCHW: plane, h, w; NHWC: n, h, w, c / V).
+// Gather: i over the inputs (NCHW: plane, d, h, w; NHWC: n, d, h, w, c / V).
 template <typename scalar_t, typename acc_t, typename index_t, bool kNhwc, int V>
 struct BackwardGather {
   using Args = BackwardArgs<scalar_t, index_t>;
@@ -473,8 +569,8 @@ struct BackwardGather {
   FASTPOOL_HOST_DEVICE static void run(const Args& a, index_t i) {
     const Position<index_t> x = split_items<index_t, kNhwc>(a.g, i, false);
     const BackwardSlice<scalar_t, index_t> s = backward_slice<scalar_t, index_t, kNhwc, V>(a, x.outer, x.lane_group);
-    store_pack<scalar_t, V>(s.grad_input + (x.y * a.g.w.in + x.x) * s.step,
-                            gather_input<scalar_t, acc_t, index_t, V, kNhwc>(a.g, s, x.y, x.x));
+    store_pack<scalar_t, V>(s.grad_input + input_pos(a.g, x.z, x.y, x.x) * s.step,
+                            gather_input<scalar_t, acc_t, index_t, V, kNhwc>(a.g, s, x.z, x.y, x.x));
   }
 };
 
@@ -484,12 +580,13 @@ FASTPOOL_HOST_DEVICE inline bool in_span(const Axis<index_t>& a, index_t o, inde
   return x >= start && x < start + a.span;
 }
 
-// The output of band item i, its slice, and the inputs [h0, h1) x [w0, w1) it owns.
+// The output of band item i, its slice, and the inputs [d0, d1) x [h0, h1) x
+// [w0, w1) it owns.
 template <typename scalar_t, typename index_t>
 struct OwnedBand {
   Position<index_t> output;
   BackwardSlice<scalar_t, index_t> slice;
-  index_t h0, h1, w0, w1;
+  index_t d0, d1, h0, h1, w0, w1;
 };
 
 template <typename scalar_t, typename index_t, bool kNhwc, int V>
@@ -498,12 +595,13 @@ FASTPOOL_HOST_DEVICE inline OwnedBand<scalar_t, index_t> output_band(const Backw
   OwnedBand<scalar_t, index_t> b;
   b.output = split_items<index_t, kNhwc>(a.g, i, true);
   b.slice = backward_slice<scalar_t, index_t, kNhwc, V>(a, b.output.outer, b.output.lane_group);
+  owned_band(a.g.d, b.output.z, &b.d0, &b.d1);
   owned_band(a.g.h, b.output.y, &b.h0, &b.h1);
   owned_band(a.g.w, b.output.x, &b.w0, &b.w1);
   return b;
 }
 
-// Bands: i over the outputs (NCHW: plane, oh, ow; NHWC: n, oh, ow, c / V).
+// Bands: i over the outputs (NCHW: plane, od, oh, ow; NHWC: n, od, oh, ow, c / V).
 template <typename scalar_t, typename acc_t, typename index_t, bool kNhwc, int V>
 struct BackwardBands {
   using Args = BackwardArgs<scalar_t, index_t>;
@@ -515,32 +613,35 @@ struct BackwardBands {
     const OwnedBand<scalar_t, index_t> b = output_band<scalar_t, index_t, kNhwc, V>(a, i);
     const Position<index_t>& o = b.output;
     const BackwardSlice<scalar_t, index_t>& s = b.slice;
-    const index_t h0 = b.h0, h1 = b.h1, w0 = b.w0, w1 = b.w1;
-    const index_t own = (o.y * g.w.out + o.x) * s.step;
+    const index_t own = output_pos(g, o.z, o.y, o.x) * s.step;
     const Pack<int64_t, V> idx = load_indices<V>(s.indices + own);
     Pack<scalar_t, V> grad = load_pack<scalar_t, V>(s.grad_output + own);
-    if (!kNhwc) {
+    if (!(kNhwc && g.nhwc_copies_single)) {
 FASTPOOL_UNROLL
-      for (int j = 0; j < V; ++j)  // as the NCHW gather: a sum that starts at 0
+      for (int j = 0; j < V; ++j)  // as the gather: a sum that starts at 0
         grad.v[j] = static_cast<scalar_t>(acc_t(0) + static_cast<acc_t>(grad.v[j]));
     }
-    for (index_t h = h0; h < h1; ++h) {
-      const bool row_in = in_span(g.h, o.y, h);
-      for (index_t w = w0; w < w1; ++w) {
-        const index_t pos = h * g.w.in + w;
-        const bool covered = row_in && in_span(g.w, o.x, w);
-        Pack<scalar_t, V> out;
+    for (index_t t = b.d0; t < b.d1; ++t) {
+      const bool slab_in = in_span(g.d, o.z, t);
+      for (index_t h = b.h0; h < b.h1; ++h) {
+        const bool row_in = slab_in && in_span(g.h, o.y, h);
+        for (index_t w = b.w0; w < b.w1; ++w) {
+          const index_t pos = input_pos(g, t, h, w);
+          const bool covered = row_in && in_span(g.w, o.x, w);
+          Pack<scalar_t, V> out;
 FASTPOOL_UNROLL
-        for (int j = 0; j < V; ++j)
-          out.v[j] = covered && idx.v[j] == static_cast<int64_t>(pos) ? grad.v[j] : static_cast<scalar_t>(0);
-        store_pack<scalar_t, V>(s.grad_input + pos * s.step, out);
+          for (int j = 0; j < V; ++j)
+            out.v[j] = covered && idx.v[j] == static_cast<int64_t>(pos) ? grad.v[j] : static_cast<scalar_t>(0);
+          store_pack<scalar_t, V>(s.grad_input + pos * s.step, out);
+        }
       }
     }
   }
 };
 
-// Band gather: i over the outputs, like bands; kS = the stride in both dims.
-template <typename scalar_t, typename acc_t, typename index_t, bool kNhwc, int V, int kS>
+// Band gather: i over the outputs, like bands; kS = the stride in h and w, kSD
+// the depth band (1 for 2-d and for depth stride 1, else the depth stride).
+template <typename scalar_t, typename acc_t, typename index_t, bool kNhwc, int V, int kS, int kSD>
 struct BackwardBandGather {
   using Args = BackwardArgs<scalar_t, index_t>;
   static constexpr const char* kName = kNhwc ? "backward_band_gather_nhwc" : "backward_band_gather_nchw";
@@ -549,72 +650,87 @@ struct BackwardBandGather {
   FASTPOOL_HOST_DEVICE static void run(const Args& a, index_t i) {
     const Geometry<index_t>& g = a.g;
     const OwnedBand<scalar_t, index_t> b = output_band<scalar_t, index_t, kNhwc, V>(a, i);
-    const Position<index_t>& o = b.output;
     const BackwardSlice<scalar_t, index_t>& s = b.slice;
-    const index_t h0 = b.h0, h1 = b.h1, w0 = b.w0, w1 = b.w1;
-    if (h1 - h0 > kS || w1 - w0 > kS) {  // a last band that holds the input's remainder
-      for (index_t h = h0; h < h1; ++h)
-        for (index_t w = w0; w < w1; ++w)
-          store_pack<scalar_t, V>(s.grad_input + (h * g.w.in + w) * s.step,
-                                  gather_input<scalar_t, acc_t, index_t, V, kNhwc>(g, s, h, w));
+    const index_t d0 = b.d0, d1 = b.d1, h0 = b.h0, h1 = b.h1, w0 = b.w0, w1 = b.w1;
+    if (d1 - d0 > kSD || h1 - h0 > kS || w1 - w0 > kS) {  // a last band that holds the input's remainder
+      for (index_t t = d0; t < d1; ++t)
+        for (index_t h = h0; h < h1; ++h)
+          for (index_t w = w0; w < w1; ++w)
+            store_pack<scalar_t, V>(s.grad_input + input_pos(g, t, h, w) * s.step,
+                                    gather_input<scalar_t, acc_t, index_t, V, kNhwc>(g, s, t, h, w));
       return;
     }
-    // The candidates: outputs covering the band's first row (column) to its last.
-    index_t oh0, oh1, ow0, ow1, unused;
+    // The candidates: outputs covering the band's first slab (row, column) to its last.
+    index_t od0, od1, oh0, oh1, ow0, ow1, unused;
+    covering_outputs(g.d, d0, &od0, &unused);
+    covering_outputs(g.d, d1 - 1, &unused, &od1);
     covering_outputs(g.h, h0, &oh0, &unused);
     covering_outputs(g.h, h1 - 1, &unused, &oh1);
     covering_outputs(g.w, w0, &ow0, &unused);
     covering_outputs(g.w, w1 - 1, &unused, &ow1);
-    acc_t sum[kS][kS][V];
-    int covers[kS][kS];  // covering outputs per band input (NHWC copies when it is 1)
-    Pack<scalar_t, V> single[kS][kS];
+    acc_t sum[kSD][kS][kS][V];
+    int covers[kSD][kS][kS];  // covering outputs per band input (copied when 1 and nhwc_copies_single)
+    Pack<scalar_t, V> single[kSD][kS][kS];
 FASTPOOL_UNROLL
-    for (int y = 0; y < kS; ++y)
+    for (int z = 0; z < kSD; ++z)
 FASTPOOL_UNROLL
-      for (int x = 0; x < kS; ++x) {
-        covers[y][x] = 0;
+      for (int y = 0; y < kS; ++y)
 FASTPOOL_UNROLL
-        for (int j = 0; j < V; ++j) {
-          sum[y][x][j] = acc_t(0);
-          single[y][x].v[j] = static_cast<scalar_t>(0);
+        for (int x = 0; x < kS; ++x) {
+          covers[z][y][x] = 0;
+FASTPOOL_UNROLL
+          for (int j = 0; j < V; ++j) {
+            sum[z][y][x][j] = acc_t(0);
+            single[z][y][x].v[j] = static_cast<scalar_t>(0);
+          }
         }
-      }
-    for (index_t oh = oh0; oh < oh1; ++oh) {
-      for (index_t ow = ow0; ow < ow1; ++ow) {
-        const index_t off = (oh * g.w.out + ow) * s.step;
-        const Pack<int64_t, V> idx = load_indices<V>(s.indices + off);
-        const Pack<scalar_t, V> gv = load_pack<scalar_t, V>(s.grad_output + off);
+    for (index_t od = od0; od < od1; ++od) {
+      for (index_t oh = oh0; oh < oh1; ++oh) {
+        for (index_t ow = ow0; ow < ow1; ++ow) {
+          const index_t off = output_pos(g, od, oh, ow) * s.step;
+          const Pack<int64_t, V> idx = load_indices<V>(s.indices + off);
+          const Pack<scalar_t, V> gv = load_pack<scalar_t, V>(s.grad_output + off);
 FASTPOOL_UNROLL
-        for (int y = 0; y < kS; ++y) {
-          const index_t h = h0 + y;
-          const bool row_in = h < h1 && in_span(g.h, oh, h);
+          for (int z = 0; z < kSD; ++z) {
+            const index_t t = d0 + z;
+            const bool slab_in = t < d1 && in_span(g.d, od, t);
 FASTPOOL_UNROLL
-          for (int x = 0; x < kS; ++x) {
-            const index_t w = w0 + x;
-            if (!(row_in && w < w1 && in_span(g.w, ow, w))) continue;
-            ++covers[y][x];
-            const int64_t target = static_cast<int64_t>(h * g.w.in + w);
+            for (int y = 0; y < kS; ++y) {
+              const index_t h = h0 + y;
+              const bool row_in = slab_in && h < h1 && in_span(g.h, oh, h);
 FASTPOOL_UNROLL
-            for (int j = 0; j < V; ++j) {
-              if (idx.v[j] == target) {
-                sum[y][x][j] += static_cast<acc_t>(gv.v[j]);
-                single[y][x].v[j] = gv.v[j];
+              for (int x = 0; x < kS; ++x) {
+                const index_t w = w0 + x;
+                if (!(row_in && w < w1 && in_span(g.w, ow, w))) continue;
+                ++covers[z][y][x];
+                const int64_t target = static_cast<int64_t>(input_pos(g, t, h, w));
+FASTPOOL_UNROLL
+                for (int j = 0; j < V; ++j) {
+                  if (idx.v[j] == target) {
+                    sum[z][y][x][j] += static_cast<acc_t>(gv.v[j]);
+                    single[z][y][x].v[j] = gv.v[j];
+                  }
+                }
               }
             }
           }
         }
       }
     }
+    const bool copy_single = kNhwc && g.nhwc_copies_single;
 FASTPOOL_UNROLL
-    for (int y = 0; y < kS; ++y) {
+    for (int z = 0; z < kSD; ++z) {
 FASTPOOL_UNROLL
-      for (int x = 0; x < kS; ++x) {
-        if (h0 + y >= h1 || w0 + x >= w1) continue;
-        Pack<scalar_t, V> out;
+      for (int y = 0; y < kS; ++y) {
 FASTPOOL_UNROLL
-        for (int j = 0; j < V; ++j)
-          out.v[j] = kNhwc && covers[y][x] == 1 ? single[y][x].v[j] : static_cast<scalar_t>(sum[y][x][j]);
-        store_pack<scalar_t, V>(s.grad_input + ((h0 + y) * g.w.in + w0 + x) * s.step, out);
+        for (int x = 0; x < kS; ++x) {
+          if (d0 + z >= d1 || h0 + y >= h1 || w0 + x >= w1) continue;
+          Pack<scalar_t, V> out;
+FASTPOOL_UNROLL
+          for (int j = 0; j < V; ++j)
+            out.v[j] = copy_single && covers[z][y][x] == 1 ? single[z][y][x].v[j] : static_cast<scalar_t>(sum[z][y][x][j]);
+          store_pack<scalar_t, V>(s.grad_input + input_pos(g, d0 + z, h0 + y, w0 + x) * s.step, out);
+        }
       }
     }
   }

@@ -1,4 +1,4 @@
-// The CUDA max_pool2d kernels for double (see cuda_executor.cuh).
+// The CUDA max_pool{1,2,3}d kernels for double (see cuda_executor.cuh).
 #include "cuda_executor.cuh"
 
 namespace fastpool {

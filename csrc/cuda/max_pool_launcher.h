@@ -1,4 +1,5 @@
-// The CUDA max_pool2d ops, written once over an executor: argument checks,
+// The CUDA max_pool{1,2,3}d ops, written once over an executor and the number
+// of spatial dims: argument checks,
 // allocation, choice of kernel body, index width, vector width and grid.
 // max_pool.cu registers them over the CUDA executor (cuda_executor.cuh: a
 // grid-stride kernel launch on the current stream; the per-type launches are
@@ -26,18 +27,59 @@
 namespace fastpool {
 namespace cuda_impl {
 
-// PyTorch CUDA's name in its "... not implemented for 'Long'" error (forward
-// and backward alike): float32/64, float16 and bfloat16 only, as there.
-constexpr const char* kDispatchName = "max_pool2d_with_indices_out_cuda_frame";
+// PyTorch CUDA's names in its "... not implemented for 'Bool'" errors. Its
+// max_pool1d runs the 2-d kernels, whose forward and backward share a name;
+// max_pool3d's differ. PyTorch CUDA takes float32/64, float16 and bfloat16;
+// fastpool's forward also takes the integer types (as PyTorch's CPU ops do;
+// pytorch/pytorch#107412), its backward does not (as PyTorch).
+constexpr const char* kDispatchName2d = "max_pool2d_with_indices_out_cuda_frame";
+constexpr const char* kForwardDispatchName3d = "max_pool3d_with_indices_out_frame";
+constexpr const char* kBackwardDispatchName3d = "max_pool3d_with_indices_backward_out_frame";
 
-// The accumulation type of the kernels: float for the half types, else the
-// element type.
+// Calls f(scalar_t*{}) for the forward's element types (floating and integer),
+// or raises PyTorch's NotImplementedError under the op's dispatch name (which
+// AT_DISPATCH wants as a constant).
+template <typename F>
+void dispatch_forward_types(int dims, at::ScalarType type, F&& f) {
+  if (dims == 3) {
+    AT_DISPATCH_ALL_TYPES_AND2(at::kHalf, at::kBFloat16, type, kForwardDispatchName3d,
+                               [&] { f(static_cast<scalar_t*>(nullptr)); });
+  } else {
+    AT_DISPATCH_ALL_TYPES_AND2(at::kHalf, at::kBFloat16, type, kDispatchName2d,
+                               [&] { f(static_cast<scalar_t*>(nullptr)); });
+  }
+}
+
+// The same for the backward's element types: floating only.
+template <typename F>
+void dispatch_backward_types(int dims, at::ScalarType type, F&& f) {
+  if (dims == 3) {
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, type, kBackwardDispatchName3d,
+                                    [&] { f(static_cast<scalar_t*>(nullptr)); });
+  } else {
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, type, kDispatchName2d,
+                                    [&] { f(static_cast<scalar_t*>(nullptr)); });
+  }
+}
+
+// The accumulation type of the kernels: float for float and the half types,
+// the element type for double and the integers (exact comparisons).
 template <typename scalar_t>
-using acc_t = std::conditional_t<std::is_same_v<scalar_t, double>, double, float>;
+using acc_t = std::conditional_t<std::is_same_v<scalar_t, double> || std::is_integral_v<scalar_t>, scalar_t, float>;
+
+// PyTorch CUDA runs its 2-d kernels for max_pool1d and max_pool2d; their
+// channels-last variants start the forward index at 0 and copy a lone
+// gradient (max_pool_device.cuh). Integers have no PyTorch CUDA kernel and
+// follow PyTorch's CPU ops (first tap).
+template <typename scalar_t>
+bool torch_2d_channels_last(int dims, bool nhwc) {
+  return nhwc && dims < 3 && !std::is_integral_v<scalar_t>;
+}
 
 // A validated call with its outputs allocated and its inputs in the layout the
 // kernels read. Prepared by max_pool_jobs.cpp (compiled once, for both builds).
 struct ForwardJob {
+  int dims = 2;  // spatial dims of the op (1, 2 or 3)
   PoolGeometry g;
   bool nhwc = false;
   int lanes = 1;           // NHWC channels per vector access (1 = scalar path)
@@ -47,6 +89,7 @@ struct ForwardJob {
 };
 
 struct BackwardJob {
+  int dims = 2;
   PoolGeometry g;
   bool nhwc = false;
   int lanes = 1;
@@ -55,11 +98,13 @@ struct BackwardJob {
   at::Tensor grad_input;
 };
 
-ForwardJob prepare_forward(const at::Tensor& self, at::IntArrayRef kernel_size, at::IntArrayRef stride,
+// dims: the op's spatial dims (max_pool{dims}d), which names its errors and
+// picks PyTorch's layout rule.
+ForwardJob prepare_forward(int dims, const at::Tensor& self, at::IntArrayRef kernel_size, at::IntArrayRef stride,
                            at::IntArrayRef padding, at::IntArrayRef dilation, bool ceil_mode, bool with_indices);
-BackwardJob prepare_backward(const at::Tensor& grad_output, const at::Tensor& self, at::IntArrayRef kernel_size,
-                             at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, bool ceil_mode,
-                             const at::Tensor& indices);
+BackwardJob prepare_backward(int dims, const at::Tensor& grad_output, const at::Tensor& self,
+                             at::IntArrayRef kernel_size, at::IntArrayRef stride, at::IntArrayRef padding,
+                             at::IntArrayRef dilation, bool ceil_mode, const at::Tensor& indices);
 
 // Calls f with std::integral_constant<int, V> for the NHWC vector width the
 // job chose (16 bytes, 8 bytes, or scalar).
@@ -77,7 +122,8 @@ void with_lanes(int lanes, F&& f) {
 }
 
 // Calls f with std::integral_constant<int, K>: K = 3 or 2 for the square
-// windows of most networks (their NCHW forward unrolls the window), else 0.
+// (h, w) windows of most networks (their NCHW forward unrolls the window
+// plane; the depth taps, if any, stay a loop), else 0.
 template <typename F>
 void with_fixed_window(const PoolGeometry& g, F&& f) {
   const int64_t k = g.kernel[1] == g.kernel[2] ? g.kernel[1] : 0;
@@ -90,10 +136,10 @@ void with_fixed_window(const PoolGeometry& g, F&& f) {
   }
 }
 
-// Windows that do not overlap (span <= stride in every dim) let the backward
-// write each output's band instead of gathering per input.
+// Windows that do not overlap (span <= stride in every dim, depth included)
+// let the backward write each output's band instead of gathering per input.
 inline bool windows_overlap(const PoolGeometry& g) {
-  for (int d = 1; d < kMaxSpatialDims; ++d)
+  for (int d = 0; d < kMaxSpatialDims; ++d)
     if ((g.kernel[d] - 1) * g.dilation[d] + 1 > g.stride[d]) return true;
   return false;
 }
@@ -122,7 +168,8 @@ void forward_typed(const Exec& exec, const ForwardJob& job, bool with_indices) {
     const cuda_logic::ForwardArgs<scalar_t, index_t> a{
         job.input.const_data_ptr<scalar_t>(), job.output.mutable_data_ptr<scalar_t>(),
         with_indices ? job.indices.mutable_data_ptr<int64_t>() : nullptr,
-        cuda_logic::make_kernel_geometry<index_t>(job.g, job.lanes)};
+        cuda_logic::make_kernel_geometry<index_t>(job.g, job.lanes,
+                                                  torch_2d_channels_last<scalar_t>(job.dims, job.nhwc))};
     if (!job.nhwc) {
       with_fixed_window(job.g, [&](auto fixed) {
         constexpr int K = decltype(fixed)::value;
@@ -146,18 +193,24 @@ void forward_typed(const Exec& exec, const ForwardJob& job, bool with_indices) {
 template <class Exec>
 void run_forward(const Exec& exec, const ForwardJob& job, bool with_indices) {
   if (job.output.numel() == 0) return;  // like PyTorch: before the dtype check
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, job.input.scalar_type(), kDispatchName,
-                                  [&] { forward_typed<scalar_t>(exec, job, with_indices); });
+  // Floating types and uint8, int8, int16, int32, int64.
+  dispatch_forward_types(job.dims, job.input.scalar_type(), [&](auto* type_tag) {
+    forward_typed<std::remove_pointer_t<decltype(type_tag)>>(exec, job, with_indices);
+  });
 }
 
 // The backward's algorithm (max_pool_device.cuh): bands where windows do not
-// overlap, band gather for overlapping windows of stride 2 (bands of at most
-// 2 x 2 inputs), else the per-input gather.
-enum class BackwardKind { gather, bands, band_gather_s2 };
+// overlap, band gather for overlapping windows of stride 2 in h and w and 1
+// or 2 in depth (bands of at most 1 or 2 x 2 x 2 inputs), else the per-input
+// gather.
+enum class BackwardKind { gather, bands, band_gather_s2, band_gather_s2_deep };
 
 inline BackwardKind backward_kind(const PoolGeometry& g) {
   if (!windows_overlap(g)) return BackwardKind::bands;
-  if (g.stride[1] == 2 && g.stride[2] == 2) return BackwardKind::band_gather_s2;
+  if (g.stride[1] == 2 && g.stride[2] == 2) {
+    if (g.stride[0] == 1) return BackwardKind::band_gather_s2;  // every 2-d job
+    if (g.stride[0] == 2) return BackwardKind::band_gather_s2_deep;
+  }
   return BackwardKind::gather;
 }
 
@@ -172,7 +225,8 @@ void backward_typed(const Exec& exec, const BackwardJob& job) {
     using index_t = decltype(index_zero);
     const cuda_logic::BackwardArgs<scalar_t, index_t> a{
         job.grad_output.const_data_ptr<scalar_t>(), job.indices.const_data_ptr<int64_t>(),
-        job.grad_input.mutable_data_ptr<scalar_t>(), cuda_logic::make_kernel_geometry<index_t>(job.g, job.lanes)};
+        job.grad_input.mutable_data_ptr<scalar_t>(),
+        cuda_logic::make_kernel_geometry<index_t>(job.g, job.lanes, torch_2d_channels_last<scalar_t>(job.dims, job.nhwc))};
     with_lanes<scalar_t>(job.lanes, [&](auto lanes) {
       constexpr int V = decltype(lanes)::value;
       const auto launch = [&](auto nhwc) {
@@ -182,7 +236,10 @@ void backward_typed(const Exec& exec, const BackwardJob& job) {
             exec.template launch<cuda_logic::BackwardBands<scalar_t, acc, index_t, kNhwc, V>>(grid, a, n);
             break;
           case BackwardKind::band_gather_s2:
-            exec.template launch<cuda_logic::BackwardBandGather<scalar_t, acc, index_t, kNhwc, V, 2>>(grid, a, n);
+            exec.template launch<cuda_logic::BackwardBandGather<scalar_t, acc, index_t, kNhwc, V, 2, 1>>(grid, a, n);
+            break;
+          case BackwardKind::band_gather_s2_deep:
+            exec.template launch<cuda_logic::BackwardBandGather<scalar_t, acc, index_t, kNhwc, V, 2, 2>>(grid, a, n);
             break;
           case BackwardKind::gather:
             exec.template launch<cuda_logic::BackwardGather<scalar_t, acc, index_t, kNhwc, V>>(grid, a, n);
@@ -206,37 +263,39 @@ template <class Exec>
 void run_backward(const Exec& exec, const BackwardJob& job) {
   // Like PyTorch, an empty call returns before the dtype check.
   if (job.grad_input.numel() == 0) return;
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, job.grad_input.scalar_type(), kDispatchName,
-                                  [&] { backward_typed<scalar_t>(exec, job); });
+  dispatch_backward_types(job.dims, job.grad_input.scalar_type(), [&](auto* type_tag) {
+    backward_typed<std::remove_pointer_t<decltype(type_tag)>>(exec, job);
+  });
 }
 
 // ---- the ops, as registered for CUDA (and run by the host executor) -------
+// dims: 1, 2 or 3 (max_pool1d, max_pool2d, max_pool3d); one code path for all.
 
 template <class Exec>
-std::tuple<at::Tensor, at::Tensor> max_pool2d_with_indices(const Exec& exec, const at::Tensor& input,
-                                                           at::IntArrayRef kernel_size, at::IntArrayRef stride,
-                                                           at::IntArrayRef padding, at::IntArrayRef dilation,
-                                                           bool ceil_mode) {
-  const ForwardJob job = prepare_forward(input, kernel_size, stride, padding, dilation, ceil_mode, true);
+std::tuple<at::Tensor, at::Tensor> max_pool_with_indices(const Exec& exec, int dims, const at::Tensor& input,
+                                                         at::IntArrayRef kernel_size, at::IntArrayRef stride,
+                                                         at::IntArrayRef padding, at::IntArrayRef dilation,
+                                                         bool ceil_mode) {
+  const ForwardJob job = prepare_forward(dims, input, kernel_size, stride, padding, dilation, ceil_mode, true);
   run_forward(exec, job, true);
   return {job.output, job.indices};
 }
 
 template <class Exec>
-at::Tensor max_pool2d(const Exec& exec, const at::Tensor& input, at::IntArrayRef kernel_size, at::IntArrayRef stride,
-                      at::IntArrayRef padding, at::IntArrayRef dilation, bool ceil_mode) {
-  const ForwardJob job = prepare_forward(input, kernel_size, stride, padding, dilation, ceil_mode, false);
+at::Tensor max_pool(const Exec& exec, int dims, const at::Tensor& input, at::IntArrayRef kernel_size,
+                    at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, bool ceil_mode) {
+  const ForwardJob job = prepare_forward(dims, input, kernel_size, stride, padding, dilation, ceil_mode, false);
   run_forward(exec, job, false);
   return job.output;
 }
 
 template <class Exec>
-at::Tensor max_pool2d_with_indices_backward(const Exec& exec, const at::Tensor& grad_output, const at::Tensor& input,
-                                            at::IntArrayRef kernel_size, at::IntArrayRef stride,
-                                            at::IntArrayRef padding, at::IntArrayRef dilation, bool ceil_mode,
-                                            const at::Tensor& indices) {
+at::Tensor max_pool_with_indices_backward(const Exec& exec, int dims, const at::Tensor& grad_output,
+                                          const at::Tensor& input, at::IntArrayRef kernel_size, at::IntArrayRef stride,
+                                          at::IntArrayRef padding, at::IntArrayRef dilation, bool ceil_mode,
+                                          const at::Tensor& indices) {
   const BackwardJob job =
-      prepare_backward(grad_output, input, kernel_size, stride, padding, dilation, ceil_mode, indices);
+      prepare_backward(dims, grad_output, input, kernel_size, stride, padding, dilation, ceil_mode, indices);
   run_backward(exec, job);
   return job.grad_input;
 }
