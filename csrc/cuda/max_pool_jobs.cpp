@@ -39,10 +39,10 @@ ForwardJob prepare_forward(int dims, const at::Tensor& self, at::IntArrayRef ker
   ForwardJob job;
   job.dims = dims;
   job.nhwc = plan.layout == PoolLayout::channels_last;
-  job.output = empty_in_layout<int64_t>(plan.out_shape, self.options(), plan.layout, 2);
-  if (with_indices) job.indices = empty_in_layout<int64_t>(plan.out_shape, self.options().dtype(at::kLong), plan.layout, 2);
+  job.output = empty_in_layout<int64_t>(plan.out_shape, self.options(), plan.layout, dims);
+  if (with_indices) job.indices = empty_in_layout<int64_t>(plan.out_shape, self.options().dtype(at::kLong), plan.layout, dims);
   if (job.output.numel() == 0) return job;
-  job.input = contiguous_in(self, plan.layout, 2);  // no copy when already in that layout
+  job.input = contiguous_in(self, plan.layout, dims);  // no copy when already in that layout
   job.g = make_geometry(job.input, plan.args);
   job.max_offset = max_offset(job.g, std::max(job.input.numel(), job.output.numel()));
   if (job.nhwc) {
@@ -65,11 +65,11 @@ BackwardJob prepare_backward(int dims, const at::Tensor& grad_output, const at::
   BackwardJob job;
   job.dims = dims;
   job.nhwc = layout == PoolLayout::channels_last;
-  job.grad_input = empty_in_layout<int64_t>(self.sizes(), self.options(), layout, 2);
+  job.grad_input = empty_in_layout<int64_t>(self.sizes(), self.options(), layout, dims);
   if (job.grad_input.numel() == 0) return job;
   job.g = make_geometry(self, args);
-  job.grad_output = contiguous_in(grad_output, layout, 2);
-  job.indices = contiguous_in(indices, layout, 2);
+  job.grad_output = contiguous_in(grad_output, layout, dims);
+  job.indices = contiguous_in(indices, layout, dims);
   job.max_offset = max_offset(job.g, std::max(job.grad_input.numel(), job.grad_output.numel()));
   if (job.nhwc) {
     const void* values[2] = {job.grad_output.const_data_ptr(), job.grad_input.const_data_ptr()};
