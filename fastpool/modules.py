@@ -2,7 +2,7 @@
 
 Each is a subclass of torch's module, so ``isinstance(m, torch.nn.MaxPool2d)``
 holds and the constructor, attributes, ``extra_repr`` and (empty) state_dict
-are torch's; only forward differs.
+are torch's; only forward differs (``fastpool.convert`` relies on that).
 """
 import torch
 
@@ -11,48 +11,32 @@ from . import functional
 __all__ = ["MaxPool1d", "MaxPool2d", "MaxPool3d", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "AdaptiveMaxPool3d"]
 
 
-class _MaxPoolForward:
-    _function = None
-
-    def forward(self, input):
-        return type(self)._function(
-            input, self.kernel_size, self.stride, self.padding, self.dilation,
-            ceil_mode=self.ceil_mode, return_indices=self.return_indices,
-        )
+def _max_pool_forward(self, input):
+    return self._function(input, self.kernel_size, self.stride, self.padding, self.dilation,
+                          ceil_mode=self.ceil_mode, return_indices=self.return_indices)
 
 
-class MaxPool1d(_MaxPoolForward, torch.nn.MaxPool1d):
-    """:class:`torch.nn.MaxPool1d` computed by fastpool."""
-    _function = staticmethod(functional.max_pool1d)
+def _adaptive_max_pool_forward(self, input):
+    return self._function(input, self.output_size, self.return_indices)
 
 
-class MaxPool2d(_MaxPoolForward, torch.nn.MaxPool2d):
-    """:class:`torch.nn.MaxPool2d` computed by fastpool."""
-    _function = staticmethod(functional.max_pool2d)
+def _fastpool_module(torch_module, function, forward):
+    """torch_module's subclass named like it, computing with `function`."""
+    name = torch_module.__name__
+    return type(name, (torch_module,), {
+        "__doc__": f":class:`torch.nn.{name}` computed by fastpool.",
+        "__module__": __name__,
+        "_function": staticmethod(function),
+        "forward": forward,
+    })
 
 
-class MaxPool3d(_MaxPoolForward, torch.nn.MaxPool3d):
-    """:class:`torch.nn.MaxPool3d` computed by fastpool."""
-    _function = staticmethod(functional.max_pool3d)
-
-
-class _AdaptiveMaxPoolForward:
-    _function = None
-
-    def forward(self, input):
-        return type(self)._function(input, self.output_size, self.return_indices)
-
-
-class AdaptiveMaxPool1d(_AdaptiveMaxPoolForward, torch.nn.AdaptiveMaxPool1d):
-    """:class:`torch.nn.AdaptiveMaxPool1d` computed by fastpool."""
-    _function = staticmethod(functional.adaptive_max_pool1d)
-
-
-class AdaptiveMaxPool2d(_AdaptiveMaxPoolForward, torch.nn.AdaptiveMaxPool2d):
-    """:class:`torch.nn.AdaptiveMaxPool2d` computed by fastpool."""
-    _function = staticmethod(functional.adaptive_max_pool2d)
-
-
-class AdaptiveMaxPool3d(_AdaptiveMaxPoolForward, torch.nn.AdaptiveMaxPool3d):
-    """:class:`torch.nn.AdaptiveMaxPool3d` computed by fastpool."""
-    _function = staticmethod(functional.adaptive_max_pool3d)
+MaxPool1d = _fastpool_module(torch.nn.MaxPool1d, functional.max_pool1d, _max_pool_forward)
+MaxPool2d = _fastpool_module(torch.nn.MaxPool2d, functional.max_pool2d, _max_pool_forward)
+MaxPool3d = _fastpool_module(torch.nn.MaxPool3d, functional.max_pool3d, _max_pool_forward)
+AdaptiveMaxPool1d = _fastpool_module(torch.nn.AdaptiveMaxPool1d, functional.adaptive_max_pool1d,
+                                     _adaptive_max_pool_forward)
+AdaptiveMaxPool2d = _fastpool_module(torch.nn.AdaptiveMaxPool2d, functional.adaptive_max_pool2d,
+                                     _adaptive_max_pool_forward)
+AdaptiveMaxPool3d = _fastpool_module(torch.nn.AdaptiveMaxPool3d, functional.adaptive_max_pool3d,
+                                     _adaptive_max_pool_forward)

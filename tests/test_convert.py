@@ -1,6 +1,7 @@
 """fastpool.convert / unconvert on networks built here: the swap is in place,
 keeps every argument, and outputs and gradients stay bit-identical."""
 import copy
+import io
 
 import pytest
 import torch
@@ -94,5 +95,10 @@ def test_convert_leaves_subclasses_and_other_modules_alone():
     assert fastpool.convert(pool) is pool and type(pool) is fastpool.MaxPool3d  # the model itself
     copied = copy.deepcopy(model)
     assert type(copied[2]) is fastpool.MaxPool2d
+    buffer = io.BytesIO()
+    torch.save(fastpool.convert(nn.Sequential(nn.MaxPool1d(2), nn.AdaptiveMaxPool2d(1))), buffer)
+    buffer.seek(0)
+    loaded = torch.load(buffer, weights_only=False)  # a whole module, classes found by name
+    assert [type(m) for m in loaded] == [fastpool.MaxPool1d, fastpool.AdaptiveMaxPool2d]
     with pytest.raises(TypeError):
         fastpool.convert("not a model")

@@ -338,3 +338,26 @@ def test_over_2_pow_31_elements(layout):
         assert torch.equal(gi.bool(), hit)
     else:
         assert int(gi.sum(dtype=torch.float64).item()) == idx.numel()
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+def test_backward_deterministic_where_torch_refuses(dims):
+    """torch's CUDA max_pool3d backward adds with atomics and raises under
+    torch.use_deterministic_algorithms(True) (pytorch/pytorch#107011); fastpool's
+    gather runs there and gives the same bits on every run."""
+    x = torch.randn((4, 16) + (24,) * dims, device="cuda", requires_grad=True)
+    kwargs = dict(kernel_size=3, stride=2, padding=1)  # overlapping windows
+    fp = getattr(fastpool, f"max_pool{dims}d")
+    grad = torch.randn_like(fp(x, **kwargs))
+    old = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        grads = []
+        for _ in range(3):
+            x.grad = None
+            fp(x, **kwargs).backward(grad)
+            grads.append(x.grad.clone())
+    finally:
+        torch.use_deterministic_algorithms(old)
+    for g in grads[1:]:
+        assert_bits_equal(g, grads[0])

@@ -44,6 +44,7 @@ OPS: Dict[str, OpSpec] = {
         OpSpec("max_pool2d", 2, "window", "max_pool2d_with_indices_backward", "max_pool2d"),
         OpSpec("max_pool1d", 1, "window", None, None),
         OpSpec("max_pool3d", 3, "window", "max_pool3d_with_indices_backward", "max_pool3d"),
+        OpSpec("adaptive_max_pool1d", 1, "adaptive", None, None),
         OpSpec("adaptive_max_pool2d", 2, "adaptive", "adaptive_max_pool2d_backward", None),
         OpSpec("adaptive_max_pool3d", 3, "adaptive", "adaptive_max_pool3d_backward", None),
     )
@@ -126,6 +127,16 @@ SHAPES: List[Shape] = [
        "network"),
     _S("global.resnet50", "adaptive_max_pool2d", (32, 2048, 7, 7), (("output_size", 1),),
        "global max pool (adaptive, out=1) over ResNet-50's last map", "network"),
+    # --- spatial pyramid pooling (He et al. 2014): 1x1, 2x2, 4x4 bins over conv5
+    #     of a 13x13 map; 2 and 4 do not divide 13, so the windows vary and overlap ---
+    _S("spp.conv5.bins1", "adaptive_max_pool2d", (16, 256, 13, 13), (("output_size", 1),),
+       "spatial pyramid pooling, 1x1 bin, batch 16", "network"),
+    _S("spp.conv5.bins2", "adaptive_max_pool2d", (16, 256, 13, 13), (("output_size", 2),),
+       "spatial pyramid pooling, 2x2 bins, batch 16", "network"),
+    _S("spp.conv5.bins4", "adaptive_max_pool2d", (16, 256, 13, 13), (("output_size", 4),),
+       "spatial pyramid pooling, 4x4 bins, batch 16", "network"),
+    _S("audio.global", "adaptive_max_pool1d", (32, 512, 31), (("output_size", 1),),
+       "global max pool over an audio CNN's last map, batch 32", "network"),
     # --- 3-D U-Net (Cicek et al. 2016), first pool, 64^3 crop, batch 1 ---
     _S("unet3d.pool1", "max_pool3d", (1, 64, 64, 64, 64), _w(2, 2), "3-D U-Net first pool (64^3 crop)", "network"),
     _S("unet3d.pool2", "max_pool3d", (1, 128, 32, 32, 32), _w(2, 2), "3-D U-Net second pool (64^3 crop)", "network"),
