@@ -8,7 +8,10 @@ bounds, NaN/inf, argument errors (raised before any kernel), integer dtypes
 (forward: torch CPU's result, as PyTorch CUDA has no integer max-pool;
 backward: NotImplementedError), both layouts, every floating dtype, forward
 with and without indices, backward and autograd, for max_pool1d/2d/3d (the
-spatial dims of a case are len(kernel)).
+spatial dims of a case are len(kernel)); and adaptive_max_pool1d/2d/3d
+(len(output_size) dims): output sizes below, equal to and above the input's,
+both layouts, unbatched, empty batch, zero output size, integers refused with
+torch's error.
 
     python benchmarks/gpu_probe.py [--only NAME] [--list] [--device cpu]
 
@@ -67,6 +70,95 @@ ERRORS = [
     ("error_3d_too_small", (1, 2, 3, 3, 3), [5, 2, 2], [1, 1, 1], [0, 0, 0], [1, 1, 1], False, "contiguous"),
     ("error_3d_rank", (2, 5, 5), [2, 2, 2], [1, 1, 1], [0, 0, 0], [1, 1, 1], False, "contiguous"),
 ]
+# (name, input shape, output_size, layout) for adaptive_max_pool{len(output_size)}d.
+ADAPTIVE = [
+    ("adaptive_2d_shrink", (2, 3, 7, 9), [3, 4], "contiguous"),
+    ("adaptive_2d_shrink_cl", (2, 8, 7, 9), [3, 4], "channels_last"),
+    ("adaptive_2d_grow_cl", (2, 8, 5, 3), [7, 5], "channels_last"),
+    ("adaptive_2d_even", (2, 16, 8, 12), [4, 3], "channels_last"),
+    ("adaptive_2d_global", (2, 5, 7, 7), [1, 1], "contiguous"),
+    ("adaptive_2d_unbatched", (3, 6, 5), [4, 4], "contiguous"),
+    ("adaptive_2d_empty_batch", (0, 3, 6, 6), [4, 4], "channels_last"),
+    ("adaptive_2d_zero_output", (2, 3, 6, 6), [0, 4], "contiguous"),
+    ("adaptive_1d", (2, 3, 11), [4], "contiguous"),
+    ("adaptive_1d_grow_cl", (2, 8, 5), [9], "channels_last"),
+    ("adaptive_1d_unbatched", (3, 10), [3], "contiguous"),
+    ("adaptive_3d", (2, 3, 5, 6, 7), [3, 4, 2], "contiguous"),
+    ("adaptive_3d_cl", (2, 8, 5, 6, 7), [2, 5, 9], "channels_last"),
+    ("adaptive_3d_unbatched", (2, 4, 5, 6), [3, 3, 3], "contiguous"),
+    ("adaptive_3d_even", (1, 4, 4, 6, 8), [2, 3, 4], "contiguous"),
+]
+
+
+def adaptive_ops(dims):
+    """fastpool's (with_indices, values, backward) ops and torch's (with_indices, backward) for dims."""
+    name = f"adaptive_max_pool{dims}d"
+    ours = (getattr(ops, f"{name}_with_indices"), getattr(ops, name), getattr(ops, f"{name}_backward"))
+    if dims == 1:  # torch's adaptive_max_pool1d runs its 2-d ops on the unsqueezed tensors
+        def backward(g, x, idx):
+            return torch.ops.aten.adaptive_max_pool2d_backward(g.unsqueeze(-2), x.unsqueeze(-2),
+                                                               idx.unsqueeze(-2)).squeeze(-2)
+        return ours, (torch.ops.aten.adaptive_max_pool1d, backward)
+    return ours, (getattr(torch.ops.aten, name), getattr(torch.ops.aten, f"{name}_backward"))
+
+
+def run_adaptive(case, dtype):
+    _, shape, output_size, layout = case
+    dims = len(output_size)
+    (with_indices, values, backward), (torch_with_indices, torch_backward) = adaptive_ops(dims)
+    x = make(shape, dtype, layout)
+    ref, ref_idx = torch_with_indices(x, output_size)
+    out, idx = with_indices(x, output_size)
+    problems = []
+    if not same(out, ref):
+        problems.append("values")
+    if not torch.equal(idx.cpu(), ref_idx.cpu()):
+        problems.append("indices")
+    if not same(values(x, output_size), ref):
+        problems.append("values (no-indices op)")
+    g = torch.randn(ref.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(1)).to(dtype)
+    g = torch.empty_like(ref).copy_(g.to(DEVICE))
+    got = backward(g, x, ref_idx)
+    if ref.numel() == 0 and x.numel():
+        # output_size 0: torch's backward op refuses the empty grad_output; fastpool's (CPU and
+        # CUDA) returns a zero gradient, so that autograd runs through empty outputs.
+        want = torch.zeros_like(x)
+    elif DEVICE == "cpu" and dtype in (torch.float16, torch.bfloat16):
+        want = torch_backward(g.float(), x.float(), ref_idx).to(dtype)  # fastpool sums in float, rounds once
+    else:
+        want = torch_backward(g, x, ref_idx)
+    even = all(n % o == 0 for n, o in zip(shape[-dims:], output_size) if o)
+    if DEVICE == "cuda" and not even:
+        # Uneven windows overlap: PyTorch CUDA scatters with atomicAdd (in scalar_t, no fixed
+        # order); fastpool gathers in float in output order: close, not always the same bits.
+        tol = 2e-2 if dtype in (torch.float16, torch.bfloat16) else 1e-5
+        if got.shape != want.shape or not torch.allclose(got.cpu().double(), want.cpu().double(), rtol=tol, atol=tol,
+                                                          equal_nan=True):
+            problems.append("backward (overlapping windows)")
+    elif not same(got, want):
+        problems.append("backward")
+    public = getattr(fastpool, f"adaptive_max_pool{dims}d", None)
+    if public is not None and out.numel():
+        xa = x.detach().clone().requires_grad_()
+        public(xa, output_size[0] if dims == 1 else output_size).sum().backward()
+    if DEVICE == "cuda":
+        torch.cuda.synchronize()
+    return problems
+
+
+def run_adaptive_integer(dims):
+    """Integers: refused by both, with the same error (PyTorch CUDA's kernel name on the GPU)."""
+    (with_indices, _, _), (torch_with_indices, _) = adaptive_ops(dims)
+    x = torch.zeros((2, 3) + (5,) * dims, dtype=torch.int64, device=DEVICE)
+    errors = []
+    for fn in (torch_with_indices, with_indices):
+        try:
+            fn(x, [2] * dims)
+        except (NotImplementedError, RuntimeError) as e:
+            errors.append((type(e), str(e).splitlines()[0]))
+        else:
+            return ["did not raise"]
+    return [] if errors[0] == errors[1] else [f"raised {errors[1]}, torch {errors[0]}"]
 
 
 def pool_ops(dims):
@@ -211,6 +303,10 @@ def cases():
             yield f"{c[0]}[{tag}]", (lambda c=c, dtype=dtype: run_shape(c, dtype))
         for c in ERRORS:
             yield f"{c[0]}[{tag}]", (lambda c=c, dtype=dtype: run_error(c, dtype))
+        for c in ADAPTIVE:
+            yield f"{c[0]}[{tag}]", (lambda c=c, dtype=dtype: run_adaptive(c, dtype))
+    for dims in (1, 2, 3):
+        yield f"adaptive_integer_{dims}d", (lambda dims=dims: run_adaptive_integer(dims))
     for dims in (1, 2, 3):
         for dtype in (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64):
             for layout in ("contiguous", "channels_last"):

@@ -15,6 +15,14 @@ test_cuda_host_executor.reference_backward (torch CPU's backward in that
 order), and PyTorch CUDA's result is only close; where an index lies outside
 its own window (windows with no in-bounds tap), PyTorch CUDA's 3-d scatter adds
 the gradient there and fastpool does not.
+
+adaptive_max_pool1d/2d/3d: forward against PyTorch CUDA bit for bit (values,
+indices, layout); integers refused with PyTorch CUDA's error. Backward:
+PyTorch CUDA scatters with atomicAdd (2-d always, 3-d where sizes do not
+divide); where sizes divide, windows tile the input and the bits are the
+same; where they do not, windows overlap and the exact reference is
+test_cuda_host_executor.torch_adaptive_backward (torch CPU's, in float for
+half types, rounded once), PyTorch CUDA's only close.
 """
 import math
 
@@ -33,8 +41,9 @@ from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 import fastpool  # noqa: E402
-from test_cuda_host_executor import (DIMS, DTYPES, INT_DTYPES, SETTINGS, covered_by_own_window,  # noqa: E402
-                                     make_input, pool_args, pool_case, reference_backward, torch_backward,
+from test_cuda_host_executor import (DIMS, DTYPES, INT_DTYPES, SETTINGS, adaptive_case,  # noqa: E402
+                                     adaptive_is_even, covered_by_own_window, make_input, pool_args, pool_case,
+                                     reference_backward, torch_adaptive, torch_adaptive_backward, torch_backward,
                                      torch_forward, windows_overlap)
 
 ops = torch.ops.fastpool
@@ -361,3 +370,89 @@ def test_backward_deterministic_where_torch_refuses(dims):
         torch.use_deterministic_algorithms(old)
     for g in grads[1:]:
         assert_bits_equal(g, grads[0])
+
+# ---- adaptive_max_pool1d/2d/3d ---------------------------------------------
+
+
+def fastpool_adaptive_ops(dims):
+    """(with_indices, values, backward) ops of adaptive_max_pool{dims}d."""
+    name = f"adaptive_max_pool{dims}d"
+    return getattr(ops, f"{name}_with_indices"), getattr(ops, name), getattr(ops, f"{name}_backward")
+
+
+@pytest.mark.parametrize("dims", DIMS)
+def test_adaptive_forward_parity(dims):
+    @SETTINGS
+    @given(adaptive_case(dims))
+    def check(case):
+        x = make_input(case).cuda()
+        with_indices, values, _ = fastpool_adaptive_ops(dims)
+        ref_out, ref_idx = torch_adaptive(x, case["out"])
+        out, idx = with_indices(x, list(case["out"]))
+        assert_bits_equal(out, ref_out)
+        assert torch.equal(idx, ref_idx)
+        assert out.stride() == ref_out.stride() and idx.stride() == ref_idx.stride()
+        assert_bits_equal(values(x, list(case["out"])), ref_out)
+
+    check()
+
+
+def torch_cuda_adaptive_backward(grad, x, idx, dims):
+    """PyTorch's own adaptive backward op (1-d: the 2-d op on the unsqueezed tensors)."""
+    if dims == 1:
+        return torch.ops.aten.adaptive_max_pool2d_backward(grad.unsqueeze(-2), x.unsqueeze(-2),
+                                                           idx.unsqueeze(-2)).squeeze(-2)
+    op = torch.ops.aten.adaptive_max_pool2d_backward if dims == 2 else torch.ops.aten.adaptive_max_pool3d_backward
+    return op(grad, x, idx)
+
+
+@pytest.mark.parametrize("dims", DIMS)
+def test_adaptive_backward_parity(dims):
+    @SETTINGS
+    @given(adaptive_case(dims), st.integers(0, 2**31 - 1))
+    def check(case, grad_seed):
+        x = make_input(case).cuda()
+        with_indices, _, backward = fastpool_adaptive_ops(dims)
+        out, idx = with_indices(x, list(case["out"]))
+        g = torch.Generator().manual_seed(grad_seed)
+        grad = torch.empty_like(out).copy_((torch.randn(out.shape, generator=g, dtype=torch.float64) * 3).cuda())
+        got = backward(grad, x, idx)
+        # fastpool's deterministic gather: torch CPU's sums in the same order (float for half types).
+        assert_bits_equal(got.cpu(), torch_adaptive_backward(grad.cpu(), x.cpu(), idx.cpu(), dims))
+        if x.numel() == 0:
+            return
+        want = torch_cuda_adaptive_backward(grad, x, idx, dims)
+        if adaptive_is_even(case):
+            assert_bits_equal(got, want)
+        else:  # PyTorch CUDA's atomicAdd: close
+            tol = 2e-2 if x.dtype in (torch.float16, torch.bfloat16) else 1e-5
+            assert torch.allclose(got.double(), want.double(), rtol=tol, atol=tol, equal_nan=True)
+
+    check()
+
+
+@pytest.mark.parametrize("dims", DIMS)
+def test_adaptive_autograd(dims):
+    x = torch.randn((2, 8) + (7, 9, 5)[:dims], device="cuda", dtype=torch.float64, requires_grad=True)
+    out_size = (3, 4, 6)[:dims]
+    fn = getattr(fastpool, f"adaptive_max_pool{dims}d")
+    ref_fn = {1: F.adaptive_max_pool1d, 2: F.adaptive_max_pool2d, 3: F.adaptive_max_pool3d}[dims]
+    arg = out_size[0] if dims == 1 else out_size
+    fn(x, arg).sum().backward()
+    ours = x.grad.clone()
+    x.grad = None
+    ref_fn(x, arg).sum().backward()
+    assert torch.allclose(ours, x.grad)
+    assert torch.autograd.gradcheck(lambda t: fn(t, arg), (x[:1, :2].detach().clone().requires_grad_(),))
+
+
+@pytest.mark.parametrize("dims", DIMS)
+@pytest.mark.parametrize("dtype", [torch.int64, torch.uint8, torch.bool], ids=str)
+def test_adaptive_integers_rejected_like_pytorch(dims, dtype):
+    x = torch.zeros((1, 2) + (4,) * dims, dtype=dtype, device="cuda")
+    with_indices, _, _ = fastpool_adaptive_ops(dims)
+    with pytest.raises((NotImplementedError, RuntimeError)) as ref:
+        torch_adaptive(x, (2,) * dims)
+    with pytest.raises(type(ref.value)) as ours:
+        with_indices(x, [2] * dims)
+    assert str(ours.value).splitlines()[0] == str(ref.value).splitlines()[0]

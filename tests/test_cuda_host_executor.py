@@ -1,5 +1,6 @@
 """The CUDA ops run by the host executor (csrc/cuda/host_executor.cpp), against
-torch on CPU, for max_pool1d, max_pool2d and max_pool3d.
+torch on CPU, for max_pool1d/2d/3d and adaptive_max_pool1d/2d/3d (the latter
+at the end of the file, with their own notes on PyTorch CUDA's semantics).
 
 This is how CI checks the CUDA code without a GPU: fastpool._C.cuda_host_* run
 the very functions the CUDA registration runs (max_pool_launcher.h: checks,
@@ -38,10 +39,19 @@ from PyTorch's CUDA ops on purpose:
     deterministically, in output raster order and in float for the half
     types, which is the reference here; results may differ from PyTorch
     CUDA's in the last bits. Non-overlapping windows give the same bits;
+  * adaptive_max_pool backward, uneven sizes (overlapping windows): PyTorch
+    CUDA scatters with atomicAdd (AdaptiveMaxPooling{2,3}d.cu), in scalar_t
+    and in no fixed order; fastpool gathers in output raster order, in float
+    for the half types, rounding once: the reference here is torch CPU's
+    backward in that order (float32 for half types, rounded once); PyTorch
+    CUDA's result may differ in the last bits. Sizes that divide give the
+    same bits (the windows tile the input);
   * integer dtypes: PyTorch CUDA refuses them (pytorch/pytorch#107412);
     fastpool's CUDA forward takes uint8/int8/int16/int32/int64 and returns
     PyTorch CPU's values and indices; its backward raises NotImplementedError
-    like PyTorch.
+    like PyTorch. Adaptive max pooling refuses integers, forward and
+    backward, with PyTorch CUDA's NotImplementedError (it has floating
+    kernels only, and so does PyTorch CPU).
 """
 import math
 import os
@@ -645,3 +655,236 @@ def test_cuda_kernels_raise_before_touching_the_device(kwargs):
     out = torch_op_for(dims)(x, [1] * dims, [1] * dims, [0] * dims, [1] * dims, False)
     with pytest.raises(type(ref.value)):
         getattr(ops, f"{name}_with_indices_backward").default.redispatch(cuda, out[0], x, k, s, p, d, False, out[1])
+
+
+# ---- adaptive_max_pool1d/2d/3d ---------------------------------------------
+#
+# The same jobs and bodies with adaptive windows as data (max_pool_device.cuh:
+# Axis::adaptive). The reference is torch CPU's adaptive_max_pool{1,2,3}d;
+# PyTorch CUDA's (aten/src/ATen/native/cuda/AdaptiveMaxPooling{2,3}d.cu) gives
+# the same forward: windows [floor(o*in/out), ceil((o+1)*in/out)) in int64,
+# `(val > max) || isnan(val)` from -inf with the index at the window's first
+# tap, the index flattened over the plane (1-d runs the 2-d op on the input
+# unsqueezed to N,C,1,L); batched inputs are read through a contiguous copy
+# (no channels-last kernel, so none of max_pool's channels-last quirks); the
+# output is channels last where the 2-d input suggests it (1-d: its unsqueezed
+# input), always contiguous in 3-d. Floating types only (integers raise
+# NotImplementedError under "adaptive_max_pool2d_cuda" / "adaptive_max_pool3d_cuda";
+# fastpool does the same), after an empty call has returned. Backward: PyTorch
+# CUDA scatters with atomicAdd in scalar_t (2-d always, 3-d where the sizes do
+# not divide), so where windows overlap (sizes that do not divide) its sums
+# run in no fixed order and, for float16/bfloat16, round after every add;
+# fastpool gathers in output raster order in float and rounds once, which the
+# reference reproduces (CPU's backward in float32, rounded once). Where sizes
+# divide the windows tile the input and both give the same bits.
+
+ADAPTIVE_MAX_SIZE = {1: 24, 2: 11, 3: 6}
+
+
+@st.composite
+def adaptive_case(draw, dims):
+    sizes = tuple(draw(st.integers(1, ADAPTIVE_MAX_SIZE[dims])) for _ in range(dims))
+    # Below, equal to and above the input's size; divisors take the fixed description.
+    out = tuple(draw(st.one_of(st.integers(1, n + 3), st.sampled_from([d for d in range(1, n + 1) if n % d == 0])))
+                for n in sizes)
+    c = draw(st.integers(1, 12 if dims < 3 else 6))
+    batched = draw(st.integers(0, 5)) > 0
+    n = draw(st.integers(0, 3 if dims < 3 else 2)) if batched else None
+    layout = draw(st.sampled_from(["contiguous", "channels_last"])) if batched else "contiguous"
+    return dict(dims=dims, out=out, shape=((n,) if batched else ()) + (c,) + sizes, layout=layout,
+                dtype=draw(st.sampled_from(DTYPES)), special=draw(st.booleans()), seed=draw(st.integers(0, 2**31 - 1)))
+
+
+def torch_adaptive(x, out):
+    fn = {1: F.adaptive_max_pool1d, 2: F.adaptive_max_pool2d, 3: F.adaptive_max_pool3d}[len(out)]
+    return fn(x, out[0] if len(out) == 1 else out, return_indices=True)
+
+
+def torch_adaptive_backward(grad, x, idx, dims):
+    """torch CPU's adaptive backward; half types in float32 (same order), rounded once."""
+    if dims == 1:
+        return torch_adaptive_backward(grad.unsqueeze(-2), x.unsqueeze(-2), idx.unsqueeze(-2), 2).squeeze(-2)
+    op = torch.ops.aten.adaptive_max_pool2d_backward if dims == 2 else torch.ops.aten.adaptive_max_pool3d_backward
+    if x.dtype in HALF_TYPES:
+        return op(grad.float(), x.float(), idx).to(x.dtype)
+    return op(grad, x, idx)
+
+
+def run_adaptive(x, out, **kw):
+    o, i, info = _C.cuda_host_adaptive_max_pool(x, list(out), **kw)
+    return o, i, summarize(info)
+
+
+def run_adaptive_backward(grad, x, idx, dims, **kw):
+    gi, info = _C.cuda_host_adaptive_max_pool_backward(grad, x, idx, dims, **kw)
+    return gi, summarize(info)
+
+
+def adaptive_is_even(case):
+    return all(n % o == 0 for n, o in zip(case["shape"][-case["dims"]:], case["out"]))
+
+
+@pytest.mark.parametrize("dims", DIMS)
+def test_adaptive_forward_matches_torch(dims):
+    @SETTINGS
+    @given(adaptive_case(dims), SM_COUNTS)
+    def check(case, sms):
+        x = make_input(case)
+        ref_out, ref_idx = torch_adaptive(x, case["out"])
+        out, idx, info = run_adaptive(x, case["out"], sm_count=sms)
+        assert_same(out, ref_out)
+        assert torch.equal(idx, ref_idx)
+        assert out.stride() == ref_out.stride() and idx.stride() == ref_idx.stride()
+        if out.numel() == 0:
+            assert info["body"] is None
+            return
+        if is_channels_last(ref_out, dims):
+            assert info["layout"] == "nhwc"
+        # Uneven (h, w) windows vary in size: never the unrolled square bodies.
+        plane = dict(case, dims=min(dims, 2), out=case["out"][-2:])
+        if not adaptive_is_even(plane):
+            assert info["body"] in ("forward_nhwc", "forward_nchw")
+        assert info["index_bits"] == 32 and info["items"] * info["lanes"] == out.numel()
+        check_info(info, x, dims)
+        values, none, _ = run_adaptive(x, case["out"], with_indices=False, sm_count=sms)
+        assert none is None
+        assert_same(values, ref_out)
+        out64, idx64, info64 = run_adaptive(x, case["out"], force_index64=True, sm_count=sms)
+        assert info64["index_bits"] == 64
+        assert_same(out64, ref_out)
+        assert torch.equal(idx64, ref_idx)
+
+    check()
+
+
+@pytest.mark.parametrize("dims", DIMS)
+def test_adaptive_backward_matches_torch(dims):
+    @SETTINGS
+    @given(adaptive_case(dims), st.integers(0, 2**31 - 1), SM_COUNTS)
+    def check(case, grad_seed, sms):
+        x = make_input(case)
+        ref_out, _ = torch_adaptive(x, case["out"])
+        _, idx, _ = run_adaptive(x, case["out"])
+        g = torch.Generator().manual_seed(grad_seed)
+        grad = torch.empty_like(ref_out).copy_((torch.randn(ref_out.shape, generator=g, dtype=torch.float64) * 3))
+        gi, info = run_adaptive_backward(grad, x, idx, dims, sm_count=sms)
+        ref = torch_adaptive_backward(grad, x, idx, dims)
+        assert_same(gi, ref)
+        assert gi.stride() == ref.stride() or x.numel() == 0
+        if x.numel() == 0:
+            assert info["body"] is None
+            return
+        # Uneven windows overlap: the per-input gather; even ones tile the input: bands.
+        kind = "bands" if adaptive_is_even(case) else "gather"
+        assert info["body"] == f"backward_{kind}_{info['layout']}"
+        check_info(info, x, dims)
+        gi64, info64 = run_adaptive_backward(grad, x, idx, dims, force_index64=True, sm_count=sms)
+        assert info64["index_bits"] == 64
+        assert_same(gi64, gi)
+
+    check()
+
+
+def test_adaptive_axis_closed_forms():
+    """The kernels' adaptive window bounds and covering outputs (closed forms,
+    multiply-high division) against their definitions, for every in, out <= 64
+    and both index widths (adaptive even where the sizes divide)."""
+    for n_in in range(1, 65):
+        x = torch.arange(n_in)
+        for n_out in range(1, 65):
+            o = torch.arange(n_out)
+            start, end = o * n_in // n_out, -(-(o + 1) * n_in // n_out)
+            covers = (start[None, :] <= x[:, None]) & (x[:, None] < end[None, :])  # [in, out]
+            # Covering outputs are one run (both window ends grow with o): its first and one past its last.
+            first = covers.int().argmax(1)
+            last = n_out - covers.flip(1).int().argmax(1)
+            assert torch.equal(covers.sum(1), last - first)
+            for index64 in (False, True):
+                windows, covering = _C.cuda_adaptive_axis(n_in, n_out, index64)
+                assert torch.equal(windows, torch.stack([start, end], 1))
+                assert torch.equal(covering, torch.stack([first, last], 1))
+
+
+def test_adaptive_products_past_int32_take_64_bit_indices():
+    """o * in and (x + 1) * out pass int32 for in = 50000, out = 50001 although the
+    tensors are small: the launcher counts them and picks 64-bit indices."""
+    x = torch.randn(1, 1, 50_000)
+    ref_out, ref_idx = torch_adaptive(x, (50_001,))
+    out, idx, info = run_adaptive(x, (50_001,))
+    assert info["index_bits"] == 64
+    assert_same(out, ref_out)
+    assert torch.equal(idx, ref_idx)
+    grad = torch.randn(ref_out.shape)
+    gi, binfo = run_adaptive_backward(grad, x, idx, 1)
+    assert binfo["index_bits"] == 64
+    assert_same(gi, torch_adaptive_backward(grad, x, idx, 1))
+
+
+@pytest.mark.parametrize("dims", DIMS)
+def test_adaptive_unbatched_empty_batch_and_zero_output(dims):
+    spatial = (5, 7, 6)[-dims:]
+    x = torch.randn((3,) + spatial)
+    for out in [(2, 3, 4)[-dims:], spatial, (7, 9, 8)[-dims:]]:
+        ref = torch_adaptive(x, out)
+        got = run_adaptive(x, out)
+        assert_same(got[0], ref[0]) and torch.equal(got[1], ref[1])
+        grad = torch.randn(ref[0].shape)
+        assert_same(run_adaptive_backward(grad, x, got[1], dims)[0], torch_adaptive_backward(grad, x, ref[1], dims))
+    # Empty batch: empty results, nothing launched (and, as PyTorch CUDA, no dtype check).
+    for dtype in (torch.float32, torch.int64):
+        e = torch.zeros((0, 3) + spatial, dtype=dtype)
+        out, idx, info = run_adaptive(e, (2, 2, 2)[-dims:])
+        assert out.shape == (0, 3) + (2,) * dims and idx.shape == out.shape and info["body"] is None
+    # output_size 0: empty output; its backward is a zero gradient, as fastpool's CPU op
+    # (torch's backward op refuses the empty grad_output; fastpool's autograd relies on zeros).
+    out, idx, info = run_adaptive(x, (0,) + (2,) * (dims - 1))
+    assert out.numel() == 0 and info["body"] is None
+    gi, binfo = run_adaptive_backward(out, x, idx, dims)
+    assert torch.equal(gi, torch.zeros_like(x)) and binfo["body"] is None
+
+
+@pytest.mark.parametrize("dims", DIMS)
+@pytest.mark.parametrize("dtype", [torch.int64, torch.uint8, torch.bool], ids=str)
+def test_adaptive_integers_rejected_like_pytorch_cuda(dims, dtype):
+    """PyTorch CUDA's adaptive max pooling has floating kernels only: its
+    NotImplementedError, named after its kernel (1-d runs the 2-d one)."""
+    x = torch.zeros((1, 2) + (4,) * dims, dtype=dtype)
+    kernel = "adaptive_max_pool3d_cuda" if dims == 3 else "adaptive_max_pool2d_cuda"
+    type_name = {torch.int64: "Long", torch.uint8: "Byte", torch.bool: "Bool"}[dtype]
+    with pytest.raises(NotImplementedError, match=f'"{kernel}" not implemented for \'{type_name}\''):
+        _C.cuda_host_adaptive_max_pool(x, [2] * dims)
+    idx = torch.zeros((1, 2) + (2,) * dims, dtype=torch.int64)
+    with pytest.raises(NotImplementedError, match=f'"{kernel[:-5]}_backward_cuda" not implemented'):
+        _C.cuda_host_adaptive_max_pool_backward(torch.zeros(idx.shape, dtype=dtype), x, idx, dims)
+
+
+@pytest.mark.parametrize("args", [((2, 3), [-1]), ((2, 0, 4), [2]), ((5,), [2]), ((1, 2, 3, 4, 5), [2, 2]),
+                                  ((2, 3, 0, 4), [2, 2]), ((2, 3, 4), [2, -2]), ((2, 3, 4, 4, 4), [2, 2, -1]),
+                                  ((3, 4, 4), [2, 2, 2])])
+def test_adaptive_argument_errors_match_torch(args):
+    shape, out = args
+    x = torch.randn(shape)
+    aten = {1: torch.ops.aten.adaptive_max_pool1d, 2: torch.ops.aten.adaptive_max_pool2d,
+            3: torch.ops.aten.adaptive_max_pool3d}[len(out)]
+    with pytest.raises(RuntimeError) as ref:
+        aten(x, out)
+    with pytest.raises(type(ref.value)) as ours:
+        _C.cuda_host_adaptive_max_pool(x, out)
+    assert str(ours.value).splitlines()[0] == str(ref.value).splitlines()[0]
+
+
+@pytest.mark.parametrize("dims", DIMS)
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_adaptive_grid_stride_steps_on_one_sm(dims, layout):
+    """Uneven adaptive windows over a job a single SM's grid covers in several steps."""
+    case = dict(dims=dims, out=(5, 7, 9)[-dims:], shape=GRID_SHAPES[dims], layout=layout, dtype=torch.float32,
+                special=True, seed=11)
+    x = make_input(case)
+    ref_out, ref_idx = torch_adaptive(x, case["out"])
+    out, idx, info = run_adaptive(x, case["out"], sm_count=1)
+    assert_same(out, ref_out)
+    assert torch.equal(idx, ref_idx)
+    grad = torch.empty_like(ref_out).copy_(torch.randn(ref_out.shape, generator=torch.Generator().manual_seed(5)))
+    gi, binfo = run_adaptive_backward(grad, x, idx, dims, sm_count=1)
+    assert binfo["max_steps"] > 1 and binfo["body"].startswith("backward_gather")
+    assert_same(gi, torch_adaptive_backward(grad, x, idx, dims))

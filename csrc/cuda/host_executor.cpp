@@ -1,4 +1,5 @@
-// The host executor: runs the CUDA ops of max_pool_launcher.h on CPU tensors,
+// The host executor: runs the CUDA ops of max_pool_launcher.h (max_pool and
+// adaptive_max_pool, 1-3 spatial dims) on CPU tensors,
 // each launch emulated as the GPU would run it (every block, every thread,
 // every grid-stride step, in the index type the launcher chose), with a given
 // card's limits. Exposed to the tests as fastpool._C.cuda_host_*; compiled in
@@ -7,6 +8,7 @@
 // max_pool.cu.
 #include <torch/extension.h>
 
+#include <algorithm>
 #include <limits>
 #include <vector>
 
@@ -134,6 +136,68 @@ py::tuple backward(const at::Tensor& grad_output, const at::Tensor& input, std::
   return py::make_tuple(gi, exec.info());
 }
 
+// The adaptive ops: dims = len(output_size) (forward) or given (backward, whose
+// schema has no output_size).
+int adaptive_dims(int64_t dims) {
+  TORCH_CHECK(dims >= 1 && dims <= kMaxSpatialDims, "the adaptive host hooks take 1 to ", kMaxSpatialDims,
+              " spatial dims, got ", dims);
+  return static_cast<int>(dims);
+}
+
+py::tuple adaptive_forward(const at::Tensor& input, std::vector<int64_t> output_size, bool with_indices,
+                           int64_t sm_count, bool force_index64) {
+  check_cpu(input);
+  const int dims = adaptive_dims(static_cast<int64_t>(output_size.size()));
+  const HostExecutor exec = executor(sm_count, force_index64);
+  if (with_indices) {
+    auto [out, idx] = cuda_impl::adaptive_max_pool_with_indices(exec, dims, input, output_size);
+    return py::make_tuple(out, idx, exec.info());
+  }
+  at::Tensor out = cuda_impl::adaptive_max_pool(exec, dims, input, output_size);
+  return py::make_tuple(out, py::none(), exec.info());
+}
+
+py::tuple adaptive_backward(const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& indices,
+                            int64_t dims, int64_t sm_count, bool force_index64) {
+  check_cpu(input);
+  const HostExecutor exec = executor(sm_count, force_index64);
+  at::Tensor gi = cuda_impl::adaptive_max_pool_backward(exec, adaptive_dims(dims), grad_output, input, indices);
+  return py::make_tuple(gi, exec.info());
+}
+
+// One adaptive axis as the kernels see it (max_pool_device.cuh, in the index
+// type a job of these sizes would get, or int64): each output's window
+// [first, first + count) and each input's covering outputs [begin, end).
+py::tuple adaptive_axis(int64_t in, int64_t out, bool index64) {
+  TORCH_CHECK(in >= 1 && out >= 1, "adaptive_axis: sizes must be positive");
+  // Adaptive even where the sizes divide (jobs describe those as fixed
+  // windows), so that the closed forms are checked for every pair.
+  PoolGeometry g;
+  g.in_size[2] = in;
+  g.out_size[2] = out;
+  g.adaptive[2] = true;
+  at::Tensor windows = at::empty({out, 2}, at::kLong), covering = at::empty({in, 2}, at::kLong);
+  int64_t* w = windows.mutable_data_ptr<int64_t>();
+  int64_t* c = covering.mutable_data_ptr<int64_t>();
+  cuda_launch::with_index_type(!index64 && (in + 1) * (out + 1) <= INT32_MAX, [&](auto index_zero) {
+    using index_t = decltype(index_zero);
+    const cuda_logic::Axis<index_t> a = cuda_logic::make_axis<index_t>(g, 2);
+    for (index_t o = 0; o < a.out; ++o) {
+      index_t first, count;
+      cuda_logic::window_taps(a, o, &first, &count);
+      w[2 * o] = first;
+      w[2 * o + 1] = first + count;
+    }
+    for (index_t x = 0; x < a.in; ++x) {
+      index_t begin, end;
+      cuda_logic::covering_outputs(a, x, &begin, &end);
+      c[2 * x] = begin;
+      c[2 * x + 1] = end;
+    }
+  });
+  return py::make_tuple(windows, covering);
+}
+
 // The launch decisions alone, for sizes too large to run on the host.
 py::dict launch_plan(int64_t work_items, int64_t max_offset, int64_t sm_count) {
   const Grid grid = cuda_launch::grid_for({sm_count, kThreadsPerSm, kMaxGridX}, work_items);
@@ -174,6 +238,18 @@ void register_test_hooks(pybind11::module_& m) {
         py::arg("input"), py::arg("kernel_size"), py::arg("stride"), py::arg("padding"), py::arg("dilation"),
         py::arg("ceil_mode"), py::arg("indices"), py::arg("sm_count") = kDefaultSms,
         py::arg("force_index64") = false);
+  m.def("cuda_host_adaptive_max_pool", &adaptive_forward,
+        "The CUDA forward op adaptive_max_pool{len(output_size)}d run by the host executor: "
+        "(output, indices or None, info).",
+        py::arg("input"), py::arg("output_size"), py::arg("with_indices") = true, py::arg("sm_count") = kDefaultSms,
+        py::arg("force_index64") = false);
+  m.def("cuda_host_adaptive_max_pool_backward", &adaptive_backward,
+        "The CUDA backward op adaptive_max_pool{dims}d_backward run by the host executor: (grad_input, info).",
+        py::arg("grad_output"), py::arg("input"), py::arg("indices"), py::arg("dims"),
+        py::arg("sm_count") = kDefaultSms, py::arg("force_index64") = false);
+  m.def("cuda_adaptive_axis", &adaptive_axis,
+        "One adaptive axis as the CUDA kernels compute it: (windows [out, 2], covering outputs [in, 2]).",
+        py::arg("in_size"), py::arg("out_size"), py::arg("index64") = false);
   m.def("cuda_launch_plan", &launch_plan, "The CUDA launcher's grid and index width for a job size.",
         py::arg("work_items"), py::arg("max_offset"), py::arg("sm_count") = kDefaultSms);
   m.def("cuda_divide", &divide, "The CUDA kernels' integer division, on the host.", py::arg("numerators"),

@@ -1,5 +1,5 @@
-// The CUDA max_pool{1,2,3}d kernels' bodies: what one thread does for one work item,
-// as plain __host__ __device__ code. max_pool.cu runs them in a grid-stride
+// The CUDA max_pool{1,2,3}d and adaptive_max_pool{1,2,3}d kernels' bodies:
+// what one thread does for one work item, as plain __host__ __device__ code. max_pool.cu runs them in a grid-stride
 // kernel on the GPU; host_executor.cpp runs the very same bodies over an
 // emulated grid on the host, so the test suite checks them against torch
 // without a GPU.
@@ -29,6 +29,11 @@
 //            fixed order); ours is the same deterministic gather for every
 //            dims, so overlapping 3-d windows may round differently from it
 //            (see tests/test_cuda_host_executor.py).
+//   adaptive windows are data (Axis::adaptive): the same bodies, with no
+//            channels-last quirk (PyTorch CUDA's adaptive kernels compute
+//            on a contiguous copy: index from the first tap, gradients
+//            summed from 0). Its backward scatters with atomicAdd too; ours
+//            gathers, as for every window.
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -53,12 +58,18 @@ using cuda_launch::Divider;
 
 constexpr int kMaxVectorBytes = 16;
 
-// One spatial dim of a job, in the kernels' index type.
+// One spatial dim of a job, in the kernels' index type: a fixed window
+// (kernel, stride, pad, dilation), or adaptive pooling's
+// [floor(o*in/out), ceil((o+1)*in/out)) (then kernel is only a bound, stride
+// floor(in/out), pad 0, dilation 1; pool_geometry.h). `adaptive` is the same
+// for the whole grid, so its branches never diverge a warp, and fixed axes pay
+// one predictable branch.
 template <typename index_t>
 struct Axis {
   index_t in, out, kernel, stride, pad, dilation;
   index_t span;  // (kernel - 1) * dilation + 1: first to last tap
-  Divider<index_t> by_stride;
+  bool adaptive;
+  Divider<index_t> by_stride, by_in, by_out;
 };
 
 // Everything the bodies need, prepared once on the host: sizes, the 3 axes
@@ -69,7 +80,7 @@ struct Geometry {
   index_t channels;
   index_t lane_groups;           // channels / lanes (NHWC)
   index_t in_plane, out_plane;   // D*H*W and OD*OH*OW
-  Divider<index_t> by_out_w, by_out_h, by_out_d, by_in_w, by_in_h, by_in_d, by_lane_groups;
+  Divider<index_t> by_lane_groups;
   // PyTorch CUDA's 2-d (and 1-d) channels-last kernels, not its 3-d ones:
   bool nhwc_index_from_zero;  // forward: the index starts at 0, not the first tap
   bool nhwc_copies_single;    // backward: a lone covering output's gradient is copied, not added to 0
@@ -85,7 +96,10 @@ inline Axis<index_t> make_axis(const PoolGeometry& g, int dim) {
   a.pad = static_cast<index_t>(g.pad[dim]);
   a.dilation = static_cast<index_t>(g.dilation[dim]);
   a.span = (a.kernel - 1) * a.dilation + 1;
+  a.adaptive = g.adaptive[dim];
   a.by_stride = Divider<index_t>(g.stride[dim]);
+  a.by_in = Divider<index_t>(g.in_size[dim]);
+  a.by_out = Divider<index_t>(g.out_size[dim]);
   return a;
 }
 
@@ -101,12 +115,6 @@ inline Geometry<index_t> make_kernel_geometry(const PoolGeometry& g, int lanes, 
   k.lane_groups = static_cast<index_t>(g.channels / lanes);
   k.in_plane = static_cast<index_t>(in_plane_elems(g));
   k.out_plane = static_cast<index_t>(out_plane_elems(g));
-  k.by_out_w = Divider<index_t>(g.out_size[2]);
-  k.by_out_h = Divider<index_t>(g.out_size[1]);
-  k.by_out_d = Divider<index_t>(g.out_size[0]);
-  k.by_in_w = Divider<index_t>(g.in_size[2]);
-  k.by_in_h = Divider<index_t>(g.in_size[1]);
-  k.by_in_d = Divider<index_t>(g.in_size[0]);
   k.by_lane_groups = Divider<index_t>(g.channels / lanes);
   k.nhwc_index_from_zero = torch_2d_channels_last;
   k.nhwc_copies_single = torch_2d_channels_last;
@@ -136,11 +144,11 @@ struct Extent {
 
 template <typename index_t>
 FASTPOOL_HOST_DEVICE inline Extent<index_t> output_extent(const Geometry<index_t>& g) {
-  return {g.by_out_w, g.w.out, g.by_out_h, g.h.out, g.by_out_d, g.d.out};
+  return {g.w.by_out, g.w.out, g.h.by_out, g.h.out, g.d.by_out, g.d.out};
 }
 template <typename index_t>
 FASTPOOL_HOST_DEVICE inline Extent<index_t> input_extent(const Geometry<index_t>& g) {
-  return {g.by_in_w, g.w.in, g.by_in_h, g.h.in, g.by_in_d, g.d.in};
+  return {g.w.by_in, g.w.in, g.h.by_in, g.h.in, g.d.by_in, g.d.in};
 }
 
 template <typename index_t>
@@ -172,17 +180,35 @@ FASTPOOL_HOST_DEVICE inline Position<index_t> split_channels_last(const Geometry
 }
 
 // The in-bounds taps of output o's window along one axis (pool_geometry.h's
-// clip_window, in the kernels' index type).
+// window_taps, in the kernels' index type). Adaptive: [floor(o*in/out),
+// ceil((o+1)*in/out)), never empty; the products stay below (in+1)*(out+1),
+// which the launcher's index width covers (max_pool_jobs.cpp).
 template <typename index_t>
 FASTPOOL_HOST_DEVICE inline void window_taps(const Axis<index_t>& a, index_t o, index_t* first, index_t* count) {
+  if (a.adaptive) {
+    *first = a.by_out.div(o * a.in);
+    *count = a.by_out.div((o + 1) * a.in + a.out - 1) - *first;
+    return;
+  }
   const WindowTapsOf<index_t> t = clip_window<index_t>(o * a.stride - a.pad, a.span, a.dilation, a.in);
   *first = t.first;
   *count = t.count;
 }
 
 // Outputs [begin, end) along one axis whose window span covers input x.
+// Adaptive, in closed form (the windows' both ends grow with o):
+//   start(o) <= x  <=>  o*in < (x+1)*out  <=>  o < ceil((x+1)*out/in)
+//   end(o)   >  x  <=>  (o+1)*in > x*out  <=>  o >= floor(x*out/in)
+// so [floor(x*out/in), ceil((x+1)*out/in)), within [0, out) as x < in;
+// products below (in+1)*(out+1) as in window_taps. Checked against a search
+// for every in, out <= 64 (tests/test_cuda_host_executor.py).
 template <typename index_t>
 FASTPOOL_HOST_DEVICE inline void covering_outputs(const Axis<index_t>& a, index_t x, index_t* begin, index_t* end) {
+  if (a.adaptive) {
+    *begin = a.by_in.div(x * a.out);
+    *end = a.by_in.div((x + 1) * a.out + a.in - 1);
+    return;
+  }
   const index_t p = x + a.pad;
   *begin = p < a.span ? 0 : a.by_stride.div(p - a.span) + 1;
   const index_t e = a.by_stride.div(p) + 1;
@@ -191,7 +217,8 @@ FASTPOOL_HOST_DEVICE inline void covering_outputs(const Axis<index_t>& a, index_
 
 // Input positions [begin, end) along one axis that output o owns when windows
 // do not overlap (span <= stride): its window lies inside, the bands of all
-// outputs tile [0, in), so each input is written by exactly one thread.
+// outputs tile [0, in), so each input is written by exactly one thread. Fixed
+// axes only: uneven adaptive windows always overlap and take the gather.
 template <typename index_t>
 FASTPOOL_HOST_DEVICE inline void owned_band(const Axis<index_t>& a, index_t o, index_t* begin, index_t* end) {
   *begin = o == 0 ? 0 : o * a.stride - a.pad;
@@ -574,6 +601,7 @@ struct BackwardGather {
   }
 };
 
+// Whether output o's window span covers input x (fixed axes: bands and band gather).
 template <typename index_t>
 FASTPOOL_HOST_DEVICE inline bool in_span(const Axis<index_t>& a, index_t o, index_t x) {
   const index_t start = o * a.stride - a.pad;

@@ -1,5 +1,6 @@
-// The CUDA max_pool{1,2,3}d ops, written once over an executor and the number
-// of spatial dims: argument checks,
+// The CUDA max_pool{1,2,3}d and adaptive_max_pool{1,2,3}d ops, written once
+// over an executor, the number of spatial dims and the kind of window (fixed
+// or adaptive: windows as data, the same jobs and bodies): argument checks,
 // allocation, choice of kernel body, index width, vector width and grid.
 // max_pool.cu registers them over the CUDA executor (cuda_executor.cuh: a
 // grid-stride kernel launch on the current stream; the per-type launches are
@@ -19,6 +20,7 @@
 
 #include <tuple>
 #include <type_traits>
+#include <vector>
 
 #include "../pool_shape.h"
 #include "launch.h"
@@ -35,13 +37,28 @@ namespace cuda_impl {
 constexpr const char* kDispatchName2d = "max_pool2d_with_indices_out_cuda_frame";
 constexpr const char* kForwardDispatchName3d = "max_pool3d_with_indices_out_frame";
 constexpr const char* kBackwardDispatchName3d = "max_pool3d_with_indices_backward_out_frame";
+// PyTorch CUDA's adaptive max pooling (AdaptiveMaxPooling{2,3}d.cu) takes the
+// floating types only, forward and backward; adaptive_max_pool1d runs the 2-d op.
+constexpr const char* kAdaptiveForwardName2d = "adaptive_max_pool2d_cuda";
+constexpr const char* kAdaptiveBackwardName2d = "adaptive_max_pool2d_backward_cuda";
+constexpr const char* kAdaptiveForwardName3d = "adaptive_max_pool3d_cuda";
+constexpr const char* kAdaptiveBackwardName3d = "adaptive_max_pool3d_backward_cuda";
 
-// Calls f(scalar_t*{}) for the forward's element types (floating and integer),
-// or raises PyTorch's NotImplementedError under the op's dispatch name (which
-// AT_DISPATCH wants as a constant).
+// Calls f(scalar_t*{}) for the forward's element types (floating and integer
+// for fixed windows, floating for adaptive ones), or raises PyTorch's
+// NotImplementedError under the op's dispatch name (which AT_DISPATCH wants as
+// a constant).
 template <typename F>
-void dispatch_forward_types(int dims, at::ScalarType type, F&& f) {
-  if (dims == 3) {
+void dispatch_forward_types(int dims, WindowKind windows, at::ScalarType type, F&& f) {
+  if (windows == WindowKind::adaptive) {
+    if (dims == 3) {
+      AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, type, kAdaptiveForwardName3d,
+                                      [&] { f(static_cast<scalar_t*>(nullptr)); });
+    } else {
+      AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, type, kAdaptiveForwardName2d,
+                                      [&] { f(static_cast<scalar_t*>(nullptr)); });
+    }
+  } else if (dims == 3) {
     AT_DISPATCH_ALL_TYPES_AND2(at::kHalf, at::kBFloat16, type, kForwardDispatchName3d,
                                [&] { f(static_cast<scalar_t*>(nullptr)); });
   } else {
@@ -52,8 +69,16 @@ void dispatch_forward_types(int dims, at::ScalarType type, F&& f) {
 
 // The same for the backward's element types: floating only.
 template <typename F>
-void dispatch_backward_types(int dims, at::ScalarType type, F&& f) {
-  if (dims == 3) {
+void dispatch_backward_types(int dims, WindowKind windows, at::ScalarType type, F&& f) {
+  if (windows == WindowKind::adaptive) {
+    if (dims == 3) {
+      AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, type, kAdaptiveBackwardName3d,
+                                      [&] { f(static_cast<scalar_t*>(nullptr)); });
+    } else {
+      AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, type, kAdaptiveBackwardName2d,
+                                      [&] { f(static_cast<scalar_t*>(nullptr)); });
+    }
+  } else if (dims == 3) {
     AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, type, kBackwardDispatchName3d,
                                     [&] { f(static_cast<scalar_t*>(nullptr)); });
   } else {
@@ -70,16 +95,18 @@ using acc_t = std::conditional_t<std::is_same_v<scalar_t, double> || std::is_int
 // PyTorch CUDA runs its 2-d kernels for max_pool1d and max_pool2d; their
 // channels-last variants start the forward index at 0 and copy a lone
 // gradient (max_pool_device.cuh). Integers have no PyTorch CUDA kernel and
-// follow PyTorch's CPU ops (first tap).
+// follow PyTorch's CPU ops (first tap). Its adaptive kernels have no
+// channels-last variant (they compute on a contiguous copy): no quirk.
 template <typename scalar_t>
-bool torch_2d_channels_last(int dims, bool nhwc) {
-  return nhwc && dims < 3 && !std::is_integral_v<scalar_t>;
+bool torch_2d_channels_last(int dims, WindowKind windows, bool nhwc) {
+  return nhwc && dims < 3 && windows == WindowKind::fixed && !std::is_integral_v<scalar_t>;
 }
 
 // A validated call with its outputs allocated and its inputs in the layout the
 // kernels read. Prepared by max_pool_jobs.cpp (compiled once, for both builds).
 struct ForwardJob {
   int dims = 2;  // spatial dims of the op (1, 2 or 3)
+  WindowKind windows = WindowKind::fixed;
   PoolGeometry g;
   bool nhwc = false;
   int lanes = 1;           // NHWC channels per vector access (1 = scalar path)
@@ -90,6 +117,7 @@ struct ForwardJob {
 
 struct BackwardJob {
   int dims = 2;
+  WindowKind windows = WindowKind::fixed;
   PoolGeometry g;
   bool nhwc = false;
   int lanes = 1;
@@ -98,13 +126,40 @@ struct BackwardJob {
   at::Tensor grad_input;
 };
 
-// dims: the op's spatial dims (max_pool{dims}d), which names its errors and
-// picks PyTorch's layout rule.
-ForwardJob prepare_forward(int dims, const at::Tensor& self, at::IntArrayRef kernel_size, at::IntArrayRef stride,
-                           at::IntArrayRef padding, at::IntArrayRef dilation, bool ceil_mode, bool with_indices);
-BackwardJob prepare_backward(int dims, const at::Tensor& grad_output, const at::Tensor& self,
-                             at::IntArrayRef kernel_size, at::IntArrayRef stride, at::IntArrayRef padding,
-                             at::IntArrayRef dilation, bool ceil_mode, const at::Tensor& indices);
+// What an op's own checks decide before a job is prepared: its spatial dims
+// and windows, the output's shape and layout, the geometry. The plan_*
+// functions validate the arguments as PyTorch does (errors named after the
+// op); prepare_* are shared by every kind of window.
+struct ForwardPlan {
+  int dims = 2;
+  WindowKind windows = WindowKind::fixed;
+  std::vector<int64_t> out_shape;
+  PoolLayout layout = PoolLayout::planar;
+  PoolGeometry g;
+};
+struct BackwardPlan {
+  int dims = 2;
+  WindowKind windows = WindowKind::fixed;
+  PoolLayout layout = PoolLayout::planar;
+  PoolGeometry g;
+};
+
+// max_pool{dims}d and its backward.
+ForwardPlan plan_window_forward(int dims, const at::Tensor& self, at::IntArrayRef kernel_size, at::IntArrayRef stride,
+                                at::IntArrayRef padding, at::IntArrayRef dilation, bool ceil_mode);
+BackwardPlan plan_window_backward(int dims, const at::Tensor& grad_output, const at::Tensor& self,
+                                  at::IntArrayRef kernel_size, at::IntArrayRef stride, at::IntArrayRef padding,
+                                  at::IntArrayRef dilation, bool ceil_mode, const at::Tensor& indices);
+// adaptive_max_pool{dims}d and its backward (output_size: one entry per spatial dim).
+ForwardPlan plan_adaptive_forward(int dims, const at::Tensor& self, at::IntArrayRef output_size);
+BackwardPlan plan_adaptive_backward(int dims, const at::Tensor& grad_output, const at::Tensor& self,
+                                    const at::Tensor& indices);
+
+// Allocates the outputs in the plan's layout, brings the inputs into it and
+// picks the index-width bound and NHWC vector width.
+ForwardJob prepare_forward(const ForwardPlan& plan, const at::Tensor& self, bool with_indices);
+BackwardJob prepare_backward(const BackwardPlan& plan, const at::Tensor& grad_output, const at::Tensor& self,
+                             const at::Tensor& indices);
 
 // Calls f with std::integral_constant<int, V> for the NHWC vector width the
 // job chose (16 bytes, 8 bytes, or scalar).
@@ -123,10 +178,12 @@ void with_lanes(int lanes, F&& f) {
 
 // Calls f with std::integral_constant<int, K>: K = 3 or 2 for the square
 // (h, w) windows of most networks (their NCHW forward unrolls the window
-// plane; the depth taps, if any, stay a loop), else 0.
+// plane; the depth taps, if any, stay a loop), else 0 (also for adaptive
+// (h, w) windows, whose size varies).
 template <typename F>
 void with_fixed_window(const PoolGeometry& g, F&& f) {
-  const int64_t k = g.kernel[1] == g.kernel[2] ? g.kernel[1] : 0;
+  const bool fixed_plane = !g.adaptive[1] && !g.adaptive[2];
+  const int64_t k = fixed_plane && g.kernel[1] == g.kernel[2] ? g.kernel[1] : 0;
   if (k == 3) {
     f(std::integral_constant<int, 3>{});
   } else if (k == 2) {
@@ -136,9 +193,17 @@ void with_fixed_window(const PoolGeometry& g, F&& f) {
   }
 }
 
+inline bool any_adaptive(const PoolGeometry& g) {
+  return g.adaptive[0] || g.adaptive[1] || g.adaptive[2];
+}
+
 // Windows that do not overlap (span <= stride in every dim, depth included)
 // let the backward write each output's band instead of gathering per input.
+// Adaptive windows over sizes that do not divide always overlap (output 0's
+// ends at ceil(in/out), output 1's starts at floor(in/out)); those that do
+// divide are described as fixed windows (pool_geometry.h).
 inline bool windows_overlap(const PoolGeometry& g) {
+  if (any_adaptive(g)) return true;
   for (int d = 0; d < kMaxSpatialDims; ++d)
     if ((g.kernel[d] - 1) * g.dilation[d] + 1 > g.stride[d]) return true;
   return false;
@@ -168,8 +233,8 @@ void forward_typed(const Exec& exec, const ForwardJob& job, bool with_indices) {
     const cuda_logic::ForwardArgs<scalar_t, index_t> a{
         job.input.const_data_ptr<scalar_t>(), job.output.mutable_data_ptr<scalar_t>(),
         with_indices ? job.indices.mutable_data_ptr<int64_t>() : nullptr,
-        cuda_logic::make_kernel_geometry<index_t>(job.g, job.lanes,
-                                                  torch_2d_channels_last<scalar_t>(job.dims, job.nhwc))};
+        cuda_logic::make_kernel_geometry<index_t>(
+            job.g, job.lanes, torch_2d_channels_last<scalar_t>(job.dims, job.windows, job.nhwc))};
     if (!job.nhwc) {
       with_fixed_window(job.g, [&](auto fixed) {
         constexpr int K = decltype(fixed)::value;
@@ -193,20 +258,21 @@ void forward_typed(const Exec& exec, const ForwardJob& job, bool with_indices) {
 template <class Exec>
 void run_forward(const Exec& exec, const ForwardJob& job, bool with_indices) {
   if (job.output.numel() == 0) return;  // like PyTorch: before the dtype check
-  // Floating types and uint8, int8, int16, int32, int64.
-  dispatch_forward_types(job.dims, job.input.scalar_type(), [&](auto* type_tag) {
+  // Floating types, and uint8, int8, int16, int32, int64 for fixed windows.
+  dispatch_forward_types(job.dims, job.windows, job.input.scalar_type(), [&](auto* type_tag) {
     forward_typed<std::remove_pointer_t<decltype(type_tag)>>(exec, job, with_indices);
   });
 }
 
 // The backward's algorithm (max_pool_device.cuh): bands where windows do not
-// overlap, band gather for overlapping windows of stride 2 in h and w and 1
-// or 2 in depth (bands of at most 1 or 2 x 2 x 2 inputs), else the per-input
-// gather.
+// overlap, band gather for overlapping fixed windows of stride 2 in h and w
+// and 1 or 2 in depth (bands of at most 1 or 2 x 2 x 2 inputs), else (adaptive
+// windows included) the per-input gather.
 enum class BackwardKind { gather, bands, band_gather_s2, band_gather_s2_deep };
 
 inline BackwardKind backward_kind(const PoolGeometry& g) {
   if (!windows_overlap(g)) return BackwardKind::bands;
+  if (any_adaptive(g)) return BackwardKind::gather;
   if (g.stride[1] == 2 && g.stride[2] == 2) {
     if (g.stride[0] == 1) return BackwardKind::band_gather_s2;  // every 2-d job
     if (g.stride[0] == 2) return BackwardKind::band_gather_s2_deep;
@@ -226,7 +292,8 @@ void backward_typed(const Exec& exec, const BackwardJob& job) {
     const cuda_logic::BackwardArgs<scalar_t, index_t> a{
         job.grad_output.const_data_ptr<scalar_t>(), job.indices.const_data_ptr<int64_t>(),
         job.grad_input.mutable_data_ptr<scalar_t>(),
-        cuda_logic::make_kernel_geometry<index_t>(job.g, job.lanes, torch_2d_channels_last<scalar_t>(job.dims, job.nhwc))};
+        cuda_logic::make_kernel_geometry<index_t>(
+            job.g, job.lanes, torch_2d_channels_last<scalar_t>(job.dims, job.windows, job.nhwc))};
     with_lanes<scalar_t>(job.lanes, [&](auto lanes) {
       constexpr int V = decltype(lanes)::value;
       const auto launch = [&](auto nhwc) {
@@ -261,32 +328,55 @@ void backward_typed(const Exec& exec, const BackwardJob& job) {
 
 template <class Exec>
 void run_backward(const Exec& exec, const BackwardJob& job) {
-  // Like PyTorch, an empty call returns before the dtype check.
-  if (job.grad_input.numel() == 0) return;
-  dispatch_backward_types(job.dims, job.grad_input.scalar_type(), [&](auto* type_tag) {
+  // Like PyTorch, an empty call returns before the dtype check (an empty
+  // grad_output with a non-empty input, adaptive output_size 0, was zeroed
+  // by prepare_backward).
+  if (job.grad_input.numel() == 0 || job.grad_output.numel() == 0) return;
+  dispatch_backward_types(job.dims, job.windows, job.grad_input.scalar_type(), [&](auto* type_tag) {
     backward_typed<std::remove_pointer_t<decltype(type_tag)>>(exec, job);
   });
 }
 
 // ---- the ops, as registered for CUDA (and run by the host executor) -------
-// dims: 1, 2 or 3 (max_pool1d, max_pool2d, max_pool3d); one code path for all.
+// dims: 1, 2 or 3; one code path for all dims and both kinds of window.
 
 template <class Exec>
-std::tuple<at::Tensor, at::Tensor> max_pool_with_indices(const Exec& exec, int dims, const at::Tensor& input,
-                                                         at::IntArrayRef kernel_size, at::IntArrayRef stride,
-                                                         at::IntArrayRef padding, at::IntArrayRef dilation,
-                                                         bool ceil_mode) {
-  const ForwardJob job = prepare_forward(dims, input, kernel_size, stride, padding, dilation, ceil_mode, true);
+std::tuple<at::Tensor, at::Tensor> pool_with_indices(const Exec& exec, const ForwardPlan& plan,
+                                                     const at::Tensor& input) {
+  const ForwardJob job = prepare_forward(plan, input, true);
   run_forward(exec, job, true);
   return {job.output, job.indices};
 }
 
 template <class Exec>
-at::Tensor max_pool(const Exec& exec, int dims, const at::Tensor& input, at::IntArrayRef kernel_size,
-                    at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, bool ceil_mode) {
-  const ForwardJob job = prepare_forward(dims, input, kernel_size, stride, padding, dilation, ceil_mode, false);
+at::Tensor pool_values(const Exec& exec, const ForwardPlan& plan, const at::Tensor& input) {
+  const ForwardJob job = prepare_forward(plan, input, false);
   run_forward(exec, job, false);
   return job.output;
+}
+
+template <class Exec>
+at::Tensor pool_backward(const Exec& exec, const BackwardPlan& plan, const at::Tensor& grad_output,
+                         const at::Tensor& input, const at::Tensor& indices) {
+  const BackwardJob job = prepare_backward(plan, grad_output, input, indices);
+  run_backward(exec, job);
+  return job.grad_input;
+}
+
+// max_pool{dims}d
+template <class Exec>
+std::tuple<at::Tensor, at::Tensor> max_pool_with_indices(const Exec& exec, int dims, const at::Tensor& input,
+                                                         at::IntArrayRef kernel_size, at::IntArrayRef stride,
+                                                         at::IntArrayRef padding, at::IntArrayRef dilation,
+                                                         bool ceil_mode) {
+  return pool_with_indices(exec, plan_window_forward(dims, input, kernel_size, stride, padding, dilation, ceil_mode),
+                           input);
+}
+
+template <class Exec>
+at::Tensor max_pool(const Exec& exec, int dims, const at::Tensor& input, at::IntArrayRef kernel_size,
+                    at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, bool ceil_mode) {
+  return pool_values(exec, plan_window_forward(dims, input, kernel_size, stride, padding, dilation, ceil_mode), input);
 }
 
 template <class Exec>
@@ -294,10 +384,28 @@ at::Tensor max_pool_with_indices_backward(const Exec& exec, int dims, const at::
                                           const at::Tensor& input, at::IntArrayRef kernel_size, at::IntArrayRef stride,
                                           at::IntArrayRef padding, at::IntArrayRef dilation, bool ceil_mode,
                                           const at::Tensor& indices) {
-  const BackwardJob job =
-      prepare_backward(dims, grad_output, input, kernel_size, stride, padding, dilation, ceil_mode, indices);
-  run_backward(exec, job);
-  return job.grad_input;
+  return pool_backward(
+      exec,
+      plan_window_backward(dims, grad_output, input, kernel_size, stride, padding, dilation, ceil_mode, indices),
+      grad_output, input, indices);
+}
+
+// adaptive_max_pool{dims}d
+template <class Exec>
+std::tuple<at::Tensor, at::Tensor> adaptive_max_pool_with_indices(const Exec& exec, int dims, const at::Tensor& input,
+                                                                  at::IntArrayRef output_size) {
+  return pool_with_indices(exec, plan_adaptive_forward(dims, input, output_size), input);
+}
+
+template <class Exec>
+at::Tensor adaptive_max_pool(const Exec& exec, int dims, const at::Tensor& input, at::IntArrayRef output_size) {
+  return pool_values(exec, plan_adaptive_forward(dims, input, output_size), input);
+}
+
+template <class Exec>
+at::Tensor adaptive_max_pool_backward(const Exec& exec, int dims, const at::Tensor& grad_output,
+                                      const at::Tensor& input, const at::Tensor& indices) {
+  return pool_backward(exec, plan_adaptive_backward(dims, grad_output, input, indices), grad_output, input, indices);
 }
 
 }  // namespace cuda_impl
