@@ -64,7 +64,7 @@ def test_forward_matches_torch(case):
     dims=st.sampled_from(DIMS),
     hw=st.tuples(st.integers(1, 8), st.integers(33, 140)),
     kernel=st.sampled_from([(2, 2), (3, 3), (1, 3), (3, 1), (2, 5), (4, 4)]),
-    stride=st.sampled_from([(1, 1), (2, 2), (1, 2), (2, 3), (3, 3)]),
+    stride=st.sampled_from([(1, 1), (2, 2), (1, 2), (2, 3), (3, 3), (1, 4), (4, 4)]),
     padding=st.sampled_from([(0, 0), (1, 1), (0, 1)]),
     dilation=st.sampled_from([(1, 1), (1, 2), (2, 1)]),
     depth=st.tuples(st.integers(1, 4), st.integers(1, 2), st.integers(1, 2), st.integers(0, 1)),
@@ -122,25 +122,37 @@ def test_backward_matches_torch(case):
     dims, args, x, isa = case
     assume(not has_empty_window(args, x.shape[-dims:]))  # see test_windows_without_in_bounds_taps
     half = x.dtype in (torch.float16, torch.bfloat16)
-    # float16/bfloat16 gradients accumulate in float and round once, so their
-    # reference is torch's backward in float32 (same order of adds), rounded.
-    ref_dtype = torch.float32 if half else x.dtype
-    x_ref = x.detach().to(ref_dtype).requires_grad_()
     x_fp = x.detach().clone().requires_grad_()
-    expected = pool_fn(dims, F)(x_ref, **args)
-    grad = torch.randn(expected.shape, dtype=torch.float64).to(x.dtype)
-    grad = torch.empty_like(expected, dtype=x.dtype).copy_(grad)  # the output's layout
-    expected.backward(grad.to(ref_dtype))
+    expected_out, expected_idx = torch_max_pool(dims, x, **args)
+    grad = torch.empty_like(expected_out).copy_(torch.randn(expected_out.shape, dtype=torch.float64))
     with cpu_isa(isa):
         out = pool_fn(dims)(x_fp, **args)
         out.backward(grad)
-    assert_identical(out.detach(), torch_max_pool(dims, x, **args)[0])
-    assert_identical(x_fp.grad, x_ref.grad.to(x.dtype))
+    assert_identical(out.detach(), expected_out)
+    # float16/bfloat16 gradients accumulate in float and round once, so their
+    # reference is torch's backward op in float32 (same order of adds) over
+    # torch's indices for the input dtype, rounded.
+    # (x.grad's strides are autograd's choice, so only values are compared here.)
+    reference = aten_backward(dims, grad.float() if half else grad, x.float() if half else x, args, expected_idx)
+    assert_identical(x_fp.grad, torch.empty_like(x_fp.grad).copy_(reference.to(x.dtype)))
     if not half or not _overlapping(args, dims):
         # Then torch's own result in the input dtype is the same, bit for bit.
         x_torch = x.detach().clone().requires_grad_()
         pool_fn(dims, F)(x_torch, **args).backward(grad)
         assert_identical(x_fp.grad, x_torch.grad)
+
+
+def aten_backward(dims, grad, x, args, indices):
+    """torch's backward op for max_pool{dims}d (1-d: the 2-d op on the input
+    unsqueezed to (N,) C, 1, L, as torch's max_pool1d runs it)."""
+    k, p, d = (list(per_dim(args[n], dims)) for n in ("kernel_size", "padding", "dilation"))
+    s = k if args["stride"] is None else list(per_dim(args["stride"], dims))
+    if dims == 1:
+        k, s, p, d = [1] + k, [1] + s, [0] + p, [1] + d
+        return torch.ops.aten.max_pool2d_with_indices_backward(
+            grad.unsqueeze(-2), x.unsqueeze(-2), k, s, p, d, args["ceil_mode"], indices.unsqueeze(-2)).squeeze(-2)
+    op = getattr(torch.ops.aten, f"max_pool{dims}d_with_indices_backward")
+    return op(grad, x, k, s, p, d, args["ceil_mode"], indices)
 
 
 SHAPES = {1: (23,), 2: (11, 13), 3: (5, 7, 6)}

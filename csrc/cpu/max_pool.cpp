@@ -166,12 +166,23 @@ struct CpuAdaptivePool {
     TORCH_CHECK_NOT_IMPLEMENTED(at::isFloatingType(input.scalar_type()), "\"", kernel_name[kDims - 1],
                                 "\" not implemented for '", input.scalar_type(), "'");
     const PoolLayout layout = pool_layout(input, kDims, WindowKind::adaptive);
-    at::Tensor output = empty_with_huge_pages(shape, input.options(), layout, kDims);
+    // PyTorch returns 3-d results contiguous even for a channels_last_3d
+    // input: reading that input in place and reordering the (smaller) output
+    // beats copying the input.
+    const PoolLayout kernel_layout = kDims == 3 && input.dim() == 5 &&
+                                             input.suggest_memory_format() == at::MemoryFormat::ChannelsLast3d
+                                         ? PoolLayout::channels_last
+                                         : layout;
+    at::Tensor output = empty_with_huge_pages(shape, input.options(), kernel_layout, kDims);
     at::Tensor indices;
-    if (with_indices) indices = empty_with_huge_pages(shape, input.options().dtype(at::kLong), layout, kDims);
-    if (output.numel() == 0) return {output, indices};
-    run_forward(op.c_str(), input, make_adaptive_geometry(input, kDims, output_size), layout, kDims, output,
-                with_indices ? &indices : nullptr);
+    if (with_indices) indices = empty_with_huge_pages(shape, input.options().dtype(at::kLong), kernel_layout, kDims);
+    if (output.numel() > 0)
+      run_forward(op.c_str(), input, make_adaptive_geometry(input, kDims, output_size), kernel_layout, kDims, output,
+                  with_indices ? &indices : nullptr);
+    if (kernel_layout != layout) {  // a copy with torch's strides (.contiguous() may keep others where sizes are 1)
+      output = empty_with_huge_pages(shape, input.options(), layout, kDims).copy_(output);
+      if (with_indices) indices = empty_with_huge_pages(shape, indices.options(), layout, kDims).copy_(indices);
+    }
     return {output, indices};
   }
 };

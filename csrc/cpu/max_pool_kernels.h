@@ -127,6 +127,7 @@ struct Scratch {
 // output positions (channels last).
 constexpr int64_t kPrefetchRows = 2;
 constexpr int64_t kPrefetchPositions = 8;
+constexpr int64_t kMaxPrefetchRowBytes = 2048;
 
 inline int64_t max_taps(const PoolGeometry& g) { return g.kernel[0] * g.kernel[1] * g.kernel[2]; }
 
@@ -273,8 +274,9 @@ inline typename Sd::V load_lanes(const T* p, int64_t s, int64_t n) {
 // ---------------------------------------------------------- forward: planar
 
 // kLanes consecutive outputs along W whose taps all lie inside the row: one
-// vector per tap. kStride: 1 or 2 (contiguous / de-interleaving loads) or 0
-// (any stride, element-wise fill). kKW: the kernel width when it is a
+// vector per tap. kStride: 1, 2 or 4 (contiguous / de-interleaving loads; 4
+// where the ISA has it: 1-d audio pools) or 0 (any stride, element-wise fill;
+// hardware gathers were measured slower than that on AMD Zen). kKW: the kernel width when it is a
 // compile-time constant (so the tap loop unrolls), else 0. kFull = false: only
 // `n` < kLanes outputs remain (a row narrower than a vector); go through a
 // small buffer so nothing outside them is read or written.
@@ -295,6 +297,7 @@ inline bool forward_planar_chunk(const PoolGeometry& g, const T* plane, const in
     else if constexpr (kFull && kStride == 2) return Sd::load_stride2(plane + off);
     else if constexpr (!kFull && kStride == 1 && Sd::kMasked) return Sd::load_n(plane + off, n);
     else if constexpr (!kFull && kStride == 2 && Sd::kMasked) return Sd::load_stride2_n(plane + off, n);
+    else if constexpr (kFull && kStride == 4) return Sd::load_stride4(plane + off);
     else return load_lanes<Sd>(plane + off, s, n);
   };
 
@@ -342,6 +345,41 @@ inline void forward_planar_interior(const PoolGeometry& g, const T* plane, const
                                                                   at(hi - L));
 }
 
+// Combines per-lane results (lane j: value, flat position) in scan order,
+// which is increasing flat position: the last NaN wins, else the largest
+// value, the first of equals.
+template <typename C>
+inline void combine_lanes(const C* values, const int64_t* positions, int64_t lanes, C* best, int64_t* best_at) {
+  bool any_nan = false;
+  C top = values[0];
+  for (int64_t j = 0; j < lanes; ++j) {  // branch-free: the compiler vectorises these loops
+    any_nan |= values[j] != values[j];
+    top = values[j] > top ? values[j] : top;
+  }
+  int64_t at = INT64_MAX, last_nan = -1;
+  if (!any_nan) {
+    // The first position holding the maximum; its own value, since -0.0 and
+    // 0.0 compare equal but must come out as the one scanned first.
+    int64_t lane = 0;
+    for (int64_t j = 0; j < lanes; ++j) {
+      const bool first = values[j] == top && positions[j] < at;
+      at = first ? positions[j] : at;
+      lane = first ? j : lane;
+    }
+    *best = values[lane];
+    *best_at = at;
+    return;
+  }
+  int64_t nan_lane = 0;
+  for (int64_t j = 0; j < lanes; ++j)
+    if (values[j] != values[j] && positions[j] > last_nan) {
+      last_nan = positions[j];
+      nan_lane = j;
+    }
+  *best = values[nan_lane];
+  *best_at = last_nan;
+}
+
 // One output of a planar input whose window rows are short contiguous runs
 // (dilation 1 along W, 4 to kLanes taps, e.g. a global 7x7 pool): one masked
 // load per window row, lane j following column j under PyTorch's rule, then
@@ -371,17 +409,55 @@ inline bool forward_one_by_rows(const T* plane, const int64_t* rows, WindowRows 
     alignas(64) int64_t positions[Sd::kLanes];
     Sd::store(values, acc.best);
     Sd::store_indices(positions, acc.best_index);
-    C best = values[0];
-    int64_t best_at = positions[0];
-    for (int64_t j = 1; j < n; ++j) {
-      const C v = values[j];
-      const bool wins = v != v ? (best == best || positions[j] > best_at)
-                               : (best == best && (v > best || (v == best && positions[j] < best_at)));
-      if (wins) {
-        best = v;
-        best_at = positions[j];
-      }
+    C best;
+    int64_t best_at;
+    combine_lanes(values, positions, n, &best, &best_at);
+    *out = Scalar<T>::store(best);
+    if (kIndices) *index = best_at;
+    return true;
+  }
+}
+
+// One output of a planar input whose window is one contiguous run of the
+// plane: whole rows, consecutive (global pooling, adaptive pooling to one row
+// of outputs, 1-d windows wider than a vector). Lane j follows positions j,
+// j + kLanes, ... under PyTorch's rule; then the lanes are combined. Returns
+// false (and writes nothing) when the window is not such a run or is shorter
+// than a vector.
+template <typename T, bool kIndices>
+inline bool forward_one_contiguous(const T* plane, int64_t W, const int64_t* rows, WindowRows wr, WindowTaps tw,
+                                   T* out, int64_t* index) {
+  using Sd = Simd<ComputeT<T>>;
+  using C = ComputeT<T>;
+  if constexpr (!Sd::kMasked) {
+    return false;
+  } else {
+    if (wr.count == 0) return false;
+    const bool whole_rows = tw.first == 0 && tw.count == W;
+    const int64_t run = wr.count == 1 ? tw.count : wr.count * W;
+    if (run < Sd::kLanes || (wr.count > 1 && (!whole_rows || rows[wr.count - 1] - rows[0] != (wr.count - 1) * W)))
+      return false;
+    const int64_t start = rows[0] + tw.first;
+    const typename Sd::I lane = Sd::index_iota(1);
+    WindowMax<Sd, true, true> acc;
+    acc.first(Sd::load(plane + start), Sd::index_add(Sd::index_set1(static_cast<int32_t>(start)), lane));
+    int64_t i = Sd::kLanes;
+    for (; i + Sd::kLanes <= run; i += Sd::kLanes)
+      acc.step(Sd::load(plane + start + i), Sd::index_add(Sd::index_set1(static_cast<int32_t>(start + i)), lane));
+    if (i < run) {
+      // The tail: the run's last vector, overlapping the previous one. Each
+      // lane still sees increasing positions, and a position seen twice has
+      // the same value, so the combined result is unchanged.
+      const int64_t last = start + run - Sd::kLanes;
+      acc.step(Sd::load(plane + last), Sd::index_add(Sd::index_set1(static_cast<int32_t>(last)), lane));
     }
+    alignas(64) C values[Sd::kLanes];
+    alignas(64) int64_t positions[Sd::kLanes];
+    Sd::store(values, acc.best);
+    Sd::store_indices(positions, acc.best_index);
+    C best;
+    int64_t best_at;
+    combine_lanes(values, positions, Sd::kLanes, &best, &best_at);
     *out = Scalar<T>::store(best);
     if (kIndices) *index = best_at;
     return true;
@@ -433,7 +509,10 @@ void forward_planar_rows(const PoolGeometry& g, const T* input, T* output, int64
       // are contiguous, so this runs on into the next plane; prefetches past
       // the end of the tensor are harmless).
       const char* next = reinterpret_cast<const char*>(plane + rows.data[wr.count - 1] + W);
-      const int64_t bytes = kPrefetchRows * g.stride[1] * W * static_cast<int64_t>(sizeof(T));
+      // Not for long rows (1-d pooling): those are streams the hardware
+      // prefetchers follow, and the prefetches cost more than they save.
+      const int64_t row_bytes = W * static_cast<int64_t>(sizeof(T));
+      const int64_t bytes = row_bytes > kMaxPrefetchRowBytes ? 0 : kPrefetchRows * g.stride[1] * row_bytes;
       for (int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(next + b);
     }
     const bool vectorize = wr.count > 0 && hi > lo;
@@ -441,8 +520,10 @@ void forward_planar_rows(const PoolGeometry& g, const T* input, T* output, int64
       for (int64_t ow = ow_begin; ow < ow_end; ++ow) {
         const WindowTaps tw = tables.width(ow);
         if constexpr (kHasVectorPath<T>) {
-          if (vector_ok && g.dilation[2] == 1 && forward_one_by_rows<T, kIndices>(plane, rows.data, wr, tw, out + ow,
-                                                                                   kIndices ? index + ow : nullptr))
+          if (vector_ok && g.dilation[2] == 1 &&
+              (forward_one_contiguous<T, kIndices>(plane, W, rows.data, wr, tw, out + ow,
+                                                   kIndices ? index + ow : nullptr) ||
+               forward_one_by_rows<T, kIndices>(plane, rows.data, wr, tw, out + ow, kIndices ? index + ow : nullptr)))
             continue;
         }
         forward_one<T, kIndices>(plane, 1, rows.data, wr, tw, g.dilation[2], out + ow, kIndices ? index + ow : nullptr);
@@ -461,6 +542,12 @@ void forward_planar_rows(const PoolGeometry& g, const T* input, T* output, int64
         case 2:
           forward_planar_interior_kw<T, kIndices, 2>(g, plane, rows.data, wr.count, lo, hi, out, index);
           break;
+        case 4:
+          if constexpr (Simd<ComputeT<T>>::kHasStride4) {
+            forward_planar_interior_kw<T, kIndices, 4>(g, plane, rows.data, wr.count, lo, hi, out, index);
+            break;
+          }
+          [[fallthrough]];
         default:
           forward_planar_interior_kw<T, kIndices, 0>(g, plane, rows.data, wr.count, lo, hi, out, index);
       }

@@ -9,6 +9,8 @@
 //   load_stride2(p)  elements p[0], p[2], ..., p[2*(kLanes-1)], reading
 //                    nothing outside p[0 .. 2*kLanes-2] (the second load
 //                    starts one element early so no lane past the end is read)
+//   load_stride4(p)  p[0], p[4], ..., p[4*(kLanes-1)], reading nothing else of
+//                    p[0 ..]; only where kHasStride4 (AVX-512)
 //   store(p, v)      back to the storage type (exact: values come from it)
 //   takes(v, best)   PyTorch's update rule, lane-wise: v > best || isnan(v)
 //   greater(v, best) v > best (the rule when no NaN can be present)
@@ -38,6 +40,7 @@ template <typename Compute>
 struct Simd {
   static constexpr int kLanes = 0;
   static constexpr bool kMasked = false;
+  static constexpr bool kHasStride4 = false;
 };
 
 #if defined(__AVX512F__)
@@ -62,6 +65,20 @@ struct Simd<float> {
     // a = p[0..15], b = p[15..30]: even elements are a's even lanes, b's odd lanes.
     const __m512i even = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 14, 12, 10, 8, 6, 4, 2, 0);
     return _mm512_permutex2var_ps(load(p), even, load(p + kLanes - 1));
+  }
+  static constexpr bool kHasStride4 = true;
+  template <typename T>
+  static inline V load_stride4(const T* p) {
+    // Two rounds of de-interleaving: the even elements of p[0..31] and of
+    // p[32..62] (the last load starts at p[45] so nothing past p[60] is
+    // read; lane 15 of the second half, p[62], is not needed), then the even
+    // elements of those.
+    alignas(64) static constexpr int32_t kEven[16] = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
+    alignas(64) static constexpr int32_t kEvenShifted[16] = {0, 2, 4, 6, 8, 10, 12, 14, 19, 21, 23, 25, 27, 29, 31, 31};
+    const __m512i even = _mm512_load_si512(kEven), even_shifted = _mm512_load_si512(kEvenShifted);
+    const V low = _mm512_permutex2var_ps(load(p), even, load(p + 16));
+    const V high = _mm512_permutex2var_ps(load(p + 32), even_shifted, load(p + 45));
+    return _mm512_permutex2var_ps(low, even, high);
   }
   static inline void store(float* p, V v) { _mm512_storeu_ps(p, v); }
   static inline void store(fp16_t* p, V v) {
@@ -136,6 +153,14 @@ struct Simd<double> {
     const __m512i even = _mm512_set_epi64(15, 13, 11, 9, 6, 4, 2, 0);  // a = p[0..7], b = p[7..14]
     return _mm512_permutex2var_pd(load(p), even, load(p + kLanes - 1));
   }
+  static constexpr bool kHasStride4 = true;
+  static inline V load_stride4(const double* p) {  // as Simd<float>'s: reads p[0..28]
+    const __m512i even = _mm512_set_epi64(14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512i even_shifted = _mm512_set_epi64(15, 15, 13, 11, 6, 4, 2, 0);
+    const V low = _mm512_permutex2var_pd(load(p), even, load(p + 8));
+    const V high = _mm512_permutex2var_pd(load(p + 16), even_shifted, load(p + 21));
+    return _mm512_permutex2var_pd(low, even, high);
+  }
   static inline void store(double* p, V v) { _mm512_storeu_pd(p, v); }
   static inline M takes(V v, V best) {
     return _mm512_cmp_pd_mask(v, best, _CMP_GT_OQ) | _mm512_cmp_pd_mask(v, v, _CMP_UNORD_Q);
@@ -178,6 +203,7 @@ struct Simd<float> {
   using M = __m256;  // all-ones lanes
   static constexpr int kLanes = 8;
   static constexpr bool kMasked = false;
+  static constexpr bool kHasStride4 = false;
 
   static inline V load(const float* p) { return _mm256_loadu_ps(p); }
   static inline V load(const fp16_t* p) {
@@ -232,6 +258,7 @@ struct Simd<double> {
   using M = __m256d;
   static constexpr int kLanes = 4;
   static constexpr bool kMasked = false;
+  static constexpr bool kHasStride4 = false;
 
   static inline V load(const double* p) { return _mm256_loadu_pd(p); }
   static inline V load_stride2(const double* p) {
