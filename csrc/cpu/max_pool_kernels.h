@@ -113,6 +113,10 @@ inline bool takes(C v, C best) {  // PyTorch's update rule; v != v is isnan (fal
 
 inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
+// For the per-row and per-chunk helpers of the hot loops: as the kernels grew,
+// GCC stopped inlining them (narrow NCHW rows ran 2x slower through calls).
+#define FASTPOOL_ALWAYS_INLINE inline __attribute__((always_inline))
+
 // A scratch array owned by one call (no std::vector: see the file comment).
 template <typename E>
 struct Scratch {
@@ -151,7 +155,7 @@ struct WindowTables {
   const WindowTaps& width(int64_t ow) const { return dims[2].data[ow]; }
 };
 
-inline WindowRows collect_rows(const PoolGeometry& g, const WindowTables& tables, int64_t od, int64_t oh,
+FASTPOOL_ALWAYS_INLINE WindowRows collect_rows(const PoolGeometry& g, const WindowTables& tables, int64_t od, int64_t oh,
                                int64_t* rows) {
   const WindowTaps td = tables.dims[0].data[od], th = tables.dims[1].data[oh];
   const int64_t H = g.in_size[1], W = g.in_size[2];
@@ -283,7 +287,7 @@ inline typename Sd::V load_lanes(const T* p, int64_t s, int64_t n) {
 // Returns false (and writes nothing) when the fast variant cannot vouch for
 // its result.
 template <typename T, bool kIndices, int kStride, int kKW, bool kFull, bool kExact>
-inline bool forward_planar_chunk(const PoolGeometry& g, const T* plane, const int64_t* rows, int64_t num_rows,
+FASTPOOL_ALWAYS_INLINE bool forward_planar_chunk(const PoolGeometry& g, const T* plane, const int64_t* rows, int64_t num_rows,
                                  int64_t ow, int64_t n, T* out, int64_t* index) {
   using Sd = Simd<ComputeT<T>>;
   const int64_t s = g.stride[2], dil = g.dilation[2];
@@ -318,7 +322,7 @@ inline bool forward_planar_chunk(const PoolGeometry& g, const T* plane, const in
 }
 
 template <typename T, bool kIndices, int kStride, int kKW, bool kFull>
-inline void forward_planar_chunk_checked(const PoolGeometry& g, const T* plane, const int64_t* rows,
+FASTPOOL_ALWAYS_INLINE void forward_planar_chunk_checked(const PoolGeometry& g, const T* plane, const int64_t* rows,
                                          int64_t num_rows, int64_t ow, int64_t n, T* out, int64_t* index) {
   if (!forward_planar_chunk<T, kIndices, kStride, kKW, kFull, false>(g, plane, rows, num_rows, ow, n, out, index))
     forward_planar_chunk<T, kIndices, kStride, kKW, kFull, true>(g, plane, rows, num_rows, ow, n, out, index);
@@ -516,7 +520,7 @@ void forward_planar_rows(const PoolGeometry& g, const T* input, T* output, int64
       for (int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(next + b);
     }
     const bool vectorize = wr.count > 0 && hi > lo;
-    auto scalar = [&](int64_t ow_begin, int64_t ow_end) {
+    auto scalar = [&](int64_t ow_begin, int64_t ow_end) __attribute__((always_inline)) {
       for (int64_t ow = ow_begin; ow < ow_end; ++ow) {
         const WindowTaps tw = tables.width(ow);
         if constexpr (kHasVectorPath<T>) {
@@ -561,7 +565,7 @@ void forward_planar_rows(const PoolGeometry& g, const T* input, T* output, int64
 // `n` channels (n == kLanes when kFull) of one output position; see
 // forward_planar_chunk for kExact and the return value.
 template <typename T, bool kIndices, bool kFull, bool kExact>
-inline bool forward_channels_chunk(const T* image, int64_t C, const int64_t* taps, int64_t num_taps, int64_t n,
+FASTPOOL_ALWAYS_INLINE bool forward_channels_chunk(const T* image, int64_t C, const int64_t* taps, int64_t num_taps, int64_t n,
                                    T* out, int64_t* index) {
   using Sd = Simd<ComputeT<T>>;
   auto load_at = [&](int64_t tap) -> typename Sd::V {
@@ -578,7 +582,7 @@ inline bool forward_channels_chunk(const T* image, int64_t C, const int64_t* tap
 }
 
 template <typename T, bool kIndices, bool kFull>
-inline void forward_channels_chunk_checked(const T* image, int64_t C, const int64_t* taps, int64_t num_taps,
+FASTPOOL_ALWAYS_INLINE void forward_channels_chunk_checked(const T* image, int64_t C, const int64_t* taps, int64_t num_taps,
                                            int64_t n, T* out, int64_t* index) {
   if (!forward_channels_chunk<T, kIndices, kFull, false>(image, C, taps, num_taps, n, out, index))
     forward_channels_chunk<T, kIndices, kFull, true>(image, C, taps, num_taps, n, out, index);
