@@ -384,6 +384,22 @@ inline void combine_lanes(const C* values, const int64_t* positions, int64_t lan
   *best_at = last_nan;
 }
 
+// Writes one output from a lane-wise running max: its first `lanes` lanes
+// combined in scan order.
+template <typename T, bool kIndices, typename Acc>
+FASTPOOL_ALWAYS_INLINE void store_combined(const Acc& acc, int64_t lanes, T* out, int64_t* index) {
+  using Sd = Simd<ComputeT<T>>;
+  alignas(64) ComputeT<T> values[Sd::kLanes];
+  alignas(64) int64_t positions[Sd::kLanes];
+  Sd::store(values, acc.best);
+  Sd::store_indices(positions, acc.best_index);
+  ComputeT<T> best;
+  int64_t best_at;
+  combine_lanes(values, positions, lanes, &best, &best_at);
+  *out = Scalar<T>::store(best);
+  if (kIndices) *index = best_at;
+}
+
 // One output of a planar input whose window rows are short contiguous runs
 // (dilation 1 along W, 4 to kLanes taps, e.g. a global 7x7 pool): one masked
 // load per window row, lane j following column j under PyTorch's rule, then
@@ -394,7 +410,6 @@ template <typename T, bool kIndices>
 inline bool forward_one_by_rows(const T* plane, const int64_t* rows, WindowRows wr, WindowTaps tw, T* out,
                                 int64_t* index) {
   using Sd = Simd<ComputeT<T>>;
-  using C = ComputeT<T>;
   if constexpr (!Sd::kMasked) {
     return false;
   } else {
@@ -409,15 +424,7 @@ inline bool forward_one_by_rows(const T* plane, const int64_t* rows, WindowRows 
       if (r == 0) acc.first(v, at);
       else acc.step(v, at);
     }
-    alignas(64) C values[Sd::kLanes];
-    alignas(64) int64_t positions[Sd::kLanes];
-    Sd::store(values, acc.best);
-    Sd::store_indices(positions, acc.best_index);
-    C best;
-    int64_t best_at;
-    combine_lanes(values, positions, n, &best, &best_at);
-    *out = Scalar<T>::store(best);
-    if (kIndices) *index = best_at;
+    store_combined<T, kIndices>(acc, n, out, index);
     return true;
   }
 }
@@ -432,7 +439,6 @@ template <typename T, bool kIndices>
 inline bool forward_one_contiguous(const T* plane, int64_t W, const int64_t* rows, WindowRows wr, WindowTaps tw,
                                    T* out, int64_t* index) {
   using Sd = Simd<ComputeT<T>>;
-  using C = ComputeT<T>;
   if constexpr (!Sd::kMasked) {
     return false;
   } else {
@@ -455,15 +461,7 @@ inline bool forward_one_contiguous(const T* plane, int64_t W, const int64_t* row
       const int64_t last = start + run - Sd::kLanes;
       acc.step(Sd::load(plane + last), Sd::index_add(Sd::index_set1(static_cast<int32_t>(last)), lane));
     }
-    alignas(64) C values[Sd::kLanes];
-    alignas(64) int64_t positions[Sd::kLanes];
-    Sd::store(values, acc.best);
-    Sd::store_indices(positions, acc.best_index);
-    C best;
-    int64_t best_at;
-    combine_lanes(values, positions, Sd::kLanes, &best, &best_at);
-    *out = Scalar<T>::store(best);
-    if (kIndices) *index = best_at;
+    store_combined<T, kIndices>(acc, Sd::kLanes, out, index);
     return true;
   }
 }
