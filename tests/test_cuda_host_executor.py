@@ -83,15 +83,14 @@ MAX_SIZE = {1: 24, 2: 14, 3: 7}
 
 @st.composite
 def pool_case(draw, dims=2, min_c=1, max_c=12, channels_multiple=1, dtypes=DTYPES):
-    k = tuple(draw(st.integers(1, 4)) for _ in range(dims))
+    # Kernels up to 7 (5 in 3-d): padding can then exceed the stride, so the
+    # first outputs' bands start before the input (see owned_band).
+    k = tuple(draw(st.integers(1, 7 if dims < 3 else 5)) for _ in range(dims))
     s = tuple(draw(st.integers(1, 4)) for _ in range(dims))
     d = tuple(draw(st.integers(1, 3)) for _ in range(dims))
-    # Padding up to half the dilated kernel: past half the kernel torch raises
-    # (for 2-d/3-d), which the tests check too. 1-d stops at half the kernel:
-    # torch's max_pool1d with indices runs its 2-d op and so bounds padding by
-    # k/2, while fastpool's shared checks (pool_shape.cpp) allow up to half the
-    # dilated kernel for 1-d.
-    p = tuple(draw(st.integers(0, k[i] // 2 if dims == 1 else ((k[i] - 1) * d[i] + 1) // 2)) for i in range(dims))
+    # Padding up to half the kernel: torch's bound in every dims (argument
+    # errors are tested on their own).
+    p = tuple(draw(st.integers(0, k[i] // 2)) for i in range(dims))
     ceil = draw(st.booleans())
     # Big enough for at least one window.
     spatial = tuple(draw(st.integers(max(1, (k[i] - 1) * d[i] + 1 - 2 * p[i]), max(MAX_SIZE[dims],
@@ -461,6 +460,25 @@ def test_vector_width_follows_alignment(dims, dtype, offset, window):
     grad = offset_channels_last(torch.randn(ref_out.shape).to(dtype), offset)
     gi, binfo = run_backward(grad, x, case, offset_channels_last(idx, 0))
     check_info(binfo, x, dims)
+    assert_same(gi, reference_backward(grad, x, case, idx))
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+@pytest.mark.parametrize("k,s,p", [((7, 7), (2, 2), (3, 3)), ((6, 5), (2, 2), (3, 2)), ((4, 3, 3), (1, 2, 2), (2, 1, 1)),
+                                   ((5, 2, 2), (1, 2, 2), (2, 0, 0))])
+def test_band_backward_with_padding_past_the_stride(layout, k, s, p):
+    """Overlapping windows whose padding exceeds the stride: the first outputs'
+    bands start before the input. They once did so unclamped, and the band
+    gather wrote in front of grad_input (found by AddressSanitizer)."""
+    dims = len(k)
+    case = dict(dims=dims, k=k, s=s, p=p, d=(1,) * dims, ceil=False, shape=(2, 8) + (11, 10, 9)[3 - dims:],
+                layout=layout, dtype=torch.float32, special=False, seed=5)
+    x = make_input(case)
+    ref_out, _ = torch_forward(x, case)
+    _, idx, _ = run_forward(x, case)
+    grad = torch.empty_like(ref_out).copy_(torch.randn(ref_out.shape, generator=torch.Generator().manual_seed(1)))
+    gi, info = run_backward(grad, x, case, idx)
+    assert info["body"].startswith("backward_band_gather")
     assert_same(gi, reference_backward(grad, x, case, idx))
 
 

@@ -215,15 +215,19 @@ FASTPOOL_HOST_DEVICE inline void covering_outputs(const Axis<index_t>& a, index_
   *end = e < a.out ? e : a.out;
 }
 
-// Input positions [begin, end) along one axis that output o owns when windows
-// do not overlap (span <= stride): its window lies inside, the bands of all
-// outputs tile [0, in), so each input is written by exactly one thread. Fixed
-// axes only: uneven adaptive windows always overlap and take the gather.
+// Input positions [begin, end) along one axis that output o owns: from its
+// window's start to the next output's, clamped to [0, in), the last output
+// taking the rest, so the bands of all outputs tile [0, in) and each input is
+// written by exactly one thread. A band may be empty: with padding larger
+// than the stride (overlapping windows, e.g. kernel 5 or more at stride 2,
+// or depth kernel 4 at stride 1) the first outputs start before the input.
+// When windows do not overlap (span <= stride) each window lies inside its
+// band. Fixed axes only: uneven adaptive windows take the gather.
 template <typename index_t>
 FASTPOOL_HOST_DEVICE inline void owned_band(const Axis<index_t>& a, index_t o, index_t* begin, index_t* end) {
-  *begin = o == 0 ? 0 : o * a.stride - a.pad;
-  const index_t next = (o + 1) * a.stride - a.pad;
-  *end = o + 1 == a.out || next > a.in ? a.in : next;
+  const index_t start = o * a.stride - a.pad, next = start + a.stride;
+  *begin = start < 0 ? 0 : (start > a.in ? a.in : start);
+  *end = o + 1 == a.out || next > a.in ? a.in : (next < 0 ? 0 : next);
 }
 
 // V consecutive elements moved as one 8- or 16-byte access.
