@@ -123,9 +123,7 @@ def run_adaptive(case, dtype):
         # output_size 0: torch's backward op refuses the empty grad_output; fastpool's (CPU and
         # CUDA) returns a zero gradient, so that autograd runs through empty outputs.
         want = torch.zeros_like(x)
-    elif DEVICE == "cpu" and dtype in (torch.float16, torch.bfloat16):
-        want = torch_backward(g.float(), x.float(), ref_idx).to(dtype)  # fastpool sums in float, rounds once
-    else:
+    else:  # CPU: both round half types after every add; CUDA: both add in float, round once
         want = torch_backward(g, x, ref_idx)
     even = all(n % o == 0 for n, o in zip(shape[-dims:], output_size) if o)
     if DEVICE == "cuda" and not even:
@@ -222,11 +220,9 @@ def run_shape(case, dtype):
     g = torch.randn(ref.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(1)).to(dtype)
     g = torch.empty_like(ref).copy_(g.to(DEVICE))  # in the output's layout
     got = backward(g, x, k, s, p, d, ceil, ref_idx)
-    if DEVICE == "cpu" and dtype in (torch.float16, torch.bfloat16):
-        # fastpool's CPU backward sums half types in float and rounds once (torch CPU rounds every add).
-        want = torch_backward(g.float(), x.float(), k, s, p, d, ceil, ref_idx).to(dtype)
-    else:  # torch CUDA gathers in float and rounds once, as fastpool does: the same bits
-        want = torch_backward(g, x, k, s, p, d, ceil, ref_idx)
+    # CPU: both round half types after every add, in output order; CUDA: torch gathers in
+    # float and rounds once, as fastpool does. The same bits either way.
+    want = torch_backward(g, x, k, s, p, d, ceil, ref_idx)
     overlap = any((kk - 1) * dd + 1 > ss for kk, ss, dd in zip(k, s, d))
     if dims == 3 and overlap:
         # PyTorch CUDA's 3-d backward scatters with atomicAdd in no fixed order (in scalar_t);

@@ -49,6 +49,26 @@ struct MetaWindowPool {
                 " (the forward output's), but got ", indices.sym_sizes());
     return empty_in_layout<c10::SymInt>(input.sym_sizes(), input.options(), pool_layout(input, kDims), kDims);
   }
+
+  static std::tuple<at::Tensor, at::Tensor> with_offsets(const at::Tensor& input, at::IntArrayRef kernel_size,
+                                                         at::IntArrayRef stride, at::IntArrayRef padding,
+                                                         at::IntArrayRef dilation, bool ceil_mode) {
+    const std::string op = window_pool_name(kDims);
+    const PoolArgs a = args(op.c_str(), kernel_size, stride, padding, dilation, ceil_mode);
+    return {empty_output(input, a, op.c_str(), input.scalar_type()),
+            empty_output(input, a, op.c_str(), window_pool_argmax_dtype(a))};
+  }
+
+  static at::Tensor offsets_backward(const at::Tensor& grad_output, const at::Tensor& offsets,
+                                     c10::SymIntArrayRef input_size, at::IntArrayRef kernel_size,
+                                     at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation,
+                                     bool ceil_mode, bool channels_last) {
+    const std::string op = window_pool_name(kDims, "_offsets_backward");
+    const PoolArgs a = args(op.c_str(), kernel_size, stride, padding, dilation, ceil_mode);
+    const auto expected = max_pool_output_shape<c10::SymInt>(op.c_str(), input_size, a);
+    check_offsets_backward<c10::SymInt>(op.c_str(), grad_output, offsets, expected, window_pool_argmax_dtype(a));
+    return empty_in_layout<c10::SymInt>(input_size, grad_output.options(), layout_from_flag(channels_last), kDims);
+  }
 };
 
 template <int kDims>
@@ -69,6 +89,24 @@ struct MetaAdaptivePool {
                 ": grad_output and indices must have the same size");
     return empty_in_layout<c10::SymInt>(input.sym_sizes(), input.options(), pool_layout(input, kDims, WindowKind::adaptive), kDims);
   }
+  static std::tuple<at::Tensor, at::Tensor> with_offsets(const at::Tensor& input, at::IntArrayRef output_size) {
+    return {empty_output(input, output_size, input.scalar_type()),
+            empty_output(input, output_size, kAdaptiveArgmaxDtype)};
+  }
+  static at::Tensor offsets_backward(const at::Tensor& grad_output, const at::Tensor& offsets,
+                                     c10::SymIntArrayRef input_size, bool channels_last) {
+    const std::string op = adaptive_pool_name(kDims, "_offsets_backward");
+    TORCH_CHECK(grad_output.dim() == static_cast<int64_t>(input_size.size()), op,
+                ": grad_output must have as many dims as the input, but got ", grad_output.sym_sizes(),
+                " for input size ", input_size);
+    // The output size is a list of ints in the forward's schema: concrete.
+    std::vector<int64_t> output_size;
+    for (const c10::SymInt& s : grad_output.sym_sizes().slice(grad_output.dim() - kDims))
+      output_size.push_back(s.guard_int(__FILE__, __LINE__));
+    const auto expected = adaptive_pool_output_shape<c10::SymInt>(op.c_str(), kDims, input_size, output_size);
+    check_offsets_backward<c10::SymInt>(op.c_str(), grad_output, offsets, expected, kAdaptiveArgmaxDtype);
+    return empty_in_layout<c10::SymInt>(input_size, grad_output.options(), layout_from_flag(channels_last), kDims);
+  }
 };
 
 }  // namespace
@@ -76,6 +114,7 @@ struct MetaAdaptivePool {
 TORCH_LIBRARY_IMPL(fastpool, Meta, m) {
   impl_window_pool_ops<MetaWindowPool>(m);
   impl_adaptive_pool_ops<MetaAdaptivePool>(m);
+  impl_training_ops<MetaWindowPool, MetaAdaptivePool>(m);
 }
 
 }  // namespace fastpool

@@ -14,6 +14,16 @@
 //     adaptive_max_pool{k}d_backward(grad_output, self, indices) -> grad_input
 //   A backend implements a family as a class template over kDims with static
 //   functions with_indices, values and backward.
+// Training (what autograd calls for the ops without indices, csrc/autograd.cpp):
+//     max_pool{k}d_with_offsets(self, ...) -> (values, offsets)
+//     max_pool{k}d_offsets_backward(grad_output, offsets, input_size, ..., channels_last) -> grad_input
+//     adaptive_max_pool{k}d_with_offsets(self, output_size) -> (values, offsets)
+//     adaptive_max_pool{k}d_offsets_backward(grad_output, offsets, input_size, channels_last) -> grad_input
+//   offsets: each output's argmax as its tap within the window (uint8 or
+//   int32, pool_shape.h), so backward needs neither the input nor int64
+//   indices. channels_last: the layout the forward's outputs had.
+//   A backend implements them as static functions with_offsets and
+//   offsets_backward of the same class.
 #pragma once
 #include <torch/library.h>
 
@@ -45,6 +55,12 @@ inline void define_window_pool_ops(torch::Library& m) {
             "] kernel_size, int[" + n + "] stride, int[" + n + "] padding, int[" + n + "] dilation, bool ceil_mode, " +
             "Tensor indices) -> Tensor"};
     for (const std::string& schema : schemas) m.def(schema.c_str(), tags);
+    const std::string training[] = {
+        window_pool_name(dims, "_with_offsets") + "(" + args + ") -> (Tensor, Tensor)",
+        window_pool_name(dims, "_offsets_backward") + "(Tensor grad_output, Tensor offsets, SymInt[] input_size, int[" +
+            n + "] kernel_size, int[" + n + "] stride, int[" + n + "] padding, int[" + n + "] dilation, " +
+            "bool ceil_mode, bool channels_last) -> Tensor"};
+    for (const std::string& schema : training) m.def(schema.c_str(), tags);
   }
 }
 
@@ -59,7 +75,10 @@ inline void define_adaptive_pool_ops(torch::Library& m) {
     const std::string schemas[] = {
         adaptive_pool_name(dims, "_with_indices") + args + " -> (Tensor, Tensor)",
         adaptive_pool_name(dims) + args + " -> Tensor",
-        adaptive_pool_name(dims, "_backward") + "(Tensor grad_output, Tensor self, Tensor indices) -> Tensor"};
+        adaptive_pool_name(dims, "_backward") + "(Tensor grad_output, Tensor self, Tensor indices) -> Tensor",
+        adaptive_pool_name(dims, "_with_offsets") + args + " -> (Tensor, Tensor)",
+        adaptive_pool_name(dims, "_offsets_backward") +
+            "(Tensor grad_output, Tensor offsets, SymInt[] input_size, bool channels_last) -> Tensor"};
     for (const std::string& schema : schemas) m.def(schema.c_str(), tags);
   }
 }
@@ -77,6 +96,16 @@ void impl_adaptive_pool(torch::Library& m) {
   m.impl(adaptive_pool_name(kDims).c_str(), &Impl<kDims>::values);
   m.impl(adaptive_pool_name(kDims, "_backward").c_str(), &Impl<kDims>::backward);
 }
+template <template <int> class Impl, int kDims>
+void impl_window_pool_training(torch::Library& m) {
+  m.impl(window_pool_name(kDims, "_with_offsets").c_str(), &Impl<kDims>::with_offsets);
+  m.impl(window_pool_name(kDims, "_offsets_backward").c_str(), &Impl<kDims>::offsets_backward);
+}
+template <template <int> class Impl, int kDims>
+void impl_adaptive_pool_training(torch::Library& m) {
+  m.impl(adaptive_pool_name(kDims, "_with_offsets").c_str(), &Impl<kDims>::with_offsets);
+  m.impl(adaptive_pool_name(kDims, "_offsets_backward").c_str(), &Impl<kDims>::offsets_backward);
+}
 }  // namespace detail
 
 // Registers Impl<1>, Impl<2>, Impl<3> for the backend of `m`.
@@ -92,6 +121,17 @@ void impl_adaptive_pool_ops(torch::Library& m) {
   detail::impl_adaptive_pool<Impl, 1>(m);
   detail::impl_adaptive_pool<Impl, 2>(m);
   detail::impl_adaptive_pool<Impl, 3>(m);
+}
+
+// The training ops (with_offsets, offsets_backward) of both families.
+template <template <int> class WindowImpl, template <int> class AdaptiveImpl>
+void impl_training_ops(torch::Library& m) {
+  detail::impl_window_pool_training<WindowImpl, 1>(m);
+  detail::impl_window_pool_training<WindowImpl, 2>(m);
+  detail::impl_window_pool_training<WindowImpl, 3>(m);
+  detail::impl_adaptive_pool_training<AdaptiveImpl, 1>(m);
+  detail::impl_adaptive_pool_training<AdaptiveImpl, 2>(m);
+  detail::impl_adaptive_pool_training<AdaptiveImpl, 3>(m);
 }
 
 }  // namespace fastpool

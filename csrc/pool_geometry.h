@@ -56,6 +56,7 @@ template <typename T>
 struct WindowTapsOf {
   T first;
   T count;
+  T first_tap = 0;  // the kernel tap (0 .. kernel-1) at `first`: the in-window offset of the argmax sink
 };
 using WindowTaps = WindowTapsOf<int64_t>;
 
@@ -64,17 +65,18 @@ FASTPOOL_HOST_DEVICE static inline WindowTapsOf<T> clip_window(T start, T span, 
   const T end = start + span < in ? start + span : in;  // one past the last tap inside
   if (dilation == 1) {
     const T first = start < 0 ? 0 : start;
-    return {first, end > first ? end - first : 0};
+    return {first, end > first ? end - first : 0, first - start};
   }
-  const T first = start < 0 ? start + (-start + dilation - 1) / dilation * dilation : start;
-  return {first, end > first ? (end - first + dilation - 1) / dilation : 0};
+  const T skipped = start < 0 ? (-start + dilation - 1) / dilation : 0;
+  const T first = start + skipped * dilation;
+  return {first, end > first ? (end - first + dilation - 1) / dilation : 0, skipped};
 }
 
 FASTPOOL_HOST_DEVICE static inline WindowTaps window_taps(const PoolGeometry& g, int dim, int64_t out_pos) {
   if (g.adaptive[dim]) {
     const int64_t in = g.in_size[dim], out = g.out_size[dim];
     const int64_t start = out_pos * in / out, end = ((out_pos + 1) * in + out - 1) / out;
-    return {start, end - start};
+    return {start, end - start, 0};
   }
   return clip_window<int64_t>(out_pos * g.stride[dim] - g.pad[dim], (g.kernel[dim] - 1) * g.dilation[dim] + 1,
                               g.dilation[dim], g.in_size[dim]);

@@ -84,15 +84,15 @@ template std::vector<int64_t> max_pool_output_shape<int64_t>(const char*, c10::A
 template std::vector<c10::SymInt> max_pool_output_shape<c10::SymInt>(const char*, c10::ArrayRef<c10::SymInt>,
                                                                       const PoolArgs&);
 
-PoolGeometry make_geometry(const at::Tensor& input, const PoolArgs& a) {
+PoolGeometry make_geometry(c10::IntArrayRef input, const PoolArgs& a) {
   PoolGeometry g;
   const int sd = a.spatial_dims;
-  const int64_t ndim = input.dim();
-  g.batch = ndim == sd + 2 ? input.size(0) : 1;
-  g.channels = input.size(ndim - sd - 1);
+  const int64_t ndim = static_cast<int64_t>(input.size());
+  g.batch = ndim == sd + 2 ? input[0] : 1;
+  g.channels = input[ndim - sd - 1];
   for (int i = 0; i < sd; ++i) {
     const int dim = kMaxSpatialDims - sd + i;  // right-align: 2d fills H, W
-    g.in_size[dim] = input.size(ndim - sd + i);
+    g.in_size[dim] = input[ndim - sd + i];
     g.kernel[dim] = a.kernel[i];
     g.stride[dim] = a.stride[i];
     g.pad[dim] = a.pad[i];
@@ -220,14 +220,14 @@ template std::vector<c10::SymInt> adaptive_pool_output_shape<c10::SymInt>(const 
                                                                           c10::ArrayRef<c10::SymInt>,
                                                                           c10::IntArrayRef);
 
-PoolGeometry make_adaptive_geometry(const at::Tensor& input, int sd, c10::IntArrayRef output_size) {
+PoolGeometry make_adaptive_geometry(c10::IntArrayRef input, int sd, c10::IntArrayRef output_size) {
   PoolGeometry g;
-  const int64_t ndim = input.dim();
-  g.batch = ndim == sd + 2 ? input.size(0) : 1;
-  g.channels = input.size(ndim - sd - 1);
+  const int64_t ndim = static_cast<int64_t>(input.size());
+  g.batch = ndim == sd + 2 ? input[0] : 1;
+  g.channels = input[ndim - sd - 1];
   for (int i = 0; i < sd; ++i) {
     const int dim = kMaxSpatialDims - sd + i;
-    const int64_t in = input.size(ndim - sd + i), out = output_size[i];
+    const int64_t in = input[ndim - sd + i], out = output_size[i];
     g.in_size[dim] = in;
     g.out_size[dim] = out;
     if (out > 0 && in % out == 0) {  // a fixed window: kernel = stride = in / out
@@ -271,5 +271,44 @@ void check_max_pool_backward(const char* op, const at::Tensor& grad_output, cons
               ": grad_output, input and indices must be on the same device, but got ", grad_output.device(), ", ",
               input.device(), " and ", indices.device());
 }
+
+}  // namespace fastpool
+
+namespace fastpool {
+
+at::ScalarType window_pool_argmax_dtype(const PoolArgs& args) {
+  int64_t taps = 1;
+  for (int64_t k : args.kernel) taps = taps > INT32_MAX / k ? int64_t{INT32_MAX} + 1 : taps * k;
+  if (taps <= 255) return at::kByte;
+  return taps <= INT32_MAX ? at::kInt : at::kLong;
+}
+
+namespace {
+template <typename T>
+c10::ArrayRef<T> sizes_of(const at::Tensor& t) {
+  if constexpr (std::is_same_v<T, c10::SymInt>) return t.sym_sizes();
+  else return t.sizes();
+}
+}  // namespace
+
+template <typename T>
+void check_offsets_backward(const char* op, const at::Tensor& grad_output, const at::Tensor& offsets,
+                            c10::ArrayRef<T> expected_shape, at::ScalarType expected_dtype) {
+  TORCH_CHECK(sizes_of<T>(grad_output).equals(expected_shape), op, ": grad_output must have size ", expected_shape,
+              " (the forward output's), but got ", sizes_of<T>(grad_output));
+  TORCH_CHECK(sizes_of<T>(offsets).equals(expected_shape), op, ": offsets must have size ", expected_shape,
+              " (the forward output's), but got ", sizes_of<T>(offsets));
+  TORCH_CHECK(offsets.scalar_type() == expected_dtype, op, ": offsets must be ", expected_dtype,
+              " (what the forward writes for these windows), but got ", offsets.scalar_type());
+  TORCH_CHECK(at::isFloatingType(grad_output.scalar_type()), op, ": grad_output must be floating point, but got ",
+              grad_output.scalar_type());
+  TORCH_CHECK(grad_output.device() == offsets.device(), op, ": grad_output and offsets must be on the same device, but got ",
+              grad_output.device(), " and ", offsets.device());
+}
+
+template void check_offsets_backward<int64_t>(const char*, const at::Tensor&, const at::Tensor&,
+                                              c10::ArrayRef<int64_t>, at::ScalarType);
+template void check_offsets_backward<c10::SymInt>(const char*, const at::Tensor&, const at::Tensor&,
+                                                  c10::ArrayRef<c10::SymInt>, at::ScalarType);
 
 }  // namespace fastpool

@@ -30,8 +30,11 @@ PoolArgs normalize_pool_args(const char* op, int spatial_dims, c10::IntArrayRef 
 template <typename T>
 std::vector<T> max_pool_output_shape(const char* op, c10::ArrayRef<T> input_sizes, const PoolArgs& args);
 
-// Everything a kernel needs, for a validated input.
-PoolGeometry make_geometry(const at::Tensor& input, const PoolArgs& args);
+// Everything a kernel needs, for a validated input's sizes.
+PoolGeometry make_geometry(c10::IntArrayRef input_sizes, const PoolArgs& args);
+inline PoolGeometry make_geometry(const at::Tensor& input, const PoolArgs& args) {
+  return make_geometry(input.sizes(), args);
+}
 
 // How the kernels read the input and how outputs (and grad_input) are laid
 // out: planar NC(D)HW, or channels last N(D)HWC (NLC for 1-d).
@@ -80,7 +83,10 @@ std::vector<T> adaptive_pool_output_shape(const char* op, int spatial_dims, c10:
 // Everything a kernel needs, for a validated input: evenly dividing dims as
 // fixed windows (which unlocks the fixed-window fast paths: global pooling is
 // one window over the plane), the others as adaptive windows.
-PoolGeometry make_adaptive_geometry(const at::Tensor& input, int spatial_dims, c10::IntArrayRef output_size);
+PoolGeometry make_adaptive_geometry(c10::IntArrayRef input_sizes, int spatial_dims, c10::IntArrayRef output_size);
+inline PoolGeometry make_adaptive_geometry(const at::Tensor& input, int spatial_dims, c10::IntArrayRef output_size) {
+  return make_adaptive_geometry(input.sizes(), spatial_dims, output_size);
+}
 
 // Checks an adaptive backward call's grad_output and indices against the input.
 void check_adaptive_pool_backward(const char* op, int spatial_dims, const at::Tensor& grad_output,
@@ -89,5 +95,31 @@ void check_adaptive_pool_backward(const char* op, int spatial_dims, const at::Te
 // Checks a backward call's grad_output and indices against the forward geometry.
 void check_max_pool_backward(const char* op, const at::Tensor& grad_output, const at::Tensor& input,
                              const at::Tensor& indices, const PoolArgs& args);
+
+}  // namespace fastpool
+
+namespace fastpool {
+
+// ---- training: the argmax that the forward saves for the backward ----
+
+// The dtype of a with_offsets op's argmax: the tap within the window as
+// uint8 for windows of up to 255 taps (255 marks a window without in-bounds
+// taps), int32 up to 2^31-1 taps (-1 marks it); beyond that (never in
+// practice) PyTorch's int64 flat index. Adaptive windows vary in size with the
+// input, which may be symbolic: always int32 for them.
+at::ScalarType window_pool_argmax_dtype(const PoolArgs& args);
+constexpr at::ScalarType kAdaptiveArgmaxDtype = at::kInt;
+
+// Checks an offsets backward call against the forward's output shape: grad_output
+// and offsets of that shape, offsets of the dtype the forward writes, grad_output
+// floating. T is int64_t or c10::SymInt (Meta).
+template <typename T>
+void check_offsets_backward(const char* op, const at::Tensor& grad_output, const at::Tensor& offsets,
+                            c10::ArrayRef<T> expected_shape, at::ScalarType expected_dtype);
+
+// The layout flag the offsets backward ops take (the forward outputs' layout).
+inline PoolLayout layout_from_flag(bool channels_last) {
+  return channels_last ? PoolLayout::channels_last : PoolLayout::planar;
+}
 
 }  // namespace fastpool

@@ -1,8 +1,10 @@
-"""Autograd formulas for torch.ops.fastpool.* (the schemas and the CPU, CUDA
-and Meta kernels are registered from C++).
+"""Autograd formulas for the ops with indices and for double backward.
 
-Every backward is itself a registered op, so torch.compile, torch.export and
-double backward see ops, not Python code.
+The ops without indices, which models call, have their autograd in C++
+(csrc/autograd.cpp): under autograd they save each output's argmax as a 1-byte
+tap within its window. The schemas and the CPU, CUDA and Meta kernels are
+registered from C++ too. Every backward is itself a registered op, so
+torch.compile, torch.export and double backward see ops, not Python code.
 """
 import torch
 
@@ -19,14 +21,6 @@ def _with_indices_setup(ctx, inputs, output):
     ctx.args = _pool_args(inputs)
     ctx.mark_non_differentiable(output[1])
     ctx.save_for_backward(inputs[0], output[1])
-
-
-# max_pool{1,2,3}d (no indices): save only the input, which the layer before usually
-# keeps alive anyway, and recompute the argmax in backward. This saves the
-# int64 index tensor (2x the output's bytes in float32) per pooling layer.
-def _no_indices_setup(ctx, inputs, output):
-    ctx.args = _pool_args(inputs)
-    ctx.save_for_backward(inputs[0])
 
 
 # The backward is linear in grad_output: its own gradient gathers at indices,
@@ -52,20 +46,13 @@ def _make_backward_ops(name):
         input, indices = ctx.saved_tensors
         return backward(grad_output, input, *ctx.args, indices), None, None, None, None, None
 
-    def no_indices_backward(ctx, grad_output):
-        (input,) = ctx.saved_tensors
-        _, indices = getattr(_ops, name + "_with_indices")(input.detach(), *ctx.args)
-        return backward(grad_output, input, *ctx.args, indices), None, None, None, None, None
-
-    return with_indices_backward, no_indices_backward
+    return with_indices_backward
 
 
 for _dims in (1, 2, 3):
     _name = f"max_pool{_dims}d"
-    _with_indices_backward, _no_indices_backward = _make_backward_ops(_name)
     torch.library.register_autograd(
-        f"fastpool::{_name}_with_indices", _with_indices_backward, setup_context=_with_indices_setup)
-    torch.library.register_autograd(f"fastpool::{_name}", _no_indices_backward, setup_context=_no_indices_setup)
+        f"fastpool::{_name}_with_indices", _make_backward_ops(_name), setup_context=_with_indices_setup)
     torch.library.register_autograd(
         f"fastpool::{_name}_with_indices_backward", _backward_backward_over(_dims), setup_context=_backward_setup)
 
@@ -76,11 +63,6 @@ def _adaptive_with_indices_setup(ctx, inputs, output):
     ctx.output_size = inputs[1]
     ctx.mark_non_differentiable(output[1])
     ctx.save_for_backward(inputs[0], output[1])
-
-
-def _adaptive_no_indices_setup(ctx, inputs, output):
-    ctx.output_size = inputs[1]
-    ctx.save_for_backward(inputs[0])
 
 
 def _adaptive_backward_setup(ctx, inputs, output):
@@ -94,23 +76,109 @@ def _make_adaptive_backward_ops(name, dims):
         input, indices = ctx.saved_tensors
         return backward(grad_output, input, indices), None
 
-    def no_indices_backward(ctx, grad_output):
-        (input,) = ctx.saved_tensors
-        _, indices = getattr(_ops, name + "_with_indices")(input.detach(), ctx.output_size)
-        return backward(grad_output, input, indices), None
-
     def backward_backward(ctx, grad_grad_input):
         (indices,) = ctx.saved_tensors
         flat = torch.gather(grad_grad_input.flatten(-dims), -1, indices.flatten(-dims))
         return flat.view(indices.shape), None, None
 
-    return with_indices_backward, no_indices_backward, backward_backward
+    return with_indices_backward, backward_backward
 
 
 for _dims in (1, 2, 3):
     _name = f"adaptive_max_pool{_dims}d"
-    _with, _without, _double = _make_adaptive_backward_ops(_name, _dims)
+    _with, _double = _make_adaptive_backward_ops(_name, _dims)
     torch.library.register_autograd(f"fastpool::{_name}_with_indices", _with,
                                     setup_context=_adaptive_with_indices_setup)
-    torch.library.register_autograd(f"fastpool::{_name}", _without, setup_context=_adaptive_no_indices_setup)
     torch.library.register_autograd(f"fastpool::{_name}_backward", _double, setup_context=_adaptive_backward_setup)
+
+
+# The training ops' backward (csrc/autograd.cpp calls it) is linear in
+# grad_output too: its own gradient gathers at each output's argmax, which is
+# decoded here from its tap: window start + tap digits (radix: the kernel, or
+# for adaptive windows the largest window) times the dilation.
+def _window_starts(out, in_size, kernel, stride, pad, adaptive, device):
+    o = torch.arange(out, device=device)
+    if adaptive:
+        return torch.div(o * in_size, out, rounding_mode="floor")
+    return o * stride - pad
+
+
+def _argmax_positions(offsets, input_size, dims, windows):
+    """Each output's argmax flattened over its input plane (torch's indices),
+    and where there is one. windows: (start per output, radix, dilation) per
+    spatial dim."""
+    if offsets.dtype == torch.int64:  # windows over 2^31-1 taps save the flat index itself
+        return offsets, torch.ones_like(offsets, dtype=torch.bool)
+    taps = offsets.long()
+    radix = 1
+    for _, k, _ in windows:
+        radix *= k
+    valid = (taps >= 0) & (taps < radix)
+    taps = torch.where(valid, taps, 0)
+    position = torch.zeros_like(taps)
+    rest = taps
+    digits = []
+    for _, k, _ in reversed(windows):
+        digits.append(rest % k)
+        rest = rest // k
+    digits.reverse()
+    for d, ((start, _, dil), digit) in enumerate(zip(windows, digits)):
+        shape = [1] * offsets.dim()
+        shape[offsets.dim() - dims + d] = -1
+        coordinate = start.view(shape) + digit * dil
+        position = position * input_size[len(input_size) - dims + d] + coordinate
+    return torch.where(valid, position, 0), valid
+
+
+def _gather_at_argmax(grad_grad_input, offsets, dims, windows, input_size):
+    position, valid = _argmax_positions(offsets, input_size, dims, windows)
+    flat = torch.gather(grad_grad_input.flatten(-dims), -1, position.flatten(-dims)).view(offsets.shape)
+    return torch.where(valid, flat, 0)
+
+
+def _window_offsets_backward_setup(ctx, inputs, output):
+    ctx.input_size = list(inputs[2])
+    ctx.args = tuple(inputs[3:8])
+    ctx.save_for_backward(inputs[1])
+
+
+def _make_window_offsets_double_backward(dims):
+    def backward(ctx, grad_grad_input):
+        (offsets,) = ctx.saved_tensors
+        kernel, stride, padding, dilation, _ = ctx.args
+        stride = stride if len(stride) else kernel
+        at = lambda v, i: v[i] if len(v) > 1 else v[0]  # noqa: E731
+        windows = [(_window_starts(offsets.shape[offsets.dim() - dims + i], None, None, at(stride, i),
+                                   at(padding, i), False, offsets.device), at(kernel, i), at(dilation, i))
+                   for i in range(dims)]
+        grad = _gather_at_argmax(grad_grad_input, offsets, dims, windows, ctx.input_size)
+        return (grad,) + (None,) * 8
+    return backward
+
+
+def _adaptive_offsets_backward_setup(ctx, inputs, output):
+    ctx.input_size = list(inputs[2])
+    ctx.save_for_backward(inputs[1])
+
+
+def _make_adaptive_offsets_double_backward(dims):
+    def backward(ctx, grad_grad_input):
+        (offsets,) = ctx.saved_tensors
+        windows = []
+        for i in range(dims):
+            in_size, out = ctx.input_size[len(ctx.input_size) - dims + i], offsets.shape[offsets.dim() - dims + i]
+            # The radix the kernels number taps in (make_adaptive_geometry).
+            radix = in_size // out if in_size % out == 0 else -(-in_size // out) + 1
+            windows.append((_window_starts(out, in_size, None, None, None, True, offsets.device), radix, 1))
+        grad = _gather_at_argmax(grad_grad_input, offsets, dims, windows, ctx.input_size)
+        return grad, None, None, None
+    return backward
+
+
+for _dims in (1, 2, 3):
+    torch.library.register_autograd(f"fastpool::max_pool{_dims}d_offsets_backward",
+                                    _make_window_offsets_double_backward(_dims),
+                                    setup_context=_window_offsets_backward_setup)
+    torch.library.register_autograd(f"fastpool::adaptive_max_pool{_dims}d_offsets_backward",
+                                    _make_adaptive_offsets_double_backward(_dims),
+                                    setup_context=_adaptive_offsets_backward_setup)

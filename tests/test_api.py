@@ -195,18 +195,33 @@ def test_torch_export_keeps_the_op():
     torch.testing.assert_close(exported.module()(x), net(x))
 
 
-def test_training_saves_no_indices_without_return_indices():
-    # The lean path: only the input is saved for backward (no int64 indices).
-    x = torch.randn(2, 3, 8, 8, requires_grad=True)
+@pytest.mark.parametrize("pool,taps_dtype", [
+    (lambda x: fastpool.max_pool2d(x, 2), torch.uint8),                    # 4 taps
+    (lambda x: fastpool.max_pool3d(x.unsqueeze(2), (1, 16, 16)), torch.int32),  # 256 taps
+    (lambda x: fastpool.adaptive_max_pool2d(x, 1), torch.int32),
+])
+def test_training_saves_only_the_taps(pool, taps_dtype):
+    # The lean path: only each output's tap within its window is saved for
+    # backward (1 byte up to 255 taps): neither the input nor int64 indices.
+    x = torch.randn(2, 3, 16, 16, requires_grad=True)
     saved = []
     with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
-        out = fastpool.max_pool2d(x, 2)
-    assert [t.dtype for t in saved] == [torch.float32]
+        out = pool(x)
+    assert [(t.dtype, t.shape) for t in saved] == [(taps_dtype, out.shape)]
     with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
         F.max_pool2d(x, 2)
     assert torch.int64 in [t.dtype for t in saved[1:]]  # torch keeps its indices
     out.sum().backward()
     assert x.grad.sum() == out.numel()
+
+
+def test_no_grad_call_saves_nothing():
+    x = torch.randn(2, 3, 8, 8, requires_grad=True)
+    with torch.no_grad():
+        out = fastpool.max_pool2d(x, 2)
+    assert out.grad_fn is None and not out.requires_grad
+    out = fastpool.max_pool2d(x.detach(), 2)
+    assert out.grad_fn is None
 
 
 def _opcheck_samples_1d_3d():
@@ -236,6 +251,56 @@ def test_opcheck_1d_and_3d_ops(sample):
     grad = torch.randn_like(out).requires_grad_()
     torch.library.opcheck(getattr(torch.ops.fastpool, name + "_with_indices_backward").default,
                           (grad, x.detach(), k, s, p, d, ceil, idx))
+
+
+@pytest.mark.parametrize("sample", range(12))
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_opcheck_training_ops(sample, channels_last):
+    # The ops autograd runs for the no-indices ops: with_offsets (values and
+    # 1-byte taps) and the backward from the taps and the input's sizes
+    # (channels_last only chooses grad_input's layout).
+    x, k, s, p, d, ceil = (_opcheck_samples() + _opcheck_samples_1d_3d())[sample]
+    x = x.detach()
+    name = f"max_pool{len(k)}d"
+    torch.library.opcheck(getattr(torch.ops.fastpool, name + "_with_offsets").default, (x, k, s, p, d, ceil))
+    out, offsets = getattr(torch.ops.fastpool, name + "_with_offsets")(x, k, s, p, d, ceil)
+    grad = torch.randn_like(out).requires_grad_()
+    torch.library.opcheck(getattr(torch.ops.fastpool, name + "_offsets_backward").default,
+                          (grad, offsets, list(x.shape), k, s, p, d, ceil, channels_last))
+
+
+@pytest.mark.parametrize("dims,shape,output_size", [
+    (1, (2, 3, 17), [5]), (2, (2, 3, 9, 7), [4, 3]), (2, (3, 8, 8), [1, 1]), (3, (2, 3, 5, 6, 7), [2, 3, 4])])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_opcheck_adaptive_training_ops(dims, shape, output_size, channels_last):
+    x = torch.randn(shape)
+    name = f"adaptive_max_pool{dims}d"
+    torch.library.opcheck(getattr(torch.ops.fastpool, name + "_with_offsets").default, (x, output_size))
+    out, offsets = getattr(torch.ops.fastpool, name + "_with_offsets")(x, output_size)
+    grad = torch.randn_like(out).requires_grad_()
+    torch.library.opcheck(getattr(torch.ops.fastpool, name + "_offsets_backward").default,
+                          (grad, offsets, list(x.shape), channels_last))
+
+
+@pytest.mark.parametrize("dims", [1, 2, 3])
+def test_training_ops_refuse_mismatched_offsets(dims):
+    name = f"max_pool{dims}d"
+    x = torch.randn((2, 3) + (6, 7, 8)[:dims])
+    k = [2] * dims
+    out, offsets = getattr(torch.ops.fastpool, name + "_with_offsets")(x, k, [], [0] * dims, [1] * dims, False)
+    backward = getattr(torch.ops.fastpool, name + "_offsets_backward")
+    args = (list(x.shape), k, [], [0] * dims, [1] * dims, False, False)
+    with pytest.raises(RuntimeError, match="offsets must be"):
+        backward(out, offsets.int(), *args)
+    with pytest.raises(RuntimeError, match="offsets must have size"):
+        backward(out, offsets[:1], *args)
+    with pytest.raises(RuntimeError, match="grad_output must have size"):
+        backward(out[:1], offsets, *args)
+    # Taps past the window (or the "no tap" mark) add nothing, never out of bounds.
+    garbage = torch.full_like(offsets, 255)
+    assert backward(torch.ones_like(out), garbage, *args).count_nonzero() == 0
+    garbage = torch.randint_like(offsets, 4, 255)
+    assert backward(torch.ones_like(out), garbage, *args).count_nonzero() == 0
 
 
 class _Net1d3d(torch.nn.Module):

@@ -9,7 +9,9 @@ import shutil
 
 # Each ISA translation unit includes the same kernel source and is compiled with
 # its own flags; none of them is ever -march=native.
-ISA_COMMON_FLAGS = ["-O3", "-std=c++17", "-fPIC", "-fno-math-errno", "-Wall"]
+# -Wno-maybe-uninitialized: GCC 12 flags its own intrinsics (__Y) and the
+# running-max registers that first() sets before any use.
+ISA_COMMON_FLAGS = ["-O3", "-std=c++17", "-fPIC", "-fno-math-errno", "-Wall", "-Wno-maybe-uninitialized"]
 ISA_SOURCES = [
     ("csrc/cpu/isa_avx512.cpp", ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mf16c", "-mfma"]),
     ("csrc/cpu/isa_avx2.cpp", ["-mavx2", "-mfma", "-mf16c"]),
@@ -25,7 +27,7 @@ LINK_FLAGS = ["-fopenmp"]
 
 def _cpu_sources(root):
     srcs = [os.path.join("csrc", "fastpool.cpp"), os.path.join("csrc", "pool_shape.cpp")]
-    srcs += [os.path.join("csrc", f) for f in ("max_pool_meta.cpp", "build_info.cpp")]
+    srcs += [os.path.join("csrc", f) for f in ("max_pool_meta.cpp", "autograd.cpp", "build_info.cpp")]
     # The CUDA ops' host side (job preparation) and the host executor that runs
     # them, kernel bodies included, on the CPU: in every build, so tests run them.
     srcs += [os.path.join("csrc", "cuda", f) for f in ("max_pool_jobs.cpp", "host_executor.cpp")]

@@ -20,24 +20,35 @@ enum class Layout : int { planar, channels_last, count };  // NC(D)HW / N(D)HWC
 constexpr int kNumDTypes = static_cast<int>(DType::count);
 constexpr int kNumLayouts = static_cast<int>(Layout::count);
 
+// What a forward writes for each output's argmax, and what a backward reads:
+//   none     nothing (inference);
+//   flat     PyTorch's int64 index, flattened over the (d, h, w) plane;
+//   tap_u8,  the argmax's tap within its window, in kernel order (kd, kh, kw)
+//   tap_i32  with the largest window as the radix for adaptive windows; the
+//            type's all-ones value (kNoTap) when the window has no in-bounds
+//            tap. Training saves these: 1 byte per output for windows of up
+//            to 255 taps, 4 above that.
+enum class Argmax : int { none, flat, tap_u8, tap_i32, count };
+constexpr int kNumArgmax = static_cast<int>(Argmax::count);
+
 // Forward over a range of work items: planar = output rows (plane, od, oh);
 // channels_last = output positions (n, od, oh, ow), all channels each.
-// indices == nullptr: values only (the inference path writes no indices).
-using ForwardFn = void (*)(const PoolGeometry& g, const void* input, void* output, int64_t* indices,
-                           int64_t begin, int64_t end);
+// argmax: null for Argmax::none, else the output-shaped array of that kind.
+using ForwardFn = void (*)(const PoolGeometry& g, const void* input, void* output, void* argmax, int64_t begin,
+                           int64_t end);
 
 // Backward over a range of tasks: planar = planes (n, c); channels_last =
 // (image n, band of input rows), `bands` bands per image. Each task owns the
 // grad_input elements it writes, so results do not depend on threading.
-// Indices outside the input plane add nothing (see max_pool_kernels.h).
-using BackwardFn = void (*)(const PoolGeometry& g, const void* grad_output, const int64_t* indices,
-                            void* grad_input, int64_t bands, int64_t begin, int64_t end);
+// An argmax outside the input plane adds nothing (see max_pool_kernels.h).
+using BackwardFn = void (*)(const PoolGeometry& g, const void* grad_output, const void* argmax, void* grad_input,
+                            int64_t bands, int64_t begin, int64_t end);
 
 struct KernelTable {
   const char* isa;
   int vector_bits;  // width of the float SIMD path (0: scalar)
-  ForwardFn forward[kNumLayouts][kNumDTypes];
-  BackwardFn backward[kNumLayouts][kNumDTypes];
+  ForwardFn forward[kNumLayouts][kNumDTypes][kNumArgmax];
+  BackwardFn backward[kNumLayouts][kNumDTypes][kNumArgmax];  // [..][Argmax::none] unused
 };
 
 const KernelTable& kernels_avx512();

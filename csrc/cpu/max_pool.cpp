@@ -34,6 +34,14 @@ DType dtype_of(const char* op, const at::Tensor& t) {
   }
 }
 
+// Whether every window's taps are numbered within the offsets' type (the
+// sentinel excluded). Window ops choose the type from the kernel size, so
+// only adaptive windows (int32 always) can fail this, on planes over 2^31.
+bool max_taps_fit(const PoolGeometry& g, Argmax kind) {
+  const double taps = static_cast<double>(g.kernel[0]) * static_cast<double>(g.kernel[1]) * static_cast<double>(g.kernel[2]);
+  return taps <= (kind == Argmax::tap_u8 ? 255.0 : static_cast<double>(INT32_MAX));
+}
+
 int64_t grain_for(int64_t work_per_item) {
   return std::max<int64_t>(1, kGrainWork / std::max<int64_t>(1, work_per_item));
 }
@@ -47,47 +55,62 @@ int64_t row_bands(const PoolGeometry& g, int64_t threads) {
   return std::max<int64_t>(1, std::min(bands, rows / kMinRows));
 }
 
-// Forward over any window description; `indices` null = the inference path,
-// which writes none.
+Argmax argmax_kind(at::ScalarType dtype) {
+  switch (dtype) {
+    case at::kByte: return Argmax::tap_u8;
+    case at::kInt: return Argmax::tap_i32;
+    default: return Argmax::flat;  // int64: PyTorch's indices
+  }
+}
+
+// Forward over any window description; `argmax` undefined = the inference
+// path, which writes none; else PyTorch's int64 indices or the training taps
+// (by its dtype).
 void run_forward(const char* op, const at::Tensor& input, const PoolGeometry& g, PoolLayout layout, int spatial_dims,
-                 at::Tensor& output, at::Tensor* indices) {
+                 at::Tensor& output, at::Tensor& argmax) {
   if (output.numel() == 0) return;
   const DType dtype = dtype_of(op, input);
   const bool cl = layout == PoolLayout::channels_last;
+  const Argmax kind = argmax.defined() ? argmax_kind(argmax.scalar_type()) : Argmax::none;
+  if (kind == Argmax::tap_u8 || kind == Argmax::tap_i32)
+    TORCH_CHECK(max_taps_fit(g, kind), op, ": a window of this input has too many taps for the training path's ",
+                argmax.scalar_type(), " offsets");
   const at::Tensor in = contiguous_in(input, layout, spatial_dims);  // no copy when already in that layout
   const ForwardFn fn = active_kernels().forward[static_cast<int>(cl ? Layout::channels_last : Layout::planar)]
-                                                [static_cast<int>(dtype)];
+                                                [static_cast<int>(dtype)][static_cast<int>(kind)];
+  TORCH_CHECK_NOT_IMPLEMENTED(fn != nullptr, "\"", op, "\" not implemented for '", input.scalar_type(), "'");
   const void* in_ptr = in.const_data_ptr();
   void* out_ptr = output.mutable_data_ptr();
-  int64_t* idx_ptr = indices ? indices->mutable_data_ptr<int64_t>() : nullptr;
+  void* argmax_ptr = argmax.defined() ? argmax.mutable_data_ptr() : nullptr;
   const int64_t taps = g.kernel[0] * g.kernel[1] * g.kernel[2];
   const int64_t items = cl ? g.batch * out_plane_elems(g) : g.batch * g.channels * g.out_size[0] * g.out_size[1];
   const int64_t per_item = cl ? g.channels * taps : g.out_size[2] * taps;
   at::parallel_for(0, items, grain_for(per_item),
-                   [&](int64_t begin, int64_t end) { fn(g, in_ptr, out_ptr, idx_ptr, begin, end); });
+                   [&](int64_t begin, int64_t end) { fn(g, in_ptr, out_ptr, argmax_ptr, begin, end); });
 }
 
-// Backward of any window description: a scatter of grad_output to the
-// indices, which needs only the sizes in g.
-at::Tensor run_backward(const char* op, const at::Tensor& input, const PoolGeometry& g, PoolLayout layout,
-                        int spatial_dims, const at::Tensor& grad_output, const at::Tensor& indices) {
-  const DType dtype = dtype_of(op, input);
+// Backward of any window description: a scatter of grad_output to the argmax
+// (indices or taps), which needs only the sizes in g. grad_input has
+// `input_sizes` and grad_output's dtype, in the layout.
+at::Tensor run_backward(const char* op, c10::IntArrayRef input_sizes, const PoolGeometry& g, PoolLayout layout,
+                        int spatial_dims, const at::Tensor& grad_output, const at::Tensor& argmax) {
+  const DType dtype = dtype_of(op, grad_output);
   const bool cl = layout == PoolLayout::channels_last;
-  const BackwardFn fn =
-      active_kernels().backward[static_cast<int>(cl ? Layout::channels_last : Layout::planar)][static_cast<int>(dtype)];
-  TORCH_CHECK_NOT_IMPLEMENTED(fn != nullptr, "\"", op, "\" not implemented for '", input.scalar_type(), "'");
+  const BackwardFn fn = active_kernels().backward[static_cast<int>(cl ? Layout::channels_last : Layout::planar)]
+                                                 [static_cast<int>(dtype)][static_cast<int>(argmax_kind(argmax.scalar_type()))];
+  TORCH_CHECK_NOT_IMPLEMENTED(fn != nullptr, "\"", op, "\" not implemented for '", grad_output.scalar_type(), "'");
 
-  at::Tensor grad_input = empty_with_huge_pages(input.sizes(), input.options(), layout, spatial_dims);
+  at::Tensor grad_input = empty_with_huge_pages(input_sizes, grad_output.options(), layout, spatial_dims);
   if (grad_input.numel() == 0) return grad_input;
   const at::Tensor go = contiguous_in(grad_output, layout, spatial_dims);
-  const at::Tensor idx = contiguous_in(indices, layout, spatial_dims);
+  const at::Tensor idx = contiguous_in(argmax, layout, spatial_dims);
   const void* go_ptr = go.const_data_ptr();
-  const int64_t* idx_ptr = idx.const_data_ptr<int64_t>();
+  const void* idx_ptr = idx.const_data_ptr();
   void* gi_ptr = grad_input.mutable_data_ptr();
 
   // Channels-last tasks are (image, band of input rows). Bands only when the
   // batch alone cannot keep every thread busy: each band re-reads all of its
-  // image's grad_output and indices. (Splitting channels instead was measured
+  // image's grad_output and argmaxes. (Splitting channels instead was measured
   // slower: strided streams, and threads sharing the same huge-page faults.)
   const int64_t bands = cl ? row_bands(g, at::get_num_threads()) : 1;
   const int64_t tasks = cl ? g.batch * bands : g.batch * g.channels;
@@ -102,12 +125,20 @@ struct CpuWindowPool {
   static std::tuple<at::Tensor, at::Tensor> with_indices(const at::Tensor& input, at::IntArrayRef kernel_size,
                                                          at::IntArrayRef stride, at::IntArrayRef padding,
                                                          at::IntArrayRef dilation, bool ceil_mode) {
-    return forward(input, kernel_size, stride, padding, dilation, ceil_mode, true);
+    return forward(input, kernel_size, stride, padding, dilation, ceil_mode, at::kLong);
   }
 
   static at::Tensor values(const at::Tensor& input, at::IntArrayRef kernel_size, at::IntArrayRef stride,
                            at::IntArrayRef padding, at::IntArrayRef dilation, bool ceil_mode) {
-    return std::get<0>(forward(input, kernel_size, stride, padding, dilation, ceil_mode, false));
+    return std::get<0>(forward(input, kernel_size, stride, padding, dilation, ceil_mode, std::nullopt));
+  }
+
+  static std::tuple<at::Tensor, at::Tensor> with_offsets(const at::Tensor& input, at::IntArrayRef kernel_size,
+                                                         at::IntArrayRef stride, at::IntArrayRef padding,
+                                                         at::IntArrayRef dilation, bool ceil_mode) {
+    const std::string op = window_pool_name(kDims);
+    const PoolArgs args = normalize_pool_args(op.c_str(), kDims, kernel_size, stride, padding, dilation, ceil_mode);
+    return forward(input, kernel_size, stride, padding, dilation, ceil_mode, window_pool_argmax_dtype(args));
   }
 
   static at::Tensor backward(const at::Tensor& grad_output, const at::Tensor& input, at::IntArrayRef kernel_size,
@@ -116,48 +147,80 @@ struct CpuWindowPool {
     const std::string op = window_pool_name(kDims, "_with_indices_backward");
     const PoolArgs args = normalize_pool_args(op.c_str(), kDims, kernel_size, stride, padding, dilation, ceil_mode);
     check_max_pool_backward(op.c_str(), grad_output, input, indices, args);
-    return run_backward(op.c_str(), input, make_geometry(input, args), pool_layout(input, kDims), kDims, grad_output,
-                        indices);
+    return run_backward(op.c_str(), input.sizes(), make_geometry(input, args), pool_layout(input, kDims), kDims,
+                        grad_output, indices);
+  }
+
+  static at::Tensor offsets_backward(const at::Tensor& grad_output, const at::Tensor& offsets,
+                                     at::IntArrayRef input_size, at::IntArrayRef kernel_size, at::IntArrayRef stride,
+                                     at::IntArrayRef padding, at::IntArrayRef dilation, bool ceil_mode,
+                                     bool channels_last) {
+    const std::string op = window_pool_name(kDims, "_offsets_backward");
+    const PoolArgs args = normalize_pool_args(op.c_str(), kDims, kernel_size, stride, padding, dilation, ceil_mode);
+    const auto out_shape = max_pool_output_shape<int64_t>(op.c_str(), input_size, args);
+    check_offsets_backward<int64_t>(op.c_str(), grad_output, offsets, out_shape, window_pool_argmax_dtype(args));
+    return run_backward(op.c_str(), input_size, make_geometry(input_size, args), layout_from_flag(channels_last),
+                        kDims, grad_output, offsets);
   }
 
  private:
+  // argmax_dtype: none (inference), int64 (indices) or the training taps'.
   static std::tuple<at::Tensor, at::Tensor> forward(const at::Tensor& input, at::IntArrayRef kernel_size,
                                                     at::IntArrayRef stride, at::IntArrayRef padding,
-                                                    at::IntArrayRef dilation, bool ceil_mode, bool with_indices) {
+                                                    at::IntArrayRef dilation, bool ceil_mode,
+                                                    std::optional<at::ScalarType> argmax_dtype) {
     const std::string op = window_pool_name(kDims);
     const MaxPoolPlan p = plan_max_pool(op.c_str(), kDims, input, kernel_size, stride, padding, dilation, ceil_mode);
     dtype_of(op.c_str(), input);
     at::Tensor output = empty_with_huge_pages(p.out_shape, input.options(), p.layout, kDims);
-    at::Tensor indices;
-    if (with_indices) indices = empty_with_huge_pages(p.out_shape, input.options().dtype(at::kLong), p.layout, kDims);
-    if (output.numel() == 0) return {output, indices};
+    at::Tensor argmax;
+    if (argmax_dtype) argmax = empty_with_huge_pages(p.out_shape, input.options().dtype(*argmax_dtype), p.layout, kDims);
+    if (output.numel() == 0) return {output, argmax};
     PoolGeometry g = make_geometry(input, p.args);
     g.channels_tail_start_skips_depth = true;
-    run_forward(op.c_str(), input, g, p.layout, kDims, output, with_indices ? &indices : nullptr);
-    return {output, indices};
+    run_forward(op.c_str(), input, g, p.layout, kDims, output, argmax);
+    return {output, argmax};
   }
 };
 
 template <int kDims>
 struct CpuAdaptivePool {
   static std::tuple<at::Tensor, at::Tensor> with_indices(const at::Tensor& input, at::IntArrayRef output_size) {
-    return forward(input, output_size, true);
+    return forward(input, output_size, at::kLong);
   }
 
   static at::Tensor values(const at::Tensor& input, at::IntArrayRef output_size) {
-    return std::get<0>(forward(input, output_size, false));
+    return std::get<0>(forward(input, output_size, std::nullopt));
+  }
+
+  static std::tuple<at::Tensor, at::Tensor> with_offsets(const at::Tensor& input, at::IntArrayRef output_size) {
+    return forward(input, output_size, kAdaptiveArgmaxDtype);
   }
 
   static at::Tensor backward(const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& indices) {
     const std::string op = adaptive_pool_name(kDims, "_backward");
     check_adaptive_pool_backward(op.c_str(), kDims, grad_output, input, indices);
     const PoolGeometry g = make_adaptive_geometry(input, kDims, grad_output.sizes().slice(grad_output.dim() - kDims));
-    return run_backward(op.c_str(), input, g, pool_layout(input, kDims, WindowKind::adaptive), kDims, grad_output, indices);
+    return run_backward(op.c_str(), input.sizes(), g, pool_layout(input, kDims, WindowKind::adaptive), kDims,
+                        grad_output, indices);
+  }
+
+  static at::Tensor offsets_backward(const at::Tensor& grad_output, const at::Tensor& offsets,
+                                     at::IntArrayRef input_size, bool channels_last) {
+    const std::string op = adaptive_pool_name(kDims, "_offsets_backward");
+    TORCH_CHECK(grad_output.dim() == static_cast<int64_t>(input_size.size()), op,
+                ": grad_output must have as many dims as the input, but got ", grad_output.sizes(), " for input size ",
+                input_size);
+    const at::IntArrayRef output_size = grad_output.sizes().slice(grad_output.dim() - kDims);
+    const auto out_shape = adaptive_pool_output_shape<int64_t>(op.c_str(), kDims, input_size, output_size);
+    check_offsets_backward<int64_t>(op.c_str(), grad_output, offsets, out_shape, kAdaptiveArgmaxDtype);
+    return run_backward(op.c_str(), input_size, make_adaptive_geometry(input_size, kDims, output_size),
+                        layout_from_flag(channels_last), kDims, grad_output, offsets);
   }
 
  private:
   static std::tuple<at::Tensor, at::Tensor> forward(const at::Tensor& input, at::IntArrayRef output_size,
-                                                    bool with_indices) {
+                                                    std::optional<at::ScalarType> argmax_dtype) {
     const std::string op = adaptive_pool_name(kDims);
     const auto shape = adaptive_pool_output_shape<int64_t>(op.c_str(), kDims, input.sizes(), output_size);
     // PyTorch's adaptive max pooling takes floating types only; its error
@@ -174,16 +237,16 @@ struct CpuAdaptivePool {
                                          ? PoolLayout::channels_last
                                          : layout;
     at::Tensor output = empty_with_huge_pages(shape, input.options(), kernel_layout, kDims);
-    at::Tensor indices;
-    if (with_indices) indices = empty_with_huge_pages(shape, input.options().dtype(at::kLong), kernel_layout, kDims);
+    at::Tensor argmax;
+    if (argmax_dtype) argmax = empty_with_huge_pages(shape, input.options().dtype(*argmax_dtype), kernel_layout, kDims);
     if (output.numel() > 0)
       run_forward(op.c_str(), input, make_adaptive_geometry(input, kDims, output_size), kernel_layout, kDims, output,
-                  with_indices ? &indices : nullptr);
+                  argmax);
     if (kernel_layout != layout) {  // a copy with torch's strides (.contiguous() may keep others where sizes are 1)
       output = empty_with_huge_pages(shape, input.options(), layout, kDims).copy_(output);
-      if (with_indices) indices = empty_with_huge_pages(shape, indices.options(), layout, kDims).copy_(indices);
+      if (argmax.defined()) argmax = empty_with_huge_pages(shape, argmax.options(), layout, kDims).copy_(argmax);
     }
-    return {output, indices};
+    return {output, argmax};
   }
 };
 
@@ -192,6 +255,7 @@ struct CpuAdaptivePool {
 TORCH_LIBRARY_IMPL(fastpool, CPU, m) {
   impl_window_pool_ops<CpuWindowPool>(m);
   impl_adaptive_pool_ops<CpuAdaptivePool>(m);
+  impl_training_ops<CpuWindowPool, CpuAdaptivePool>(m);
 }
 
 }  // namespace fastpool::cpu

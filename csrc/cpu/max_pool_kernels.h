@@ -113,6 +113,27 @@ inline bool takes(C v, C best) {  // PyTorch's update rule; v != v is isnan (fal
 
 inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
+// ------------------------------------------------------------ argmax sinks
+//
+// How a forward records each output's argmax (Argmax in kernel_table.h), and
+// how a backward reads it: kAny = anything at all; kTap = the tap within the
+// window (kernel order, see WindowTaps::first_tap) instead of the flat index.
+// The vector paths track int32 lanes of whichever of the two the sink wants.
+struct NoArgmax {
+  static constexpr bool kAny = false, kTap = false;
+  using E = int64_t;
+};
+struct FlatIndex {
+  static constexpr bool kAny = true, kTap = false;
+  using E = int64_t;
+};
+template <typename U>
+struct TapOffset {
+  static constexpr bool kAny = true, kTap = true;
+  using E = U;
+  static constexpr U kNoTap = static_cast<U>(~U(0));  // a window without in-bounds taps
+};
+
 // For the per-row and per-chunk helpers of the hot loops: as the kernels grew,
 // GCC stopped inlining them (narrow NCHW rows ran 2x slower through calls).
 #define FASTPOOL_ALWAYS_INLINE inline __attribute__((always_inline))
@@ -136,7 +157,8 @@ constexpr int64_t kMaxPrefetchRowBytes = 2048;
 inline int64_t max_taps(const PoolGeometry& g) { return g.kernel[0] * g.kernel[1] * g.kernel[2]; }
 
 // Window rows: the in-bounds (d, h) taps of one (od, oh), as offsets
-// (id * H + ih) * W of the row starts, in scan order.
+// (id * H + ih) * W of the row starts, in scan order, and as kernel rows
+// kd * KH + kh (for the tap sinks: a tap is kernel row * KW + kw).
 struct WindowRows {
   int64_t count;
   int64_t first;  // PyTorch's initial argmax row, kept even when count == 0
@@ -155,16 +177,27 @@ struct WindowTables {
   const WindowTaps& width(int64_t ow) const { return dims[2].data[ow]; }
 };
 
-FASTPOOL_ALWAYS_INLINE WindowRows collect_rows(const PoolGeometry& g, const WindowTables& tables, int64_t od, int64_t oh,
-                               int64_t* rows) {
+FASTPOOL_ALWAYS_INLINE WindowRows collect_rows(const PoolGeometry& g, const WindowTables& tables, int64_t od,
+                                               int64_t oh, int64_t* rows, int64_t* row_taps) {
   const WindowTaps td = tables.dims[0].data[od], th = tables.dims[1].data[oh];
-  const int64_t H = g.in_size[1], W = g.in_size[2];
+  const int64_t H = g.in_size[1], W = g.in_size[2], KH = g.kernel[1];
   int64_t n = 0;
   for (int64_t a = 0; a < td.count; ++a)
-    for (int64_t b = 0; b < th.count; ++b)
+    for (int64_t b = 0; b < th.count; ++b) {
+      row_taps[n] = (td.first_tap + a) * KH + th.first_tap + b;
       rows[n++] = ((td.first + a * g.dilation[0]) * H + th.first + b * g.dilation[1]) * W;
+    }
   return {n, (td.first * H + th.first) * W};
 }
+
+// The rows of one window and their kernel rows, sized for the largest window.
+struct RowScratch {
+  Scratch<int64_t> rows, taps;
+  explicit RowScratch(const PoolGeometry& g) : rows(g.kernel[0] * g.kernel[1]), taps(g.kernel[0] * g.kernel[1]) {}
+  FASTPOOL_ALWAYS_INLINE WindowRows collect(const PoolGeometry& g, const WindowTables& t, int64_t od, int64_t oh) {
+    return collect_rows(g, t, od, oh, rows.data, taps.data);
+  }
+};
 
 // Walks output rows (outer index, od, oh) in order without dividing per step.
 struct RowCursor {
@@ -185,25 +218,29 @@ struct RowCursor {
 };
 
 // One output, PyTorch's scalar loop. Element i of the plane is at
-// base[i * elem_stride] (1 for planar, C for channels last).
-template <typename T, bool kIndices>
-inline void forward_one(const T* base, int64_t elem_stride, const int64_t* rows, WindowRows wr, WindowTaps tw,
-                        int64_t dil_w, T* out, int64_t* index) {
+// base[i * elem_stride] (1 for planar, C for channels last). The argmax
+// starts at the first in-bounds tap (PyTorch's flat start even without one).
+template <typename T, typename Sink>
+inline void forward_one(const PoolGeometry& g, const T* base, int64_t elem_stride, const RowScratch& rs,
+                        WindowRows wr, WindowTaps tw, T* out, typename Sink::E* index) {
   using S = Scalar<T>;
+  const int64_t dil_w = g.dilation[2], KW = g.kernel[2];
   typename S::C best = S::lowest();
-  int64_t best_index = wr.first + tw.first;
+  int64_t best_at = wr.first + tw.first;
+  if constexpr (Sink::kTap)
+    best_at = wr.count > 0 && tw.count > 0 ? rs.taps.data[0] * KW + tw.first_tap : int64_t{Sink::kNoTap};
   for (int64_t r = 0; r < wr.count; ++r) {
     for (int64_t c = 0; c < tw.count; ++c) {
-      const int64_t i = rows[r] + tw.first + c * dil_w;
+      const int64_t i = rs.rows.data[r] + tw.first + c * dil_w;
       const typename S::C v = S::load(base[i * elem_stride]);
       if (takes(v, best)) {
         best = v;
-        best_index = i;
+        best_at = Sink::kTap ? rs.taps.data[r] * KW + tw.first_tap + c : i;
       }
     }
   }
   *out = S::store(best);
-  if (kIndices) *index = best_index;
+  if constexpr (Sink::kAny) *index = static_cast<typename Sink::E>(best_at);
 }
 
 // ------------------------------------------------------- vector reduction
@@ -214,8 +251,12 @@ inline void forward_one(const T* base, int64_t elem_stride, const int64_t* rows,
 // result whenever no tap is NaN, and keeps a running sum to find out: if the
 // sum is NaN (a NaN tap, or +inf meeting -inf) the caller redoes the chunk
 // exactly. It saves one compare per tap, the bottleneck of these loops.
-template <typename Sd, bool kIndices, bool kExact>
+template <typename Sd, typename Sink>
+FASTPOOL_ALWAYS_INLINE void store_argmax(typename Sink::E* p, typename Sd::I lanes, int64_t n);
+
+template <typename Sd, typename Sink, bool kExact>
 struct WindowMax {
+  static constexpr bool kIndices = Sink::kAny;
   typename Sd::V best, sum;
   typename Sd::I best_index;
 
@@ -247,25 +288,40 @@ struct WindowMax {
 
   // Writes n outputs (all kLanes when kFull) through a buffer when partial.
   template <bool kFull, typename T>
-  inline void store(T* out, int64_t* index, int64_t n) const {
+  inline void store(T* out, typename Sink::E* index, int64_t n) const {
     if constexpr (kFull) {
       Sd::store(out, best);
-      if constexpr (kIndices) Sd::store_indices(index, best_index);
     } else if constexpr (Sd::kMasked) {
       Sd::store_n(out, best, n);
-      if constexpr (kIndices) Sd::store_indices_n(index, best_index, n);
     } else {
       alignas(64) ComputeT<T> values[Sd::kLanes];
-      alignas(64) int64_t idx[Sd::kLanes];
       Sd::store(values, best);
-      if constexpr (kIndices) Sd::store_indices(idx, best_index);
-      for (int64_t j = 0; j < n; ++j) {
-        out[j] = Scalar<T>::store(values[j]);
-        if constexpr (kIndices) index[j] = idx[j];
-      }
+      for (int64_t j = 0; j < n; ++j) out[j] = Scalar<T>::store(values[j]);
     }
+    if constexpr (kIndices) store_argmax<Sd, Sink>(index, best_index, kFull ? Sd::kLanes : n);
   }
 };
+
+// The first n int32 lanes as the sink's type: flat indices widened to int64,
+// taps narrowed to their 1- or 4-byte type.
+template <typename Sd, typename Sink>
+FASTPOOL_ALWAYS_INLINE void store_argmax(typename Sink::E* p, typename Sd::I lanes, int64_t n) {
+  if constexpr (!Sink::kTap) {
+    if (n == Sd::kLanes) {
+      Sd::store_indices(p, lanes);
+    } else if constexpr (Sd::kMasked) {
+      Sd::store_indices_n(p, lanes, n);
+    } else {
+      alignas(64) int64_t wide[Sd::kLanes];
+      Sd::store_indices(wide, lanes);
+      for (int64_t j = 0; j < n; ++j) p[j] = wide[j];
+    }
+  } else {
+    alignas(64) int32_t taps[Sd::kLanes];
+    Sd::store_index32(taps, lanes);
+    for (int64_t j = 0; j < n; ++j) p[j] = static_cast<typename Sink::E>(taps[j]);
+  }
+}
 
 // `n` lanes of T at stride s (n < kLanes fills the rest with lane 0).
 template <typename Sd, typename T>
@@ -286,15 +342,19 @@ inline typename Sd::V load_lanes(const T* p, int64_t s, int64_t n) {
 // small buffer so nothing outside them is read or written.
 // Returns false (and writes nothing) when the fast variant cannot vouch for
 // its result.
-template <typename T, bool kIndices, int kStride, int kKW, bool kFull, bool kExact>
-FASTPOOL_ALWAYS_INLINE bool forward_planar_chunk(const PoolGeometry& g, const T* plane, const int64_t* rows, int64_t num_rows,
-                                 int64_t ow, int64_t n, T* out, int64_t* index) {
+template <typename T, typename Sink, int kStride, int kKW, bool kFull, bool kExact>
+FASTPOOL_ALWAYS_INLINE bool forward_planar_chunk(const PoolGeometry& g, const T* plane, const RowScratch& rs,
+                                                 int64_t num_rows, int64_t ow, int64_t n, T* out,
+                                                 typename Sink::E* index) {
   using Sd = Simd<ComputeT<T>>;
   const int64_t s = g.stride[2], dil = g.dilation[2];
   const int64_t kw_count = kKW > 0 ? kKW : g.kernel[2];
   const int64_t base = ow * s - g.pad[2];
   const typename Sd::I lane_offsets = Sd::index_iota(static_cast<int32_t>(s));
-  const typename Sd::I dil_step = Sd::index_set1(static_cast<int32_t>(dil));
+  // Flat indices move by the dilation per tap, taps by one (interior: every
+  // tap of the row is in bounds, so a row's taps start at kernel column 0).
+  const typename Sd::I tap_step = Sd::index_set1(static_cast<int32_t>(Sink::kTap ? 1 : dil));
+  const int64_t* rows = rs.rows.data;
 
   auto load_taps = [&](int64_t off) -> typename Sd::V {
     if constexpr (kFull && kStride == 1) return Sd::load(plane + off);
@@ -305,15 +365,17 @@ FASTPOOL_ALWAYS_INLINE bool forward_planar_chunk(const PoolGeometry& g, const T*
     else return load_lanes<Sd>(plane + off, s, n);
   };
 
-  WindowMax<Sd, kIndices, kExact> acc;
+  WindowMax<Sd, Sink, kExact> acc;
   for (int64_t r = 0; r < num_rows; ++r) {
     const int64_t row_off = rows[r] + base;
-    typename Sd::I index = Sd::index_add(Sd::index_set1(static_cast<int32_t>(row_off)), lane_offsets);
+    typename Sd::I index =
+        Sink::kTap ? Sd::index_set1(static_cast<int32_t>(rs.taps.data[r] * kw_count))
+                   : Sd::index_add(Sd::index_set1(static_cast<int32_t>(row_off)), lane_offsets);
     for (int64_t kw = 0; kw < kw_count; ++kw) {
       const typename Sd::V v = load_taps(row_off + kw * dil);
       if (r == 0 && kw == 0) acc.first(v, index);
       else acc.step(v, index);
-      if constexpr (kIndices) index = Sd::index_add(index, dil_step);
+      if constexpr (Sink::kAny) index = Sd::index_add(index, tap_step);
     }
   }
   if (!acc.trusted()) return false;
@@ -321,32 +383,32 @@ FASTPOOL_ALWAYS_INLINE bool forward_planar_chunk(const PoolGeometry& g, const T*
   return true;
 }
 
-template <typename T, bool kIndices, int kStride, int kKW, bool kFull>
-FASTPOOL_ALWAYS_INLINE void forward_planar_chunk_checked(const PoolGeometry& g, const T* plane, const int64_t* rows,
-                                         int64_t num_rows, int64_t ow, int64_t n, T* out, int64_t* index) {
-  if (!forward_planar_chunk<T, kIndices, kStride, kKW, kFull, false>(g, plane, rows, num_rows, ow, n, out, index))
-    forward_planar_chunk<T, kIndices, kStride, kKW, kFull, true>(g, plane, rows, num_rows, ow, n, out, index);
+template <typename T, typename Sink, int kStride, int kKW, bool kFull>
+FASTPOOL_ALWAYS_INLINE void forward_planar_chunk_checked(const PoolGeometry& g, const T* plane, const RowScratch& rs,
+                                                         int64_t num_rows, int64_t ow, int64_t n, T* out,
+                                                         typename Sink::E* index) {
+  if (!forward_planar_chunk<T, Sink, kStride, kKW, kFull, false>(g, plane, rs, num_rows, ow, n, out, index))
+    forward_planar_chunk<T, Sink, kStride, kKW, kFull, true>(g, plane, rs, num_rows, ow, n, out, index);
 }
 
 // Outputs [lo, hi) of one row, all interior along W. A ragged end is covered
 // by one more full chunk that overlaps the previous one (outputs are pure, so
 // writing some twice is harmless and cheaper than a partial chunk).
-template <typename T, bool kIndices, int kStride, int kKW>
-inline void forward_planar_interior(const PoolGeometry& g, const T* plane, const int64_t* rows, int64_t num_rows,
-                                    int64_t lo, int64_t hi, T* out, int64_t* index) {
+template <typename T, typename Sink, int kStride, int kKW>
+inline void forward_planar_interior(const PoolGeometry& g, const T* plane, const RowScratch& rs, int64_t num_rows,
+                                    int64_t lo, int64_t hi, T* out, typename Sink::E* index) {
   constexpr int L = Simd<ComputeT<T>>::kLanes;
-  auto at = [&](int64_t ow) { return kIndices ? index + ow : nullptr; };
+  auto at = [&](int64_t ow) { return Sink::kAny ? index + ow : nullptr; };
   if (hi - lo < L) {
-    forward_planar_chunk_checked<T, kIndices, kStride, kKW, false>(g, plane, rows, num_rows, lo, hi - lo, out + lo,
-                                                                   at(lo));
+    forward_planar_chunk_checked<T, Sink, kStride, kKW, false>(g, plane, rs, num_rows, lo, hi - lo, out + lo, at(lo));
     return;
   }
   int64_t ow = lo;
   for (; ow + L <= hi; ow += L)
-    forward_planar_chunk_checked<T, kIndices, kStride, kKW, true>(g, plane, rows, num_rows, ow, L, out + ow, at(ow));
+    forward_planar_chunk_checked<T, Sink, kStride, kKW, true>(g, plane, rs, num_rows, ow, L, out + ow, at(ow));
   if (ow < hi)
-    forward_planar_chunk_checked<T, kIndices, kStride, kKW, true>(g, plane, rows, num_rows, hi - L, L, out + hi - L,
-                                                                  at(hi - L));
+    forward_planar_chunk_checked<T, Sink, kStride, kKW, true>(g, plane, rs, num_rows, hi - L, L, out + hi - L,
+                                                              at(hi - L));
 }
 
 // Combines per-lane results (lane j: value, flat position) in scan order,
@@ -385,9 +447,11 @@ inline void combine_lanes(const C* values, const int64_t* positions, int64_t lan
 }
 
 // Writes one output from a lane-wise running max: its first `lanes` lanes
-// combined in scan order.
-template <typename T, bool kIndices, typename Acc>
-FASTPOOL_ALWAYS_INLINE void store_combined(const Acc& acc, int64_t lanes, T* out, int64_t* index) {
+// combined in scan order; the lanes' positions are mapped to the sink's
+// argmax by `to_argmax`.
+template <typename T, typename Sink, typename Acc, typename ToArgmax>
+FASTPOOL_ALWAYS_INLINE void store_combined(const Acc& acc, int64_t lanes, T* out, typename Sink::E* index,
+                                           ToArgmax to_argmax) {
   using Sd = Simd<ComputeT<T>>;
   alignas(64) ComputeT<T> values[Sd::kLanes];
   alignas(64) int64_t positions[Sd::kLanes];
@@ -397,7 +461,7 @@ FASTPOOL_ALWAYS_INLINE void store_combined(const Acc& acc, int64_t lanes, T* out
   int64_t best_at;
   combine_lanes(values, positions, lanes, &best, &best_at);
   *out = Scalar<T>::store(best);
-  if (kIndices) *index = best_at;
+  if constexpr (Sink::kAny) *index = static_cast<typename Sink::E>(to_argmax(best_at));
 }
 
 // One output of a planar input whose window rows are short contiguous runs
@@ -406,9 +470,9 @@ FASTPOOL_ALWAYS_INLINE void store_combined(const Acc& acc, int64_t lanes, T* out
 // the lanes combined in scan order, which is increasing flat index: the last
 // NaN wins, else the largest value, the first of equals. Returns false (and
 // writes nothing) when the window does not fit this shape.
-template <typename T, bool kIndices>
-inline bool forward_one_by_rows(const T* plane, const int64_t* rows, WindowRows wr, WindowTaps tw, T* out,
-                                int64_t* index) {
+template <typename T, typename Sink>
+inline bool forward_one_by_rows(const PoolGeometry& g, const T* plane, const RowScratch& rs, WindowRows wr,
+                                WindowTaps tw, T* out, typename Sink::E* index) {
   using Sd = Simd<ComputeT<T>>;
   if constexpr (!Sd::kMasked) {
     return false;
@@ -416,15 +480,16 @@ inline bool forward_one_by_rows(const T* plane, const int64_t* rows, WindowRows 
     const int64_t n = tw.count;
     if (wr.count == 0 || n < 4 || n > Sd::kLanes) return false;
     const typename Sd::I columns = Sd::index_iota(1);
-    WindowMax<Sd, true, true> acc;
+    WindowMax<Sd, FlatIndex, true> acc;  // lanes: flat positions, or taps for the tap sinks (both in scan order)
     for (int64_t r = 0; r < wr.count; ++r) {
-      const int64_t start = rows[r] + tw.first;
+      const int64_t start = rs.rows.data[r] + tw.first;
+      const int64_t first_at = Sink::kTap ? rs.taps.data[r] * g.kernel[2] + tw.first_tap : start;
       const typename Sd::V v = Sd::load_n(plane + start, n);
-      const typename Sd::I at = Sd::index_add(Sd::index_set1(static_cast<int32_t>(start)), columns);
+      const typename Sd::I at = Sd::index_add(Sd::index_set1(static_cast<int32_t>(first_at)), columns);
       if (r == 0) acc.first(v, at);
       else acc.step(v, at);
     }
-    store_combined<T, kIndices>(acc, n, out, index);
+    store_combined<T, Sink>(acc, n, out, index, [](int64_t at) { return at; });
     return true;
   }
 }
@@ -435,21 +500,23 @@ inline bool forward_one_by_rows(const T* plane, const int64_t* rows, WindowRows 
 // j + kLanes, ... under PyTorch's rule; then the lanes are combined. Returns
 // false (and writes nothing) when the window is not such a run or is shorter
 // than a vector.
-template <typename T, bool kIndices>
-inline bool forward_one_contiguous(const T* plane, int64_t W, const int64_t* rows, WindowRows wr, WindowTaps tw,
-                                   T* out, int64_t* index) {
+template <typename T, typename Sink>
+inline bool forward_one_contiguous(const PoolGeometry& g, const T* plane, const RowScratch& rs, WindowRows wr,
+                                   WindowTaps tw, T* out, typename Sink::E* index) {
   using Sd = Simd<ComputeT<T>>;
   if constexpr (!Sd::kMasked) {
     return false;
   } else {
     if (wr.count == 0) return false;
+    const int64_t W = g.in_size[2];
+    const int64_t* rows = rs.rows.data;
     const bool whole_rows = tw.first == 0 && tw.count == W;
     const int64_t run = wr.count == 1 ? tw.count : wr.count * W;
     if (run < Sd::kLanes || (wr.count > 1 && (!whole_rows || rows[wr.count - 1] - rows[0] != (wr.count - 1) * W)))
       return false;
     const int64_t start = rows[0] + tw.first;
     const typename Sd::I lane = Sd::index_iota(1);
-    WindowMax<Sd, true, true> acc;
+    WindowMax<Sd, FlatIndex, true> acc;
     acc.first(Sd::load(plane + start), Sd::index_add(Sd::index_set1(static_cast<int32_t>(start)), lane));
     int64_t i = Sd::kLanes;
     for (; i + Sd::kLanes <= run; i += Sd::kLanes)
@@ -461,25 +528,34 @@ inline bool forward_one_contiguous(const T* plane, int64_t W, const int64_t* row
       const int64_t last = start + run - Sd::kLanes;
       acc.step(Sd::load(plane + last), Sd::index_add(Sd::index_set1(static_cast<int32_t>(last)), lane));
     }
-    store_combined<T, kIndices>(acc, Sd::kLanes, out, index);
+    // A tap sink's tap from the flat position: its row of the run and column.
+    const auto to_argmax = [&](int64_t at) {
+      if constexpr (!Sink::kTap) {
+        return at;
+      } else {
+        const int64_t offset = at - start, r = wr.count == 1 ? 0 : offset / W;
+        return rs.taps.data[r] * g.kernel[2] + tw.first_tap + (offset - r * W);
+      }
+    };
+    store_combined<T, Sink>(acc, Sd::kLanes, out, index, to_argmax);
     return true;
   }
 }
 
 // Picks the compile-time stride and kernel width for the common cases.
-template <typename T, bool kIndices, int kStride>
-inline void forward_planar_interior_kw(const PoolGeometry& g, const T* plane, const int64_t* rows, int64_t num_rows,
-                                       int64_t lo, int64_t hi, T* out, int64_t* index) {
+template <typename T, typename Sink, int kStride>
+inline void forward_planar_interior_kw(const PoolGeometry& g, const T* plane, const RowScratch& rs, int64_t num_rows,
+                                       int64_t lo, int64_t hi, T* out, typename Sink::E* index) {
   switch (g.kernel[2]) {
-    case 2: return forward_planar_interior<T, kIndices, kStride, 2>(g, plane, rows, num_rows, lo, hi, out, index);
-    case 3: return forward_planar_interior<T, kIndices, kStride, 3>(g, plane, rows, num_rows, lo, hi, out, index);
-    default: return forward_planar_interior<T, kIndices, kStride, 0>(g, plane, rows, num_rows, lo, hi, out, index);
+    case 2: return forward_planar_interior<T, Sink, kStride, 2>(g, plane, rs, num_rows, lo, hi, out, index);
+    case 3: return forward_planar_interior<T, Sink, kStride, 3>(g, plane, rs, num_rows, lo, hi, out, index);
+    default: return forward_planar_interior<T, Sink, kStride, 0>(g, plane, rs, num_rows, lo, hi, out, index);
   }
 }
 
 // Output rows [begin, end) of a planar input; a row is (plane, od, oh).
-template <typename T, bool kIndices>
-void forward_planar_rows(const PoolGeometry& g, const T* input, T* output, int64_t* indices, int64_t begin,
+template <typename T, typename Sink>
+void forward_planar_rows(const PoolGeometry& g, const T* input, T* output, typename Sink::E* indices, int64_t begin,
                          int64_t end) {
   const int64_t OW = g.out_size[2], W = g.in_size[2];
   const int64_t plane_elems = in_plane_elems(g);
@@ -497,20 +573,20 @@ void forward_planar_rows(const PoolGeometry& g, const T* input, T* output, int64
   }
   if (!vector_ok) lo = hi = OW;
   const WindowTables tables(g);
-  Scratch<int64_t> rows(g.kernel[0] * g.kernel[1]);
+  RowScratch rows(g);
 
   RowCursor cursor(g, begin);
   for (int64_t r = begin; r < end; ++r, cursor.next()) {
     const T* plane = input + cursor.outer * plane_elems;
     T* out = output + r * OW;
-    int64_t* index = kIndices ? indices + r * OW : nullptr;
-    const WindowRows wr = collect_rows(g, tables, cursor.od, cursor.oh, rows.data);
+    typename Sink::E* index = Sink::kAny ? indices + r * OW : nullptr;
+    const WindowRows wr = rows.collect(g, tables, cursor.od, cursor.oh);
     if (wr.count > 0) {
       // Input is read a few rows at a time, which the hardware prefetchers
       // follow poorly: fetch the rows the next output rows will need (planes
       // are contiguous, so this runs on into the next plane; prefetches past
       // the end of the tensor are harmless).
-      const char* next = reinterpret_cast<const char*>(plane + rows.data[wr.count - 1] + W);
+      const char* next = reinterpret_cast<const char*>(plane + rows.rows.data[wr.count - 1] + W);
       // Not for long rows (1-d pooling): those are streams the hardware
       // prefetchers follow, and the prefetches cost more than they save.
       const int64_t row_bytes = W * static_cast<int64_t>(sizeof(T));
@@ -523,12 +599,11 @@ void forward_planar_rows(const PoolGeometry& g, const T* input, T* output, int64
         const WindowTaps tw = tables.width(ow);
         if constexpr (kHasVectorPath<T>) {
           if (vector_ok && g.dilation[2] == 1 &&
-              (forward_one_contiguous<T, kIndices>(plane, W, rows.data, wr, tw, out + ow,
-                                                   kIndices ? index + ow : nullptr) ||
-               forward_one_by_rows<T, kIndices>(plane, rows.data, wr, tw, out + ow, kIndices ? index + ow : nullptr)))
+              (forward_one_contiguous<T, Sink>(g, plane, rows, wr, tw, out + ow, Sink::kAny ? index + ow : nullptr) ||
+               forward_one_by_rows<T, Sink>(g, plane, rows, wr, tw, out + ow, Sink::kAny ? index + ow : nullptr)))
             continue;
         }
-        forward_one<T, kIndices>(plane, 1, rows.data, wr, tw, g.dilation[2], out + ow, kIndices ? index + ow : nullptr);
+        forward_one<T, Sink>(g, plane, 1, rows, wr, tw, out + ow, Sink::kAny ? index + ow : nullptr);
       }
     };
     if (!vectorize) {
@@ -539,87 +614,89 @@ void forward_planar_rows(const PoolGeometry& g, const T* input, T* output, int64
     if constexpr (kHasVectorPath<T>) {
       switch (g.stride[2]) {
         case 1:
-          forward_planar_interior_kw<T, kIndices, 1>(g, plane, rows.data, wr.count, lo, hi, out, index);
+          forward_planar_interior_kw<T, Sink, 1>(g, plane, rows, wr.count, lo, hi, out, index);
           break;
         case 2:
-          forward_planar_interior_kw<T, kIndices, 2>(g, plane, rows.data, wr.count, lo, hi, out, index);
+          forward_planar_interior_kw<T, Sink, 2>(g, plane, rows, wr.count, lo, hi, out, index);
           break;
         case 4:
           if constexpr (Simd<ComputeT<T>>::kHasStride4) {
-            forward_planar_interior_kw<T, kIndices, 4>(g, plane, rows.data, wr.count, lo, hi, out, index);
+            forward_planar_interior_kw<T, Sink, 4>(g, plane, rows, wr.count, lo, hi, out, index);
             break;
           }
           [[fallthrough]];
         default:
-          forward_planar_interior_kw<T, kIndices, 0>(g, plane, rows.data, wr.count, lo, hi, out, index);
+          forward_planar_interior_kw<T, Sink, 0>(g, plane, rows, wr.count, lo, hi, out, index);
       }
     }
     scalar(hi, OW);
   }
 }
-
 // ---------------------------------------------------- forward: channels last
 
 // `n` channels (n == kLanes when kFull) of one output position; see
 // forward_planar_chunk for kExact and the return value.
-template <typename T, bool kIndices, bool kFull, bool kExact>
-FASTPOOL_ALWAYS_INLINE bool forward_channels_chunk(const T* image, int64_t C, const int64_t* taps, int64_t num_taps, int64_t n,
-                                   T* out, int64_t* index) {
+// taps: the window's in-bounds positions; at: what the sink records for
+// each (the positions again, or their kernel taps).
+template <typename T, typename Sink, bool kFull, bool kExact>
+FASTPOOL_ALWAYS_INLINE bool forward_channels_chunk(const T* image, int64_t C, const int64_t* taps, const int64_t* at,
+                                                   int64_t num_taps, int64_t n, T* out, typename Sink::E* index) {
   using Sd = Simd<ComputeT<T>>;
   auto load_at = [&](int64_t tap) -> typename Sd::V {
     if constexpr (kFull) return Sd::load(image + tap * C);
     else if constexpr (Sd::kMasked) return Sd::load_n(image + tap * C, n);
     else return load_lanes<Sd>(image + tap * C, 1, n);
   };
-  WindowMax<Sd, kIndices, kExact> acc;
-  acc.first(load_at(taps[0]), Sd::index_set1(static_cast<int32_t>(taps[0])));
-  for (int64_t t = 1; t < num_taps; ++t) acc.step(load_at(taps[t]), Sd::index_set1(static_cast<int32_t>(taps[t])));
+  WindowMax<Sd, Sink, kExact> acc;
+  acc.first(load_at(taps[0]), Sd::index_set1(static_cast<int32_t>(at[0])));
+  for (int64_t t = 1; t < num_taps; ++t) acc.step(load_at(taps[t]), Sd::index_set1(static_cast<int32_t>(at[t])));
   if (!acc.trusted()) return false;
   acc.template store<kFull>(out, index, n);
   return true;
 }
 
-template <typename T, bool kIndices, bool kFull>
-FASTPOOL_ALWAYS_INLINE void forward_channels_chunk_checked(const T* image, int64_t C, const int64_t* taps, int64_t num_taps,
-                                           int64_t n, T* out, int64_t* index) {
-  if (!forward_channels_chunk<T, kIndices, kFull, false>(image, C, taps, num_taps, n, out, index))
-    forward_channels_chunk<T, kIndices, kFull, true>(image, C, taps, num_taps, n, out, index);
+template <typename T, typename Sink, bool kFull>
+FASTPOOL_ALWAYS_INLINE void forward_channels_chunk_checked(const T* image, int64_t C, const int64_t* taps,
+                                                           const int64_t* at, int64_t num_taps, int64_t n, T* out,
+                                                           typename Sink::E* index) {
+  if (!forward_channels_chunk<T, Sink, kFull, false>(image, C, taps, at, num_taps, n, out, index))
+    forward_channels_chunk<T, Sink, kFull, true>(image, C, taps, at, num_taps, n, out, index);
 }
 
 // Output positions [begin, end) of a channels-last input; a position is
 // (n, od, oh, ow) with all C channels, vectorised along C.
-template <typename T, bool kIndices>
-void forward_channels_last_positions(const PoolGeometry& g, const T* input, T* output, int64_t* indices,
+template <typename T, typename Sink>
+void forward_channels_last_positions(const PoolGeometry& g, const T* input, T* output, typename Sink::E* indices,
                                      int64_t begin, int64_t end) {
   const int64_t C = g.channels;
   const int64_t OW = g.out_size[2];
   const int64_t plane_elems = in_plane_elems(g);
   const bool vector_ok = kHasVectorPath<T> && plane_elems <= std::numeric_limits<int32_t>::max();
   const WindowTables tables(g);
-  Scratch<int64_t> rows(g.kernel[0] * g.kernel[1]);
-  Scratch<int64_t> taps(max_taps(g));
+  RowScratch rows(g);
+  Scratch<int64_t> taps(max_taps(g)), tap_ids(Sink::kTap ? max_taps(g) : 0);
   RowCursor cursor(g, begin / OW);
   int64_t ow = begin % OW;
-  WindowRows wr = collect_rows(g, tables, cursor.od, cursor.oh, rows.data);
+  WindowRows wr = rows.collect(g, tables, cursor.od, cursor.oh);
 
   for (int64_t q = begin; q < end; ++q, ++ow) {
     if (ow == OW) {
       ow = 0;
       cursor.next();
-      wr = collect_rows(g, tables, cursor.od, cursor.oh, rows.data);
+      wr = rows.collect(g, tables, cursor.od, cursor.oh);
     }
     const WindowTaps tw = tables.width(ow);
     const T* image = input + cursor.outer * plane_elems * C;
     if (wr.count > 0) {
       // As in the planar forward: fetch what the window's newest row needs a
       // few positions ahead.
-      const int64_t ahead = rows.data[wr.count - 1] + tw.first + kPrefetchPositions * g.stride[2];
+      const int64_t ahead = rows.rows.data[wr.count - 1] + tw.first + kPrefetchPositions * g.stride[2];
       const char* p = reinterpret_cast<const char*>(image + ahead * C);
       const int64_t bytes = g.stride[2] * C * static_cast<int64_t>(sizeof(T));
       for (int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(p + b);
     }
     T* out = output + q * C;
-    int64_t* index = kIndices ? indices + q * C : nullptr;
+    typename Sink::E* index = Sink::kAny ? indices + q * C : nullptr;
 
     int64_t c = 0;
     if constexpr (kHasVectorPath<T>) {
@@ -628,21 +705,23 @@ void forward_channels_last_positions(const PoolGeometry& g, const T* input, T* o
       if (vector_ok && num_taps > 0) {
         int64_t t = 0;
         for (int64_t r = 0; r < wr.count; ++r)
-          for (int64_t k = 0; k < tw.count; ++k) taps.data[t++] = rows.data[r] + tw.first + k * g.dilation[2];
+          for (int64_t k = 0; k < tw.count; ++k, ++t) {
+            taps.data[t] = rows.rows.data[r] + tw.first + k * g.dilation[2];
+            if constexpr (Sink::kTap) tap_ids.data[t] = rows.taps.data[r] * g.kernel[2] + tw.first_tap + k;
+          }
+        const int64_t* at = Sink::kTap ? tap_ids.data : taps.data;
         for (; c + L <= C; c += L)
-          forward_channels_chunk_checked<T, kIndices, true>(image + c, C, taps.data, num_taps, L, out + c,
-                                                            kIndices ? index + c : nullptr);
+          forward_channels_chunk_checked<T, Sink, true>(image + c, C, taps.data, at, num_taps, L, out + c,
+                                                        Sink::kAny ? index + c : nullptr);
         if (c < C)
-          forward_channels_chunk_checked<T, kIndices, false>(image + c, C, taps.data, num_taps, C - c, out + c,
-                                                             kIndices ? index + c : nullptr);
+          forward_channels_chunk_checked<T, Sink, false>(image + c, C, taps.data, at, num_taps, C - c, out + c,
+                                                         Sink::kAny ? index + c : nullptr);
         c = C;
       }
     }
     // Scalar: integers, portable builds, huge planes, empty windows.
-    for (; c < C; ++c)
-      forward_one<T, kIndices>(image + c, C, rows.data, wr, tw, g.dilation[2], out + c,
-                               kIndices ? index + c : nullptr);
-    if constexpr (kIndices) {
+    for (; c < C; ++c) forward_one<T, Sink>(g, image + c, C, rows, wr, tw, out + c, Sink::kAny ? index + c : nullptr);
+    if constexpr (std::is_same_v<Sink, FlatIndex>) {
       // PyTorch's channels-last CPU kernel processes channels in 32-byte
       // vectors and the remainder (the last C % lanes) one by one, and the
       // latter start their argmax at the window's first (h, w) tap without
@@ -659,24 +738,95 @@ void forward_channels_last_positions(const PoolGeometry& g, const T* input, T* o
 
 // ---------------------------------------------------------------- backward
 //
-// grad_input[index] += grad_output over the outputs in order, per plane (or
-// per image and channel block): the same summation order as PyTorch, so
-// float32/float64 results are identical. bf16/fp16 accumulate in float.
-// An index outside the plane adds nothing: PyTorch skips -1, and its forward
-// returns out-of-plane indices for windows with no in-bounds tap (possible
-// with dilation and padding), where its backward would write out of bounds.
+// grad_input[argmax] += grad_output over the outputs in raster order, per
+// plane (or per image and band of rows), adding in the storage type: the same
+// adds in the same order as PyTorch's CPU kernels, which round float16 and
+// bfloat16 after every add, so every dtype's result is identical. An argmax
+// outside the plane (or a window without taps) adds nothing: PyTorch skips
+// -1, and its forward returns out-of-plane indices for windows with no
+// in-bounds tap (possible with dilation and padding), where its backward
+// would write out of bounds.
 
-template <typename T>
-using GradAcc = std::conditional_t<std::is_same_v<T, bf16_t> || std::is_same_v<T, fp16_t>, float, T>;
+// Where an output's argmax lies in its plane: the flat index as it is, or a
+// tap decoded against the window's start. Windows start at
+// o * stride - pad (fixed) or floor(o * in / out) (adaptive) along each dim,
+// so position = start_d * H * W + start_h * W + start_w + offset(tap), with
+// offset() the same for every window: a table for up to kTableTaps taps.
+template <typename Source>
+struct ArgmaxDecoder {
+  explicit ArgmaxDecoder(const PoolGeometry&) {}
+  FASTPOOL_ALWAYS_INLINE int64_t window_base(int64_t, int64_t) const { return 0; }
+  FASTPOOL_ALWAYS_INLINE int64_t position(int64_t /*base*/, int64_t /*ow*/, int64_t index) const { return index; }
+};
 
-// Zeroes the accumulator one input row at a time, just before the first add
-// into it: outputs go in order, so their indices mostly move forward and the
-// rows being added to are still in cache from their zeroing (one pass over
-// grad_input instead of a memset pass and a scatter pass). Any index, even
+template <typename U>
+struct ArgmaxDecoder<TapOffset<U>> {
+  static constexpr int64_t kTableTaps = 4096;
+  Scratch<int64_t> start[kMaxSpatialDims];  // window start along each dim, times that dim's element stride
+  Scratch<int64_t> offset;                  // tap -> position relative to its window's start
+  int64_t taps, KH, KW, step[kMaxSpatialDims];
+
+  explicit ArgmaxDecoder(const PoolGeometry& g)
+      : start{Scratch<int64_t>(g.out_size[0]), Scratch<int64_t>(g.out_size[1]), Scratch<int64_t>(g.out_size[2])},
+        offset(max_taps(g) <= kTableTaps ? max_taps(g) : 0),
+        taps(max_taps(g)),
+        KH(g.kernel[1]),
+        KW(g.kernel[2]) {
+    const int64_t elem_stride[kMaxSpatialDims] = {g.in_size[1] * g.in_size[2], g.in_size[2], 1};
+    for (int d = 0; d < kMaxSpatialDims; ++d) {
+      step[d] = g.dilation[d] * elem_stride[d];
+      for (int64_t o = 0; o < g.out_size[d]; ++o) {
+        const int64_t s = g.adaptive[d] ? o * g.in_size[d] / g.out_size[d] : o * g.stride[d] - g.pad[d];
+        start[d].data[o] = s * elem_stride[d];
+      }
+    }
+    for (int64_t t = 0; offset.data && t < taps; ++t) offset.data[t] = relative(t);
+  }
+  int64_t relative(int64_t t) const { return t / (KH * KW) * step[0] + t / KW % KH * step[1] + t % KW * step[2]; }
+  FASTPOOL_ALWAYS_INLINE int64_t window_base(int64_t od, int64_t oh) const {
+    return start[0].data[od] + start[1].data[oh];
+  }
+  // Any position outside the plane for kNoTap or a tap beyond the window.
+  FASTPOOL_ALWAYS_INLINE int64_t position(int64_t base, int64_t ow, U tap) const {
+    const int64_t t = static_cast<int64_t>(tap);
+    if (static_cast<uint64_t>(t) >= static_cast<uint64_t>(taps)) return -1;
+    return base + start[2].data[ow] + (offset.data ? offset.data[t] : relative(t));
+  }
+};
+
+template <typename T, typename Source>
+void backward_planar(const PoolGeometry& g, const void* grad_output, const void* argmax, void* grad_input,
+                     int64_t /*bands*/, int64_t begin, int64_t end) {
+  using E = typename Source::E;
+  const int64_t in_elems = in_plane_elems(g), out_elems = out_plane_elems(g);
+  const ArgmaxDecoder<Source> decoder(g);
+  for (int64_t p = begin; p < end; ++p) {
+    const T* go = static_cast<const T*>(grad_output) + p * out_elems;
+    const E* idx = static_cast<const E*>(argmax) + p * out_elems;
+    T* gi = static_cast<T*>(grad_input) + p * in_elems;
+    // A plane usually fits in L1/L2: zero it at once (cheaper than ZeroAhead's checks).
+    std::memset(static_cast<void*>(gi), 0, sizeof(T) * in_elems);
+    int64_t o = 0;
+    for (int64_t od = 0; od < g.out_size[0]; ++od)
+      for (int64_t oh = 0; oh < g.out_size[1]; ++oh) {
+        const int64_t base = decoder.window_base(od, oh);
+        for (int64_t ow = 0; ow < g.out_size[2]; ++ow, ++o) {
+          const int64_t i = decoder.position(base, ow, idx[o]);
+          if (static_cast<uint64_t>(i) < static_cast<uint64_t>(in_elems))
+            gi[i] = Scalar<T>::store(Scalar<T>::load(gi[i]) + Scalar<T>::load(go[o]));
+        }
+      }
+  }
+}
+
+// Zeroes grad_input one input row at a time, just before the first add into
+// it: outputs go in order, so their argmaxes mostly move forward and the rows
+// being added to are still in cache from their zeroing (one pass over
+// grad_input instead of a memset pass and a scatter pass). Any position, even
 // one far ahead, finds its row zeroed before it is added to.
-template <typename Acc>
+template <typename T>
 struct ZeroAhead {
-  Acc* acc;                 // position i's channels: acc[i * channels + c]
+  T* acc;                   // position i's channels: acc[i * channels + c]
   int64_t channels;
   int64_t row, positions;   // positions per input row, in all
   int64_t zeroed = 0;       // positions [0, zeroed) are zero or accumulated
@@ -686,103 +836,91 @@ struct ZeroAhead {
     upto(min64(positions, (i / row + 1) * row));
   }
   inline void upto(int64_t stop) {
-    std::memset(static_cast<void*>(acc + zeroed * channels), 0, sizeof(Acc) * (stop - zeroed) * channels);
+    std::memset(static_cast<void*>(acc + zeroed * channels), 0, sizeof(T) * (stop - zeroed) * channels);
     zeroed = stop;
   }
 };
 
-template <typename T>
-void backward_planar(const PoolGeometry& g, const void* grad_output, const int64_t* indices, void* grad_input,
-                     int64_t /*bands*/, int64_t begin, int64_t end) {
-  using Acc = GradAcc<T>;
-  constexpr bool kDirect = std::is_same_v<Acc, T>;
-  const int64_t in_elems = in_plane_elems(g), out_elems = out_plane_elems(g);
-  Scratch<Acc> scratch(kDirect ? 0 : in_elems);
-  for (int64_t p = begin; p < end; ++p) {
-    const T* go = static_cast<const T*>(grad_output) + p * out_elems;
-    const int64_t* idx = indices + p * out_elems;
-    T* gi = static_cast<T*>(grad_input) + p * in_elems;
-    Acc* acc = kDirect ? reinterpret_cast<Acc*>(gi) : scratch.data;
-    // A plane usually fits in L1/L2: zero it at once (cheaper than ZeroAhead's checks).
-    std::memset(static_cast<void*>(acc), 0, sizeof(Acc) * in_elems);
-    for (int64_t o = 0; o < out_elems; ++o) {
-      const int64_t i = idx[o];
-      if (static_cast<uint64_t>(i) < static_cast<uint64_t>(in_elems)) acc[i] += Scalar<T>::load(go[o]);
-    }
-    if constexpr (!kDirect)
-      for (int64_t i = 0; i < in_elems; ++i) gi[i] = Scalar<T>::store(acc[i]);
-  }
-}
-
 // Tasks are (image, band of input rows): `bands` bands per image. A task
-// scans every output of its image and adds only the indices that fall in its
+// scans every output of its image and adds only the argmaxes that fall in its
 // own rows, so each grad_input element is written by one task, in output
 // order, whatever the number of bands (bands > 1 lets a small batch use every
 // thread; each band is its own contiguous stretch of memory and pages).
-template <typename T>
-void backward_channels_last(const PoolGeometry& g, const void* grad_output, const int64_t* indices,
-                            void* grad_input, int64_t bands, int64_t begin, int64_t end) {
-  using Acc = GradAcc<T>;
-  constexpr bool kDirect = std::is_same_v<Acc, T>;
+template <typename T, typename Source>
+void backward_channels_last(const PoolGeometry& g, const void* grad_output, const void* argmax, void* grad_input,
+                            int64_t bands, int64_t begin, int64_t end) {
+  using E = typename Source::E;
   const int64_t C = g.channels, W = g.in_size[2];
   const int64_t in_elems = in_plane_elems(g), out_elems = out_plane_elems(g);
   const int64_t rows = g.in_size[0] * g.in_size[1];
-  Scratch<Acc> scratch(kDirect ? 0 : ((rows + bands - 1) / bands) * W * C);
+  const ArgmaxDecoder<Source> decoder(g);
   for (int64_t task = begin; task < end; ++task) {
     const int64_t n = task / bands, band = task % bands;
     const int64_t first = band * rows / bands * W, count = (band + 1) * rows / bands * W - first;  // positions
     const T* go = static_cast<const T*>(grad_output) + n * out_elems * C;
-    const int64_t* idx = indices + n * out_elems * C;
-    T* gi = static_cast<T*>(grad_input) + (n * in_elems + first) * C;
-    // acc[(i - first) * C + c]: grad_input itself, or a float band.
-    Acc* acc = kDirect ? reinterpret_cast<Acc*>(gi) : scratch.data;
-    ZeroAhead<Acc> zero{acc, C, W, count};
-    for (int64_t o = 0; o < out_elems; ++o) {
-      for (int64_t c = 0; c < C; ++c) {
-        const int64_t i = idx[o * C + c] - first;
-        if (static_cast<uint64_t>(i) < static_cast<uint64_t>(count)) {
-          zero.reach(i);
-          acc[i * C + c] += Scalar<T>::load(go[o * C + c]);
+    const E* idx = static_cast<const E*>(argmax) + n * out_elems * C;
+    T* gi = static_cast<T*>(grad_input) + (n * in_elems + first) * C;  // gi[(i - first) * C + c]
+    ZeroAhead<T> zero{gi, C, W, count};
+    int64_t o = 0;
+    for (int64_t od = 0; od < g.out_size[0]; ++od)
+      for (int64_t oh = 0; oh < g.out_size[1]; ++oh) {
+        const int64_t base = decoder.window_base(od, oh) - first;
+        for (int64_t ow = 0; ow < g.out_size[2]; ++ow, ++o) {
+          for (int64_t c = 0; c < C; ++c) {
+            const int64_t i = decoder.position(base, ow, idx[o * C + c]) - (Source::kTap ? 0 : first);
+            if (static_cast<uint64_t>(i) < static_cast<uint64_t>(count)) {
+              zero.reach(i);
+              T& g_in = gi[i * C + c];
+              g_in = Scalar<T>::store(Scalar<T>::load(g_in) + Scalar<T>::load(go[o * C + c]));
+            }
+          }
         }
       }
-    }
     zero.upto(count);
-    if constexpr (!kDirect)
-      for (int64_t i = 0; i < count * C; ++i) gi[i] = Scalar<T>::store(acc[i]);
   }
 }
 
 // ------------------------------------------------------------------- table
 
-template <typename T>
-void forward_planar(const PoolGeometry& g, const void* in, void* out, int64_t* indices, int64_t begin,
-                    int64_t end) {
-  if (indices)
-    forward_planar_rows<T, true>(g, static_cast<const T*>(in), static_cast<T*>(out), indices, begin, end);
-  else
-    forward_planar_rows<T, false>(g, static_cast<const T*>(in), static_cast<T*>(out), nullptr, begin, end);
+template <typename T, typename Sink>
+void forward_planar(const PoolGeometry& g, const void* in, void* out, void* argmax, int64_t begin, int64_t end) {
+  forward_planar_rows<T, Sink>(g, static_cast<const T*>(in), static_cast<T*>(out),
+                               static_cast<typename Sink::E*>(argmax), begin, end);
 }
 
-template <typename T>
-void forward_channels_last(const PoolGeometry& g, const void* in, void* out, int64_t* indices, int64_t begin,
+template <typename T, typename Sink>
+void forward_channels_last(const PoolGeometry& g, const void* in, void* out, void* argmax, int64_t begin,
                            int64_t end) {
-  if (indices)
-    forward_channels_last_positions<T, true>(g, static_cast<const T*>(in), static_cast<T*>(out), indices, begin,
-                                             end);
-  else
-    forward_channels_last_positions<T, false>(g, static_cast<const T*>(in), static_cast<T*>(out), nullptr, begin,
-                                              end);
+  forward_channels_last_positions<T, Sink>(g, static_cast<const T*>(in), static_cast<T*>(out),
+                                           static_cast<typename Sink::E*>(argmax), begin, end);
 }
 
+template <typename T, typename Sink>
+void set_forward(KernelTable& k, DType dtype, Argmax argmax) {
+  const int d = static_cast<int>(dtype), a = static_cast<int>(argmax);
+  k.forward[static_cast<int>(Layout::planar)][d][a] = &forward_planar<T, Sink>;
+  k.forward[static_cast<int>(Layout::channels_last)][d][a] = &forward_channels_last<T, Sink>;
+}
+
+template <typename T, typename Source>
+void set_backward(KernelTable& k, DType dtype, Argmax argmax) {
+  const int d = static_cast<int>(dtype), a = static_cast<int>(argmax);
+  k.backward[static_cast<int>(Layout::planar)][d][a] = &backward_planar<T, Source>;
+  k.backward[static_cast<int>(Layout::channels_last)][d][a] = &backward_channels_last<T, Source>;
+}
+
+// Every dtype has inference and indices; the differentiable ones also the
+// training taps and the backward over either.
 template <typename T>
 void set_entries(KernelTable& k, DType dtype, bool differentiable) {
-  const int d = static_cast<int>(dtype);
-  k.forward[static_cast<int>(Layout::planar)][d] = &forward_planar<T>;
-  k.forward[static_cast<int>(Layout::channels_last)][d] = &forward_channels_last<T>;
-  if (differentiable) {
-    k.backward[static_cast<int>(Layout::planar)][d] = &backward_planar<T>;
-    k.backward[static_cast<int>(Layout::channels_last)][d] = &backward_channels_last<T>;
-  }
+  set_forward<T, NoArgmax>(k, dtype, Argmax::none);
+  set_forward<T, FlatIndex>(k, dtype, Argmax::flat);
+  if (!differentiable) return;
+  set_forward<T, TapOffset<uint8_t>>(k, dtype, Argmax::tap_u8);
+  set_forward<T, TapOffset<int32_t>>(k, dtype, Argmax::tap_i32);
+  set_backward<T, FlatIndex>(k, dtype, Argmax::flat);
+  set_backward<T, TapOffset<uint8_t>>(k, dtype, Argmax::tap_u8);
+  set_backward<T, TapOffset<int32_t>>(k, dtype, Argmax::tap_i32);
 }
 
 inline KernelTable make_table(const char* isa) {

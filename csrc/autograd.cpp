@@ -1,0 +1,242 @@
+// Autograd for the ops without indices, the ones models call
+// (max_pool{1,2,3}d, adaptive_max_pool{1,2,3}d), in C++: registered on the
+// Autograd key from the op list, so a call that needs no gradient costs no
+// Python, and a call that does saves the least that backward needs.
+//
+// Training path: the forward runs the with_offsets op, which writes each
+// output's argmax as its tap within the window (uint8 for windows of up to 255
+// taps); backward runs offsets_backward on those taps and the input's sizes.
+// Neither the input nor int64 indices stay alive between forward and backward.
+// Where a backend has no with_offsets kernel yet (CUDA), the forward saves the
+// input and backward recomputes the argmax.
+//
+// The ops with indices keep their Python formulas (fastpool/_ops.py): they
+// save the indices the caller asked for anyway. Double backward goes through
+// the backward ops' own formulas there.
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <torch/autograd.h>
+#include <torch/library.h>
+
+#include "op_list.h"
+#include "pool_shape.h"
+
+namespace fastpool {
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+template <typename Signature>
+c10::TypedOperatorHandle<Signature> find_op(const std::string& name) {
+  return c10::Dispatcher::singleton().findSchemaOrThrow(("fastpool::" + name).c_str(), "").typed<Signature>();
+}
+
+using Ints = at::IntArrayRef;
+
+// Backends with a with_offsets kernel (and the fake tensors of compile/export).
+bool has_training_kernels(const at::Tensor& input) {
+  return input.is_cpu() || input.is_meta();
+}
+
+// Returns {grad_input, no gradient for each other argument}.
+variable_list input_gradient(at::Tensor grad_input, size_t num_args) {
+  variable_list grads(num_args);
+  grads[0] = std::move(grad_input);
+  return grads;
+}
+
+// ----------------------------------------------------------- window pooling
+
+template <int kDims>
+struct WindowPoolOps {
+  using Forward = at::Tensor(const at::Tensor&, Ints, Ints, Ints, Ints, bool);
+  using ForwardPair = std::tuple<at::Tensor, at::Tensor>(const at::Tensor&, Ints, Ints, Ints, Ints, bool);
+  using OffsetsBackward = at::Tensor(const at::Tensor&, const at::Tensor&, c10::SymIntArrayRef, Ints, Ints, Ints,
+                                     Ints, bool, bool);
+  using IndicesBackward = at::Tensor(const at::Tensor&, const at::Tensor&, Ints, Ints, Ints, Ints, bool,
+                                     const at::Tensor&);
+  static const WindowPoolOps& get() {
+    static const WindowPoolOps ops;
+    return ops;
+  }
+  c10::TypedOperatorHandle<Forward> values = find_op<Forward>(window_pool_name(kDims));
+  c10::TypedOperatorHandle<ForwardPair> with_offsets = find_op<ForwardPair>(window_pool_name(kDims, "_with_offsets"));
+  c10::TypedOperatorHandle<ForwardPair> with_indices = find_op<ForwardPair>(window_pool_name(kDims, "_with_indices"));
+  c10::TypedOperatorHandle<OffsetsBackward> offsets_backward =
+      find_op<OffsetsBackward>(window_pool_name(kDims, "_offsets_backward"));
+  c10::TypedOperatorHandle<IndicesBackward> indices_backward =
+      find_op<IndicesBackward>(window_pool_name(kDims, "_with_indices_backward"));
+};
+
+// The pooling arguments, kept for backward.
+void save_window_args(AutogradContext* ctx, Ints kernel_size, Ints stride, Ints padding, Ints dilation,
+                      bool ceil_mode) {
+  ctx->saved_data["kernel_size"] = kernel_size;
+  ctx->saved_data["stride"] = stride;
+  ctx->saved_data["padding"] = padding;
+  ctx->saved_data["dilation"] = dilation;
+  ctx->saved_data["ceil_mode"] = ceil_mode;
+}
+
+struct WindowArgs {
+  std::vector<int64_t> kernel_size, stride, padding, dilation;
+  bool ceil_mode;
+  explicit WindowArgs(AutogradContext* ctx)
+      : kernel_size(ctx->saved_data["kernel_size"].toIntVector()),
+        stride(ctx->saved_data["stride"].toIntVector()),
+        padding(ctx->saved_data["padding"].toIntVector()),
+        dilation(ctx->saved_data["dilation"].toIntVector()),
+        ceil_mode(ctx->saved_data["ceil_mode"].toBool()) {}
+};
+
+template <int kDims>
+struct WindowPoolTraining : torch::autograd::Function<WindowPoolTraining<kDims>> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& input, Ints kernel_size, Ints stride,
+                            Ints padding, Ints dilation, bool ceil_mode) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    auto [output, offsets] =
+        WindowPoolOps<kDims>::get().with_offsets.call(input, kernel_size, stride, padding, dilation, ceil_mode);
+    ctx->save_for_backward({offsets});
+    ctx->saved_data["input_size"] = input.sym_sizes();
+    ctx->saved_data["channels_last"] = pool_layout(input, kDims) == PoolLayout::channels_last;
+    save_window_args(ctx, kernel_size, stride, padding, dilation, ceil_mode);
+    return output;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    const WindowArgs a(ctx);
+    const std::vector<c10::SymInt> input_size = ctx->saved_data["input_size"].toSymIntVector();
+    at::Tensor grad_input = WindowPoolOps<kDims>::get().offsets_backward.call(
+        grad_outputs[0], ctx->get_saved_variables()[0], input_size, a.kernel_size, a.stride, a.padding, a.dilation,
+        a.ceil_mode, ctx->saved_data["channels_last"].toBool());
+    return input_gradient(std::move(grad_input), 6);
+  }
+};
+
+template <int kDims>
+struct WindowPoolRecompute : torch::autograd::Function<WindowPoolRecompute<kDims>> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& input, Ints kernel_size, Ints stride,
+                            Ints padding, Ints dilation, bool ceil_mode) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    ctx->save_for_backward({input});
+    save_window_args(ctx, kernel_size, stride, padding, dilation, ceil_mode);
+    return WindowPoolOps<kDims>::get().values.call(input, kernel_size, stride, padding, dilation, ceil_mode);
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    const WindowArgs a(ctx);
+    const at::Tensor input = ctx->get_saved_variables()[0];
+    const auto& ops = WindowPoolOps<kDims>::get();
+    at::Tensor indices;
+    {
+      at::AutoDispatchBelowADInplaceOrView guard;
+      indices = std::get<1>(ops.with_indices.call(input, a.kernel_size, a.stride, a.padding, a.dilation, a.ceil_mode));
+    }
+    return input_gradient(ops.indices_backward.call(grad_outputs[0], input, a.kernel_size, a.stride, a.padding,
+                                                    a.dilation, a.ceil_mode, indices),
+                          6);
+  }
+};
+
+template <int kDims>
+at::Tensor window_pool_autograd(const at::Tensor& input, Ints kernel_size, Ints stride, Ints padding, Ints dilation,
+                                bool ceil_mode) {
+  if (at::GradMode::is_enabled() && input.requires_grad()) {
+    if (has_training_kernels(input))
+      return WindowPoolTraining<kDims>::apply(input, kernel_size, stride, padding, dilation, ceil_mode);
+    return WindowPoolRecompute<kDims>::apply(input, kernel_size, stride, padding, dilation, ceil_mode);
+  }
+  at::AutoDispatchBelowADInplaceOrView guard;
+  return WindowPoolOps<kDims>::get().values.call(input, kernel_size, stride, padding, dilation, ceil_mode);
+}
+
+// --------------------------------------------------------- adaptive pooling
+
+template <int kDims>
+struct AdaptivePoolOps {
+  using Forward = at::Tensor(const at::Tensor&, Ints);
+  using ForwardPair = std::tuple<at::Tensor, at::Tensor>(const at::Tensor&, Ints);
+  using OffsetsBackward = at::Tensor(const at::Tensor&, const at::Tensor&, c10::SymIntArrayRef, bool);
+  using IndicesBackward = at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&);
+  static const AdaptivePoolOps& get() {
+    static const AdaptivePoolOps ops;
+    return ops;
+  }
+  c10::TypedOperatorHandle<Forward> values = find_op<Forward>(adaptive_pool_name(kDims));
+  c10::TypedOperatorHandle<ForwardPair> with_offsets =
+      find_op<ForwardPair>(adaptive_pool_name(kDims, "_with_offsets"));
+  c10::TypedOperatorHandle<ForwardPair> with_indices =
+      find_op<ForwardPair>(adaptive_pool_name(kDims, "_with_indices"));
+  c10::TypedOperatorHandle<OffsetsBackward> offsets_backward =
+      find_op<OffsetsBackward>(adaptive_pool_name(kDims, "_offsets_backward"));
+  c10::TypedOperatorHandle<IndicesBackward> indices_backward =
+      find_op<IndicesBackward>(adaptive_pool_name(kDims, "_backward"));
+};
+
+template <int kDims>
+struct AdaptivePoolTraining : torch::autograd::Function<AdaptivePoolTraining<kDims>> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& input, Ints output_size) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    auto [output, offsets] = AdaptivePoolOps<kDims>::get().with_offsets.call(input, output_size);
+    ctx->save_for_backward({offsets});
+    ctx->saved_data["input_size"] = input.sym_sizes();
+    ctx->saved_data["channels_last"] =
+        pool_layout(input, kDims, WindowKind::adaptive) == PoolLayout::channels_last;
+    return output;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    const std::vector<c10::SymInt> input_size = ctx->saved_data["input_size"].toSymIntVector();
+    return input_gradient(AdaptivePoolOps<kDims>::get().offsets_backward.call(
+                              grad_outputs[0], ctx->get_saved_variables()[0], input_size,
+                              ctx->saved_data["channels_last"].toBool()),
+                          2);
+  }
+};
+
+template <int kDims>
+struct AdaptivePoolRecompute : torch::autograd::Function<AdaptivePoolRecompute<kDims>> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& input, Ints output_size) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    ctx->save_for_backward({input});
+    ctx->saved_data["output_size"] = output_size;
+    return AdaptivePoolOps<kDims>::get().values.call(input, output_size);
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    const at::Tensor input = ctx->get_saved_variables()[0];
+    const auto& ops = AdaptivePoolOps<kDims>::get();
+    at::Tensor indices;
+    {
+      at::AutoDispatchBelowADInplaceOrView guard;
+      indices = std::get<1>(ops.with_indices.call(input, ctx->saved_data["output_size"].toIntVector()));
+    }
+    return input_gradient(ops.indices_backward.call(grad_outputs[0], input, indices), 2);
+  }
+};
+
+template <int kDims>
+at::Tensor adaptive_pool_autograd(const at::Tensor& input, Ints output_size) {
+  if (at::GradMode::is_enabled() && input.requires_grad()) {
+    if (has_training_kernels(input)) return AdaptivePoolTraining<kDims>::apply(input, output_size);
+    return AdaptivePoolRecompute<kDims>::apply(input, output_size);
+  }
+  at::AutoDispatchBelowADInplaceOrView guard;
+  return AdaptivePoolOps<kDims>::get().values.call(input, output_size);
+}
+
+template <int kDims>
+void register_autograd(torch::Library& m) {
+  m.impl(window_pool_name(kDims).c_str(), &window_pool_autograd<kDims>);
+  m.impl(adaptive_pool_name(kDims).c_str(), &adaptive_pool_autograd<kDims>);
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(fastpool, Autograd, m) {
+  register_autograd<1>(m);
+  register_autograd<2>(m);
+  register_autograd<3>(m);
+}
+
+}  // namespace fastpool
