@@ -60,6 +60,12 @@ def _scripted_as(with_indices, without_indices, return_indices_position):
         boolean_dispatched[public] = {"if_true": with_indices, "if_false": without_indices,
                                       "index": return_indices_position, "default": False,
                                       "arg_name": "return_indices"}
+        # Scripting the function itself (not a call to it) has no constant
+        # return_indices; torch.jit.script reports this instead of failing on
+        # the untyped signature with an internal assert.
+        setattr(public, "__script_unsupported", (
+            f"fastpool.{public.__name__} returns a Tensor or a tuple, depending on return_indices; script a "
+            "function or module that calls it, as for torch.nn.functional's"))
         return public
     return register
 
