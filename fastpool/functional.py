@@ -1,5 +1,17 @@
-"""Functional API with torch.nn.functional's signatures."""
+"""Functional API with torch.nn.functional's signatures.
+
+Scriptable as torch's own functions are: TorchScript compiles a call to a
+public function as one to one of two typed functions, chosen by
+``return_indices`` (a constant there, as for torch's); their size arguments
+are ``BroadcastingList``s (an int or a list of ints), and the eager-only
+argument checks sit under ``not torch.jit.is_scripting()``, which TorchScript
+does not compile.
+"""
+from typing import List, Optional, Tuple
+
 import torch
+from torch import Tensor
+from torch._jit_internal import BroadcastingList1, BroadcastingList2, BroadcastingList3, boolean_dispatched
 
 __all__ = ["max_pool1d", "max_pool2d", "max_pool3d", "adaptive_max_pool1d", "adaptive_max_pool2d",
            "adaptive_max_pool3d"]
@@ -18,69 +30,206 @@ def _check_types(fn, input, **int_args):
             raise TypeError(f"{fn}(): argument '{name}' must be an int or a tuple of ints, not {value!r}")
 
 
-def _max_pool(dims, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices):
-    name = f"max_pool{dims}d"
+def _check_max_pool_args(fn, input, kernel_size, stride, padding, dilation):
+    _check_types(fn, input, kernel_size=kernel_size, stride=stride, padding=padding, dilation=dilation)
+
+
+def _adaptive_output_size(fn, dims, input, output_size):
+    """output_size as the list of ints the op takes (eager only: TorchScript
+    types it as int[dims] already, and refuses None entries, as for torch)."""
+    if not isinstance(input, torch.Tensor):
+        raise TypeError(f"{fn}(): argument 'input' (position 1) must be Tensor, not {type(input).__name__}")
+    sizes = list(output_size) if isinstance(output_size, (tuple, list)) else [output_size] * dims
+    if dims == 1 and len(sizes) != 1:
+        raise RuntimeError(f"{fn}() argument 'output_size' should contain one int (got {len(sizes)})")
+    if dims > 1 and len(sizes) == dims:
+        # None keeps the input's size along that dim (torch's rule).
+        sizes = [input.shape[i - dims] if s is None else s for i, s in enumerate(sizes)]
+    _check_types(fn, input, output_size=sizes)
+    return sizes
+
+
+def _scripted_as(with_indices, without_indices, return_indices_position):
+    """Has TorchScript compile calls to the decorated function as it compiles
+    torch's max_pool functions (``torch._jit_internal.boolean_dispatch``): as
+    calls to one of two typed functions, chosen by `return_indices`, which
+    must be a constant there. The decorated function stays a plain function
+    with torch's signature (torch's dispatch wrapper takes ``*args, **kwargs``
+    and lives in a file torch.compile does not trace into)."""
+    def register(public):
+        boolean_dispatched[public] = {"if_true": with_indices, "if_false": without_indices,
+                                      "index": return_indices_position, "default": False,
+                                      "arg_name": "return_indices"}
+        # Scripting the function itself (not a call to it) has no constant
+        # return_indices; torch.jit.script reports this instead of failing on
+        # the untyped signature with an internal assert.
+        setattr(public, "__script_unsupported", (
+            f"fastpool.{public.__name__} returns a Tensor or a tuple, depending on return_indices; script a "
+            "function or module that calls it, as for torch.nn.functional's"))
+        return public
+    return register
+
+
+# The typed functions TorchScript compiles: one per dims and return type,
+# taking every argument of the public function (it passes them all).
+# stride=None is aten's [] ("stride = kernel_size").
+
+def _max_pool1d_with_indices(input: Tensor, kernel_size: BroadcastingList1[int],
+                             stride: Optional[BroadcastingList1[int]] = None, padding: BroadcastingList1[int] = 0,
+                             dilation: BroadcastingList1[int] = 1, ceil_mode: bool = False,
+                             return_indices: bool = True) -> Tuple[Tensor, Tensor]:
     if stride is None:
-        stride = []  # aten's convention for "stride = kernel_size"
-    _check_types(name, input, kernel_size=kernel_size, stride=stride, padding=padding, dilation=dilation)
-    if return_indices:
-        op = getattr(torch.ops.fastpool, name + "_with_indices")
-    else:
-        op = getattr(torch.ops.fastpool, name)
-    return op(input, kernel_size, stride, padding, dilation, ceil_mode)
+        stride = torch.jit.annotate(List[int], [])
+    if not torch.jit.is_scripting():
+        _check_max_pool_args("max_pool1d", input, kernel_size, stride, padding, dilation)
+    return torch.ops.fastpool.max_pool1d_with_indices(input, kernel_size, stride, padding, dilation, ceil_mode)
 
 
-# Without return_indices these run the op that writes no indices; under
-# autograd it saves the input only and recomputes the argmax in backward, so
-# training keeps no int64 index tensor alive.
+def _max_pool1d(input: Tensor, kernel_size: BroadcastingList1[int], stride: Optional[BroadcastingList1[int]] = None,
+                padding: BroadcastingList1[int] = 0, dilation: BroadcastingList1[int] = 1, ceil_mode: bool = False,
+                return_indices: bool = False) -> Tensor:
+    if stride is None:
+        stride = torch.jit.annotate(List[int], [])
+    if not torch.jit.is_scripting():
+        _check_max_pool_args("max_pool1d", input, kernel_size, stride, padding, dilation)
+    return torch.ops.fastpool.max_pool1d(input, kernel_size, stride, padding, dilation, ceil_mode)
 
+
+def _max_pool2d_with_indices(input: Tensor, kernel_size: BroadcastingList2[int],
+                             stride: Optional[BroadcastingList2[int]] = None, padding: BroadcastingList2[int] = 0,
+                             dilation: BroadcastingList2[int] = 1, ceil_mode: bool = False,
+                             return_indices: bool = True) -> Tuple[Tensor, Tensor]:
+    if stride is None:
+        stride = torch.jit.annotate(List[int], [])
+    if not torch.jit.is_scripting():
+        _check_max_pool_args("max_pool2d", input, kernel_size, stride, padding, dilation)
+    return torch.ops.fastpool.max_pool2d_with_indices(input, kernel_size, stride, padding, dilation, ceil_mode)
+
+
+def _max_pool2d(input: Tensor, kernel_size: BroadcastingList2[int], stride: Optional[BroadcastingList2[int]] = None,
+                padding: BroadcastingList2[int] = 0, dilation: BroadcastingList2[int] = 1, ceil_mode: bool = False,
+                return_indices: bool = False) -> Tensor:
+    if stride is None:
+        stride = torch.jit.annotate(List[int], [])
+    if not torch.jit.is_scripting():
+        _check_max_pool_args("max_pool2d", input, kernel_size, stride, padding, dilation)
+    return torch.ops.fastpool.max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode)
+
+
+def _max_pool3d_with_indices(input: Tensor, kernel_size: BroadcastingList3[int],
+                             stride: Optional[BroadcastingList3[int]] = None, padding: BroadcastingList3[int] = 0,
+                             dilation: BroadcastingList3[int] = 1, ceil_mode: bool = False,
+                             return_indices: bool = True) -> Tuple[Tensor, Tensor]:
+    if stride is None:
+        stride = torch.jit.annotate(List[int], [])
+    if not torch.jit.is_scripting():
+        _check_max_pool_args("max_pool3d", input, kernel_size, stride, padding, dilation)
+    return torch.ops.fastpool.max_pool3d_with_indices(input, kernel_size, stride, padding, dilation, ceil_mode)
+
+
+def _max_pool3d(input: Tensor, kernel_size: BroadcastingList3[int], stride: Optional[BroadcastingList3[int]] = None,
+                padding: BroadcastingList3[int] = 0, dilation: BroadcastingList3[int] = 1, ceil_mode: bool = False,
+                return_indices: bool = False) -> Tensor:
+    if stride is None:
+        stride = torch.jit.annotate(List[int], [])
+    if not torch.jit.is_scripting():
+        _check_max_pool_args("max_pool3d", input, kernel_size, stride, padding, dilation)
+    return torch.ops.fastpool.max_pool3d(input, kernel_size, stride, padding, dilation, ceil_mode)
+
+
+def _adaptive_max_pool1d_with_indices(input: Tensor, output_size: BroadcastingList1[int],
+                                      return_indices: bool = True) -> Tuple[Tensor, Tensor]:
+    if not torch.jit.is_scripting():
+        output_size = _adaptive_output_size("adaptive_max_pool1d", 1, input, output_size)
+    return torch.ops.fastpool.adaptive_max_pool1d_with_indices(input, output_size)
+
+
+def _adaptive_max_pool1d(input: Tensor, output_size: BroadcastingList1[int], return_indices: bool = False) -> Tensor:
+    if not torch.jit.is_scripting():
+        output_size = _adaptive_output_size("adaptive_max_pool1d", 1, input, output_size)
+    return torch.ops.fastpool.adaptive_max_pool1d(input, output_size)
+
+
+def _adaptive_max_pool2d_with_indices(input: Tensor, output_size: BroadcastingList2[int],
+                                      return_indices: bool = True) -> Tuple[Tensor, Tensor]:
+    if not torch.jit.is_scripting():
+        output_size = _adaptive_output_size("adaptive_max_pool2d", 2, input, output_size)
+    return torch.ops.fastpool.adaptive_max_pool2d_with_indices(input, output_size)
+
+
+def _adaptive_max_pool2d(input: Tensor, output_size: BroadcastingList2[int], return_indices: bool = False) -> Tensor:
+    if not torch.jit.is_scripting():
+        output_size = _adaptive_output_size("adaptive_max_pool2d", 2, input, output_size)
+    return torch.ops.fastpool.adaptive_max_pool2d(input, output_size)
+
+
+def _adaptive_max_pool3d_with_indices(input: Tensor, output_size: BroadcastingList3[int],
+                                      return_indices: bool = True) -> Tuple[Tensor, Tensor]:
+    if not torch.jit.is_scripting():
+        output_size = _adaptive_output_size("adaptive_max_pool3d", 3, input, output_size)
+    return torch.ops.fastpool.adaptive_max_pool3d_with_indices(input, output_size)
+
+
+def _adaptive_max_pool3d(input: Tensor, output_size: BroadcastingList3[int], return_indices: bool = False) -> Tensor:
+    if not torch.jit.is_scripting():
+        output_size = _adaptive_output_size("adaptive_max_pool3d", 3, input, output_size)
+    return torch.ops.fastpool.adaptive_max_pool3d(input, output_size)
+
+
+# The public functions. Without return_indices they run the op that writes no
+# indices; under autograd it saves the input only and recomputes the argmax in
+# backward, so training keeps no int64 index tensor alive.
+
+@_scripted_as(_max_pool1d_with_indices, _max_pool1d, return_indices_position=6)
 def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
     """Same as :func:`torch.nn.functional.max_pool1d`, and bit-identical to it.
 
     An input stored N,L,C gives outputs stored so too, as torch's does with
     indices or under autograd (torch's no-grad path without indices returns a
     contiguous output: same values, other strides)."""
-    return _max_pool(1, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
+    if return_indices:
+        return _max_pool1d_with_indices(input, kernel_size, stride, padding, dilation, ceil_mode)
+    return _max_pool1d(input, kernel_size, stride, padding, dilation, ceil_mode)
 
 
+@_scripted_as(_max_pool2d_with_indices, _max_pool2d, return_indices_position=6)
 def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
     """Same as :func:`torch.nn.functional.max_pool2d`, and bit-identical to it."""
-    return _max_pool(2, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
+    if return_indices:
+        return _max_pool2d_with_indices(input, kernel_size, stride, padding, dilation, ceil_mode)
+    return _max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode)
 
 
+@_scripted_as(_max_pool3d_with_indices, _max_pool3d, return_indices_position=6)
 def max_pool3d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
     """Same as :func:`torch.nn.functional.max_pool3d`, and bit-identical to it."""
-    return _max_pool(3, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
+    if return_indices:
+        return _max_pool3d_with_indices(input, kernel_size, stride, padding, dilation, ceil_mode)
+    return _max_pool3d(input, kernel_size, stride, padding, dilation, ceil_mode)
 
 
-def _adaptive_max_pool(dims, input, output_size, return_indices):
-    name = f"adaptive_max_pool{dims}d"
-    if not isinstance(input, torch.Tensor):
-        raise TypeError(f"{name}(): argument 'input' (position 1) must be Tensor, not {type(input).__name__}")
-    sizes = list(output_size) if isinstance(output_size, (tuple, list)) else [output_size] * dims
-    if dims == 1 and len(sizes) != 1:
-        raise RuntimeError(f"{name}() argument 'output_size' should contain one int (got {len(sizes)})")
-    if dims > 1 and len(sizes) == dims:
-        # None keeps the input's size along that dim (torch's rule).
-        sizes = [input.shape[i - dims] if s is None else s for i, s in enumerate(sizes)]
-    _check_types(name, input, output_size=sizes)
-    op = getattr(torch.ops.fastpool, name + ("_with_indices" if return_indices else ""))
-    return op(input, sizes)
-
-
+@_scripted_as(_adaptive_max_pool1d_with_indices, _adaptive_max_pool1d, return_indices_position=2)
 def adaptive_max_pool1d(input, output_size, return_indices=False):
     """Same as :func:`torch.nn.functional.adaptive_max_pool1d`, and bit-identical to it."""
-    return _adaptive_max_pool(1, input, output_size, return_indices)
+    if return_indices:
+        return _adaptive_max_pool1d_with_indices(input, output_size)
+    return _adaptive_max_pool1d(input, output_size)
 
 
+@_scripted_as(_adaptive_max_pool2d_with_indices, _adaptive_max_pool2d, return_indices_position=2)
 def adaptive_max_pool2d(input, output_size, return_indices=False):
     """Same as :func:`torch.nn.functional.adaptive_max_pool2d`, and bit-identical to it.
 
     Sizes that divide evenly (global pooling among them) run the fixed-window
     kernels; the others read their varying windows from a table."""
-    return _adaptive_max_pool(2, input, output_size, return_indices)
+    if return_indices:
+        return _adaptive_max_pool2d_with_indices(input, output_size)
+    return _adaptive_max_pool2d(input, output_size)
 
 
+@_scripted_as(_adaptive_max_pool3d_with_indices, _adaptive_max_pool3d, return_indices_position=2)
 def adaptive_max_pool3d(input, output_size, return_indices=False):
     """Same as :func:`torch.nn.functional.adaptive_max_pool3d`, and bit-identical to it."""
-    return _adaptive_max_pool(3, input, output_size, return_indices)
+    if return_indices:
+        return _adaptive_max_pool3d_with_indices(input, output_size)
+    return _adaptive_max_pool3d(input, output_size)

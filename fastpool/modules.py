@@ -11,6 +11,8 @@ from . import functional
 __all__ = ["MaxPool1d", "MaxPool2d", "MaxPool3d", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "AdaptiveMaxPool3d"]
 
 
+# TorchScript compiles self._function like a call to the functional: the
+# typed function for return_indices, one of the __constants__ of torch's class.
 def _max_pool_forward(self, input):
     return self._function(input, self.kernel_size, self.stride, self.padding, self.dilation,
                           ceil_mode=self.ceil_mode, return_indices=self.return_indices)

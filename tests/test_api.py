@@ -10,13 +10,15 @@ import fastpool
 from pool_cases import assert_identical
 
 
+@pytest.mark.parametrize("function", ["max_pool", "adaptive_max_pool"])
 @pytest.mark.parametrize("dims", [1, 2, 3])
-def test_functional_signature_is_torchs(dims):
+def test_functional_signature_is_torchs(function, dims):
     # torch's max_pool{k}d is a boolean dispatch over two functions sharing it.
     def params(fn):
         return [(p.name, p.default, p.kind) for p in inspect.signature(fn).parameters.values()]
 
-    assert params(getattr(fastpool, f"max_pool{dims}d")) == params(getattr(F, f"max_pool{dims}d_with_indices"))
+    name = f"{function}{dims}d"
+    assert params(getattr(fastpool, name)) == params(getattr(F, name + "_with_indices"))
 
 
 @pytest.mark.parametrize("dims", [1, 2, 3])
