@@ -10,6 +10,7 @@ import torch  # noqa: F401  (loads libtorch before our extension)
 
 from . import _C  # noqa: F401  (registers torch.ops.fastpool.*)
 from . import _ops  # noqa: F401  (autograd formulas)
+from . import onnx  # noqa: F401  (legacy ONNX exporter's symbolics; onnx, onnxscript imported only on use)
 from .functional import (adaptive_max_pool1d, adaptive_max_pool2d, adaptive_max_pool3d, max_pool1d, max_pool2d,
                          max_pool3d)
 from .convert import convert, unconvert

@@ -1,0 +1,202 @@
+"""ONNX export of the fastpool ops, with both of torch's exporters.
+
+Each op maps to standard ONNX, as torch's exporters map aten's max pooling:
+
+* ``max_pool{1,2,3}d``: ``MaxPool`` (kernel_shape, strides, pads, dilations,
+  ceil_mode); ``..._with_indices`` also returns MaxPool's Indices, which ONNX
+  flattens over the whole N,C,spatial tensor: a second MaxPool (kernel 1)
+  gives each plane's first flat index, subtracted to get torch's per-plane
+  indices.
+* ``adaptive_max_pool{1,2,3}d``: output size 1 everywhere without indices is
+  ``GlobalMaxPool``; output sizes that divide the input size (global pooling
+  with indices among them) are a ``MaxPool`` with kernel = stride = input //
+  output. Other sizes have windows of varying sizes, which no ONNX op
+  expresses: export raises, as torch's exporters do for aten's adaptive max
+  pooling.
+* Unbatched inputs (C, *spatial) are unsqueezed to N=1 and squeezed back.
+
+Legacy exporter (``torch.onnx.export(..., dynamo=False)``): the symbolics are
+registered when fastpool is imported (this needs only torch). Dynamo exporter
+(``dynamo=True``, torch's default): torch has no public global registry for
+it, so pass ``custom_translation_table=fastpool.onnx.custom_translation_table()``
+or call :func:`export`, which does that. onnx and onnxscript are imported only
+then.
+"""
+from typing import Sequence
+
+import torch
+import torch.onnx  # cheap: the exporters' registries, not the onnx package
+
+__all__ = ["custom_translation_table", "export"]
+
+# MaxPool's ceil_mode and dilations attributes came in opset 10; a
+# registration serves that opset and every later one.
+_LEGACY_MIN_OPSET = 10
+_DIMS = (1, 2, 3)
+
+
+def _expand(values, dims):
+    # torch's int-or-list convention: one value stands for every dim.
+    values = list(values)
+    return values * dims if len(values) == 1 else values
+
+
+def _window_attributes(dims, kernel_size, stride, padding, dilation):
+    kernel = _expand(kernel_size, dims)
+    strides = _expand(stride, dims) if len(stride) else kernel  # stride=[] means kernel_size
+    pads = _expand(padding, dims)
+    return kernel, strides, pads + pads, _expand(dilation, dims)  # ONNX pads: all begins, then all ends
+
+
+def _adaptive_kernel(name, dims, input_sizes, output_size):
+    """kernel = stride for an adaptive pooling that is a fixed-window one; raises otherwise."""
+    spatial = list(input_sizes[-dims:])
+    output_size = _expand(output_size, dims)
+    if not all(isinstance(i, int) for i in spatial):
+        raise torch.onnx.errors.OnnxExporterError(
+            f"Unsupported: ONNX export of fastpool::{name} with output size {output_size} needs static spatial "
+            f"input sizes (got {spatial}); only global pooling without indices (GlobalMaxPool) works with "
+            "dynamic ones.")
+    if not all(o > 0 and i % o == 0 for i, o in zip(spatial, output_size)):
+        raise torch.onnx.errors.OnnxExporterError(
+            f"Unsupported: ONNX export of fastpool::{name} with output size {output_size} for input size "
+            f"{spatial}: the output size does not divide the input size, so the pooling windows vary in size, "
+            "and ONNX cannot express that exactly (MaxPool has one kernel and stride per dim). torch's exporters "
+            "refuse aten's adaptive max pooling here too. Output sizes that divide the input size (or are 1) "
+            "export as MaxPool.")
+    return [i // o for i, o in zip(spatial, output_size)]
+
+
+# ---------------------------------------------------------------------------
+# Legacy (TorchScript) exporter. torch's own aten::max_pool symbolic for
+# opset >= 10 is private (symbolic_opset10._max_pool) and ignores unbatched
+# inputs with indices (it compares a graph value to an int), and the public
+# opset-9 one refuses dilation, so this mirrors the former in a few lines.
+
+def _legacy_pool(g, input, dims, with_indices, kernel, strides, pads, dilations, ceil_mode):
+    from torch.onnx import symbolic_helper as sh
+
+    unbatched = sh._get_tensor_rank(input) == dims + 1
+    if unbatched:
+        input = sh._unsqueeze_helper(g, input, [0])
+    attrs = dict(kernel_shape_i=kernel, strides_i=strides, pads_i=pads, dilations_i=dilations,
+                 ceil_mode_i=int(ceil_mode))
+    if with_indices:
+        values, indices = g.op("MaxPool", input, outputs=2, **attrs)
+        # ONNX indices count over N,C,spatial; a kernel-1 MaxPool's indices are
+        # each element's own flat index, so its first one per plane is the
+        # offset to subtract (torch's exporter does the same).
+        ones = [1] * dims
+        _, flat = g.op("MaxPool", input, outputs=2, kernel_shape_i=ones, strides_i=ones)
+        offsets = sh._slice_helper(g, flat, axes=list(range(2, 2 + dims)), starts=[0] * dims, ends=ones)
+        outputs = [values, g.op("Sub", indices, offsets)]
+    else:
+        outputs = [g.op("MaxPool", input, outputs=1, **attrs)]
+    if unbatched:
+        outputs = [sh._squeeze_helper(g, out, [0]) for out in outputs]
+    return tuple(outputs) if with_indices else outputs[0]
+
+
+def _legacy_max_pool(dims, with_indices):
+    from torch.onnx import symbolic_helper as sh
+
+    @sh.parse_args("v", "is", "is", "is", "is", "i")
+    def symbolic(g, input, kernel_size, stride, padding, dilation, ceil_mode):
+        kernel, strides, pads, dilations = _window_attributes(dims, kernel_size, stride, padding, dilation)
+        return _legacy_pool(g, input, dims, with_indices, kernel, strides, pads, dilations, ceil_mode)
+
+    return symbolic
+
+
+def _legacy_adaptive_max_pool(dims, with_indices):
+    from torch.onnx import symbolic_helper as sh
+
+    name = f"adaptive_max_pool{dims}d" + ("_with_indices" if with_indices else "")
+
+    @sh.parse_args("v", "is")
+    def symbolic(g, input, output_size):
+        if _expand(output_size, dims) == [1] * dims and not with_indices:
+            unbatched = sh._get_tensor_rank(input) == dims + 1
+            if unbatched:
+                input = sh._unsqueeze_helper(g, input, [0])
+            out = g.op("GlobalMaxPool", input)
+            return sh._squeeze_helper(g, out, [0]) if unbatched else out
+        sizes = sh._get_tensor_sizes(input) or [None] * dims
+        try:
+            kernel = _adaptive_kernel(name, dims, sizes, output_size)
+        except torch.onnx.errors.OnnxExporterError as e:
+            raise torch.onnx.errors.SymbolicValueError(str(e), input) from None  # points at the graph node
+        return _legacy_pool(g, input, dims, with_indices, kernel, kernel, [0] * (2 * dims), [1] * dims, False)
+
+    return symbolic
+
+
+def _register_symbolics(opset_version=_LEGACY_MIN_OPSET):
+    for dims in _DIMS:
+        for suffix, with_indices in (("", False), ("_with_indices", True)):
+            torch.onnx.register_custom_op_symbolic(
+                f"fastpool::max_pool{dims}d{suffix}", _legacy_max_pool(dims, with_indices), opset_version)
+            torch.onnx.register_custom_op_symbolic(
+                f"fastpool::adaptive_max_pool{dims}d{suffix}", _legacy_adaptive_max_pool(dims, with_indices),
+                opset_version)
+
+
+# ---------------------------------------------------------------------------
+# Dynamo exporter: onnxscript functions. The window ops have aten's schemas,
+# so onnxscript's torch_lib functions for aten's max pooling serve them as is.
+
+def _torchlib_nn():
+    try:
+        from onnxscript.function_libs.torch_lib.ops import nn
+    except ImportError as e:
+        raise ImportError("ONNX export with dynamo=True needs onnxscript and onnx: pip install onnxscript onnx") from e
+    return nn
+
+
+def _dynamo_adaptive_max_pool(dims, with_indices):
+    nn = _torchlib_nn()
+    from onnxscript.onnx_opset import opset18 as op  # torch_lib's opset
+
+    name = f"adaptive_max_pool{dims}d" + ("_with_indices" if with_indices else "")
+    max_pool = getattr(nn, f"aten_max_pool{dims}d" + ("_with_indices" if with_indices else ""))
+
+    def translation(self, output_size: Sequence[int]):
+        if _expand(output_size, dims) == [1] * dims and not with_indices:
+            unbatched = len(self.shape) == dims + 1
+            out = op.GlobalMaxPool(op.Unsqueeze(self, [0]) if unbatched else self)
+            return op.Squeeze(out, [0]) if unbatched else out
+        sizes = [d if isinstance(d, int) else None for d in self.shape]
+        kernel = _adaptive_kernel(name, dims, sizes, output_size)
+        return max_pool(self, kernel, kernel)
+
+    translation.__name__ = translation.__qualname__ = f"fastpool_{name}"
+    return translation
+
+
+def custom_translation_table():
+    """``{fastpool op: onnxscript function}`` for ``torch.onnx.export(..., dynamo=True,
+    custom_translation_table=...)``. Imports onnxscript."""
+    from onnxscript.function_libs.torch_lib.ops import nn
+
+    ops = torch.ops.fastpool
+    table = {}
+    for dims in _DIMS:
+        for suffix, with_indices in (("", False), ("_with_indices", True)):
+            table[getattr(ops, f"max_pool{dims}d{suffix}").default] = getattr(nn, f"aten_max_pool{dims}d{suffix}")
+            table[getattr(ops, f"adaptive_max_pool{dims}d{suffix}").default] = _dynamo_adaptive_max_pool(
+                dims, with_indices)
+    return table
+
+
+def export(model, args=(), f=None, **kwargs):
+    """``torch.onnx.export`` with fastpool's translations added to ``custom_translation_table``
+    when exporting with dynamo (torch's default); any table given is merged in (its entries win)."""
+    if kwargs.get("dynamo", True):
+        kwargs["custom_translation_table"] = {**custom_translation_table(),
+                                              **(kwargs.get("custom_translation_table") or {})}
+    return torch.onnx.export(model, args, f, **kwargs)
+
+
+# A torch without the (deprecated) legacy exporter still imports fastpool.
+if hasattr(torch.onnx, "register_custom_op_symbolic"):
+    _register_symbolics()
