@@ -34,6 +34,10 @@ def _check_max_pool_args(fn, input, kernel_size, stride, padding, dilation):
     _check_types(fn, input, kernel_size=kernel_size, stride=stride, padding=padding, dilation=dilation)
 
 
+def _size_int(size):
+    return int(size) if isinstance(size, torch.Tensor) else size
+
+
 def _adaptive_output_size(fn, dims, input, output_size):
     """output_size as the list of ints the op takes (eager only: TorchScript
     types it as int[dims] already, and refuses None entries, as for torch)."""
@@ -43,8 +47,10 @@ def _adaptive_output_size(fn, dims, input, output_size):
     if dims == 1 and len(sizes) != 1:
         raise RuntimeError(f"{fn}() argument 'output_size' should contain one int (got {len(sizes)})")
     if dims > 1 and len(sizes) == dims:
-        # None keeps the input's size along that dim (torch's rule).
-        sizes = [input.shape[i - dims] if s is None else s for i, s in enumerate(sizes)]
+        # None keeps the input's size along that dim (torch's rule). Under
+        # torch.jit.trace (the legacy ONNX exporter) sizes are traced 0-dim
+        # tensors; the op takes ints, as the output size is fixed at export.
+        sizes = [_size_int(input.shape[i - dims]) if s is None else s for i, s in enumerate(sizes)]
     _check_types(fn, input, output_size=sizes)
     return sizes
 

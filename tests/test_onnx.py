@@ -102,10 +102,7 @@ ADAPTIVE_CASES = [  # dims, output_size, spatial size
 
 # fastpool.functional reads a None output size from input.shape, which the
 # legacy exporter's tracer turns into a tensor, and then refuses it as not an int.
-_NONE_SIZE_TRACED = pytest.mark.xfail(raises=TypeError, strict=True,
-                                      reason="fastpool.functional: None output size under torch.jit.trace")
-ADAPTIVE_CASES_LEGACY = [pytest.param(*case, marks=_NONE_SIZE_TRACED)
-                         if isinstance(case[1], tuple) and None in case[1] else case for case in ADAPTIVE_CASES]
+
 
 
 def adaptive_op(output_size, dims, return_indices):
@@ -125,7 +122,7 @@ def test_max_pool_legacy(dims, args, spatial, return_indices, batched):
 
 @pytest.mark.parametrize("batched", [True, False], ids=["batched", "unbatched"])
 @pytest.mark.parametrize("return_indices", [False, True], ids=["values", "indices"])
-@pytest.mark.parametrize("dims,output_size,spatial", ADAPTIVE_CASES_LEGACY)
+@pytest.mark.parametrize("dims,output_size,spatial", ADAPTIVE_CASES)
 def test_adaptive_max_pool_legacy(dims, output_size, spatial, return_indices, batched):
     pool = getattr(fastpool, f"AdaptiveMaxPool{dims}d")(output_size, return_indices=return_indices)
     check(Net(dims, pool), make_input(dims, spatial, batched), False, adaptive_op(output_size, dims, return_indices))
