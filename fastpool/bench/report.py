@@ -162,8 +162,6 @@ def fmt_bytes(b):
 
 def check_str(c):
     chk = c.get("check")
-    if chk is False and (c.get("check_detail") or {}).get("equals_fp32_accumulation_rounded_once"):
-        return "fp32-acc"  # differs from torch only by accumulating in fp32 (torch adds in bf16/fp16)
     return "ok" if chk is True else ("MISMATCH" if chk is False else ("-" if chk is None else "ERR"))
 
 
@@ -345,9 +343,7 @@ def render_markdown(result):
     lines += ["Speed-up = peer time / fastpool time (>1: fastpool faster). % roofline = time of reading the "
               "must-read bytes once (amax) plus writing the must-write bytes once (fill_), timed together in "
               "the same run, divided by the kernel's time. check: `ok` = fastpool's result equals torch's bit for "
-              "bit on the benchmarked input; `fp32-acc` = a reduced-precision backward that differs from torch only "
-              "because fastpool sums overlapping windows' gradients in fp32 and rounds once (torch adds in the "
-              "reduced precision); `MISMATCH` = anything else (details in the JSON's check_detail).", ""]
+              "bit on the benchmarked input; `MISMATCH` = anything else (details in the JSON's check_detail).", ""]
     if cases:
         lines += ["## Summary", "", md_table(headline_summary(cases)), ""]
         tr = target_rows(cases)
