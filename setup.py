@@ -24,14 +24,30 @@ class BuildWithISA(BuildExtension):
     def build_extensions(self):
         from concurrent.futures import ThreadPoolExecutor
 
+        # The kernel headers every ISA build includes: an object newer than all of
+        # them (and compiled with the same flags) is up to date. (The other
+        # sources go through ninja, which tracks its own dependencies.)
+        headers = glob.glob(os.path.join(ROOT, "csrc", "**", "*.h"), recursive=True)
+        newest_header = max((os.path.getmtime(h) for h in headers), default=0.0)
+
         def compile_isa(entry):
             src, flags = entry
-            return self.compiler.compile(
-                [os.path.relpath(os.path.join(ROOT, src))],
-                output_dir=self.build_temp,
-                include_dirs=[os.path.join(ROOT, "csrc")],
-                extra_postargs=build_config.ISA_COMMON_FLAGS + flags,
-            )
+            rel = os.path.relpath(os.path.join(ROOT, src))
+            args = build_config.ISA_COMMON_FLAGS + flags
+            (obj,) = self.compiler.object_filenames([rel], output_dir=self.build_temp)
+            stamp = obj + ".flags"
+            up_to_date = (os.path.exists(obj) and os.path.exists(stamp)
+                          and os.path.getmtime(obj) > max(newest_header, os.path.getmtime(rel))
+                          and open(stamp).read() == " ".join(args))
+            if up_to_date:
+                print(f"fastpool: {src} is up to date", flush=True)
+                return [obj]
+            print(f"fastpool: compiling {src} ({' '.join(flags) or 'portable'})", flush=True)
+            objects = self.compiler.compile([rel], output_dir=self.build_temp,
+                                            include_dirs=[os.path.join(ROOT, "csrc")], extra_postargs=args)
+            with open(stamp, "w") as f:
+                f.write(" ".join(args))
+            return objects
 
         # One compiler process per ISA, side by side (each is a separate g++ run).
         jobs = int(os.environ.get("MAX_JOBS") or os.cpu_count() or 1)

@@ -151,3 +151,24 @@ def test_opcheck(sample):
     _, idx = getattr(torch.ops.fastpool, name + "_with_indices")(x.detach(), out)
     grad = torch.randn(idx.shape, dtype=x.dtype).requires_grad_()
     torch.library.opcheck(getattr(torch.ops.fastpool, name + "_backward").default, (grad, x.detach(), idx))
+
+
+@pytest.mark.parametrize("dims", DIMS)
+@pytest.mark.parametrize("output_size", [1, 2])
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+@pytest.mark.parametrize("isa", ISAS)
+def test_values_where_lane_order_matters(dims, output_size, dtype, isa):
+    # Inference reduces a window's vector lanes without their positions; these
+    # windows need them: -0.0 scanned before 0.0 (torch returns -0.0), NaN,
+    # and all-negative windows narrower than a vector (masked-off lanes).
+    ours, theirs = fns(dims)
+    sizes = {1: (49,), 2: (7, 7), 3: (4, 7, 7)}[dims]
+    base = -torch.rand((4, 3) + sizes, dtype=torch.float64).add_(0.5)
+    flat = base.view(4, 3, -1)
+    flat[0, :, 0], flat[0, :, -1] = -0.0, 0.0
+    flat[1, :, 10], flat[1, :, 17] = -0.0, 0.0  # a later position in an earlier lane
+    flat[2, :, 17] = float("nan")
+    x = base.to(dtype)
+    with cpu_isa(isa):
+        got = ours(x, output_size)
+    assert_identical(got, theirs(x, output_size))

@@ -464,6 +464,23 @@ FASTPOOL_ALWAYS_INLINE void store_combined(const Acc& acc, int64_t lanes, T* out
   if constexpr (Sink::kAny) *index = static_cast<typename Sink::E>(to_argmax(best_at));
 }
 
+// Values only (inference): one output from a lane-wise running max without
+// positions, its first `lanes` lanes reduced. The scan order across lanes is
+// lost, which matters only for NaN (the sum screens for it) and for a maximum
+// of zero (-0.0 and 0.0 compare equal and the first scanned is the answer):
+// then it returns false and the caller redoes the window with positions.
+template <typename T, typename Sd, typename Acc>
+FASTPOOL_ALWAYS_INLINE bool store_max_of_lanes(const Acc& acc, int64_t lanes, T* out) {
+  if (!acc.trusted()) return false;
+  alignas(64) ComputeT<T> values[Sd::kLanes];
+  Sd::store(values, acc.best);
+  ComputeT<T> top = values[0];
+  for (int64_t j = 1; j < lanes; ++j) top = values[j] > top ? values[j] : top;
+  if (top == 0) return false;
+  *out = Scalar<T>::store(top);
+  return true;
+}
+
 // One output of a planar input whose window rows are short contiguous runs
 // (dilation 1 along W, 4 to kLanes taps, e.g. a global 7x7 pool): one masked
 // load per window row, lane j following column j under PyTorch's rule, then
@@ -480,15 +497,23 @@ inline bool forward_one_by_rows(const PoolGeometry& g, const T* plane, const Row
     const int64_t n = tw.count;
     if (wr.count == 0 || n < 4 || n > Sd::kLanes) return false;
     const typename Sd::I columns = Sd::index_iota(1);
-    WindowMax<Sd, FlatIndex, true> acc;  // lanes: flat positions, or taps for the tap sinks (both in scan order)
-    for (int64_t r = 0; r < wr.count; ++r) {
-      const int64_t start = rs.rows.data[r] + tw.first;
-      const int64_t first_at = Sink::kTap ? rs.taps.data[r] * g.kernel[2] + tw.first_tap : start;
-      const typename Sd::V v = Sd::load_n(plane + start, n);
-      const typename Sd::I at = Sd::index_add(Sd::index_set1(static_cast<int32_t>(first_at)), columns);
-      if (r == 0) acc.first(v, at);
-      else acc.step(v, at);
+    const auto scan = [&](auto& acc) __attribute__((always_inline)) {
+      for (int64_t r = 0; r < wr.count; ++r) {
+        const int64_t start = rs.rows.data[r] + tw.first;
+        const int64_t first_at = Sink::kTap ? rs.taps.data[r] * g.kernel[2] + tw.first_tap : start;
+        const typename Sd::V v = Sd::load_n(plane + start, n);
+        const typename Sd::I at = Sd::index_add(Sd::index_set1(static_cast<int32_t>(first_at)), columns);
+        if (r == 0) acc.first(v, at);
+        else acc.step(v, at);
+      }
+    };
+    if constexpr (!Sink::kAny) {
+      WindowMax<Sd, NoArgmax, false> fast;
+      scan(fast);
+      if (store_max_of_lanes<T, Sd>(fast, n, out)) return true;
     }
+    WindowMax<Sd, FlatIndex, true> acc;  // lanes: flat positions, or taps for the tap sinks (both in scan order)
+    scan(acc);
     store_combined<T, Sink>(acc, n, out, index, [](int64_t at) { return at; });
     return true;
   }
@@ -516,18 +541,26 @@ inline bool forward_one_contiguous(const PoolGeometry& g, const T* plane, const 
       return false;
     const int64_t start = rows[0] + tw.first;
     const typename Sd::I lane = Sd::index_iota(1);
-    WindowMax<Sd, FlatIndex, true> acc;
-    acc.first(Sd::load(plane + start), Sd::index_add(Sd::index_set1(static_cast<int32_t>(start)), lane));
-    int64_t i = Sd::kLanes;
-    for (; i + Sd::kLanes <= run; i += Sd::kLanes)
-      acc.step(Sd::load(plane + start + i), Sd::index_add(Sd::index_set1(static_cast<int32_t>(start + i)), lane));
-    if (i < run) {
-      // The tail: the run's last vector, overlapping the previous one. Each
-      // lane still sees increasing positions, and a position seen twice has
-      // the same value, so the combined result is unchanged.
-      const int64_t last = start + run - Sd::kLanes;
-      acc.step(Sd::load(plane + last), Sd::index_add(Sd::index_set1(static_cast<int32_t>(last)), lane));
+    const auto scan = [&](auto& acc) __attribute__((always_inline)) {
+      acc.first(Sd::load(plane + start), Sd::index_add(Sd::index_set1(static_cast<int32_t>(start)), lane));
+      int64_t i = Sd::kLanes;
+      for (; i + Sd::kLanes <= run; i += Sd::kLanes)
+        acc.step(Sd::load(plane + start + i), Sd::index_add(Sd::index_set1(static_cast<int32_t>(start + i)), lane));
+      if (i < run) {
+        // The tail: the run's last vector, overlapping the previous one. Each
+        // lane still sees increasing positions, and a position seen twice has
+        // the same value, so the combined result is unchanged.
+        const int64_t last = start + run - Sd::kLanes;
+        acc.step(Sd::load(plane + last), Sd::index_add(Sd::index_set1(static_cast<int32_t>(last)), lane));
+      }
+    };
+    if constexpr (!Sink::kAny) {
+      WindowMax<Sd, NoArgmax, false> fast;
+      scan(fast);
+      if (store_max_of_lanes<T, Sd>(fast, Sd::kLanes, out)) return true;
     }
+    WindowMax<Sd, FlatIndex, true> acc;
+    scan(acc);
     // A tap sink's tap from the flat position: its row of the run and column.
     const auto to_argmax = [&](int64_t at) {
       if constexpr (!Sink::kTap) {

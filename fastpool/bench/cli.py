@@ -60,11 +60,11 @@ def parser():
     p.add_argument("--list", action="store_true", help="list the cases of the selected suite and exit")
     p.add_argument("--compare", nargs=2, metavar=("A.json", "B.json"), help="compare two result files and exit")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--omp-wait-policy", choices=("passive", "active", "inherit"), default="passive",
-                   help="OMP_WAIT_POLICY for the run (default: %(default)s; 'inherit' keeps the environment's). "
-                        "Passive keeps idle OpenMP workers from spinning, which on a busy machine turns every "
-                        "parallel region into a wait for a descheduled thread. An OMP_WAIT_POLICY already set "
-                        "in the environment wins.")
+    p.add_argument("--omp-wait-policy", choices=("passive", "active", "inherit"), default="inherit",
+                   help="OMP_WAIT_POLICY for the run (default: %(default)s: the environment's, as a user's script "
+                        "has it; the headline numbers are those). 'passive' re-runs with idle OpenMP workers "
+                        "sleeping instead of spinning, a second view for a busy machine. An OMP_WAIT_POLICY "
+                        "already set in the environment wins.")
     p.add_argument("--standin", action="store_true", default=os.environ.get("FASTPOOL_BENCH_STANDIN") == "1",
                    help=argparse.SUPPRESS)  # development: 'fastpool' = torch itself
     return p
@@ -75,7 +75,7 @@ def omp_reexec_env(argv):
     if os.environ.get("OMP_WAIT_POLICY") or os.environ.get("FASTPOOL_BENCH_REEXEC"):
         return None
     pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--omp-wait-policy", default="passive")
+    pre.add_argument("--omp-wait-policy", default="inherit")
     pre.add_argument("--compare", nargs=2)
     pre.add_argument("--list", action="store_true")
     known, _ = pre.parse_known_args(argv)
