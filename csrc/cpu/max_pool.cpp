@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <numeric>
+#include <string>
 
 #include "../op_list.h"
 #include "../pool_shape.h"
@@ -19,7 +20,9 @@ namespace {
 // stay on one thread.
 constexpr int64_t kGrainWork = 32768;
 
-DType dtype_of(const char* op, const at::Tensor& t) {
+// The dtypes fastpool's CPU kernels take; for others, torch's CPU error, which
+// names its kernel (`op`).
+DType dtype_of(const std::string& op, const at::Tensor& t) {
   switch (t.scalar_type()) {
     case at::kFloat: return DType::f32;
     case at::kDouble: return DType::f64;
@@ -47,10 +50,16 @@ int64_t row_bands(const PoolGeometry& g, int64_t threads) {
   return std::max<int64_t>(1, std::min(bands, rows / kMinRows));
 }
 
+// The name torch's CPU kernel for `base` (max_pool2d, adaptive_max_pool2d, ...)
+// gives itself in its dtype errors: planar and channels-last kernels differ.
+std::string kernel_name(const char* base, PoolLayout layout, const char* backward = "") {
+  return std::string(base) + backward + (layout == PoolLayout::channels_last ? "_channels_last" : "");
+}
+
 // Forward over any window description; `indices` null = the inference path,
 // which writes none.
-void run_forward(const char* op, const at::Tensor& input, const PoolGeometry& g, PoolLayout layout, int spatial_dims,
-                 at::Tensor& output, at::Tensor* indices) {
+void run_forward(const std::string& op, const at::Tensor& input, const PoolGeometry& g, PoolLayout layout,
+                 int spatial_dims, at::Tensor& output, at::Tensor* indices) {
   if (output.numel() == 0) return;
   const DType dtype = dtype_of(op, input);
   const bool cl = layout == PoolLayout::channels_last;
@@ -69,7 +78,7 @@ void run_forward(const char* op, const at::Tensor& input, const PoolGeometry& g,
 
 // Backward of any window description: a scatter of grad_output to the
 // indices, which needs only the sizes in g.
-at::Tensor run_backward(const char* op, const at::Tensor& input, const PoolGeometry& g, PoolLayout layout,
+at::Tensor run_backward(const std::string& op, const at::Tensor& input, const PoolGeometry& g, PoolLayout layout,
                         int spatial_dims, const at::Tensor& grad_output, const at::Tensor& indices) {
   const DType dtype = dtype_of(op, input);
   const bool cl = layout == PoolLayout::channels_last;
@@ -113,27 +122,36 @@ struct CpuWindowPool {
   static at::Tensor backward(const at::Tensor& grad_output, const at::Tensor& input, at::IntArrayRef kernel_size,
                              at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, bool ceil_mode,
                              const at::Tensor& indices) {
-    const std::string op = window_pool_name(kDims, "_with_indices_backward");
-    const PoolArgs args = normalize_pool_args(op.c_str(), kDims, kernel_size, stride, padding, dilation, ceil_mode);
-    check_max_pool_backward(op.c_str(), grad_output, input, indices, args);
-    return run_backward(op.c_str(), input, make_geometry(input, args), pool_layout(input, kDims), kDims, grad_output,
-                        indices);
+    const PoolArgs args =
+        check_max_pool_backward(kDims, grad_output, input, kernel_size, stride, padding, dilation, ceil_mode, indices);
+    // torch's CPU backward picks its planar or channels-last kernel (whose name
+    // its dtype errors give) by grad_output's memory format.
+    const PoolLayout grad_layout = kDims == 3 && grad_output.suggest_memory_format() == at::MemoryFormat::ChannelsLast
+                                       ? PoolLayout::planar
+                                       : pool_layout(grad_output, kDims);
+    return run_backward(kernel_name(kDims == 3 ? "max_pool3d" : "max_pool2d", grad_layout, "_backward"), input,
+                        make_geometry(input, args), pool_layout(input, kDims), kDims, grad_output, indices);
   }
 
  private:
   static std::tuple<at::Tensor, at::Tensor> forward(const at::Tensor& input, at::IntArrayRef kernel_size,
                                                     at::IntArrayRef stride, at::IntArrayRef padding,
                                                     at::IntArrayRef dilation, bool ceil_mode, bool with_indices) {
-    const std::string op = window_pool_name(kDims);
-    const MaxPoolPlan p = plan_max_pool(op.c_str(), kDims, input, kernel_size, stride, padding, dilation, ceil_mode);
-    dtype_of(op.c_str(), input);
+    const MaxPoolPlan p = plan_max_pool(kDims, with_indices ? PoolCall::with_indices : PoolCall::values, input,
+                                        kernel_size, stride, padding, dilation, ceil_mode);
+    // torch's max_pool1d without indices runs a kernel of its own (which takes
+    // floating types only; fastpool's takes integers too), the others max_pool2d's.
+    const std::string op = kDims == 1 && !with_indices
+                               ? std::string("max_pool1d_impl")
+                               : kernel_name(kDims == 3 ? "max_pool3d" : "max_pool2d", p.layout);
+    dtype_of(op, input);
     at::Tensor output = empty_with_huge_pages(p.out_shape, input.options(), p.layout, kDims);
     at::Tensor indices;
     if (with_indices) indices = empty_with_huge_pages(p.out_shape, input.options().dtype(at::kLong), p.layout, kDims);
     if (output.numel() == 0) return {output, indices};
     PoolGeometry g = make_geometry(input, p.args);
     g.channels_tail_start_skips_depth = true;
-    run_forward(op.c_str(), input, g, p.layout, kDims, output, with_indices ? &indices : nullptr);
+    run_forward(op, input, g, p.layout, kDims, output, with_indices ? &indices : nullptr);
     return {output, indices};
   }
 };
@@ -149,23 +167,25 @@ struct CpuAdaptivePool {
   }
 
   static at::Tensor backward(const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& indices) {
-    const std::string op = adaptive_pool_name(kDims, "_backward");
-    check_adaptive_pool_backward(op.c_str(), kDims, grad_output, input, indices);
+    check_adaptive_pool_backward(kDims, grad_output, input, indices);
     const PoolGeometry g = make_adaptive_geometry(input, kDims, grad_output.sizes().slice(grad_output.dim() - kDims));
-    return run_backward(op.c_str(), input, g, pool_layout(input, kDims, WindowKind::adaptive), kDims, grad_output, indices);
+    const PoolLayout layout = pool_layout(input, kDims, WindowKind::adaptive);
+    const std::string op = kDims == 3 ? std::string("adaptive_max_pool3d_backward")
+                                      : kernel_name("adaptive_max_pool2d", layout, "_backward");
+    return run_backward(op, input, g, layout, kDims, grad_output, indices);
   }
 
  private:
   static std::tuple<at::Tensor, at::Tensor> forward(const at::Tensor& input, at::IntArrayRef output_size,
                                                     bool with_indices) {
-    const std::string op = adaptive_pool_name(kDims);
-    const auto shape = adaptive_pool_output_shape<int64_t>(op.c_str(), kDims, input.sizes(), output_size);
+    const auto shape = adaptive_pool_output_shape<int64_t>(kDims, input, output_size);
+    const PoolLayout layout = pool_layout(input, kDims, WindowKind::adaptive);
     // PyTorch's adaptive max pooling takes floating types only; its error
     // names the kernel (1-d runs the 2-d one).
-    const char* kernel_name[] = {"adaptive_max_pool2d", "adaptive_max_pool2d", "adaptive_max_pool3d_cpu"};
-    TORCH_CHECK_NOT_IMPLEMENTED(at::isFloatingType(input.scalar_type()), "\"", kernel_name[kDims - 1],
-                                "\" not implemented for '", input.scalar_type(), "'");
-    const PoolLayout layout = pool_layout(input, kDims, WindowKind::adaptive);
+    const std::string op = kDims == 3 ? std::string("adaptive_max_pool3d_cpu")
+                                      : kernel_name("adaptive_max_pool2d", layout);
+    TORCH_CHECK_NOT_IMPLEMENTED(at::isFloatingType(input.scalar_type()), "\"", op, "\" not implemented for '",
+                                input.scalar_type(), "'");
     // PyTorch returns 3-d results contiguous even for a channels_last_3d
     // input: reading that input in place and reordering the (smaller) output
     // beats copying the input.
@@ -177,7 +197,7 @@ struct CpuAdaptivePool {
     at::Tensor indices;
     if (with_indices) indices = empty_with_huge_pages(shape, input.options().dtype(at::kLong), kernel_layout, kDims);
     if (output.numel() > 0)
-      run_forward(op.c_str(), input, make_adaptive_geometry(input, kDims, output_size), kernel_layout, kDims, output,
+      run_forward(op, input, make_adaptive_geometry(input, kDims, output_size), kernel_layout, kDims, output,
                   with_indices ? &indices : nullptr);
     if (kernel_layout != layout) {  // a copy with torch's strides (.contiguous() may keep others where sizes are 1)
       output = empty_with_huge_pages(shape, input.options(), layout, kDims).copy_(output);
