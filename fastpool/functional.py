@@ -1,28 +1,18 @@
 """Functional API with torch.nn.functional's signatures."""
 import torch
 
+from ._arg_parser import adaptive_max_pool_args, max_pool_args
+
 __all__ = ["max_pool1d", "max_pool2d", "max_pool3d", "adaptive_max_pool1d", "adaptive_max_pool2d",
            "adaptive_max_pool3d"]
-
-_INT_TYPES = (int, torch.SymInt)
-
-
-def _check_types(fn, input, **int_args):
-    # The dispatcher would report these as RuntimeError; torch's functions
-    # raise TypeError, and so do we.
-    if not isinstance(input, torch.Tensor):
-        raise TypeError(f"{fn}(): argument 'input' (position 1) must be Tensor, not {type(input).__name__}")
-    for name, value in int_args.items():
-        items = value if isinstance(value, (tuple, list)) else (value,)
-        if not all(isinstance(v, _INT_TYPES) and not isinstance(v, bool) for v in items):
-            raise TypeError(f"{fn}(): argument '{name}' must be an int or a tuple of ints, not {value!r}")
-
 
 def _max_pool(dims, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices):
     name = f"max_pool{dims}d"
     if stride is None:
         stride = []  # aten's convention for "stride = kernel_size"
-    _check_types(name, input, kernel_size=kernel_size, stride=stride, padding=padding, dilation=dilation)
+    # torch's argument parsing: its TypeErrors, its values (_arg_parser.py).
+    kernel_size, stride, padding, dilation, ceil_mode = max_pool_args(
+        dims, return_indices, input, kernel_size, stride, padding, dilation, ceil_mode)
     if return_indices:
         op = getattr(torch.ops.fastpool, name + "_with_indices")
     else:
@@ -55,17 +45,10 @@ def max_pool3d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
 
 def _adaptive_max_pool(dims, input, output_size, return_indices):
     name = f"adaptive_max_pool{dims}d"
-    if not isinstance(input, torch.Tensor):
-        raise TypeError(f"{name}(): argument 'input' (position 1) must be Tensor, not {type(input).__name__}")
-    sizes = list(output_size) if isinstance(output_size, (tuple, list)) else [output_size] * dims
-    if dims == 1 and len(sizes) != 1:
-        raise RuntimeError(f"{name}() argument 'output_size' should contain one int (got {len(sizes)})")
-    if dims > 1 and len(sizes) == dims:
-        # None keeps the input's size along that dim (torch's rule).
-        sizes = [input.shape[i - dims] if s is None else s for i, s in enumerate(sizes)]
-    _check_types(name, input, output_size=sizes)
+    # torch's argument parsing (None keeps the input's size): its errors, its values.
+    output_size = adaptive_max_pool_args(dims, input, output_size)
     op = getattr(torch.ops.fastpool, name + ("_with_indices" if return_indices else ""))
-    return op(input, sizes)
+    return op(input, output_size)
 
 
 def adaptive_max_pool1d(input, output_size, return_indices=False):
