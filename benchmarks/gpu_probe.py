@@ -118,27 +118,34 @@ def run_adaptive(case, dtype):
         problems.append("values (no-indices op)")
     g = torch.randn(ref.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(1)).to(dtype)
     g = torch.empty_like(ref).copy_(g.to(DEVICE))
-    got = backward(g, x, ref_idx)
     if ref.numel() == 0 and x.numel():
-        # output_size 0: torch's backward op refuses the empty grad_output; fastpool's (CPU and
-        # CUDA) returns a zero gradient, so that autograd runs through empty outputs.
-        want = torch.zeros_like(x)
-    else:  # CPU: both round half types after every add; CUDA: both add in float, round once
+        # output_size 0: the backward op refuses the empty grad_output, as torch's does (autograd
+        # returns a zero gradient without calling it: below).
+        try:
+            backward(g, x, ref_idx)
+            problems.append("backward of an empty grad_output did not raise")
+        except RuntimeError:
+            pass
+    else:
+        got = backward(g, x, ref_idx)
+        # CPU: both round half types after every add; CUDA: both add in float, round once.
         want = torch_backward(g, x, ref_idx)
-    even = all(n % o == 0 for n, o in zip(shape[-dims:], output_size) if o)
-    if DEVICE == "cuda" and not even:
-        # Uneven windows overlap: PyTorch CUDA scatters with atomicAdd (in scalar_t, no fixed
-        # order); fastpool gathers in float in output order: close, not always the same bits.
-        tol = 2e-2 if dtype in (torch.float16, torch.bfloat16) else 1e-5
-        if got.shape != want.shape or not torch.allclose(got.cpu().double(), want.cpu().double(), rtol=tol, atol=tol,
-                                                          equal_nan=True):
-            problems.append("backward (overlapping windows)")
-    elif not same(got, want):
-        problems.append("backward")
+        even = all(n % o == 0 for n, o in zip(shape[-dims:], output_size) if o)
+        if DEVICE == "cuda" and not even:
+            # Uneven windows overlap: PyTorch CUDA scatters with atomicAdd (in scalar_t, no fixed
+            # order); fastpool gathers in float in output order: close, not always the same bits.
+            tol = 2e-2 if dtype in (torch.float16, torch.bfloat16) else 1e-5
+            if got.shape != want.shape or not torch.allclose(got.cpu().double(), want.cpu().double(), rtol=tol,
+                                                              atol=tol, equal_nan=True):
+                problems.append("backward (overlapping windows)")
+        elif not same(got, want):
+            problems.append("backward")
     public = getattr(fastpool, f"adaptive_max_pool{dims}d", None)
-    if public is not None and out.numel():
+    if public is not None and x.numel():
         xa = x.detach().clone().requires_grad_()
         public(xa, output_size[0] if dims == 1 else output_size).sum().backward()
+        if ref.numel() == 0 and not bool((xa.grad == 0).all()):
+            problems.append("autograd through an empty output: gradient not zero")
     if DEVICE == "cuda":
         torch.cuda.synchronize()
     return problems

@@ -14,6 +14,7 @@
 // save the indices the caller asked for anyway. Double backward goes through
 // the backward ops' own formulas there.
 #include <ATen/core/dispatch/Dispatcher.h>
+#include <algorithm>
 #include <torch/autograd.h>
 #include <torch/library.h>
 
@@ -205,11 +206,16 @@ struct AdaptivePoolRecompute : torch::autograd::Function<AdaptivePoolRecompute<k
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
     const at::Tensor input = ctx->get_saved_variables()[0];
+    const auto output_size = ctx->saved_data["output_size"].toIntVector();
+    // An output size with a 0 has no output, so no gradient (the backward op,
+    // like torch's, refuses an empty grad_output).
+    if (std::find(output_size.begin(), output_size.end(), 0) != output_size.end())
+      return input_gradient(at::zeros_like(input), 2);
     const auto& ops = AdaptivePoolOps<kDims>::get();
     at::Tensor indices;
     {
       at::AutoDispatchBelowADInplaceOrView guard;
-      indices = std::get<1>(ops.with_indices.call(input, ctx->saved_data["output_size"].toIntVector()));
+      indices = std::get<1>(ops.with_indices.call(input, output_size));
     }
     return input_gradient(ops.indices_backward.call(grad_outputs[0], input, indices), 2);
   }

@@ -12,51 +12,44 @@ namespace {
 
 template <int kDims>
 struct MetaWindowPool {
-  static PoolArgs args(const char* op, at::IntArrayRef kernel_size, at::IntArrayRef stride, at::IntArrayRef padding,
-                       at::IntArrayRef dilation, bool ceil_mode) {
-    return normalize_pool_args(op, kDims, kernel_size, stride, padding, dilation, ceil_mode);
+  static at::Tensor empty_output(const at::Tensor& input, const std::vector<c10::SymInt>& shape, at::ScalarType dtype) {
+    return empty_in_layout<c10::SymInt>(shape, input.options().dtype(dtype), pool_layout(input, kDims), kDims);
   }
 
-  static at::Tensor empty_output(const at::Tensor& input, const PoolArgs& args, const char* op, at::ScalarType dtype) {
-    const auto shape = max_pool_output_shape<c10::SymInt>(op, input.sym_sizes(), args);
-    return empty_in_layout<c10::SymInt>(shape, input.options().dtype(dtype), pool_layout(input, kDims), kDims);
+  static std::vector<c10::SymInt> output_shape(PoolCall call, const at::Tensor& input, at::IntArrayRef kernel_size,
+                                               at::IntArrayRef stride, at::IntArrayRef padding,
+                                               at::IntArrayRef dilation, bool ceil_mode) {
+    return max_pool_output_shape<c10::SymInt>(kDims, call, input, kernel_size, stride, padding, dilation, ceil_mode,
+                                              nullptr);
   }
 
   static std::tuple<at::Tensor, at::Tensor> with_indices(const at::Tensor& input, at::IntArrayRef kernel_size,
                                                          at::IntArrayRef stride, at::IntArrayRef padding,
                                                          at::IntArrayRef dilation, bool ceil_mode) {
-    const std::string op = window_pool_name(kDims);
-    const PoolArgs a = args(op.c_str(), kernel_size, stride, padding, dilation, ceil_mode);
-    return {empty_output(input, a, op.c_str(), input.scalar_type()), empty_output(input, a, op.c_str(), at::kLong)};
+    const auto shape = output_shape(PoolCall::with_indices, input, kernel_size, stride, padding, dilation, ceil_mode);
+    return {empty_output(input, shape, input.scalar_type()), empty_output(input, shape, at::kLong)};
   }
 
   static at::Tensor values(const at::Tensor& input, at::IntArrayRef kernel_size, at::IntArrayRef stride,
                            at::IntArrayRef padding, at::IntArrayRef dilation, bool ceil_mode) {
-    const std::string op = window_pool_name(kDims);
-    const PoolArgs a = args(op.c_str(), kernel_size, stride, padding, dilation, ceil_mode);
-    return empty_output(input, a, op.c_str(), input.scalar_type());
+    const auto shape = output_shape(PoolCall::values, input, kernel_size, stride, padding, dilation, ceil_mode);
+    return empty_output(input, shape, input.scalar_type());
   }
 
   static at::Tensor backward(const at::Tensor& grad_output, const at::Tensor& input, at::IntArrayRef kernel_size,
                              at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, bool ceil_mode,
                              const at::Tensor& indices) {
-    const std::string op = window_pool_name(kDims, "_with_indices_backward");
-    const PoolArgs a = args(op.c_str(), kernel_size, stride, padding, dilation, ceil_mode);
-    const auto expected = max_pool_output_shape<c10::SymInt>(op.c_str(), input.sym_sizes(), a);
-    TORCH_CHECK(grad_output.sym_sizes().equals(expected), op, ": grad_output must have size ",
-                c10::SymIntArrayRef(expected), " (the forward output's), but got ", grad_output.sym_sizes());
-    TORCH_CHECK(indices.sym_sizes().equals(expected), op, ": indices must have size ", c10::SymIntArrayRef(expected),
-                " (the forward output's), but got ", indices.sym_sizes());
+    check_max_pool_backward(kDims, grad_output, input, kernel_size, stride, padding, dilation, ceil_mode, indices);
     return empty_in_layout<c10::SymInt>(input.sym_sizes(), input.options(), pool_layout(input, kDims), kDims);
   }
 
   static std::tuple<at::Tensor, at::Tensor> with_offsets(const at::Tensor& input, at::IntArrayRef kernel_size,
                                                          at::IntArrayRef stride, at::IntArrayRef padding,
                                                          at::IntArrayRef dilation, bool ceil_mode) {
-    const std::string op = window_pool_name(kDims);
-    const PoolArgs a = args(op.c_str(), kernel_size, stride, padding, dilation, ceil_mode);
-    return {empty_output(input, a, op.c_str(), input.scalar_type()),
-            empty_output(input, a, op.c_str(), window_pool_argmax_dtype(a))};
+    PoolArgs a;
+    const auto shape = max_pool_output_shape<c10::SymInt>(kDims, PoolCall::values, input, kernel_size, stride,
+                                                          padding, dilation, ceil_mode, &a);
+    return {empty_output(input, shape, input.scalar_type()), empty_output(input, shape, window_pool_argmax_dtype(a))};
   }
 
   static at::Tensor offsets_backward(const at::Tensor& grad_output, const at::Tensor& offsets,
@@ -64,8 +57,10 @@ struct MetaWindowPool {
                                      at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation,
                                      bool ceil_mode, bool channels_last) {
     const std::string op = window_pool_name(kDims, "_offsets_backward");
-    const PoolArgs a = args(op.c_str(), kernel_size, stride, padding, dilation, ceil_mode);
-    const auto expected = max_pool_output_shape<c10::SymInt>(op.c_str(), input_size, a);
+    const at::Tensor input = at::empty_symint(input_size, grad_output.options());  // Meta: sizes only
+    PoolArgs a;
+    const auto expected = max_pool_output_shape<c10::SymInt>(kDims, PoolCall::values, input, kernel_size, stride,
+                                                             padding, dilation, ceil_mode, &a);
     check_offsets_backward<c10::SymInt>(op.c_str(), grad_output, offsets, expected, window_pool_argmax_dtype(a));
     return empty_in_layout<c10::SymInt>(input_size, grad_output.options(), layout_from_flag(channels_last), kDims);
   }
@@ -74,9 +69,9 @@ struct MetaWindowPool {
 template <int kDims>
 struct MetaAdaptivePool {
   static at::Tensor empty_output(const at::Tensor& input, at::IntArrayRef output_size, at::ScalarType dtype) {
-    const std::string op = adaptive_pool_name(kDims);
-    const auto shape = adaptive_pool_output_shape<c10::SymInt>(op.c_str(), kDims, input.sym_sizes(), output_size);
-    return empty_in_layout<c10::SymInt>(shape, input.options().dtype(dtype), pool_layout(input, kDims, WindowKind::adaptive), kDims);
+    const auto shape = adaptive_pool_output_shape<c10::SymInt>(kDims, input, output_size);
+    return empty_in_layout<c10::SymInt>(shape, input.options().dtype(dtype),
+                                        pool_layout(input, kDims, WindowKind::adaptive), kDims);
   }
   static std::tuple<at::Tensor, at::Tensor> with_indices(const at::Tensor& input, at::IntArrayRef output_size) {
     return {empty_output(input, output_size, input.scalar_type()), empty_output(input, output_size, at::kLong)};
@@ -85,9 +80,9 @@ struct MetaAdaptivePool {
     return empty_output(input, output_size, input.scalar_type());
   }
   static at::Tensor backward(const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& indices) {
-    TORCH_CHECK(grad_output.sym_sizes().equals(indices.sym_sizes()), adaptive_pool_name(kDims, "_backward"),
-                ": grad_output and indices must have the same size");
-    return empty_in_layout<c10::SymInt>(input.sym_sizes(), input.options(), pool_layout(input, kDims, WindowKind::adaptive), kDims);
+    check_adaptive_pool_backward(kDims, grad_output, input, indices);
+    return empty_in_layout<c10::SymInt>(input.sym_sizes(), input.options(),
+                                        pool_layout(input, kDims, WindowKind::adaptive), kDims);
   }
   static std::tuple<at::Tensor, at::Tensor> with_offsets(const at::Tensor& input, at::IntArrayRef output_size) {
     return {empty_output(input, output_size, input.scalar_type()),
@@ -103,7 +98,8 @@ struct MetaAdaptivePool {
     std::vector<int64_t> output_size;
     for (const c10::SymInt& s : grad_output.sym_sizes().slice(grad_output.dim() - kDims))
       output_size.push_back(s.guard_int(__FILE__, __LINE__));
-    const auto expected = adaptive_pool_output_shape<c10::SymInt>(op.c_str(), kDims, input_size, output_size);
+    const at::Tensor input = at::empty_symint(input_size, grad_output.options());  // Meta: sizes only
+    const auto expected = adaptive_pool_output_shape<c10::SymInt>(kDims, input, output_size);
     check_offsets_backward<c10::SymInt>(op.c_str(), grad_output, offsets, expected, kAdaptiveArgmaxDtype);
     return empty_in_layout<c10::SymInt>(input_size, grad_output.options(), layout_from_flag(channels_last), kDims);
   }

@@ -33,8 +33,7 @@ namespace fastpool {
 
 constexpr int kWindowPoolDims[] = {1, 2, 3};
 
-// "max_pool2d", "max_pool2d_with_indices", ...: the op's name, which is also
-// the name its errors give (PyTorch's functions name themselves so).
+// "max_pool2d", "max_pool2d_with_indices", ...: the op's name.
 inline std::string window_pool_name(int dims, const char* suffix = "") {
   return "max_pool" + std::to_string(dims) + "d" + suffix;
 }

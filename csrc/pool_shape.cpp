@@ -1,88 +1,407 @@
 #include "pool_shape.h"
 
 #include <ATen/ATen.h>
+#include <c10/core/ScalarType.h>
 #include <c10/util/Exception.h>
 
 #include <algorithm>
+#include <climits>
 #include <sstream>
+#include <string>
 #include <type_traits>
 
 namespace fastpool {
 namespace {
 
-const char* plural_ints(int n) {
-  return n == 1 ? "a single int" : (n == 2 ? "a tuple of two ints" : "a tuple of three ints");
+// ---- torch's wording -----------------------------------------------------------
+//
+// Every check below is one of torch's, made where torch makes it, with its
+// exception type and message. aten words some messages differently in its C++
+// kernels (CPU, CUDA) and in the Python functions it runs on the Meta device
+// (a shape is [1, 0, 8] or torch.Size([1, 0, 8]), a dtype float or
+// torch.float32, a list of values has commas or not, half an effective kernel
+// is rounded toward zero or down); fastpool's Meta kernels word theirs as aten's
+// Meta functions do.
+enum class Style { cpp, meta };
+
+Style style_of(const at::Tensor& t) { return t.is_meta() ? Style::meta : Style::cpp; }
+
+template <typename T>
+c10::ArrayRef<T> sizes_of(const at::Tensor& t) {
+  if constexpr (std::is_same_v<T, c10::SymInt>) return t.sym_sizes();
+  else return t.sizes();
 }
 
-std::vector<int64_t> expand(const char* op, const char* name, c10::IntArrayRef value, int dims,
-                            c10::IntArrayRef fallback, bool may_be_empty) {
-  if (value.empty() && may_be_empty) return fallback.vec();
-  TORCH_CHECK(value.size() == 1 || static_cast<int>(value.size()) == dims, op, ": ", name,
-              may_be_empty ? " must either be omitted, a single int, or " : " must either be a single int, or ",
-              plural_ints(dims), ", but got ", value);
+// A shape as torch prints it.
+template <typename T>
+std::string shape_str(Style st, c10::ArrayRef<T> sizes) {
+  std::ostringstream os;
+  if (st == Style::meta) os << "torch.Size(";
+  os << sizes;
+  if (st == Style::meta) os << ")";
+  return os.str();
+}
+
+// A dtype as torch prints it.
+std::string dtype_str(Style st, const at::Tensor& t) {
+  if (st == Style::meta) return "torch." + std::string(c10::getDtypeNames(t.scalar_type()).first);
+  std::ostringstream os;
+  os << t.dtype();
+  return os.str();
+}
+
+// "kH: 2 kW: -1" (aten's C++) or "kH: 2, kW: -1" (its Meta functions): one
+// name per spatial dim, prefix + T/H/W.
+std::string named_values(Style st, const char* prefix, int dims, const int64_t* values) {
+  static const char* const axes[] = {"T", "H", "W"};
+  std::ostringstream os;
+  for (int i = 0; i < dims; ++i)
+    os << (i == 0 ? "" : (st == Style::meta ? ", " : " ")) << prefix << axes[3 - dims + i] << ": " << values[i];
+  return os.str();
+}
+
+std::string op_name(const char* base, int dims) { return base + std::to_string(dims) + "d"; }
+
+// Floor division (aten's div_rtn), for int64_t and SymInt.
+template <typename T>
+T div_rtn(const T& x, int64_t y) {
+  T q = x / y;
+  const T r = x % y;
+  if (r != 0 && ((r < 0) != (y < 0))) q = q - 1;
+  return q;
+}
+
+// ---- the checks, one function per kind of message ----------------------------------
+
+// checkDimRange(op, self, 2, 4): torch's 1-d ops that run their 2-d ones.
+void check_dim_range_2_to_3(const char* op, int64_t ndim) {
+  TORCH_CHECK(ndim >= 2 && ndim < 4, "Expected 2 to 3 dimensions, but got ", ndim,
+              "-dimensional tensor for argument #1 'self' (while checking arguments for ", op, ")");
+}
+
+// check1d: an argument of torch's 1-d ops that run their 2-d ones.
+void check_one_int(const char* op, const char* name, c10::IntArrayRef value) {
+  TORCH_CHECK(value.size() == 1, op, "() argument '", name, "' should contain one int (got ", value.size(), ")");
+}
+
+// aten's check_dim_size, from its C++ kernels or its Meta functions (whose
+// message indexes the shape as a Python tuple).
+template <typename T>
+void check_dim_size(Style st, const at::Tensor& t, int64_t dim, int64_t dim_size, const T& size) {
+  const auto sizes = sizes_of<T>(t);
+  if (t.dim() == dim && sizes[dim_size] == size) return;
+  if (st == Style::cpp) {
+    TORCH_CHECK(false, "Expected a tensor of dimension ", dim, " and tensor.size[", dim_size, "] == ", size,
+                " but got: dimension ", t.dim(), " and tensor.size[", dim_size, "] = ", t.sym_size(dim_size));
+  }
+  TORCH_CHECK_INDEX(dim_size < t.dim(), "tuple index out of range");
+  TORCH_CHECK(false, "Expected a tensor of dimension ", dim, " and tensor.size[", dim_size, "] == ", size,
+              ", but got : dimension ", t.dim(), " and tensor.size[", dim_size, "] = ", sizes[dim_size]);
+}
+
+// aten's "expected dtype" check of a backward op's grad_output (`lead` is
+// "expected", or "Expected" in max_pool2d's Meta function).
+void check_grad_dtype(Style st, const char* lead, const at::Tensor& input, const at::Tensor& grad_output,
+                      const char* grad_name) {
+  TORCH_CHECK(input.scalar_type() == grad_output.scalar_type(), lead, " dtype ", dtype_str(st, input), " for `",
+              grad_name, "` but got dtype ", dtype_str(st, grad_output));
+}
+
+// The allocation of an output of negative size.
+template <typename T>
+void check_nonnegative_shape(c10::ArrayRef<T> shape) {
+  for (const T& s : shape) TORCH_CHECK(s >= 0, "Trying to create tensor with negative dimension ", s, ": ", shape);
+}
+
+// ---- max_pool2d / max_pool3d, as aten's ops check them ---------------------------
+
+// kernel_size, stride, padding and dilation as aten's 2-d and 3-d ops unpack
+// them: one entry per spatial dim (H, W or T, H, W).
+struct WindowArgs {
+  int dims = 2;
+  int64_t k[3], s[3], p[3], d[3];
+};
+
+// The lengths of the lists, and (in aten's C++, which narrows them to int) the
+// range of their entries, in torch's order.
+WindowArgs unpack_window_args(Style st, int dims, c10::IntArrayRef kernel_size, c10::IntArrayRef stride,
+                              c10::IntArrayRef padding, c10::IntArrayRef dilation) {
+  const std::string op = op_name("max_pool", dims) + ": ";
+  const char* count = dims == 2 ? "two" : "three";
+  auto take = [&](c10::IntArrayRef v, int64_t* out) {
+    for (int i = 0; i < dims; ++i) {
+      if (i > 0 && v.size() == 1) {
+        out[i] = out[0];
+        continue;
+      }
+      out[i] = v[i];
+      TORCH_CHECK(st == Style::meta || (out[i] >= INT_MIN && out[i] <= INT_MAX),
+                  "value cannot be converted to type int without overflow");
+    }
+  };
+  auto one_or_all = [&](c10::IntArrayRef v) { return v.size() == 1 || static_cast<int>(v.size()) == dims; };
+  WindowArgs w;
+  w.dims = dims;
+  TORCH_CHECK(one_or_all(kernel_size), op, "kernel_size must either be a single int, or a tuple of ", count, " ints");
+  take(kernel_size, w.k);
+  TORCH_CHECK(stride.empty() || one_or_all(stride), op,
+              "stride must either be omitted, a single int, or a tuple of ", count, " ints");
+  if (stride.empty()) std::copy(w.k, w.k + dims, w.s);
+  else take(stride, w.s);
+  TORCH_CHECK(one_or_all(padding), op, "padding must either be a single int, or a tuple of ", count, " ints");
+  take(padding, w.p);
+  TORCH_CHECK(one_or_all(dilation), op,
+              st == Style::meta && dims == 2 ? "dilation must either be" : "dilation must be either",
+              " a single int, or a tuple of ", count, " ints");
+  take(dilation, w.d);
+  return w;
+}
+
+// aten's pooling_output_shape: the size along one dim, after checking stride
+// and padding (against half the dilated kernel, rounded as the Style does).
+template <typename T>
+T pooling_output_shape(Style st, const T& in, int64_t k, int64_t p, int64_t s, int64_t d, bool ceil_mode) {
+  TORCH_CHECK(s != 0, "stride should not be zero");
+  TORCH_CHECK(p >= 0, "pad must be non-negative, but got pad: ", p);
+  const int64_t effective = (k - 1) * d + 1;
+  TORCH_CHECK(p <= (st == Style::meta ? div_rtn<int64_t>(effective, 2) : effective / 2),
+              "pad should be at most half of effective kernel size, but got pad=", p, ", kernel_size=", k,
+              " and dilation=", d);
+  T out = div_rtn<T>(in + 2 * p - d * (k - 1) - 1 + (ceil_mode ? s - 1 : 0), s) + 1;
+  if (ceil_mode && (out - 1) * s >= in + p) out = out - 1;
+  return out;
+}
+
+// The output sizes along the spatial dims of a valid call (T is int64_t or SymInt).
+template <typename T>
+std::vector<T> window_output_sizes(Style st, c10::ArrayRef<T> sizes, const WindowArgs& w, bool ceil_mode) {
+  std::vector<T> out;
+  const int64_t ndim = static_cast<int64_t>(sizes.size());
+  for (int i = 0; i < w.dims; ++i)
+    out.push_back(pooling_output_shape<T>(st, sizes[ndim - w.dims + i], w.k[i], w.p[i], w.s[i], w.d[i], ceil_mode));
+  return out;
+}
+
+// aten's pool2d_shape_check over (N,) C, H, W and the output sizes OH, OW.
+template <typename T>
+void pool2d_shape_check(Style st, c10::ArrayRef<T> sizes, const WindowArgs& w, const std::vector<T>& out,
+                        at::MemoryFormat memory_format) {
+  const int64_t ndim = static_cast<int64_t>(sizes.size());
+  TORCH_CHECK(w.k[1] > 0 && w.k[0] > 0, "kernel size should be greater than zero, but got ",
+              named_values(st, "k", 2, w.k));
+  TORCH_CHECK(w.s[1] > 0 && w.s[0] > 0, "stride should be greater than zero, but got ", named_values(st, "d", 2, w.s));
+  TORCH_CHECK(w.d[0] > 0 && w.d[1] > 0, "dilation should be greater than zero, but got ",
+              named_values(st, "dilation", 2, w.d));
+  const bool valid_dims = sizes[1] != 0 && sizes[2] != 0;
+  if (memory_format == at::MemoryFormat::ChannelsLast) {
+    TORCH_CHECK(ndim == 4 && valid_dims && sizes[3] != 0,
+                "Expected 4D (batch mode) tensor expected for input with channels_last layout with optional 0 dim "
+                "batch size for input, but got: ",
+                shape_str(st, sizes));
+  } else {
+    TORCH_CHECK((ndim == 3 && sizes[0] != 0 && valid_dims) || (ndim == 4 && valid_dims && sizes[3] != 0),
+                "Expected 3D or 4D (batch mode) tensor with optional 0 dim batch size for input, but got:",
+                st == Style::meta ? " " : "", shape_str(st, sizes));
+  }
+  TORCH_CHECK(w.k[1] / 2 >= w.p[1] && w.k[0] / 2 >= w.p[0],
+              "pad should be smaller than or equal to half of kernel size, but got padW = ", w.p[1], ", padH = ",
+              w.p[0], ", kW = ", w.k[1], ", kH = ", w.k[0]);
+  TORCH_CHECK(out[1] >= 1 && out[0] >= 1, "Given input size: (", sizes[ndim - 3], "x", sizes[ndim - 2], "x",
+              sizes[ndim - 1], "). Calculated output size: (", sizes[ndim - 3], "x", out[0], "x", out[1],
+              "). Output size is too small");
+}
+
+// aten's pool3d_shape_check over (N,) C, T, H, W and the output sizes OT, OH,
+// OW; fn names the function that runs it.
+template <typename T>
+void pool3d_shape_check(Style st, const char* fn, c10::ArrayRef<T> sizes, const WindowArgs& w,
+                        c10::ArrayRef<T> out) {
+  const int64_t ndim = static_cast<int64_t>(sizes.size());
+  TORCH_CHECK(w.k[0] > 0 && w.k[2] > 0 && w.k[1] > 0, "kernel size should be greater than zero, but got ",
+              named_values(st, "k", 3, w.k));
+  TORCH_CHECK(w.s[0] > 0 && w.s[2] > 0 && w.s[1] > 0, "stride should be greater than zero, but got ",
+              named_values(st, "d", 3, w.s));
+  TORCH_CHECK(w.d[0] > 0 && w.d[2] > 0 && w.d[1] > 0, "dilation should be greater than zero, but got ",
+              named_values(st, "dilation", 3, w.d));
+  TORCH_CHECK(ndim == 4 || ndim == 5, fn, ": Expected 4D or 5D tensor for input, but got: ", shape_str(st, sizes));
+  for (int64_t i = ndim == 5 ? 1 : 0; i < ndim; ++i)  // torch prints the size where it means the dim
+    TORCH_CHECK(sizes[i] > 0, fn, ": Expected input's non-batch dimensions to have positive length, but input has a ",
+                "shape of ", shape_str(st, sizes), " and non-batch dimension ", sizes[i], " has length zero!");
+  TORCH_CHECK(w.k[0] / 2 >= w.p[0] && w.k[2] / 2 >= w.p[2] && w.k[1] / 2 >= w.p[1],
+              "pad should be smaller than or equal to half of kernel size, but got kT: ", w.k[0], " kW: ", w.k[2],
+              " kH: ", w.k[1], " padT: ", w.p[0], " padW: ", w.p[2], " padH: ", w.p[1]);
+  TORCH_CHECK(out[0] >= 1 && out[2] >= 1 && out[1] >= 1, "Given input size: (", sizes[ndim - 4], "x", sizes[ndim - 3],
+              "x", sizes[ndim - 2], "x", sizes[ndim - 1], "). Calculated output size: (", sizes[ndim - 4], "x", out[0],
+              "x", out[1], "x", out[2], "). Output size is too small");
+}
+
+// The rank and memory format of a 2-d op's input. aten's Meta function reads
+// the sizes first (an IndexError below three dims).
+void check_2d_input_rank(Style st, const at::Tensor& input) {
+  if (st == Style::meta) (void)input.sym_size(-3);
+  const int64_t ndim = input.dim();
+  const at::MemoryFormat memory_format = input.suggest_memory_format();
+  if (memory_format == at::MemoryFormat::ChannelsLast) {
+    TORCH_CHECK(ndim == 4, "non-empty 4D (batch mode) tensor expected for input with channels_last layout");
+  } else if (memory_format == at::MemoryFormat::Contiguous) {
+    TORCH_CHECK(ndim == 3 || ndim == 4, "non-empty 3D or 4D (batch mode) tensor expected for input");
+  } else {
+    TORCH_CHECK(false, "Unsupported memory format. Supports only ChannelsLast, Contiguous");
+  }
+}
+
+// The rank and memory format of a 3-d op's input (aten's Meta functions check
+// only the rank: a 4-D channels_last tensor passes).
+void check_3d_input_rank(Style st, const at::Tensor& input) {
+  const int64_t ndim = input.dim();
+  const at::MemoryFormat memory_format =
+      st == Style::meta ? at::MemoryFormat::Contiguous : input.suggest_memory_format();
+  if (memory_format == at::MemoryFormat::ChannelsLast3d) {
+    TORCH_CHECK(ndim == 5, "non-empty 5D (batch mode) tensor expected for input with channels_last_3d layout");
+  } else if (memory_format == at::MemoryFormat::Contiguous) {
+    TORCH_CHECK(ndim == 4 || ndim == 5, "non-empty 4D or 5D (batch mode) tensor expected for input");
+  } else {
+    TORCH_CHECK(false, "Unsupported memory format. Supports only ChannelsLast3d, Contiguous");
+  }
+}
+
+// The function aten's 3-d op names in its shape errors.
+const char* pool3d_fn(const at::Tensor& input, bool backward) {
+  if (input.is_meta()) return backward ? "max_pool3d_with_indices_backward()" : "max_pool3d_with_indices()";
+  if (input.is_cuda())
+    return backward ? "max_pool3d_with_indices_backward_out_cuda_template()"
+                    : "max_pool3d_with_indices_out_cuda_template()";
+  return backward ? "max_pool3d_with_indices_backward_out_cpu_template()"
+                  : "max_pool3d_with_indices_out_cpu_template()";
+}
+
+// max_pool2d_with_indices / max_pool3d_with_indices: returns the output sizes
+// along the spatial dims.
+template <typename T>
+std::vector<T> check_window_forward(int dims, const at::Tensor& input, c10::ArrayRef<T> sizes,
+                                    c10::IntArrayRef kernel_size, c10::IntArrayRef stride, c10::IntArrayRef padding,
+                                    c10::IntArrayRef dilation, bool ceil_mode) {
+  const Style st = style_of(input);
+  const WindowArgs w = unpack_window_args(st, dims, kernel_size, stride, padding, dilation);
+  if (dims == 2) {
+    check_2d_input_rank(st, input);
+    const std::vector<T> out = window_output_sizes<T>(st, sizes, w, ceil_mode);
+    pool2d_shape_check<T>(st, sizes, w, out, input.suggest_memory_format());
+    return out;
+  }
+  check_3d_input_rank(st, input);
+  const std::vector<T> out = window_output_sizes<T>(st, sizes, w, ceil_mode);
+  pool3d_shape_check<T>(st, pool3d_fn(input, false), sizes, w, out);
+  return out;
+}
+
+// Lifts 1-d arguments to the 2-d op's (kernel 1, stride 1, padding 0, dilation 1 in H).
+std::vector<int64_t> lift_to_2d(c10::IntArrayRef v, int64_t fill) {
+  if (v.empty()) return {};
+  return {fill, v[0]};
+}
+
+// max_pool1d_with_indices: its own checks, then max_pool2d_with_indices' over
+// the input unsqueezed to (N,) C, 1, L. Returns the output length.
+template <typename T>
+T check_max_pool1d_with_indices(const at::Tensor& input, c10::ArrayRef<T> sizes, c10::IntArrayRef kernel_size,
+                                c10::IntArrayRef stride, c10::IntArrayRef padding, c10::IntArrayRef dilation,
+                                bool ceil_mode) {
+  if (stride.empty()) stride = kernel_size;
+  check_dim_range_2_to_3("max_pool1d", input.dim());
+  check_one_int("max_pool1d", "kernel_size", kernel_size);
+  check_one_int("max_pool1d", "stride", stride);
+  check_one_int("max_pool1d", "padding", padding);
+  check_one_int("max_pool1d", "dilation", dilation);
+  std::vector<T> sizes2d(sizes.begin(), sizes.end());
+  sizes2d.insert(sizes2d.end() - 1, T(1));
+  return check_window_forward<T>(2, input.unsqueeze(-2), sizes2d, lift_to_2d(kernel_size, 1), lift_to_2d(stride, 1),
+                                 lift_to_2d(padding, 0), lift_to_2d(dilation, 1), ceil_mode)[1];
+}
+
+// max_pool1d (no indices): aten checks the input and arguments itself, then
+// (on the CPU) runs a kernel of its own, or (elsewhere) max_pool1d_with_indices.
+template <typename T>
+T check_max_pool1d(const at::Tensor& input, c10::ArrayRef<T> sizes, c10::IntArrayRef kernel_size,
+                   c10::IntArrayRef stride, c10::IntArrayRef padding, c10::IntArrayRef dilation, bool ceil_mode) {
+  const int64_t ndim = input.dim();
+  TORCH_CHECK((ndim == 2 && sizes[0] != 0 && sizes[1] != 0) || (ndim == 3 && sizes[1] != 0 && sizes[2] != 0),
+              "max_pool1d: Expected 2D or 3D (batch mode) tensor with optional 0 dim batch size for input, but got:",
+              sizes);
+  TORCH_CHECK(kernel_size.size() == 1,
+              "max_pool1d() kernel_size must be an int, list of ints or tuple of ints of size 1 but got size ",
+              kernel_size.size());
+  TORCH_CHECK(stride.empty() || stride.size() == 1,
+              "max_pool1d() stride must be None, an int, list of ints, or tuple of ints of size 1 but got size ",
+              stride.size());
+  TORCH_CHECK(padding.size() == 1,
+              "max_pool1d() padding must be an int, list of ints, or tuple of ints of size 1 but got size ",
+              padding.size());
+  TORCH_CHECK(dilation.size() == 1,
+              "max_pool1d() dilation must be an int, list of ints or tuple of ints of size 1 but got size ",
+              dilation.size());
+  const int64_t k = kernel_size[0], s = stride.empty() ? k : stride[0], p = padding[0], d = dilation[0];
+  TORCH_CHECK(k > 0, "max_pool1d() kernel_size must be greater than zero, but got ", k);
+  TORCH_CHECK(s > 0, "max_pool1d() stride must be greater than zero, but got ", s);
+  TORCH_CHECK(p >= 0, "max_pool1d() padding must be non-negative, but got ", p);
+  TORCH_CHECK(p <= k / 2, "max_pool1d() padding should be at most half of kernel size, but got padding=", p,
+              " and kernel_size=", k);
+  TORCH_CHECK(d > 0, "max_pool1d() dilation must be greater than zero, but got ", d);
+  const T out = pooling_output_shape<T>(Style::cpp, sizes[ndim - 1], k, p, s, d, ceil_mode);
+  TORCH_CHECK(out > 0, "max_pool1d() Invalid computed output size: ", out);
+  if (input.is_cpu()) return out;
+  return check_max_pool1d_with_indices<T>(input, sizes, kernel_size, stride, padding, dilation, ceil_mode);
+}
+
+// One entry per spatial dim, for a call the checks above accepted.
+std::vector<int64_t> expand(c10::IntArrayRef value, int dims, c10::IntArrayRef fallback) {
+  if (value.empty()) value = fallback;
   std::vector<int64_t> out(dims);
   for (int i = 0; i < dims; ++i) out[i] = value[value.size() == 1 ? 0 : i];
   return out;
 }
 
-std::string join(const std::vector<int64_t>& v) {
-  std::ostringstream os;
-  for (size_t i = 0; i < v.size(); ++i) os << (i ? "x" : "") << v[i];
-  return os.str();
+PoolArgs pool_args(int dims, c10::IntArrayRef kernel_size, c10::IntArrayRef stride, c10::IntArrayRef padding,
+                   c10::IntArrayRef dilation, bool ceil_mode) {
+  PoolArgs a;
+  a.spatial_dims = dims;
+  a.ceil_mode = ceil_mode;
+  a.kernel = expand(kernel_size, dims, {});
+  a.stride = expand(stride, dims, kernel_size);
+  a.pad = expand(padding, dims, {});
+  a.dilation = expand(dilation, dims, {});
+  return a;
 }
 
 }  // namespace
 
-PoolArgs normalize_pool_args(const char* op, int spatial_dims, c10::IntArrayRef kernel_size,
-                             c10::IntArrayRef stride, c10::IntArrayRef padding, c10::IntArrayRef dilation,
-                             bool ceil_mode) {
-  PoolArgs a;
-  a.spatial_dims = spatial_dims;
-  a.ceil_mode = ceil_mode;
-  a.kernel = expand(op, "kernel_size", kernel_size, spatial_dims, {}, false);
-  a.stride = expand(op, "stride", stride, spatial_dims, a.kernel, true);
-  a.pad = expand(op, "padding", padding, spatial_dims, {}, false);
-  a.dilation = expand(op, "dilation", dilation, spatial_dims, {}, false);
-  for (int i = 0; i < spatial_dims; ++i) {
-    TORCH_CHECK(a.kernel[i] > 0, op, ": kernel_size must be greater than zero, but got ", kernel_size);
-    TORCH_CHECK(a.stride[i] > 0, op, ": stride must be greater than zero, but got ", c10::IntArrayRef(a.stride));
-    TORCH_CHECK(a.dilation[i] > 0, op, ": dilation must be greater than zero, but got ", dilation);
-    TORCH_CHECK(a.pad[i] >= 0, op, ": padding must be non-negative, but got ", padding);
-    // PyTorch bounds padding by half the kernel itself (pool2d_shape_check:
-    // kW/2 >= padW), in 1d too: its max_pool1d checks half the dilated kernel
-    // and then runs the 2-d check.
-    TORCH_CHECK(a.pad[i] <= a.kernel[i] / 2, op,
-                ": pad should be smaller than or equal to half of kernel size, but got padding=",
-                padding, ", kernel_size=", kernel_size, " and dilation=", dilation);
-  }
-  return a;
-}
-
 template <typename T>
-std::vector<T> max_pool_output_shape(const char* op, c10::ArrayRef<T> sizes, const PoolArgs& a) {
-  const int sd = a.spatial_dims;
-  const int64_t ndim = static_cast<int64_t>(sizes.size());
-  bool ok = ndim == sd + 1 || ndim == sd + 2;
-  // Every dim but an optional batch dim must be non-empty (PyTorch's rule).
-  for (int64_t d = (ndim == sd + 2 ? 1 : 0); ok && d < ndim; ++d) ok = !(sizes[d] == 0);
-  TORCH_CHECK(ok, op, ": expected input of ", sd + 1, "D (unbatched) or ", sd + 2,
-              "D (batched) with non-zero sizes except an optional zero batch size, but got input of size ", sizes);
+std::vector<T> max_pool_output_shape(int sd, PoolCall call, const at::Tensor& input, c10::IntArrayRef kernel_size,
+                                     c10::IntArrayRef stride, c10::IntArrayRef padding, c10::IntArrayRef dilation,
+                                     bool ceil_mode, PoolArgs* args) {
+  const c10::ArrayRef<T> sizes = sizes_of<T>(input);
   std::vector<T> out(sizes.begin(), sizes.end());
-  bool too_small = false;
-  for (int i = 0; i < sd; ++i) {
-    const int64_t d = ndim - sd + i;
-    out[d] = pool_output_size<T>(sizes[d], a.kernel[i], a.stride[i], a.pad[i], a.dilation[i], a.ceil_mode);
-    too_small = too_small || out[d] < 1;
+  if (sd == 1) {
+    out.back() =
+        call == PoolCall::values
+            ? check_max_pool1d<T>(input, sizes, kernel_size, stride, padding, dilation, ceil_mode)
+            : check_max_pool1d_with_indices<T>(input, sizes, kernel_size, stride, padding, dilation, ceil_mode);
+  } else {
+    const std::vector<T> spatial =
+        check_window_forward<T>(sd, input, sizes, kernel_size, stride, padding, dilation, ceil_mode);
+    std::copy(spatial.begin(), spatial.end(), out.end() - sd);
   }
-  TORCH_CHECK(!too_small, op, ": given input size ", sizes, ", the calculated output size ", c10::ArrayRef<T>(out),
-              " is too small (kernel_size=", c10::IntArrayRef(a.kernel), ", stride=", c10::IntArrayRef(a.stride),
-              ", padding=", c10::IntArrayRef(a.pad), ", dilation=", c10::IntArrayRef(a.dilation), ")");
+  if (args) *args = pool_args(sd, kernel_size, stride, padding, dilation, ceil_mode);
   return out;
 }
 
-template std::vector<int64_t> max_pool_output_shape<int64_t>(const char*, c10::ArrayRef<int64_t>, const PoolArgs&);
-template std::vector<c10::SymInt> max_pool_output_shape<c10::SymInt>(const char*, c10::ArrayRef<c10::SymInt>,
-                                                                      const PoolArgs&);
+template std::vector<int64_t> max_pool_output_shape<int64_t>(int, PoolCall, const at::Tensor&, c10::IntArrayRef,
+                                                             c10::IntArrayRef, c10::IntArrayRef, c10::IntArrayRef,
+                                                             bool, PoolArgs*);
+template std::vector<c10::SymInt> max_pool_output_shape<c10::SymInt>(int, PoolCall, const at::Tensor&,
+                                                                     c10::IntArrayRef, c10::IntArrayRef,
+                                                                     c10::IntArrayRef, c10::IntArrayRef, bool,
+                                                                     PoolArgs*);
 
 PoolGeometry make_geometry(c10::IntArrayRef input, const PoolArgs& a) {
   PoolGeometry g;
@@ -117,7 +436,9 @@ PoolLayout pool_layout(const at::Tensor& input, int spatial_dims, WindowKind kin
     default: {
       // PyTorch's adaptive 3-d CPU pooling returns contiguous tensors always.
       if (kind == WindowKind::adaptive) return PoolLayout::planar;
-      TORCH_CHECK(input.suggest_memory_format() != at::MemoryFormat::ChannelsLast,
+      // (max_pool_output_shape has refused it where torch does; aten's Meta
+      // functions take it, as the unbatched input it reads it as.)
+      TORCH_CHECK(input.is_meta() || input.suggest_memory_format() != at::MemoryFormat::ChannelsLast,
                   "Unsupported memory format. Supports only ChannelsLast3d, Contiguous");
       if (batched)
         return input.suggest_memory_format() == at::MemoryFormat::ChannelsLast3d ? PoolLayout::channels_last
@@ -176,49 +497,48 @@ at::Tensor contiguous_in(const at::Tensor& t, PoolLayout layout, int spatial_dim
   return t.permute(channels_last_order(ndim, spatial_dims)).contiguous().permute(channels_first_order(ndim, spatial_dims));
 }
 
-MaxPoolPlan plan_max_pool(const char* op, int spatial_dims, const at::Tensor& input, c10::IntArrayRef kernel_size,
+MaxPoolPlan plan_max_pool(int spatial_dims, PoolCall call, const at::Tensor& input, c10::IntArrayRef kernel_size,
                           c10::IntArrayRef stride, c10::IntArrayRef padding, c10::IntArrayRef dilation,
                           bool ceil_mode) {
   MaxPoolPlan plan;
-  plan.args = normalize_pool_args(op, spatial_dims, kernel_size, stride, padding, dilation, ceil_mode);
-  plan.out_shape = max_pool_output_shape<int64_t>(op, input.sizes(), plan.args);
+  plan.out_shape = max_pool_output_shape<int64_t>(spatial_dims, call, input, kernel_size, stride, padding, dilation,
+                                                  ceil_mode, &plan.args);
   plan.layout = pool_layout(input, spatial_dims);
   return plan;
 }
 
 template <typename T>
-std::vector<T> adaptive_pool_output_shape(const char* op, int sd, c10::ArrayRef<T> sizes,
-                                          c10::IntArrayRef output_size) {
-  const int64_t ndim = static_cast<int64_t>(sizes.size());
+std::vector<T> adaptive_pool_output_shape(int sd, const at::Tensor& input, c10::IntArrayRef output_size) {
+  const Style st = style_of(input);
+  const c10::ArrayRef<T> sizes = sizes_of<T>(input);
+  const int64_t ndim = input.dim();
+  const std::string op = op_name("adaptive_max_pool", sd);
   if (sd == 1) {
-    TORCH_CHECK(ndim == 2 || ndim == 3, "Expected 2 to 3 dimensions, but got ", ndim,
-                "-dimensional tensor for argument #1 'self' (while checking arguments for ", op, ")");
+    // aten's adaptive_max_pool1d checks these, then runs adaptive_max_pool2d
+    // over the input unsqueezed to (N,) C, 1, L (which finds nothing more).
+    check_dim_range_2_to_3(op.c_str(), ndim);
+    check_one_int(op.c_str(), "output_size", output_size);
   } else {
-    TORCH_CHECK(ndim == sd + 1 || ndim == sd + 2, op, "(): Expected ", sd + 1, "D or ", sd + 2,
-                "D tensor, but got: ", sizes);
+    TORCH_CHECK(ndim == sd + 1 || ndim == sd + 2, op, "(): Expected ", sd + 1, "D or ", sd + 2, "D tensor, but got: ",
+                shape_str(st, sizes));
   }
-  for (int64_t d = ndim - sd - 1; d < ndim; ++d)
-    TORCH_CHECK(!(sizes[d] == 0), op, "(): Expected input to have non-zero size for non-batch dimensions, "
-                "but input has sizes ", sizes, " with dimension ", d, " being empty");
+  // Dims 1.. only: an unbatched input may have no channels.
+  for (int64_t d = 1; d < ndim; ++d)
+    TORCH_CHECK(sizes[d] > 0, op, "(): Expected input to have non-zero size for non-batch dimensions, but input has ",
+                "sizes ", sd == 1 ? shape_str(Style::cpp, sizes) : shape_str(st, sizes), " with dimension ", d,
+                " being empty");
   TORCH_CHECK(static_cast<int>(output_size.size()) == sd, op, "(): internal error: output_size.size() must be ", sd);
   std::vector<T> out(sizes.begin(), sizes.end());
   for (int i = 0; i < sd; ++i) out[ndim - sd + i] = T(output_size[i]);
-  for (int i = 0; i < sd; ++i) {
-    if (output_size[i] >= 0) continue;
-    // PyTorch's 1-d op runs its 2-d kernel on the input unsqueezed to (N,) C, 1, L.
-    std::vector<T> shown = out;
-    if (sd == 1) shown.insert(shown.end() - 1, T(1));
-    TORCH_CHECK(false, "Trying to create tensor with negative dimension ", output_size[i], ": ",
-                c10::ArrayRef<T>(shown));
-  }
+  // The allocation refuses a negative size (1-d: of the 2-d op's output).
+  std::vector<T> allocated = out;
+  if (sd == 1) allocated.insert(allocated.end() - 1, T(1));
+  check_nonnegative_shape<T>(allocated);
   return out;
 }
 
-template std::vector<int64_t> adaptive_pool_output_shape<int64_t>(const char*, int, c10::ArrayRef<int64_t>,
-                                                                  c10::IntArrayRef);
-template std::vector<c10::SymInt> adaptive_pool_output_shape<c10::SymInt>(const char*, int,
-                                                                          c10::ArrayRef<c10::SymInt>,
-                                                                          c10::IntArrayRef);
+template std::vector<int64_t> adaptive_pool_output_shape<int64_t>(int, const at::Tensor&, c10::IntArrayRef);
+template std::vector<c10::SymInt> adaptive_pool_output_shape<c10::SymInt>(int, const at::Tensor&, c10::IntArrayRef);
 
 PoolGeometry make_adaptive_geometry(c10::IntArrayRef input, int sd, c10::IntArrayRef output_size) {
   PoolGeometry g;
@@ -241,35 +561,135 @@ PoolGeometry make_adaptive_geometry(c10::IntArrayRef input, int sd, c10::IntArra
   return g;
 }
 
-void check_adaptive_pool_backward(const char* op, int sd, const at::Tensor& grad_output, const at::Tensor& input,
-                                  const at::Tensor& indices) {
-  const int64_t ndim = input.dim();
-  TORCH_CHECK(grad_output.dim() == ndim && indices.sizes() == grad_output.sizes(), op,
-              ": grad_output and indices must have the forward output's size, but got ", grad_output.sizes(), " and ",
-              indices.sizes(), " for input of size ", input.sizes());
-  for (int64_t d = 0; d < ndim - sd; ++d)
-    TORCH_CHECK(grad_output.size(d) == input.size(d), op, ": grad_output must have size ", input.sizes().slice(0, ndim - sd),
-                " in its leading dims, but got ", grad_output.sizes());
-  TORCH_CHECK(indices.scalar_type() == at::kLong, op, ": indices must be int64, but got ", indices.scalar_type());
-  TORCH_CHECK(grad_output.scalar_type() == input.scalar_type(), op, ": grad_output must have the input's dtype ",
-              input.scalar_type(), ", but got ", grad_output.scalar_type());
-  TORCH_CHECK(grad_output.device() == input.device() && indices.device() == input.device(), op,
-              ": grad_output, input and indices must be on the same device");
-}
+namespace {
 
-void check_max_pool_backward(const char* op, const at::Tensor& grad_output, const at::Tensor& input,
-                             const at::Tensor& indices, const PoolArgs& args) {
-  const auto expected = max_pool_output_shape<int64_t>(op, input.sizes(), args);
-  TORCH_CHECK(grad_output.sizes() == c10::IntArrayRef(expected), op, ": grad_output must have size ",
-              c10::IntArrayRef(expected), " (the forward output's), but got ", grad_output.sizes());
-  TORCH_CHECK(indices.sizes() == c10::IntArrayRef(expected), op, ": indices must have size ",
-              c10::IntArrayRef(expected), " (the forward output's), but got ", indices.sizes());
-  TORCH_CHECK(indices.scalar_type() == at::kLong, op, ": indices must be int64, but got ", indices.scalar_type());
-  TORCH_CHECK(grad_output.scalar_type() == input.scalar_type(), op, ": grad_output must have the input's dtype ",
-              input.scalar_type(), ", but got ", grad_output.scalar_type());
+// The backward ops' checks of what torch leaves unchecked and fastpool's
+// kernels rely on (not made on Meta tensors, as aten's Meta functions make
+// none): indices of int64, grad_output and indices of the forward output's
+// shape (`expected`), one device.
+void check_fits_kernels(const char* op, const at::Tensor& grad_output, const at::Tensor& input,
+                        const at::Tensor& indices, c10::IntArrayRef expected) {
+  TORCH_CHECK(indices.scalar_type() == at::kLong, "expected scalar type Long but found ", indices.scalar_type());
+  TORCH_CHECK(grad_output.sizes() == expected, op, ": grad_output must have size ", expected,
+              " (the forward output's), but got ", grad_output.sizes());
+  TORCH_CHECK(indices.sizes() == expected, op, ": indices must have size ", expected,
+              " (the forward output's), but got ", indices.sizes());
   TORCH_CHECK(grad_output.device() == input.device() && indices.device() == input.device(), op,
               ": grad_output, input and indices must be on the same device, but got ", grad_output.device(), ", ",
               input.device(), " and ", indices.device());
+}
+
+// max_pool2d_with_indices_backward / max_pool3d_with_indices_backward.
+template <typename T>
+void check_window_backward(int dims, const at::Tensor& grad_output, const at::Tensor& input,
+                           c10::IntArrayRef kernel_size, c10::IntArrayRef stride, c10::IntArrayRef padding,
+                           c10::IntArrayRef dilation, bool ceil_mode, const at::Tensor& indices) {
+  const Style st = style_of(input);
+  const c10::ArrayRef<T> sizes = sizes_of<T>(input);
+  const int64_t ndim = input.dim();
+  const WindowArgs w = unpack_window_args(st, dims, kernel_size, stride, padding, dilation);
+  if (dims == 2) {
+    if (st == Style::cpp) check_grad_dtype(st, "expected", input, grad_output, "gradOutput");
+    check_2d_input_rank(st, input);
+    const std::vector<T> out = window_output_sizes<T>(st, sizes, w, ceil_mode);
+    pool2d_shape_check<T>(st, sizes, w, out, input.suggest_memory_format());
+    if (st == Style::meta) check_grad_dtype(st, "Expected", input, grad_output, "gradOutput");
+    for (const at::Tensor* t : {&grad_output, &indices}) {
+      check_dim_size<T>(st, *t, ndim, ndim - 3, sizes[ndim - 3]);
+      check_dim_size<T>(st, *t, ndim, ndim - 2, out[0]);
+      check_dim_size<T>(st, *t, ndim, ndim - 1, out[1]);
+    }
+    if (st == Style::cpp && ndim == 4)
+      for (const at::Tensor* t : {&grad_output, &indices}) check_dim_size<T>(st, *t, ndim, 0, sizes[0]);
+    return;
+  }
+  // aten's 3-d backward takes the output sizes from grad_output.
+  if (st == Style::cpp) check_grad_dtype(st, "expected", input, grad_output, "gradOutput");
+  check_3d_input_rank(st, input);
+  for (int64_t d = -3; d < 0; ++d) (void)grad_output.sym_size(d);  // an IndexError below three dims
+  const c10::ArrayRef<T> grad_sizes = sizes_of<T>(grad_output);
+  const std::vector<T> grad_out(grad_sizes.end() - 3, grad_sizes.end());
+  pool3d_shape_check<T>(st, pool3d_fn(input, true), sizes, w, grad_out);
+  for (const at::Tensor* t : {&grad_output, &indices}) {
+    check_dim_size<T>(st, *t, ndim, ndim - 4, sizes[ndim - 4]);
+    for (int i = 0; i < 3; ++i) check_dim_size<T>(st, *t, ndim, ndim - 3 + i, grad_out[i]);
+  }
+}
+
+// adaptive_max_pool2d_backward / adaptive_max_pool3d_backward.
+template <typename T>
+void check_adaptive_backward(int dims, const at::Tensor& grad_output, const at::Tensor& input) {
+  const Style st = style_of(input);
+  const c10::ArrayRef<T> grad_sizes = sizes_of<T>(grad_output);
+  const int64_t grad_dim = grad_output.dim();
+  const std::string op = op_name("adaptive_max_pool", dims) + "_backward";
+  if (dims == 2) {
+    TORCH_CHECK(grad_dim == 3 || grad_dim == 4, "adaptive_max_pooling2d_backward(): Expected 3D or 4D grad_output, ",
+                "but got: ", shape_str(st, grad_sizes));
+  } else if (st == Style::cpp) {
+    TORCH_CHECK(grad_dim == 4 || grad_dim == 5, op, "(): Expected 4D or 5D gradOutput, but got: ",
+                shape_str(st, grad_sizes));
+  }
+  for (int64_t d = 1; d < grad_dim; ++d)
+    TORCH_CHECK(grad_sizes[d] > 0, op, "(): Expected grad_output to have non-zero size for non-batch dimensions, ",
+                "but grad_output has sizes ", shape_str(st, grad_sizes), " with dimension ", d, " being empty");
+  if (dims == 2 || st == Style::cpp)
+    check_grad_dtype(st, "expected", input, grad_output, dims == 2 ? "grad_output" : "gradOutput");
+}
+
+}  // namespace
+
+PoolArgs check_max_pool_backward(int sd, const at::Tensor& grad_output, const at::Tensor& input,
+                                 c10::IntArrayRef kernel_size, c10::IntArrayRef stride, c10::IntArrayRef padding,
+                                 c10::IntArrayRef dilation, bool ceil_mode, const at::Tensor& indices) {
+  if (sd == 1) {
+    // torch's 1-d pooling is its 2-d op over (N,) C, 1, L; so is its gradient.
+    check_one_int("max_pool1d", "kernel_size", kernel_size);
+    if (!stride.empty()) check_one_int("max_pool1d", "stride", stride);
+    check_one_int("max_pool1d", "padding", padding);
+    check_one_int("max_pool1d", "dilation", dilation);
+  }
+  const auto lifted = [&](c10::IntArrayRef v, int64_t fill) {
+    return sd == 1 ? lift_to_2d(v, fill) : v.vec();
+  };
+  const auto as_2d = [&](const at::Tensor& t) { return sd == 1 ? t.unsqueeze(-2) : t; };
+  const int dims = sd == 1 ? 2 : sd;
+  if (input.is_meta()) {
+    check_window_backward<c10::SymInt>(dims, as_2d(grad_output), as_2d(input), lifted(kernel_size, 1),
+                                       lifted(stride, 1), lifted(padding, 0), lifted(dilation, 1), ceil_mode,
+                                       as_2d(indices));
+    return pool_args(sd, kernel_size, stride, padding, dilation, ceil_mode);
+  }
+  check_window_backward<int64_t>(dims, as_2d(grad_output), as_2d(input), lifted(kernel_size, 1), lifted(stride, 1),
+                                 lifted(padding, 0), lifted(dilation, 1), ceil_mode, as_2d(indices));
+  PoolArgs args;
+  const std::vector<int64_t> expected = max_pool_output_shape<int64_t>(
+      sd, PoolCall::with_indices, input, kernel_size, stride, padding, dilation, ceil_mode, &args);
+  check_fits_kernels(op_name("max_pool", sd).append("_with_indices_backward").c_str(), grad_output, input, indices,
+                     expected);
+  return args;
+}
+
+void check_adaptive_pool_backward(int sd, const at::Tensor& grad_output, const at::Tensor& input,
+                                  const at::Tensor& indices) {
+  // 1-d: torch's gradient is its 2-d op's over (N,) C, 1, L.
+  const at::Tensor grad2 = sd == 1 ? grad_output.unsqueeze(-2) : grad_output;
+  const at::Tensor input2 = sd == 1 ? input.unsqueeze(-2) : input;
+  const int dims = sd == 1 ? 2 : sd;
+  if (input.is_meta()) {
+    check_adaptive_backward<c10::SymInt>(dims, grad2, input2);
+    return;
+  }
+  check_adaptive_backward<int64_t>(dims, grad2, input2);
+  // What fastpool's kernels rely on: grad_output and indices of one shape, of
+  // the input's rank, leading dims and (indices computed by a forward over it)
+  // spatial dims of an output of it.
+  std::vector<int64_t> expected = input.sizes().vec();
+  const int64_t ndim = input.dim();
+  TORCH_CHECK(grad_output.dim() == ndim, op_name("adaptive_max_pool", sd), "_backward: grad_output must have ", ndim,
+              " dims (the input's), but got ", grad_output.sizes());
+  for (int i = 0; i < sd; ++i) expected[ndim - sd + i] = grad_output.size(ndim - sd + i);
+  check_fits_kernels((op_name("adaptive_max_pool", sd) + "_backward").c_str(), grad_output, input, indices, expected);
 }
 
 }  // namespace fastpool
@@ -282,14 +702,6 @@ at::ScalarType window_pool_argmax_dtype(const PoolArgs& args) {
   if (taps <= 255) return at::kByte;
   return taps <= INT32_MAX ? at::kInt : at::kLong;
 }
-
-namespace {
-template <typename T>
-c10::ArrayRef<T> sizes_of(const at::Tensor& t) {
-  if constexpr (std::is_same_v<T, c10::SymInt>) return t.sym_sizes();
-  else return t.sizes();
-}
-}  // namespace
 
 template <typename T>
 void check_offsets_backward(const char* op, const at::Tensor& grad_output, const at::Tensor& offsets,

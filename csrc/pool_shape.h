@@ -1,6 +1,7 @@
 // Argument checks and output shapes for every pooling op and backend: the single
 // source of truth used by the CPU and CUDA implementations and the Meta (fake)
-// kernels. Errors match PyTorch's exception types and name the argument.
+// kernels. The checks are torch's own, in torch's order, raising its exception
+// types with its messages (aten's Meta wording for Meta tensors).
 #pragma once
 #include <ATen/core/Tensor.h>
 #include <c10/core/SymInt.h>
@@ -19,16 +20,20 @@ struct PoolArgs {
   bool ceil_mode;
 };
 
-// Validates kernel_size/stride/padding/dilation the way PyTorch's
-// max_pool{1,2,3}d does and expands them to spatial_dims entries.
-PoolArgs normalize_pool_args(const char* op, int spatial_dims, c10::IntArrayRef kernel_size,
-                             c10::IntArrayRef stride, c10::IntArrayRef padding, c10::IntArrayRef dilation,
-                             bool ceil_mode);
+// Which of torch's ops a forward call stands for. Their errors differ in 1-d:
+// max_pool1d runs checks of its own, max_pool1d_with_indices runs
+// max_pool2d's on the input unsqueezed to (N,) C, 1, L.
+enum class PoolCall { values, with_indices };
 
-// Checks the input's rank and sizes against the args and returns the output
-// shape (same rank as the input: batched or unbatched). T is int64_t or SymInt.
+// Checks a max_pool{1,2,3}d call exactly as torch's op does (same checks, same
+// order, same exception types and messages: aten's C++ wording for CPU and
+// CUDA tensors, that of its Meta functions for Meta tensors), and returns the
+// output shape (the input's rank: batched or unbatched), filling *args.
+// T is int64_t or c10::SymInt (Meta).
 template <typename T>
-std::vector<T> max_pool_output_shape(const char* op, c10::ArrayRef<T> input_sizes, const PoolArgs& args);
+std::vector<T> max_pool_output_shape(int spatial_dims, PoolCall call, const at::Tensor& input,
+                                     c10::IntArrayRef kernel_size, c10::IntArrayRef stride, c10::IntArrayRef padding,
+                                     c10::IntArrayRef dilation, bool ceil_mode, PoolArgs* args);
 
 // Everything a kernel needs, for a validated input's sizes.
 PoolGeometry make_geometry(c10::IntArrayRef input_sizes, const PoolArgs& args);
@@ -44,8 +49,9 @@ enum class PoolLayout { planar, channels_last };
 // suggest_memory_format calls channels_last. 3-d: an input that is
 // channels_last_3d, batched or (as a batch of one) unbatched; a 4-D input that
 // is channels_last in the 2-d sense raises, as PyTorch does (it would otherwise
-// be read as D,H,W,C). 1-d: a batched input stored N,L,C (PyTorch's max_pool1d
-// with indices runs its 2-d kernel on the input unsqueezed to N,C,1,L).
+// be read as D,H,W,C), except on the Meta device (aten's Meta function takes
+// it). 1-d: a batched input stored N,L,C (PyTorch's max_pool1d with indices
+// runs its 2-d kernel on the input unsqueezed to N,C,1,L).
 // Adaptive pooling follows the batched rule in 1-d and 2-d and is planar in
 // 3-d (PyTorch's CPU kernels; an NDHWC input is copied); nothing is refused.
 enum class WindowKind { fixed, adaptive };
@@ -67,18 +73,18 @@ struct MaxPoolPlan {
   std::vector<int64_t> out_shape;
   PoolLayout layout;
 };
-MaxPoolPlan plan_max_pool(const char* op, int spatial_dims, const at::Tensor& input, c10::IntArrayRef kernel_size,
+MaxPoolPlan plan_max_pool(int spatial_dims, PoolCall call, const at::Tensor& input, c10::IntArrayRef kernel_size,
                           c10::IntArrayRef stride, c10::IntArrayRef padding, c10::IntArrayRef dilation,
                           bool ceil_mode);
 
 // ---- adaptive pooling: windows [floor(o*in/out), ceil((o+1)*in/out)) ----
 
-// Checks the input's rank and sizes and output_size (one entry per spatial
-// dim, >= 0) the way PyTorch's adaptive_max_pool{1,2,3}d does; returns the
-// output shape (same rank as the input). T is int64_t or SymInt.
+// Checks an adaptive_max_pool{1,2,3}d call exactly as torch's op does (input
+// rank and sizes, output_size: one entry per spatial dim, >= 0; wording as in
+// max_pool_output_shape) and returns the output shape (the input's rank).
+// T is int64_t or c10::SymInt (Meta).
 template <typename T>
-std::vector<T> adaptive_pool_output_shape(const char* op, int spatial_dims, c10::ArrayRef<T> input_sizes,
-                                          c10::IntArrayRef output_size);
+std::vector<T> adaptive_pool_output_shape(int spatial_dims, const at::Tensor& input, c10::IntArrayRef output_size);
 
 // Everything a kernel needs, for a validated input: evenly dividing dims as
 // fixed windows (which unlocks the fixed-window fast paths: global pooling is
@@ -88,13 +94,21 @@ inline PoolGeometry make_adaptive_geometry(const at::Tensor& input, int spatial_
   return make_adaptive_geometry(input.sizes(), spatial_dims, output_size);
 }
 
-// Checks an adaptive backward call's grad_output and indices against the input.
-void check_adaptive_pool_backward(const char* op, int spatial_dims, const at::Tensor& grad_output,
-                                  const at::Tensor& input, const at::Tensor& indices);
+// Checks an adaptive backward call as torch's adaptive_max_pool{2,3}d_backward
+// does (1-d: the 2-d op over the tensors unsqueezed to (N,) C, 1, L, as torch's
+// autograd runs it), then what torch leaves unchecked and fastpool's kernels
+// rely on: grad_output and indices of one shape, the input's leading dims.
+void check_adaptive_pool_backward(int spatial_dims, const at::Tensor& grad_output, const at::Tensor& input,
+                                  const at::Tensor& indices);
 
-// Checks a backward call's grad_output and indices against the forward geometry.
-void check_max_pool_backward(const char* op, const at::Tensor& grad_output, const at::Tensor& input,
-                             const at::Tensor& indices, const PoolArgs& args);
+// Checks a max_pool{1,2,3}d_with_indices_backward call as torch's
+// max_pool{2,3}d_with_indices_backward does (1-d: the 2-d op over the tensors
+// unsqueezed, as torch's autograd runs it), then what torch leaves unchecked
+// and fastpool's kernels rely on (grad_output and indices of the forward
+// output's shape), and returns the args.
+PoolArgs check_max_pool_backward(int spatial_dims, const at::Tensor& grad_output, const at::Tensor& input,
+                                 c10::IntArrayRef kernel_size, c10::IntArrayRef stride, c10::IntArrayRef padding,
+                                 c10::IntArrayRef dilation, bool ceil_mode, const at::Tensor& indices);
 
 }  // namespace fastpool
 

@@ -70,7 +70,14 @@ def _adaptive_backward_setup(ctx, inputs, output):
 
 
 def _make_adaptive_backward_ops(name, dims):
-    backward = getattr(_ops, name + "_backward")
+    op = getattr(_ops, name + "_backward")
+
+    def backward(grad_output, input, indices):
+        # An output_size with a 0 has no output, so no gradient: zeros (the
+        # backward op, like torch's, refuses an empty grad_output).
+        if any(s == 0 for s in grad_output.shape[-dims:]):
+            return torch.zeros_like(input)
+        return op(grad_output, input, indices)
 
     def with_indices_backward(ctx, grad_output, _grad_indices):
         input, indices = ctx.saved_tensors

@@ -13,46 +13,23 @@ import torch
 from torch import Tensor
 from torch._jit_internal import BroadcastingList1, BroadcastingList2, BroadcastingList3, boolean_dispatched
 
+from ._arg_parser import adaptive_max_pool_args, max_pool_args
+
 __all__ = ["max_pool1d", "max_pool2d", "max_pool3d", "adaptive_max_pool1d", "adaptive_max_pool2d",
            "adaptive_max_pool3d"]
-
-_INT_TYPES = (int, torch.SymInt)
-
-
-def _check_types(fn, input, **int_args):
-    # The dispatcher would report these as RuntimeError; torch's functions
-    # raise TypeError, and so do we.
-    if not isinstance(input, torch.Tensor):
-        raise TypeError(f"{fn}(): argument 'input' (position 1) must be Tensor, not {type(input).__name__}")
-    for name, value in int_args.items():
-        items = value if isinstance(value, (tuple, list)) else (value,)
-        if not all(isinstance(v, _INT_TYPES) and not isinstance(v, bool) for v in items):
-            raise TypeError(f"{fn}(): argument '{name}' must be an int or a tuple of ints, not {value!r}")
-
-
-def _check_max_pool_args(fn, input, kernel_size, stride, padding, dilation):
-    _check_types(fn, input, kernel_size=kernel_size, stride=stride, padding=padding, dilation=dilation)
-
 
 def _size_int(size):
     return int(size) if isinstance(size, torch.Tensor) else size
 
 
-def _adaptive_output_size(fn, dims, input, output_size):
-    """output_size as the list of ints the op takes (eager only: TorchScript
-    types it as int[dims] already, and refuses None entries, as for torch)."""
-    if not isinstance(input, torch.Tensor):
-        raise TypeError(f"{fn}(): argument 'input' (position 1) must be Tensor, not {type(input).__name__}")
-    sizes = list(output_size) if isinstance(output_size, (tuple, list)) else [output_size] * dims
-    if dims == 1 and len(sizes) != 1:
-        raise RuntimeError(f"{fn}() argument 'output_size' should contain one int (got {len(sizes)})")
-    if dims > 1 and len(sizes) == dims:
-        # None keeps the input's size along that dim (torch's rule). Under
-        # torch.jit.trace (the legacy ONNX exporter) sizes are traced 0-dim
-        # tensors; the op takes ints, as the output size is fixed at export.
-        sizes = [_size_int(input.shape[i - dims]) if s is None else s for i, s in enumerate(sizes)]
-    _check_types(fn, input, output_size=sizes)
-    return sizes
+def _adaptive_output_size(dims, input, output_size):
+    """output_size as the list of ints the op takes, after torch's argument
+    parsing (its errors; None keeps the input's size). Eager only: TorchScript
+    types it as int[dims] already and refuses None entries, as for torch.
+    Under torch.jit.trace (the legacy ONNX exporter) sizes are traced 0-dim
+    tensors; the op takes ints, as the output size is fixed at export."""
+    sizes = adaptive_max_pool_args(dims, input, output_size)
+    return [_size_int(s) for s in sizes] if isinstance(sizes, (list, tuple)) else _size_int(sizes)
 
 
 def _scripted_as(with_indices, without_indices, return_indices_position):
@@ -87,7 +64,8 @@ def _max_pool1d_with_indices(input: Tensor, kernel_size: BroadcastingList1[int],
     if stride is None:
         stride = torch.jit.annotate(List[int], [])
     if not torch.jit.is_scripting():
-        _check_max_pool_args("max_pool1d", input, kernel_size, stride, padding, dilation)
+        kernel_size, stride, padding, dilation, ceil_mode = max_pool_args(
+            1, True, input, kernel_size, stride, padding, dilation, ceil_mode)
     return torch.ops.fastpool.max_pool1d_with_indices(input, kernel_size, stride, padding, dilation, ceil_mode)
 
 
@@ -97,7 +75,8 @@ def _max_pool1d(input: Tensor, kernel_size: BroadcastingList1[int], stride: Opti
     if stride is None:
         stride = torch.jit.annotate(List[int], [])
     if not torch.jit.is_scripting():
-        _check_max_pool_args("max_pool1d", input, kernel_size, stride, padding, dilation)
+        kernel_size, stride, padding, dilation, ceil_mode = max_pool_args(
+            1, False, input, kernel_size, stride, padding, dilation, ceil_mode)
     return torch.ops.fastpool.max_pool1d(input, kernel_size, stride, padding, dilation, ceil_mode)
 
 
@@ -108,7 +87,8 @@ def _max_pool2d_with_indices(input: Tensor, kernel_size: BroadcastingList2[int],
     if stride is None:
         stride = torch.jit.annotate(List[int], [])
     if not torch.jit.is_scripting():
-        _check_max_pool_args("max_pool2d", input, kernel_size, stride, padding, dilation)
+        kernel_size, stride, padding, dilation, ceil_mode = max_pool_args(
+            2, True, input, kernel_size, stride, padding, dilation, ceil_mode)
     return torch.ops.fastpool.max_pool2d_with_indices(input, kernel_size, stride, padding, dilation, ceil_mode)
 
 
@@ -118,7 +98,8 @@ def _max_pool2d(input: Tensor, kernel_size: BroadcastingList2[int], stride: Opti
     if stride is None:
         stride = torch.jit.annotate(List[int], [])
     if not torch.jit.is_scripting():
-        _check_max_pool_args("max_pool2d", input, kernel_size, stride, padding, dilation)
+        kernel_size, stride, padding, dilation, ceil_mode = max_pool_args(
+            2, False, input, kernel_size, stride, padding, dilation, ceil_mode)
     return torch.ops.fastpool.max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode)
 
 
@@ -129,7 +110,8 @@ def _max_pool3d_with_indices(input: Tensor, kernel_size: BroadcastingList3[int],
     if stride is None:
         stride = torch.jit.annotate(List[int], [])
     if not torch.jit.is_scripting():
-        _check_max_pool_args("max_pool3d", input, kernel_size, stride, padding, dilation)
+        kernel_size, stride, padding, dilation, ceil_mode = max_pool_args(
+            3, True, input, kernel_size, stride, padding, dilation, ceil_mode)
     return torch.ops.fastpool.max_pool3d_with_indices(input, kernel_size, stride, padding, dilation, ceil_mode)
 
 
@@ -139,46 +121,47 @@ def _max_pool3d(input: Tensor, kernel_size: BroadcastingList3[int], stride: Opti
     if stride is None:
         stride = torch.jit.annotate(List[int], [])
     if not torch.jit.is_scripting():
-        _check_max_pool_args("max_pool3d", input, kernel_size, stride, padding, dilation)
+        kernel_size, stride, padding, dilation, ceil_mode = max_pool_args(
+            3, False, input, kernel_size, stride, padding, dilation, ceil_mode)
     return torch.ops.fastpool.max_pool3d(input, kernel_size, stride, padding, dilation, ceil_mode)
 
 
 def _adaptive_max_pool1d_with_indices(input: Tensor, output_size: BroadcastingList1[int],
                                       return_indices: bool = True) -> Tuple[Tensor, Tensor]:
     if not torch.jit.is_scripting():
-        output_size = _adaptive_output_size("adaptive_max_pool1d", 1, input, output_size)
+        output_size = _adaptive_output_size(1, input, output_size)
     return torch.ops.fastpool.adaptive_max_pool1d_with_indices(input, output_size)
 
 
 def _adaptive_max_pool1d(input: Tensor, output_size: BroadcastingList1[int], return_indices: bool = False) -> Tensor:
     if not torch.jit.is_scripting():
-        output_size = _adaptive_output_size("adaptive_max_pool1d", 1, input, output_size)
+        output_size = _adaptive_output_size(1, input, output_size)
     return torch.ops.fastpool.adaptive_max_pool1d(input, output_size)
 
 
 def _adaptive_max_pool2d_with_indices(input: Tensor, output_size: BroadcastingList2[int],
                                       return_indices: bool = True) -> Tuple[Tensor, Tensor]:
     if not torch.jit.is_scripting():
-        output_size = _adaptive_output_size("adaptive_max_pool2d", 2, input, output_size)
+        output_size = _adaptive_output_size(2, input, output_size)
     return torch.ops.fastpool.adaptive_max_pool2d_with_indices(input, output_size)
 
 
 def _adaptive_max_pool2d(input: Tensor, output_size: BroadcastingList2[int], return_indices: bool = False) -> Tensor:
     if not torch.jit.is_scripting():
-        output_size = _adaptive_output_size("adaptive_max_pool2d", 2, input, output_size)
+        output_size = _adaptive_output_size(2, input, output_size)
     return torch.ops.fastpool.adaptive_max_pool2d(input, output_size)
 
 
 def _adaptive_max_pool3d_with_indices(input: Tensor, output_size: BroadcastingList3[int],
                                       return_indices: bool = True) -> Tuple[Tensor, Tensor]:
     if not torch.jit.is_scripting():
-        output_size = _adaptive_output_size("adaptive_max_pool3d", 3, input, output_size)
+        output_size = _adaptive_output_size(3, input, output_size)
     return torch.ops.fastpool.adaptive_max_pool3d_with_indices(input, output_size)
 
 
 def _adaptive_max_pool3d(input: Tensor, output_size: BroadcastingList3[int], return_indices: bool = False) -> Tensor:
     if not torch.jit.is_scripting():
-        output_size = _adaptive_output_size("adaptive_max_pool3d", 3, input, output_size)
+        output_size = _adaptive_output_size(3, input, output_size)
     return torch.ops.fastpool.adaptive_max_pool3d(input, output_size)
 
 

@@ -853,12 +853,15 @@ def test_adaptive_unbatched_empty_batch_and_zero_output(dims):
         e = torch.zeros((0, 3) + spatial, dtype=dtype)
         out, idx, info = run_adaptive(e, (2, 2, 2)[-dims:])
         assert out.shape == (0, 3) + (2,) * dims and idx.shape == out.shape and info["body"] is None
-    # output_size 0: empty output; its backward is a zero gradient, as fastpool's CPU op
-    # (torch's backward op refuses the empty grad_output; fastpool's autograd relies on zeros).
+    # output_size 0: empty output; its backward op refuses the empty grad_output,
+    # as torch's does (fastpool's autograd gives the zero gradient without it).
     out, idx, info = run_adaptive(x, (0,) + (2,) * (dims - 1))
     assert out.numel() == 0 and info["body"] is None
-    gi, binfo = run_adaptive_backward(out, x, idx, dims)
-    assert torch.equal(gi, torch.zeros_like(x)) and binfo["body"] is None
+    with pytest.raises(RuntimeError) as ref:
+        torch_adaptive_backward(out, x, idx, dims)
+    with pytest.raises(RuntimeError) as ours:
+        run_adaptive_backward(out, x, idx, dims)
+    assert str(ours.value).splitlines()[0] == str(ref.value).splitlines()[0]
 
 
 @pytest.mark.parametrize("dims", DIMS)

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <numeric>
+#include <string>
 
 #include "../op_list.h"
 #include "../pool_shape.h"
@@ -19,7 +20,9 @@ namespace {
 // stay on one thread.
 constexpr int64_t kGrainWork = 32768;
 
-DType dtype_of(const char* op, const at::Tensor& t) {
+// The dtypes fastpool's CPU kernels take; for others, torch's CPU error, which
+// names its kernel (`op`).
+DType dtype_of(const std::string& op, const at::Tensor& t) {
   switch (t.scalar_type()) {
     case at::kFloat: return DType::f32;
     case at::kDouble: return DType::f64;
@@ -42,6 +45,14 @@ bool max_taps_fit(const PoolGeometry& g, Argmax kind) {
   return taps <= (kind == Argmax::tap_u8 ? 255.0 : static_cast<double>(INT32_MAX));
 }
 
+Argmax argmax_kind(at::ScalarType dtype) {
+  switch (dtype) {
+    case at::kByte: return Argmax::tap_u8;
+    case at::kInt: return Argmax::tap_i32;
+    default: return Argmax::flat;  // int64: PyTorch's indices
+  }
+}
+
 int64_t grain_for(int64_t work_per_item) {
   return std::max<int64_t>(1, kGrainWork / std::max<int64_t>(1, work_per_item));
 }
@@ -55,19 +66,17 @@ int64_t row_bands(const PoolGeometry& g, int64_t threads) {
   return std::max<int64_t>(1, std::min(bands, rows / kMinRows));
 }
 
-Argmax argmax_kind(at::ScalarType dtype) {
-  switch (dtype) {
-    case at::kByte: return Argmax::tap_u8;
-    case at::kInt: return Argmax::tap_i32;
-    default: return Argmax::flat;  // int64: PyTorch's indices
-  }
+// The name torch's CPU kernel for `base` (max_pool2d, adaptive_max_pool2d, ...)
+// gives itself in its dtype errors: planar and channels-last kernels differ.
+std::string kernel_name(const char* base, PoolLayout layout, const char* backward = "") {
+  return std::string(base) + backward + (layout == PoolLayout::channels_last ? "_channels_last" : "");
 }
 
 // Forward over any window description; `argmax` undefined = the inference
 // path, which writes none; else PyTorch's int64 indices or the training taps
-// (by its dtype).
-void run_forward(const char* op, const at::Tensor& input, const PoolGeometry& g, PoolLayout layout, int spatial_dims,
-                 at::Tensor& output, at::Tensor& argmax) {
+// (by its dtype). `op`: the kernel name dtype errors give.
+void run_forward(const std::string& op, const at::Tensor& input, const PoolGeometry& g, PoolLayout layout,
+                 int spatial_dims, at::Tensor& output, at::Tensor& argmax) {
   if (output.numel() == 0) return;
   const DType dtype = dtype_of(op, input);
   const bool cl = layout == PoolLayout::channels_last;
@@ -92,8 +101,8 @@ void run_forward(const char* op, const at::Tensor& input, const PoolGeometry& g,
 // Backward of any window description: a scatter of grad_output to the argmax
 // (indices or taps), which needs only the sizes in g. grad_input has
 // `input_sizes` and grad_output's dtype, in the layout.
-at::Tensor run_backward(const char* op, c10::IntArrayRef input_sizes, const PoolGeometry& g, PoolLayout layout,
-                        int spatial_dims, const at::Tensor& grad_output, const at::Tensor& argmax) {
+at::Tensor run_backward(const std::string& op, c10::IntArrayRef input_sizes, const PoolGeometry& g,
+                        PoolLayout layout, int spatial_dims, const at::Tensor& grad_output, const at::Tensor& argmax) {
   const DType dtype = dtype_of(op, grad_output);
   const bool cl = layout == PoolLayout::channels_last;
   const BackwardFn fn = active_kernels().backward[static_cast<int>(cl ? Layout::channels_last : Layout::planar)]
@@ -120,35 +129,47 @@ at::Tensor run_backward(const char* op, c10::IntArrayRef input_sizes, const Pool
   return grad_input;
 }
 
+// A tensor with the input's sizes and no data, for the shape checks of the
+// ops that get only the sizes (the offsets backward ops).
+at::Tensor shape_only(c10::IntArrayRef sizes, const at::Tensor& like) {
+  return at::empty(sizes, like.options().device(at::kMeta));
+}
+
+// What a forward writes besides the values.
+enum class ArgmaxOut { none, indices, taps };
+
 template <int kDims>
 struct CpuWindowPool {
   static std::tuple<at::Tensor, at::Tensor> with_indices(const at::Tensor& input, at::IntArrayRef kernel_size,
                                                          at::IntArrayRef stride, at::IntArrayRef padding,
                                                          at::IntArrayRef dilation, bool ceil_mode) {
-    return forward(input, kernel_size, stride, padding, dilation, ceil_mode, at::kLong);
+    return forward(input, kernel_size, stride, padding, dilation, ceil_mode, ArgmaxOut::indices);
   }
 
   static at::Tensor values(const at::Tensor& input, at::IntArrayRef kernel_size, at::IntArrayRef stride,
                            at::IntArrayRef padding, at::IntArrayRef dilation, bool ceil_mode) {
-    return std::get<0>(forward(input, kernel_size, stride, padding, dilation, ceil_mode, std::nullopt));
+    return std::get<0>(forward(input, kernel_size, stride, padding, dilation, ceil_mode, ArgmaxOut::none));
   }
 
   static std::tuple<at::Tensor, at::Tensor> with_offsets(const at::Tensor& input, at::IntArrayRef kernel_size,
                                                          at::IntArrayRef stride, at::IntArrayRef padding,
                                                          at::IntArrayRef dilation, bool ceil_mode) {
-    const std::string op = window_pool_name(kDims);
-    const PoolArgs args = normalize_pool_args(op.c_str(), kDims, kernel_size, stride, padding, dilation, ceil_mode);
-    return forward(input, kernel_size, stride, padding, dilation, ceil_mode, window_pool_argmax_dtype(args));
+    return forward(input, kernel_size, stride, padding, dilation, ceil_mode, ArgmaxOut::taps);
   }
 
   static at::Tensor backward(const at::Tensor& grad_output, const at::Tensor& input, at::IntArrayRef kernel_size,
                              at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, bool ceil_mode,
                              const at::Tensor& indices) {
-    const std::string op = window_pool_name(kDims, "_with_indices_backward");
-    const PoolArgs args = normalize_pool_args(op.c_str(), kDims, kernel_size, stride, padding, dilation, ceil_mode);
-    check_max_pool_backward(op.c_str(), grad_output, input, indices, args);
-    return run_backward(op.c_str(), input.sizes(), make_geometry(input, args), pool_layout(input, kDims), kDims,
-                        grad_output, indices);
+    const PoolArgs args =
+        check_max_pool_backward(kDims, grad_output, input, kernel_size, stride, padding, dilation, ceil_mode, indices);
+    // torch's CPU backward picks its planar or channels-last kernel (whose name
+    // its dtype errors give) by grad_output's memory format.
+    const PoolLayout grad_layout = kDims == 3 && grad_output.suggest_memory_format() == at::MemoryFormat::ChannelsLast
+                                       ? PoolLayout::planar
+                                       : pool_layout(grad_output, kDims);
+    return run_backward(kernel_name(kDims == 3 ? "max_pool3d" : "max_pool2d", grad_layout, "_backward"),
+                        input.sizes(), make_geometry(input, args), pool_layout(input, kDims), kDims, grad_output,
+                        indices);
   }
 
   static at::Tensor offsets_backward(const at::Tensor& grad_output, const at::Tensor& offsets,
@@ -156,29 +177,38 @@ struct CpuWindowPool {
                                      at::IntArrayRef padding, at::IntArrayRef dilation, bool ceil_mode,
                                      bool channels_last) {
     const std::string op = window_pool_name(kDims, "_offsets_backward");
-    const PoolArgs args = normalize_pool_args(op.c_str(), kDims, kernel_size, stride, padding, dilation, ceil_mode);
-    const auto out_shape = max_pool_output_shape<int64_t>(op.c_str(), input_size, args);
+    const at::Tensor input = shape_only(input_size, grad_output);
+    PoolArgs args;
+    const auto out_shape = max_pool_output_shape<int64_t>(kDims, PoolCall::values, input, kernel_size, stride,
+                                                          padding, dilation, ceil_mode, &args);
     check_offsets_backward<int64_t>(op.c_str(), grad_output, offsets, out_shape, window_pool_argmax_dtype(args));
-    return run_backward(op.c_str(), input_size, make_geometry(input_size, args), layout_from_flag(channels_last),
-                        kDims, grad_output, offsets);
+    return run_backward(op, input_size, make_geometry(input, args), layout_from_flag(channels_last), kDims,
+                        grad_output, offsets);
   }
 
  private:
-  // argmax_dtype: none (inference), int64 (indices) or the training taps'.
   static std::tuple<at::Tensor, at::Tensor> forward(const at::Tensor& input, at::IntArrayRef kernel_size,
                                                     at::IntArrayRef stride, at::IntArrayRef padding,
-                                                    at::IntArrayRef dilation, bool ceil_mode,
-                                                    std::optional<at::ScalarType> argmax_dtype) {
-    const std::string op = window_pool_name(kDims);
-    const MaxPoolPlan p = plan_max_pool(op.c_str(), kDims, input, kernel_size, stride, padding, dilation, ceil_mode);
-    dtype_of(op.c_str(), input);
+                                                    at::IntArrayRef dilation, bool ceil_mode, ArgmaxOut want) {
+    const bool with_indices = want == ArgmaxOut::indices;
+    const MaxPoolPlan p = plan_max_pool(kDims, with_indices ? PoolCall::with_indices : PoolCall::values, input,
+                                        kernel_size, stride, padding, dilation, ceil_mode);
+    // torch's max_pool1d without indices runs a kernel of its own (which takes
+    // floating types only; fastpool's takes integers too), the others max_pool2d's.
+    const std::string op = kDims == 1 && !with_indices
+                               ? std::string("max_pool1d_impl")
+                               : kernel_name(kDims == 3 ? "max_pool3d" : "max_pool2d", p.layout);
+    dtype_of(op, input);
     at::Tensor output = empty_with_huge_pages(p.out_shape, input.options(), p.layout, kDims);
     at::Tensor argmax;
-    if (argmax_dtype) argmax = empty_with_huge_pages(p.out_shape, input.options().dtype(*argmax_dtype), p.layout, kDims);
+    if (want != ArgmaxOut::none) {
+      const at::ScalarType type = with_indices ? at::kLong : window_pool_argmax_dtype(p.args);
+      argmax = empty_with_huge_pages(p.out_shape, input.options().dtype(type), p.layout, kDims);
+    }
     if (output.numel() == 0) return {output, argmax};
     PoolGeometry g = make_geometry(input, p.args);
     g.channels_tail_start_skips_depth = true;
-    run_forward(op.c_str(), input, g, p.layout, kDims, output, argmax);
+    run_forward(op, input, g, p.layout, kDims, output, argmax);
     return {output, argmax};
   }
 };
@@ -186,23 +216,24 @@ struct CpuWindowPool {
 template <int kDims>
 struct CpuAdaptivePool {
   static std::tuple<at::Tensor, at::Tensor> with_indices(const at::Tensor& input, at::IntArrayRef output_size) {
-    return forward(input, output_size, at::kLong);
+    return forward(input, output_size, ArgmaxOut::indices);
   }
 
   static at::Tensor values(const at::Tensor& input, at::IntArrayRef output_size) {
-    return std::get<0>(forward(input, output_size, std::nullopt));
+    return std::get<0>(forward(input, output_size, ArgmaxOut::none));
   }
 
   static std::tuple<at::Tensor, at::Tensor> with_offsets(const at::Tensor& input, at::IntArrayRef output_size) {
-    return forward(input, output_size, kAdaptiveArgmaxDtype);
+    return forward(input, output_size, ArgmaxOut::taps);
   }
 
   static at::Tensor backward(const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& indices) {
-    const std::string op = adaptive_pool_name(kDims, "_backward");
-    check_adaptive_pool_backward(op.c_str(), kDims, grad_output, input, indices);
+    check_adaptive_pool_backward(kDims, grad_output, input, indices);
     const PoolGeometry g = make_adaptive_geometry(input, kDims, grad_output.sizes().slice(grad_output.dim() - kDims));
-    return run_backward(op.c_str(), input.sizes(), g, pool_layout(input, kDims, WindowKind::adaptive), kDims,
-                        grad_output, indices);
+    const PoolLayout layout = pool_layout(input, kDims, WindowKind::adaptive);
+    const std::string op = kDims == 3 ? std::string("adaptive_max_pool3d_backward")
+                                      : kernel_name("adaptive_max_pool2d", layout, "_backward");
+    return run_backward(op, input.sizes(), g, layout, kDims, grad_output, indices);
   }
 
   static at::Tensor offsets_backward(const at::Tensor& grad_output, const at::Tensor& offsets,
@@ -211,24 +242,25 @@ struct CpuAdaptivePool {
     TORCH_CHECK(grad_output.dim() == static_cast<int64_t>(input_size.size()), op,
                 ": grad_output must have as many dims as the input, but got ", grad_output.sizes(), " for input size ",
                 input_size);
+    const at::Tensor input = shape_only(input_size, grad_output);
     const at::IntArrayRef output_size = grad_output.sizes().slice(grad_output.dim() - kDims);
-    const auto out_shape = adaptive_pool_output_shape<int64_t>(op.c_str(), kDims, input_size, output_size);
+    const auto out_shape = adaptive_pool_output_shape<int64_t>(kDims, input, output_size);
     check_offsets_backward<int64_t>(op.c_str(), grad_output, offsets, out_shape, kAdaptiveArgmaxDtype);
-    return run_backward(op.c_str(), input_size, make_adaptive_geometry(input_size, kDims, output_size),
+    return run_backward(op, input_size, make_adaptive_geometry(input, kDims, output_size),
                         layout_from_flag(channels_last), kDims, grad_output, offsets);
   }
 
  private:
   static std::tuple<at::Tensor, at::Tensor> forward(const at::Tensor& input, at::IntArrayRef output_size,
-                                                    std::optional<at::ScalarType> argmax_dtype) {
-    const std::string op = adaptive_pool_name(kDims);
-    const auto shape = adaptive_pool_output_shape<int64_t>(op.c_str(), kDims, input.sizes(), output_size);
+                                                    ArgmaxOut want) {
+    const auto shape = adaptive_pool_output_shape<int64_t>(kDims, input, output_size);
+    const PoolLayout layout = pool_layout(input, kDims, WindowKind::adaptive);
     // PyTorch's adaptive max pooling takes floating types only; its error
     // names the kernel (1-d runs the 2-d one).
-    const char* kernel_name[] = {"adaptive_max_pool2d", "adaptive_max_pool2d", "adaptive_max_pool3d_cpu"};
-    TORCH_CHECK_NOT_IMPLEMENTED(at::isFloatingType(input.scalar_type()), "\"", kernel_name[kDims - 1],
-                                "\" not implemented for '", input.scalar_type(), "'");
-    const PoolLayout layout = pool_layout(input, kDims, WindowKind::adaptive);
+    const std::string op = kDims == 3 ? std::string("adaptive_max_pool3d_cpu")
+                                      : kernel_name("adaptive_max_pool2d", layout);
+    TORCH_CHECK_NOT_IMPLEMENTED(at::isFloatingType(input.scalar_type()), "\"", op, "\" not implemented for '",
+                                input.scalar_type(), "'");
     // PyTorch returns 3-d results contiguous even for a channels_last_3d
     // input: reading that input in place and reordering the (smaller) output
     // beats copying the input.
@@ -238,10 +270,12 @@ struct CpuAdaptivePool {
                                          : layout;
     at::Tensor output = empty_with_huge_pages(shape, input.options(), kernel_layout, kDims);
     at::Tensor argmax;
-    if (argmax_dtype) argmax = empty_with_huge_pages(shape, input.options().dtype(*argmax_dtype), kernel_layout, kDims);
+    if (want != ArgmaxOut::none) {
+      const at::ScalarType type = want == ArgmaxOut::indices ? at::kLong : kAdaptiveArgmaxDtype;
+      argmax = empty_with_huge_pages(shape, input.options().dtype(type), kernel_layout, kDims);
+    }
     if (output.numel() > 0)
-      run_forward(op.c_str(), input, make_adaptive_geometry(input, kDims, output_size), kernel_layout, kDims, output,
-                  argmax);
+      run_forward(op, input, make_adaptive_geometry(input, kDims, output_size), kernel_layout, kDims, output, argmax);
     if (kernel_layout != layout) {  // a copy with torch's strides (.contiguous() may keep others where sizes are 1)
       output = empty_with_huge_pages(shape, input.options(), layout, kDims).copy_(output);
       if (argmax.defined()) argmax = empty_with_huge_pages(shape, argmax.options(), layout, kDims).copy_(argmax);

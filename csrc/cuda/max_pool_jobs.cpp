@@ -37,10 +37,9 @@ int64_t max_offset(const PoolGeometry& g, int64_t largest_numel) {
 }  // namespace
 
 ForwardPlan plan_window_forward(int dims, const at::Tensor& self, at::IntArrayRef kernel_size, at::IntArrayRef stride,
-                                at::IntArrayRef padding, at::IntArrayRef dilation, bool ceil_mode) {
+                                at::IntArrayRef padding, at::IntArrayRef dilation, bool ceil_mode, PoolCall call) {
   TORCH_CHECK(dims >= 1 && dims <= kMaxSpatialDims, "max_pool: ", dims, " spatial dims");
-  const std::string op = window_pool_name(dims);
-  const MaxPoolPlan checked = plan_max_pool(op.c_str(), dims, self, kernel_size, stride, padding, dilation, ceil_mode);
+  const MaxPoolPlan checked = plan_max_pool(dims, call, self, kernel_size, stride, padding, dilation, ceil_mode);
   ForwardPlan plan;
   plan.dims = dims;
   plan.windows = WindowKind::fixed;
@@ -54,9 +53,8 @@ BackwardPlan plan_window_backward(int dims, const at::Tensor& grad_output, const
                                   at::IntArrayRef kernel_size, at::IntArrayRef stride, at::IntArrayRef padding,
                                   at::IntArrayRef dilation, bool ceil_mode, const at::Tensor& indices) {
   TORCH_CHECK(dims >= 1 && dims <= kMaxSpatialDims, "max_pool backward: ", dims, " spatial dims");
-  const std::string op = window_pool_name(dims, "_with_indices_backward");
-  const PoolArgs args = normalize_pool_args(op.c_str(), dims, kernel_size, stride, padding, dilation, ceil_mode);
-  check_max_pool_backward(op.c_str(), grad_output, self, indices, args);
+  const PoolArgs args =
+      check_max_pool_backward(dims, grad_output, self, kernel_size, stride, padding, dilation, ceil_mode, indices);
   BackwardPlan plan;
   plan.dims = dims;
   plan.windows = WindowKind::fixed;
@@ -67,11 +65,10 @@ BackwardPlan plan_window_backward(int dims, const at::Tensor& grad_output, const
 
 ForwardPlan plan_adaptive_forward(int dims, const at::Tensor& self, at::IntArrayRef output_size) {
   TORCH_CHECK(dims >= 1 && dims <= kMaxSpatialDims, "adaptive_max_pool: ", dims, " spatial dims");
-  const std::string op = adaptive_pool_name(dims);
   ForwardPlan plan;
   plan.dims = dims;
   plan.windows = WindowKind::adaptive;
-  plan.out_shape = adaptive_pool_output_shape<int64_t>(op.c_str(), dims, self.sizes(), output_size);
+  plan.out_shape = adaptive_pool_output_shape<int64_t>(dims, self, output_size);
   plan.layout = pool_layout(self, dims, WindowKind::adaptive);
   plan.g = make_adaptive_geometry(self, dims, output_size);
   return plan;
@@ -80,8 +77,7 @@ ForwardPlan plan_adaptive_forward(int dims, const at::Tensor& self, at::IntArray
 BackwardPlan plan_adaptive_backward(int dims, const at::Tensor& grad_output, const at::Tensor& self,
                                     const at::Tensor& indices) {
   TORCH_CHECK(dims >= 1 && dims <= kMaxSpatialDims, "adaptive_max_pool backward: ", dims, " spatial dims");
-  const std::string op = adaptive_pool_name(dims, "_backward");
-  check_adaptive_pool_backward(op.c_str(), dims, grad_output, self, indices);
+  check_adaptive_pool_backward(dims, grad_output, self, indices);
   BackwardPlan plan;
   plan.dims = dims;
   plan.windows = WindowKind::adaptive;

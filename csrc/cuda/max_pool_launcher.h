@@ -144,9 +144,10 @@ struct BackwardPlan {
   PoolGeometry g;
 };
 
-// max_pool{dims}d and its backward.
+// max_pool{dims}d (checked as torch checks `call`) and its backward.
 ForwardPlan plan_window_forward(int dims, const at::Tensor& self, at::IntArrayRef kernel_size, at::IntArrayRef stride,
-                                at::IntArrayRef padding, at::IntArrayRef dilation, bool ceil_mode);
+                                at::IntArrayRef padding, at::IntArrayRef dilation, bool ceil_mode,
+                                PoolCall call = PoolCall::with_indices);
 BackwardPlan plan_window_backward(int dims, const at::Tensor& grad_output, const at::Tensor& self,
                                   at::IntArrayRef kernel_size, at::IntArrayRef stride, at::IntArrayRef padding,
                                   at::IntArrayRef dilation, bool ceil_mode, const at::Tensor& indices);
@@ -376,7 +377,10 @@ std::tuple<at::Tensor, at::Tensor> max_pool_with_indices(const Exec& exec, int d
 template <class Exec>
 at::Tensor max_pool(const Exec& exec, int dims, const at::Tensor& input, at::IntArrayRef kernel_size,
                     at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, bool ceil_mode) {
-  return pool_values(exec, plan_window_forward(dims, input, kernel_size, stride, padding, dilation, ceil_mode), input);
+  return pool_values(exec,
+                     plan_window_forward(dims, input, kernel_size, stride, padding, dilation, ceil_mode,
+                                         PoolCall::values),
+                     input);
 }
 
 template <class Exec>
