@@ -199,11 +199,11 @@ struct CpuWindowPool {
                                ? std::string("max_pool1d_impl")
                                : kernel_name(kDims == 3 ? "max_pool3d" : "max_pool2d", p.layout);
     dtype_of(op, input);
-    at::Tensor output = empty_with_huge_pages(p.out_shape, input.options(), p.layout, kDims);
+    at::Tensor output = empty_in_layout<int64_t>(p.out_shape, input.options(), p.layout, kDims);
     at::Tensor argmax;
     if (want != ArgmaxOut::none) {
       const at::ScalarType type = with_indices ? at::kLong : window_pool_argmax_dtype(p.args);
-      argmax = empty_with_huge_pages(p.out_shape, input.options().dtype(type), p.layout, kDims);
+      argmax = empty_in_layout<int64_t>(p.out_shape, input.options().dtype(type), p.layout, kDims);
     }
     if (output.numel() == 0) return {output, argmax};
     PoolGeometry g = make_geometry(input, p.args);
@@ -268,17 +268,17 @@ struct CpuAdaptivePool {
                                              input.suggest_memory_format() == at::MemoryFormat::ChannelsLast3d
                                          ? PoolLayout::channels_last
                                          : layout;
-    at::Tensor output = empty_with_huge_pages(shape, input.options(), kernel_layout, kDims);
+    at::Tensor output = empty_in_layout<int64_t>(shape, input.options(), kernel_layout, kDims);
     at::Tensor argmax;
     if (want != ArgmaxOut::none) {
       const at::ScalarType type = want == ArgmaxOut::indices ? at::kLong : kAdaptiveArgmaxDtype;
-      argmax = empty_with_huge_pages(shape, input.options().dtype(type), kernel_layout, kDims);
+      argmax = empty_in_layout<int64_t>(shape, input.options().dtype(type), kernel_layout, kDims);
     }
     if (output.numel() > 0)
       run_forward(op, input, make_adaptive_geometry(input, kDims, output_size), kernel_layout, kDims, output, argmax);
     if (kernel_layout != layout) {  // a copy with torch's strides (.contiguous() may keep others where sizes are 1)
-      output = empty_with_huge_pages(shape, input.options(), layout, kDims).copy_(output);
-      if (argmax.defined()) argmax = empty_with_huge_pages(shape, argmax.options(), layout, kDims).copy_(argmax);
+      output = empty_in_layout<int64_t>(shape, input.options(), layout, kDims).copy_(output);
+      if (argmax.defined()) argmax = empty_in_layout<int64_t>(shape, argmax.options(), layout, kDims).copy_(argmax);
     }
     return {output, argmax};
   }
