@@ -123,9 +123,33 @@ class Parser:
         return out[::-1]
 
 
+_INT64 = range(-(2**63), 2**63)  # `v in range` is O(1) for an int
+
+
+def _plain_ints(value, dims, may_be_empty=False):
+    """An int, or a tuple or list of 1 or dims ints (0 when may_be_empty), all
+    in int64's range: what torch's parser takes as it is."""
+    if type(value) is int:
+        return value in _INT64
+    if type(value) is not tuple and type(value) is not list:
+        return False
+    if len(value) not in (1, dims) and not (may_be_empty and not value):
+        return False
+    for v in value:
+        if type(v) is not int or v not in _INT64:
+            return False
+    return True
+
+
 def max_pool_args(dims, return_indices, input, kernel_size, stride, padding, dilation, ceil_mode):
     """torch.nn.functional.max_pool{dims}d's parsing (stride None already []):
     the values of kernel_size, stride, padding, dilation and ceil_mode."""
+    # What models pass, plain ints, the parser would take as they are: a fast
+    # path (the full parse costs more than the pooling of a small map).
+    if (type(ceil_mode) is bool and isinstance(input, torch.Tensor) and _plain_ints(kernel_size, dims)
+            and _plain_ints(stride, dims, may_be_empty=True) and _plain_ints(padding, dims)
+            and _plain_ints(dilation, dims)):
+        return kernel_size, stride, padding, dilation, ceil_mode
     if dims == 3 and return_indices:
         input.is_cuda  # noqa: B018 - torch's max_pool3d with indices reads it first (AttributeError if no tensor)
     name = f"max_pool{dims}d" + ("_with_indices" if return_indices else "")
