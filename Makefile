@@ -7,7 +7,7 @@ TORCH ?= torch==2.13.0
 BENCH_ARGS ?=
 PY := $(VENV)/bin/python
 
-.PHONY: setup build bench test test-cpu cuda-check wheel-check clean
+.PHONY: setup build bench test test-cpu cuda-check wheel wheel-check clean
 
 setup: $(VENV)/.ready
 $(VENV)/.ready: requirements-dev.txt
@@ -31,11 +31,16 @@ cuda-check:
 	@if command -v nvcc >/dev/null 2>&1; then bash tools/cuda_build_check.sh; \
 	else echo "cuda-check: nvcc not found, CUDA build not checked"; fi
 
-# A wheel that installs and imports in a fresh venv holding only torch.
+# A wheel and nothing else: wheelhouse/fastpool-*-manylinux_*.whl (tools/build_wheel.sh).
+wheel: setup
+	bash tools/build_wheel.sh
+
+# The wheel's tag, size and requirement; it installs and works in a fresh venv
+# holding only torch, and fails clearly with another torch (the CUDA check's).
 wheel-check: build
 	bash tools/wheel_check.sh
 
-test: test-cpu wheel-check cuda-check
+test: test-cpu cuda-check wheel-check
 
 clean:
 	rm -rf build dist *.egg-info fastpool/_C*.so

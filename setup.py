@@ -58,7 +58,18 @@ class BuildWithISA(BuildExtension):
         super().build_extensions()
 
 
+# The extension links against this torch's C++ ABI and loads into no other:
+# the wheel requires it, and fastpool/__init__.py checks it before loading _C
+# (a clear ImportError instead of an undefined symbol).
+import torch  # noqa: E402
+
+TORCH_BASE_VERSION = torch.__version__.split("+")[0]
+with open(os.path.join(ROOT, "fastpool", "_build.py"), "w") as f:
+    f.write("# Written by setup.py: the torch this build of fastpool was compiled against.\n"
+            f"TORCH_VERSION = {torch.__version__!r}\n")
+
 setup(
+    install_requires=[f"torch=={TORCH_BASE_VERSION}"],
     packages=find_packages(include=["fastpool", "fastpool.*"]),
     ext_modules=[build_config.make_extension(ROOT)],
     cmdclass={"build_ext": BuildWithISA.with_options(use_ninja=True)},

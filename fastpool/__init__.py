@@ -8,7 +8,17 @@ results, backed by the operators
 """
 import torch  # noqa: F401  (loads libtorch before our extension)
 
-from . import _C  # noqa: F401  (registers torch.ops.fastpool.*)
+from ._build import TORCH_VERSION as _BUILT_FOR
+
+if torch.__version__.split("+")[0] != _BUILT_FOR.split("+")[0]:
+    # The extension uses torch's C++ ABI, which changes between releases: it
+    # would fail to load with an undefined symbol, or worse.
+    raise ImportError(
+        f"fastpool was compiled against torch {_BUILT_FOR}, but torch {torch.__version__} is installed. Install "
+        f"torch=={_BUILT_FOR.split('+')[0]}, or rebuild fastpool against this torch "
+        "(pip install --no-build-isolation --no-deps <fastpool source>).")
+
+from . import _C  # noqa: F401,E402  (registers torch.ops.fastpool.*)
 from . import _ops  # noqa: F401  (autograd formulas)
 from . import onnx  # noqa: F401  (legacy ONNX exporter's symbolics; onnx, onnxscript imported only on use)
 from .functional import (adaptive_max_pool1d, adaptive_max_pool2d, adaptive_max_pool3d, max_pool1d, max_pool2d,

