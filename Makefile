@@ -16,8 +16,16 @@ $(VENV)/.ready: requirements-dev.txt
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
+# The editable install compiles in build/ (ninja and the per-ISA objects are
+# incremental: nothing changed, nothing compiled) and shows one line per
+# compiled file; the full log is build/build.log.
 build: setup
-	$(PY) -m pip install -q --disable-pip-version-check --no-build-isolation --no-deps -e .
+	@mkdir -p build
+	@echo "build: compiling fastpool where sources changed (full log: build/build.log)"
+	@$(PY) -m pip install -v --disable-pip-version-check --no-build-isolation --no-deps -e . > build/build.log 2>&1 & \
+	  pid=$$!; tail -n +1 -f --retry --pid=$$pid build/build.log | grep --line-buffered -E '^fastpool: |^\[[0-9]+/[0-9]+\] ' \
+	  | sed -u -E 's#^(\[[0-9]+/[0-9]+\]) .* -c (\S+) .*#\1 \2#'; \
+	  wait $$pid || { tail -40 build/build.log; echo "build failed (build/build.log)"; exit 1; }
 
 bench: build
 	$(PY) -m fastpool.bench $(BENCH_ARGS)
