@@ -23,8 +23,8 @@ build: setup
 	@mkdir -p build
 	@echo "build: compiling fastpool where sources changed (full log: build/build.log)"
 	@$(PY) -m pip install -v --disable-pip-version-check --no-build-isolation --no-deps -e . > build/build.log 2>&1 & \
-	  pid=$$!; tail -n +1 -f --retry --pid=$$pid build/build.log | grep --line-buffered -E '^fastpool: |^\[[0-9]+/[0-9]+\] ' \
-	  | sed -u -E 's#^(\[[0-9]+/[0-9]+\]) .* -c (\S+) .*#\1 \2#'; \
+	  pid=$$!; tail -n +1 -F --pid=$$pid build/build.log | grep --line-buffered -E '^ *fastpool: |^ *\[[0-9]+/[0-9]+\] ' \
+	  | sed -u -E 's#^ *##; s#^(\[[0-9]+/[0-9]+\]) .* -c (\S+) .*#\1 \2#'; \
 	  wait $$pid || { tail -40 build/build.log; echo "build failed (build/build.log)"; exit 1; }
 
 bench: build

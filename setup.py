@@ -21,6 +21,13 @@ from torch.utils.cpp_extension import BuildExtension  # noqa: E402
 class BuildWithISA(BuildExtension):
     """Compiles each csrc/cpu/isa_*.cpp with its own ISA flags, then links them in."""
 
+    def finalize_options(self):
+        super().finalize_options()
+        # One object folder in the source tree: pip's editable and wheel builds
+        # would compile into a fresh temporary folder each time. With a fixed
+        # one, ninja and the ISA stamps rebuild only what changed.
+        self.build_temp = os.path.join(ROOT, "build", "temp")
+
     def build_extensions(self):
         from concurrent.futures import ThreadPoolExecutor
 
