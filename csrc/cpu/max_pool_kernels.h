@@ -481,6 +481,25 @@ FASTPOOL_ALWAYS_INLINE bool store_max_of_lanes(const Acc& acc, int64_t lanes, T*
   return true;
 }
 
+// One output from a lane-wise scan of its window: `scan(acc)` feeds the
+// window's vectors, with each lane's positions in scan order. Inference tries
+// the cheap reduction first (store_max_of_lanes); otherwise, or when that
+// cannot vouch for its answer, the lanes are rescanned with positions and
+// combined in scan order, `to_argmax` mapping the winner's position to the sink.
+template <typename T, typename Sink, typename Scan, typename ToArgmax>
+FASTPOOL_ALWAYS_INLINE void reduce_window_lanes(const Scan& scan, int64_t lanes, T* out, typename Sink::E* index,
+                                                ToArgmax to_argmax) {
+  using Sd = Simd<ComputeT<T>>;
+  if constexpr (!Sink::kAny) {
+    WindowMax<Sd, NoArgmax, false> fast;
+    scan(fast);
+    if (store_max_of_lanes<T, Sd>(fast, lanes, out)) return;
+  }
+  WindowMax<Sd, FlatIndex, true> acc;  // lanes: flat positions, or taps for the tap sinks (both in scan order)
+  scan(acc);
+  store_combined<T, Sink>(acc, lanes, out, index, to_argmax);
+}
+
 // One output of a planar input whose window rows are short contiguous runs
 // (dilation 1 along W, 4 to kLanes taps, e.g. a global 7x7 pool): one masked
 // load per window row, lane j following column j under PyTorch's rule, then
@@ -507,14 +526,7 @@ inline bool forward_one_by_rows(const PoolGeometry& g, const T* plane, const Row
         else acc.step(v, at);
       }
     };
-    if constexpr (!Sink::kAny) {
-      WindowMax<Sd, NoArgmax, false> fast;
-      scan(fast);
-      if (store_max_of_lanes<T, Sd>(fast, n, out)) return true;
-    }
-    WindowMax<Sd, FlatIndex, true> acc;  // lanes: flat positions, or taps for the tap sinks (both in scan order)
-    scan(acc);
-    store_combined<T, Sink>(acc, n, out, index, [](int64_t at) { return at; });
+    reduce_window_lanes<T, Sink>(scan, n, out, index, [](int64_t at) { return at; });
     return true;
   }
 }
@@ -554,13 +566,6 @@ inline bool forward_one_contiguous(const PoolGeometry& g, const T* plane, const 
         acc.step(Sd::load(plane + last), Sd::index_add(Sd::index_set1(static_cast<int32_t>(last)), lane));
       }
     };
-    if constexpr (!Sink::kAny) {
-      WindowMax<Sd, NoArgmax, false> fast;
-      scan(fast);
-      if (store_max_of_lanes<T, Sd>(fast, Sd::kLanes, out)) return true;
-    }
-    WindowMax<Sd, FlatIndex, true> acc;
-    scan(acc);
     // A tap sink's tap from the flat position: its row of the run and column.
     const auto to_argmax = [&](int64_t at) {
       if constexpr (!Sink::kTap) {
@@ -570,7 +575,7 @@ inline bool forward_one_contiguous(const PoolGeometry& g, const T* plane, const 
         return rs.taps.data[r] * g.kernel[2] + tw.first_tap + (offset - r * W);
       }
     };
-    store_combined<T, Sink>(acc, Sd::kLanes, out, index, to_argmax);
+    reduce_window_lanes<T, Sink>(scan, Sd::kLanes, out, index, to_argmax);
     return true;
   }
 }
