@@ -1,5 +1,5 @@
-// Autograd for the ops without indices, the ones models call
-// (max_pool{1,2,3}d, adaptive_max_pool{1,2,3}d), in C++: registered on the
+// Autograd for the forward ops (max_pool{1,2,3}d, adaptive_max_pool{1,2,3}d,
+// with and without indices), in C++: registered on the
 // Autograd key from the op list, so a call that needs no gradient costs no
 // Python, and a call that does saves the least that backward needs.
 //
@@ -10,9 +10,9 @@
 // Where a backend has no with_offsets kernel yet (CUDA), the forward saves the
 // input and backward recomputes the argmax.
 //
-// The ops with indices keep their Python formulas (fastpool/_ops.py): they
-// save the indices the caller asked for anyway. Double backward goes through
-// the backward ops' own formulas there.
+// The ops with indices save the input and the indices the caller asked for
+// anyway. Double backward goes through the backward ops' own formulas
+// (fastpool/_ops.py).
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <algorithm>
 #include <torch/autograd.h>
@@ -139,6 +139,43 @@ struct WindowPoolRecompute : torch::autograd::Function<WindowPoolRecompute<kDims
   }
 };
 
+// The op with indices: saves the input (the backward op reads its shape and
+// layout) and the indices, which the caller keeps anyway.
+template <int kDims>
+struct WindowPoolWithIndices : torch::autograd::Function<WindowPoolWithIndices<kDims>> {
+  static variable_list forward(AutogradContext* ctx, const at::Tensor& input, Ints kernel_size, Ints stride,
+                               Ints padding, Ints dilation, bool ceil_mode) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    auto [output, indices] =
+        WindowPoolOps<kDims>::get().with_indices.call(input, kernel_size, stride, padding, dilation, ceil_mode);
+    ctx->mark_non_differentiable({indices});
+    ctx->save_for_backward({input, indices});
+    save_window_args(ctx, kernel_size, stride, padding, dilation, ceil_mode);
+    return {output, indices};
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    const WindowArgs a(ctx);
+    const variable_list saved = ctx->get_saved_variables();
+    return input_gradient(WindowPoolOps<kDims>::get().indices_backward.call(
+                              grad_outputs[0], saved[0], a.kernel_size, a.stride, a.padding, a.dilation,
+                              a.ceil_mode, saved[1]),
+                          6);
+  }
+};
+
+template <int kDims>
+std::tuple<at::Tensor, at::Tensor> window_pool_with_indices_autograd(const at::Tensor& input, Ints kernel_size,
+                                                                     Ints stride, Ints padding, Ints dilation,
+                                                                     bool ceil_mode) {
+  if (at::GradMode::is_enabled() && input.requires_grad()) {
+    variable_list out = WindowPoolWithIndices<kDims>::apply(input, kernel_size, stride, padding, dilation, ceil_mode);
+    return {std::move(out[0]), std::move(out[1])};
+  }
+  at::AutoDispatchBelowADInplaceOrView guard;
+  return WindowPoolOps<kDims>::get().with_indices.call(input, kernel_size, stride, padding, dilation, ceil_mode);
+}
+
 template <int kDims>
 at::Tensor window_pool_autograd(const at::Tensor& input, Ints kernel_size, Ints stride, Ints padding, Ints dilation,
                                 bool ceil_mode) {
@@ -174,6 +211,12 @@ struct AdaptivePoolOps {
       find_op<IndicesBackward>(adaptive_pool_name(kDims, "_backward"));
 };
 
+// An output size with a 0 has no output, so no gradient (the backward op,
+// like torch's, refuses an empty grad_output).
+bool has_empty_output(Ints output_size) {
+  return std::find(output_size.begin(), output_size.end(), 0) != output_size.end();
+}
+
 template <int kDims>
 struct AdaptivePoolTraining : torch::autograd::Function<AdaptivePoolTraining<kDims>> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& input, Ints output_size) {
@@ -207,10 +250,7 @@ struct AdaptivePoolRecompute : torch::autograd::Function<AdaptivePoolRecompute<k
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
     const at::Tensor input = ctx->get_saved_variables()[0];
     const auto output_size = ctx->saved_data["output_size"].toIntVector();
-    // An output size with a 0 has no output, so no gradient (the backward op,
-    // like torch's, refuses an empty grad_output).
-    if (std::find(output_size.begin(), output_size.end(), 0) != output_size.end())
-      return input_gradient(at::zeros_like(input), 2);
+    if (has_empty_output(output_size)) return input_gradient(at::zeros_like(input), 2);
     const auto& ops = AdaptivePoolOps<kDims>::get();
     at::Tensor indices;
     {
@@ -220,6 +260,34 @@ struct AdaptivePoolRecompute : torch::autograd::Function<AdaptivePoolRecompute<k
     return input_gradient(ops.indices_backward.call(grad_outputs[0], input, indices), 2);
   }
 };
+
+template <int kDims>
+struct AdaptivePoolWithIndices : torch::autograd::Function<AdaptivePoolWithIndices<kDims>> {
+  static variable_list forward(AutogradContext* ctx, const at::Tensor& input, Ints output_size) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    auto [output, indices] = AdaptivePoolOps<kDims>::get().with_indices.call(input, output_size);
+    ctx->mark_non_differentiable({indices});
+    ctx->save_for_backward({input, indices});
+    ctx->saved_data["empty_output"] = has_empty_output(output_size);
+    return {output, indices};
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    const variable_list saved = ctx->get_saved_variables();
+    if (ctx->saved_data["empty_output"].toBool()) return input_gradient(at::zeros_like(saved[0]), 2);
+    return input_gradient(AdaptivePoolOps<kDims>::get().indices_backward.call(grad_outputs[0], saved[0], saved[1]), 2);
+  }
+};
+
+template <int kDims>
+std::tuple<at::Tensor, at::Tensor> adaptive_pool_with_indices_autograd(const at::Tensor& input, Ints output_size) {
+  if (at::GradMode::is_enabled() && input.requires_grad()) {
+    variable_list out = AdaptivePoolWithIndices<kDims>::apply(input, output_size);
+    return {std::move(out[0]), std::move(out[1])};
+  }
+  at::AutoDispatchBelowADInplaceOrView guard;
+  return AdaptivePoolOps<kDims>::get().with_indices.call(input, output_size);
+}
 
 template <int kDims>
 at::Tensor adaptive_pool_autograd(const at::Tensor& input, Ints output_size) {
@@ -234,7 +302,9 @@ at::Tensor adaptive_pool_autograd(const at::Tensor& input, Ints output_size) {
 template <int kDims>
 void register_autograd(torch::Library& m) {
   m.impl(window_pool_name(kDims).c_str(), &window_pool_autograd<kDims>);
+  m.impl(window_pool_name(kDims, "_with_indices").c_str(), &window_pool_with_indices_autograd<kDims>);
   m.impl(adaptive_pool_name(kDims).c_str(), &adaptive_pool_autograd<kDims>);
+  m.impl(adaptive_pool_name(kDims, "_with_indices").c_str(), &adaptive_pool_with_indices_autograd<kDims>);
 }
 
 }  // namespace

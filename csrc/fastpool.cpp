@@ -17,4 +17,5 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("build_info", &fastpool::build_info,
         "Dict with the CPU ISA paths compiled in, the one this machine would use, and the CUDA build.");
   fastpool::register_test_hooks(m);
+  fastpool::register_eager_calls(m);
 }

@@ -141,15 +141,23 @@ def _plain_ints(value, dims, may_be_empty=False):
     return True
 
 
+def plain_max_pool_args(dims, input, kernel_size, stride, padding, dilation, ceil_mode):
+    """Whether torch's parser would take these arguments as they are (what
+    models pass: a tensor, plain ints, a bool), so that they need no parsing."""
+    return (type(ceil_mode) is bool and isinstance(input, torch.Tensor) and _plain_ints(kernel_size, dims)
+            and _plain_ints(stride, dims, may_be_empty=True) and _plain_ints(padding, dims)
+            and _plain_ints(dilation, dims))
+
+
+def plain_output_size(dims, input, output_size):
+    """Whether adaptive pooling's arguments need no parsing: a tensor and an
+    int or ints (no None entries)."""
+    return isinstance(input, torch.Tensor) and _plain_ints(output_size, dims)
+
+
 def max_pool_args(dims, return_indices, input, kernel_size, stride, padding, dilation, ceil_mode):
     """torch.nn.functional.max_pool{dims}d's parsing (stride None already []):
     the values of kernel_size, stride, padding, dilation and ceil_mode."""
-    # What models pass, plain ints, the parser would take as they are: a fast
-    # path (the full parse costs more than the pooling of a small map).
-    if (type(ceil_mode) is bool and isinstance(input, torch.Tensor) and _plain_ints(kernel_size, dims)
-            and _plain_ints(stride, dims, may_be_empty=True) and _plain_ints(padding, dims)
-            and _plain_ints(dilation, dims)):
-        return kernel_size, stride, padding, dilation, ceil_mode
     if dims == 3 and return_indices:
         input.is_cuda  # noqa: B018 - torch's max_pool3d with indices reads it first (AttributeError if no tensor)
     name = f"max_pool{dims}d" + ("_with_indices" if return_indices else "")

@@ -12,24 +12,54 @@ from typing import List, Optional, Tuple
 import torch
 from torch import Tensor
 from torch._jit_internal import BroadcastingList1, BroadcastingList2, BroadcastingList3, boolean_dispatched
+from torch.overrides import has_torch_function_unary
 
-from ._arg_parser import adaptive_max_pool_args, max_pool_args
+from . import _C
+from ._arg_parser import adaptive_max_pool_args, max_pool_args, plain_max_pool_args, plain_output_size
 
 __all__ = ["max_pool1d", "max_pool2d", "max_pool3d", "adaptive_max_pool1d", "adaptive_max_pool2d",
            "adaptive_max_pool3d"]
+
+
+def _eager_call(input):
+    """Whether an eager call may take _C's typed entry to the op
+    (csrc/eager_calls.cpp) instead of torch.ops: the same dispatch, without
+    torch.ops' generic argument conversion, which costs more than pooling a
+    small map. Not for an input with a __torch_function__ override (torch.ops
+    honours it), nor while torch.compile traces (it sees the op itself)."""
+    return not has_torch_function_unary(input) and not torch.compiler.is_compiling()
+
+
+def _max_pool(dims, return_indices, input, kernel_size, stride, padding, dilation, ceil_mode):
+    """An eager call of max_pool{dims}d(_with_indices), stride None already [],
+    after torch's argument parsing (its errors)."""
+    if plain_max_pool_args(dims, input, kernel_size, stride, padding, dilation, ceil_mode):
+        if _eager_call(input):
+            return _C.window_pool(dims, return_indices, input, kernel_size, stride, padding, dilation, ceil_mode)
+    else:
+        kernel_size, stride, padding, dilation, ceil_mode = max_pool_args(
+            dims, return_indices, input, kernel_size, stride, padding, dilation, ceil_mode)
+    op = _WINDOW_OPS[dims - 1][return_indices]
+    return op(input, kernel_size, stride, padding, dilation, ceil_mode)
+
 
 def _size_int(size):
     return int(size) if isinstance(size, torch.Tensor) else size
 
 
-def _adaptive_output_size(dims, input, output_size):
-    """output_size as the list of ints the op takes, after torch's argument
-    parsing (its errors; None keeps the input's size). Eager only: TorchScript
-    types it as int[dims] already and refuses None entries, as for torch.
-    Under torch.jit.trace (the legacy ONNX exporter) sizes are traced 0-dim
-    tensors; the op takes ints, as the output size is fixed at export."""
-    sizes = adaptive_max_pool_args(dims, input, output_size)
-    return [_size_int(s) for s in sizes] if isinstance(sizes, (list, tuple)) else _size_int(sizes)
+def _adaptive_max_pool(dims, return_indices, input, output_size):
+    """An eager call of adaptive_max_pool{dims}d(_with_indices), after torch's
+    argument parsing (its errors; None keeps the input's size). TorchScript
+    types output_size as int[dims] already and refuses None entries, as for
+    torch. Under torch.jit.trace (the legacy ONNX exporter) sizes are traced
+    0-dim tensors; the op takes ints, as the output size is fixed at export."""
+    if plain_output_size(dims, input, output_size):
+        if _eager_call(input):
+            return _C.adaptive_pool(dims, return_indices, input, output_size)
+    else:
+        sizes = adaptive_max_pool_args(dims, input, output_size)
+        output_size = [_size_int(s) for s in sizes] if isinstance(sizes, (list, tuple)) else _size_int(sizes)
+    return _ADAPTIVE_OPS[dims - 1][return_indices](input, output_size)
 
 
 def _scripted_as(with_indices, without_indices, return_indices_position):
@@ -64,8 +94,7 @@ def _max_pool1d_with_indices(input: Tensor, kernel_size: BroadcastingList1[int],
     if stride is None:
         stride = torch.jit.annotate(List[int], [])
     if not torch.jit.is_scripting():
-        kernel_size, stride, padding, dilation, ceil_mode = max_pool_args(
-            1, True, input, kernel_size, stride, padding, dilation, ceil_mode)
+        return _max_pool(1, True, input, kernel_size, stride, padding, dilation, ceil_mode)
     return torch.ops.fastpool.max_pool1d_with_indices(input, kernel_size, stride, padding, dilation, ceil_mode)
 
 
@@ -75,8 +104,7 @@ def _max_pool1d(input: Tensor, kernel_size: BroadcastingList1[int], stride: Opti
     if stride is None:
         stride = torch.jit.annotate(List[int], [])
     if not torch.jit.is_scripting():
-        kernel_size, stride, padding, dilation, ceil_mode = max_pool_args(
-            1, False, input, kernel_size, stride, padding, dilation, ceil_mode)
+        return _max_pool(1, False, input, kernel_size, stride, padding, dilation, ceil_mode)
     return torch.ops.fastpool.max_pool1d(input, kernel_size, stride, padding, dilation, ceil_mode)
 
 
@@ -87,8 +115,7 @@ def _max_pool2d_with_indices(input: Tensor, kernel_size: BroadcastingList2[int],
     if stride is None:
         stride = torch.jit.annotate(List[int], [])
     if not torch.jit.is_scripting():
-        kernel_size, stride, padding, dilation, ceil_mode = max_pool_args(
-            2, True, input, kernel_size, stride, padding, dilation, ceil_mode)
+        return _max_pool(2, True, input, kernel_size, stride, padding, dilation, ceil_mode)
     return torch.ops.fastpool.max_pool2d_with_indices(input, kernel_size, stride, padding, dilation, ceil_mode)
 
 
@@ -98,8 +125,7 @@ def _max_pool2d(input: Tensor, kernel_size: BroadcastingList2[int], stride: Opti
     if stride is None:
         stride = torch.jit.annotate(List[int], [])
     if not torch.jit.is_scripting():
-        kernel_size, stride, padding, dilation, ceil_mode = max_pool_args(
-            2, False, input, kernel_size, stride, padding, dilation, ceil_mode)
+        return _max_pool(2, False, input, kernel_size, stride, padding, dilation, ceil_mode)
     return torch.ops.fastpool.max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode)
 
 
@@ -110,8 +136,7 @@ def _max_pool3d_with_indices(input: Tensor, kernel_size: BroadcastingList3[int],
     if stride is None:
         stride = torch.jit.annotate(List[int], [])
     if not torch.jit.is_scripting():
-        kernel_size, stride, padding, dilation, ceil_mode = max_pool_args(
-            3, True, input, kernel_size, stride, padding, dilation, ceil_mode)
+        return _max_pool(3, True, input, kernel_size, stride, padding, dilation, ceil_mode)
     return torch.ops.fastpool.max_pool3d_with_indices(input, kernel_size, stride, padding, dilation, ceil_mode)
 
 
@@ -121,48 +146,53 @@ def _max_pool3d(input: Tensor, kernel_size: BroadcastingList3[int], stride: Opti
     if stride is None:
         stride = torch.jit.annotate(List[int], [])
     if not torch.jit.is_scripting():
-        kernel_size, stride, padding, dilation, ceil_mode = max_pool_args(
-            3, False, input, kernel_size, stride, padding, dilation, ceil_mode)
+        return _max_pool(3, False, input, kernel_size, stride, padding, dilation, ceil_mode)
     return torch.ops.fastpool.max_pool3d(input, kernel_size, stride, padding, dilation, ceil_mode)
 
 
 def _adaptive_max_pool1d_with_indices(input: Tensor, output_size: BroadcastingList1[int],
                                       return_indices: bool = True) -> Tuple[Tensor, Tensor]:
     if not torch.jit.is_scripting():
-        output_size = _adaptive_output_size(1, input, output_size)
+        return _adaptive_max_pool(1, True, input, output_size)
     return torch.ops.fastpool.adaptive_max_pool1d_with_indices(input, output_size)
 
 
 def _adaptive_max_pool1d(input: Tensor, output_size: BroadcastingList1[int], return_indices: bool = False) -> Tensor:
     if not torch.jit.is_scripting():
-        output_size = _adaptive_output_size(1, input, output_size)
+        return _adaptive_max_pool(1, False, input, output_size)
     return torch.ops.fastpool.adaptive_max_pool1d(input, output_size)
 
 
 def _adaptive_max_pool2d_with_indices(input: Tensor, output_size: BroadcastingList2[int],
                                       return_indices: bool = True) -> Tuple[Tensor, Tensor]:
     if not torch.jit.is_scripting():
-        output_size = _adaptive_output_size(2, input, output_size)
+        return _adaptive_max_pool(2, True, input, output_size)
     return torch.ops.fastpool.adaptive_max_pool2d_with_indices(input, output_size)
 
 
 def _adaptive_max_pool2d(input: Tensor, output_size: BroadcastingList2[int], return_indices: bool = False) -> Tensor:
     if not torch.jit.is_scripting():
-        output_size = _adaptive_output_size(2, input, output_size)
+        return _adaptive_max_pool(2, False, input, output_size)
     return torch.ops.fastpool.adaptive_max_pool2d(input, output_size)
 
 
 def _adaptive_max_pool3d_with_indices(input: Tensor, output_size: BroadcastingList3[int],
                                       return_indices: bool = True) -> Tuple[Tensor, Tensor]:
     if not torch.jit.is_scripting():
-        output_size = _adaptive_output_size(3, input, output_size)
+        return _adaptive_max_pool(3, True, input, output_size)
     return torch.ops.fastpool.adaptive_max_pool3d_with_indices(input, output_size)
 
 
 def _adaptive_max_pool3d(input: Tensor, output_size: BroadcastingList3[int], return_indices: bool = False) -> Tensor:
     if not torch.jit.is_scripting():
-        output_size = _adaptive_output_size(3, input, output_size)
+        return _adaptive_max_pool(3, False, input, output_size)
     return torch.ops.fastpool.adaptive_max_pool3d(input, output_size)
+
+
+_WINDOW_OPS = [(getattr(torch.ops.fastpool, f"max_pool{d}d"), getattr(torch.ops.fastpool, f"max_pool{d}d_with_indices"))
+               for d in (1, 2, 3)]
+_ADAPTIVE_OPS = [(getattr(torch.ops.fastpool, f"adaptive_max_pool{d}d"),
+                  getattr(torch.ops.fastpool, f"adaptive_max_pool{d}d_with_indices")) for d in (1, 2, 3)]
 
 
 # The public functions. Without return_indices they run the op that writes no
