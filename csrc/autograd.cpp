@@ -69,25 +69,34 @@ struct WindowPoolOps {
       find_op<IndicesBackward>(window_pool_name(kDims, "_with_indices_backward"));
 };
 
-// The pooling arguments, kept for backward.
+// The pooling arguments, kept for backward as one int list (each saved_data
+// entry costs a hash-map insert and an IValue): kernel_size, stride, padding
+// and dilation expanded to kDims entries each (stride [] is kernel_size, as
+// the ops read it), then ceil_mode and the layout flag. Saved after the
+// forward op has validated them.
+template <int kDims>
 void save_window_args(AutogradContext* ctx, Ints kernel_size, Ints stride, Ints padding, Ints dilation,
-                      bool ceil_mode) {
-  ctx->saved_data["kernel_size"] = kernel_size;
-  ctx->saved_data["stride"] = stride;
-  ctx->saved_data["padding"] = padding;
-  ctx->saved_data["dilation"] = dilation;
-  ctx->saved_data["ceil_mode"] = ceil_mode;
+                      bool ceil_mode, bool channels_last = false) {
+  if (stride.empty()) stride = kernel_size;
+  std::vector<int64_t> packed;
+  packed.reserve(4 * kDims + 2);
+  for (Ints arg : {kernel_size, stride, padding, dilation})
+    for (int i = 0; i < kDims; ++i) packed.push_back(arg.size() == 1 ? arg[0] : arg[i]);
+  packed.push_back(ceil_mode);
+  packed.push_back(channels_last);
+  ctx->saved_data["args"] = std::move(packed);
 }
 
+template <int kDims>
 struct WindowArgs {
-  std::vector<int64_t> kernel_size, stride, padding, dilation;
-  bool ceil_mode;
-  explicit WindowArgs(AutogradContext* ctx)
-      : kernel_size(ctx->saved_data["kernel_size"].toIntVector()),
-        stride(ctx->saved_data["stride"].toIntVector()),
-        padding(ctx->saved_data["padding"].toIntVector()),
-        dilation(ctx->saved_data["dilation"].toIntVector()),
-        ceil_mode(ctx->saved_data["ceil_mode"].toBool()) {}
+  const std::vector<int64_t> packed;
+  explicit WindowArgs(AutogradContext* ctx) : packed(ctx->saved_data["args"].toIntVector()) {}
+  Ints kernel_size() const { return Ints(packed).slice(0, kDims); }
+  Ints stride() const { return Ints(packed).slice(kDims, kDims); }
+  Ints padding() const { return Ints(packed).slice(2 * kDims, kDims); }
+  Ints dilation() const { return Ints(packed).slice(3 * kDims, kDims); }
+  bool ceil_mode() const { return packed[4 * kDims] != 0; }
+  bool channels_last() const { return packed[4 * kDims + 1] != 0; }
 };
 
 template <int kDims>
@@ -99,17 +108,17 @@ struct WindowPoolTraining : torch::autograd::Function<WindowPoolTraining<kDims>>
         WindowPoolOps<kDims>::get().with_offsets.call(input, kernel_size, stride, padding, dilation, ceil_mode);
     ctx->save_for_backward({offsets});
     ctx->saved_data["input_size"] = input.sym_sizes();
-    ctx->saved_data["channels_last"] = pool_layout(input, kDims) == PoolLayout::channels_last;
-    save_window_args(ctx, kernel_size, stride, padding, dilation, ceil_mode);
+    save_window_args<kDims>(ctx, kernel_size, stride, padding, dilation, ceil_mode,
+                            pool_layout(input, kDims) == PoolLayout::channels_last);
     return output;
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
-    const WindowArgs a(ctx);
+    const WindowArgs<kDims> a(ctx);
     const std::vector<c10::SymInt> input_size = ctx->saved_data["input_size"].toSymIntVector();
     at::Tensor grad_input = WindowPoolOps<kDims>::get().offsets_backward.call(
-        grad_outputs[0], ctx->get_saved_variables()[0], input_size, a.kernel_size, a.stride, a.padding, a.dilation,
-        a.ceil_mode, ctx->saved_data["channels_last"].toBool());
+        grad_outputs[0], ctx->get_saved_variables()[0], input_size, a.kernel_size(), a.stride(), a.padding(),
+        a.dilation(), a.ceil_mode(), a.channels_last());
     return input_gradient(std::move(grad_input), 6);
   }
 };
@@ -119,28 +128,33 @@ struct WindowPoolRecompute : torch::autograd::Function<WindowPoolRecompute<kDims
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& input, Ints kernel_size, Ints stride,
                             Ints padding, Ints dilation, bool ceil_mode) {
     at::AutoDispatchBelowADInplaceOrView guard;
+    at::Tensor output =
+        WindowPoolOps<kDims>::get().values.call(input, kernel_size, stride, padding, dilation, ceil_mode);
     ctx->save_for_backward({input});
-    save_window_args(ctx, kernel_size, stride, padding, dilation, ceil_mode);
-    return WindowPoolOps<kDims>::get().values.call(input, kernel_size, stride, padding, dilation, ceil_mode);
+    save_window_args<kDims>(ctx, kernel_size, stride, padding, dilation, ceil_mode);
+    return output;
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
-    const WindowArgs a(ctx);
+    const WindowArgs<kDims> a(ctx);
     const at::Tensor input = ctx->get_saved_variables()[0];
     const auto& ops = WindowPoolOps<kDims>::get();
     at::Tensor indices;
     {
       at::AutoDispatchBelowADInplaceOrView guard;
-      indices = std::get<1>(ops.with_indices.call(input, a.kernel_size, a.stride, a.padding, a.dilation, a.ceil_mode));
+      indices = std::get<1>(
+          ops.with_indices.call(input, a.kernel_size(), a.stride(), a.padding(), a.dilation(), a.ceil_mode()));
     }
-    return input_gradient(ops.indices_backward.call(grad_outputs[0], input, a.kernel_size, a.stride, a.padding,
-                                                    a.dilation, a.ceil_mode, indices),
+    return input_gradient(ops.indices_backward.call(grad_outputs[0], input, a.kernel_size(), a.stride(), a.padding(),
+                                                    a.dilation(), a.ceil_mode(), indices),
                           6);
   }
 };
 
 // The op with indices: saves the input (the backward op reads its shape and
-// layout) and the indices, which the caller keeps anyway.
+// layout) and the indices, which the caller keeps anyway. The indices, being
+// integers, get no gradient without mark_non_differentiable (which compiled
+// autograd does not take for C++ functions).
 template <int kDims>
 struct WindowPoolWithIndices : torch::autograd::Function<WindowPoolWithIndices<kDims>> {
   static variable_list forward(AutogradContext* ctx, const at::Tensor& input, Ints kernel_size, Ints stride,
@@ -148,18 +162,17 @@ struct WindowPoolWithIndices : torch::autograd::Function<WindowPoolWithIndices<k
     at::AutoDispatchBelowADInplaceOrView guard;
     auto [output, indices] =
         WindowPoolOps<kDims>::get().with_indices.call(input, kernel_size, stride, padding, dilation, ceil_mode);
-    ctx->mark_non_differentiable({indices});
     ctx->save_for_backward({input, indices});
-    save_window_args(ctx, kernel_size, stride, padding, dilation, ceil_mode);
+    save_window_args<kDims>(ctx, kernel_size, stride, padding, dilation, ceil_mode);
     return {output, indices};
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
-    const WindowArgs a(ctx);
+    const WindowArgs<kDims> a(ctx);
     const variable_list saved = ctx->get_saved_variables();
     return input_gradient(WindowPoolOps<kDims>::get().indices_backward.call(
-                              grad_outputs[0], saved[0], a.kernel_size, a.stride, a.padding, a.dilation,
-                              a.ceil_mode, saved[1]),
+                              grad_outputs[0], saved[0], a.kernel_size(), a.stride(), a.padding(), a.dilation(),
+                              a.ceil_mode(), saved[1]),
                           6);
   }
 };
@@ -266,7 +279,6 @@ struct AdaptivePoolWithIndices : torch::autograd::Function<AdaptivePoolWithIndic
   static variable_list forward(AutogradContext* ctx, const at::Tensor& input, Ints output_size) {
     at::AutoDispatchBelowADInplaceOrView guard;
     auto [output, indices] = AdaptivePoolOps<kDims>::get().with_indices.call(input, output_size);
-    ctx->mark_non_differentiable({indices});
     ctx->save_for_backward({input, indices});
     ctx->saved_data["empty_output"] = has_empty_output(output_size);
     return {output, indices};

@@ -151,8 +151,10 @@ def plain_max_pool_args(dims, input, kernel_size, stride, padding, dilation, cei
 
 def plain_output_size(dims, input, output_size):
     """Whether adaptive pooling's arguments need no parsing: a tensor and an
-    int or ints (no None entries)."""
-    return isinstance(input, torch.Tensor) and _plain_ints(output_size, dims)
+    int or ints (no None entries), for which torch's _list_with_default (2-d,
+    3-d) would raise nothing (it checks the input's rank against a list)."""
+    return (isinstance(input, torch.Tensor) and _plain_ints(output_size, dims)
+            and (dims == 1 or type(output_size) is int or input.dim() > len(output_size)))
 
 
 def max_pool_args(dims, return_indices, input, kernel_size, stride, padding, dilation, ceil_mode):

@@ -31,8 +31,10 @@ def _eager_call(input):
 
 
 def _max_pool(dims, return_indices, input, kernel_size, stride, padding, dilation, ceil_mode):
-    """An eager call of max_pool{dims}d(_with_indices), stride None already [],
-    after torch's argument parsing (its errors)."""
+    """An eager call of max_pool{dims}d(_with_indices), after torch's argument
+    parsing (its errors)."""
+    if stride is None:
+        stride = []  # aten's "stride = kernel_size"
     if plain_max_pool_args(dims, input, kernel_size, stride, padding, dilation, ceil_mode):
         if _eager_call(input):
             return _C.window_pool(dims, return_indices, input, kernel_size, stride, padding, dilation, ceil_mode)
@@ -195,9 +197,10 @@ _ADAPTIVE_OPS = [(getattr(torch.ops.fastpool, f"adaptive_max_pool{d}d"),
                   getattr(torch.ops.fastpool, f"adaptive_max_pool{d}d_with_indices")) for d in (1, 2, 3)]
 
 
-# The public functions. Without return_indices they run the op that writes no
-# indices; under autograd it saves the input only and recomputes the argmax in
-# backward, so training keeps no int64 index tensor alive.
+# The public functions: in eager mode, straight to the op (the typed functions
+# above are what TorchScript compiles). Without return_indices they run the op
+# that writes no indices; under autograd it saves each output's argmax as its
+# tap in the window (csrc/autograd.cpp), so training keeps no int64 indices.
 
 @_scripted_as(_max_pool1d_with_indices, _max_pool1d, return_indices_position=6)
 def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
@@ -206,33 +209,25 @@ def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     An input stored N,L,C gives outputs stored so too, as torch's does with
     indices or under autograd (torch's no-grad path without indices returns a
     contiguous output: same values, other strides)."""
-    if return_indices:
-        return _max_pool1d_with_indices(input, kernel_size, stride, padding, dilation, ceil_mode)
-    return _max_pool1d(input, kernel_size, stride, padding, dilation, ceil_mode)
+    return _max_pool(1, bool(return_indices), input, kernel_size, stride, padding, dilation, ceil_mode)
 
 
 @_scripted_as(_max_pool2d_with_indices, _max_pool2d, return_indices_position=6)
 def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
     """Same as :func:`torch.nn.functional.max_pool2d`, and bit-identical to it."""
-    if return_indices:
-        return _max_pool2d_with_indices(input, kernel_size, stride, padding, dilation, ceil_mode)
-    return _max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode)
+    return _max_pool(2, bool(return_indices), input, kernel_size, stride, padding, dilation, ceil_mode)
 
 
 @_scripted_as(_max_pool3d_with_indices, _max_pool3d, return_indices_position=6)
 def max_pool3d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
     """Same as :func:`torch.nn.functional.max_pool3d`, and bit-identical to it."""
-    if return_indices:
-        return _max_pool3d_with_indices(input, kernel_size, stride, padding, dilation, ceil_mode)
-    return _max_pool3d(input, kernel_size, stride, padding, dilation, ceil_mode)
+    return _max_pool(3, bool(return_indices), input, kernel_size, stride, padding, dilation, ceil_mode)
 
 
 @_scripted_as(_adaptive_max_pool1d_with_indices, _adaptive_max_pool1d, return_indices_position=2)
 def adaptive_max_pool1d(input, output_size, return_indices=False):
     """Same as :func:`torch.nn.functional.adaptive_max_pool1d`, and bit-identical to it."""
-    if return_indices:
-        return _adaptive_max_pool1d_with_indices(input, output_size)
-    return _adaptive_max_pool1d(input, output_size)
+    return _adaptive_max_pool(1, bool(return_indices), input, output_size)
 
 
 @_scripted_as(_adaptive_max_pool2d_with_indices, _adaptive_max_pool2d, return_indices_position=2)
@@ -241,14 +236,10 @@ def adaptive_max_pool2d(input, output_size, return_indices=False):
 
     Sizes that divide evenly (global pooling among them) run the fixed-window
     kernels; the others read their varying windows from a table."""
-    if return_indices:
-        return _adaptive_max_pool2d_with_indices(input, output_size)
-    return _adaptive_max_pool2d(input, output_size)
+    return _adaptive_max_pool(2, bool(return_indices), input, output_size)
 
 
 @_scripted_as(_adaptive_max_pool3d_with_indices, _adaptive_max_pool3d, return_indices_position=2)
 def adaptive_max_pool3d(input, output_size, return_indices=False):
     """Same as :func:`torch.nn.functional.adaptive_max_pool3d`, and bit-identical to it."""
-    if return_indices:
-        return _adaptive_max_pool3d_with_indices(input, output_size)
-    return _adaptive_max_pool3d(input, output_size)
+    return _adaptive_max_pool(3, bool(return_indices), input, output_size)

@@ -336,3 +336,118 @@ def test_torch_compile_and_export_1d_3d():
     targets = {str(n.target) for n in exported.graph.nodes if n.op == "call_function"}
     assert any("fastpool.max_pool1d" in t for t in targets) and any("fastpool.max_pool3d" in t for t in targets)
     torch.testing.assert_close(exported.module()(audio, volume), net(audio, volume), rtol=0, atol=0)
+
+
+# ---- the eager calls' typed entry (csrc/eager_calls.cpp) ----
+
+_EAGER_CALLS = [
+    ("max_pool1d", lambda x, ri: fastpool.max_pool1d(x[:, :, 0], 3, 2, 1, return_indices=ri)),
+    ("max_pool2d", lambda x, ri: fastpool.max_pool2d(x, (3, 2), [2], 1, 1, True, ri)),
+    ("max_pool3d", lambda x, ri: fastpool.max_pool3d(x.unsqueeze(2), (1, 2, 2), return_indices=ri)),
+    ("adaptive_max_pool1d", lambda x, ri: fastpool.adaptive_max_pool1d(x[:, :, 0], 3, ri)),
+    ("adaptive_max_pool2d", lambda x, ri: fastpool.adaptive_max_pool2d(x, (3, 2), ri)),
+    ("adaptive_max_pool3d", lambda x, ri: fastpool.adaptive_max_pool3d(x.unsqueeze(2), 2, ri)),
+]
+
+
+@pytest.mark.parametrize("name,call", _EAGER_CALLS)
+@pytest.mark.parametrize("return_indices", [False, True])
+def test_eager_calls_reach_dispatch_modes(name, call, return_indices):
+    # The typed entry calls the op through the dispatcher, so torch_dispatch
+    # modes (fake tensors, functionalization, tracing) see fastpool's op.
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Record(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.ops = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.ops.append(str(func))
+            return func(*args, **(kwargs or {}))
+
+    x = torch.randn(2, 3, 8, 6)
+    with Record() as mode:
+        got = call(x, return_indices)
+    suffix = "_with_indices" if return_indices else ""
+    assert f"fastpool.{name}{suffix}.default" in mode.ops, mode.ops
+    _assert_all_identical(got, call(x, return_indices))
+
+
+def _assert_all_identical(got, expected):
+    if isinstance(expected, tuple):
+        assert isinstance(got, tuple) and len(got) == len(expected)
+        for g, e in zip(got, expected):
+            assert_identical(g, e)
+    else:
+        assert_identical(got, expected)
+
+
+class _Recorded(torch.Tensor):
+    """A tensor subclass with a __torch_function__ override that records calls."""
+    calls = []
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        cls.calls.append(func)
+        return super().__torch_function__(func, types, args, kwargs or {})
+
+
+@pytest.mark.parametrize("name,call", _EAGER_CALLS)
+def test_torch_function_overrides_see_the_op(name, call):
+    # An input with a __torch_function__ override takes torch.ops, which
+    # honours it; so does a TorchFunctionMode.
+    x = torch.randn(2, 3, 8, 6)
+    _Recorded.calls.clear()
+    got = call(x.as_subclass(_Recorded), False)
+    assert any(f"fastpool.{name}" in str(f) for f in _Recorded.calls), _Recorded.calls
+    assert type(got) is _Recorded
+    assert_identical(got.as_subclass(torch.Tensor), call(x, False))
+
+    from torch.overrides import TorchFunctionMode
+
+    class Mode(TorchFunctionMode):
+        seen = []
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            self.seen.append(func)
+            return func(*args, **(kwargs or {}))
+
+    with Mode() as mode:
+        call(x, False)
+    assert any(f"fastpool.{name}" in str(f) for f in mode.seen), mode.seen
+
+
+@pytest.mark.parametrize("name,call", _EAGER_CALLS)
+@pytest.mark.parametrize("return_indices", [False, True])
+def test_eager_calls_equal_torch_ops_calls(name, call, return_indices, monkeypatch):
+    # Values, indices and gradients through the typed entry and through
+    # torch.ops (forced by having every call look compiled) are the same.
+    x = torch.randn(2, 3, 8, 6, dtype=torch.float64, requires_grad=True)
+    eager = call(x, return_indices)
+    out = eager[0] if return_indices else eager
+    if return_indices:  # as torch's: integers, no gradient
+        assert not eager[1].requires_grad and eager[1].grad_fn is None
+    (grad,) = torch.autograd.grad(out.sum(), x)
+    monkeypatch.setattr(fastpool.functional, "_eager_call", lambda input: False)
+    ops = call(x, return_indices)
+    out = ops[0] if return_indices else ops
+    (ops_grad,) = torch.autograd.grad(out.sum(), x)
+    _assert_all_identical(eager, ops)
+    assert_identical(grad, ops_grad)
+    torch.autograd.gradcheck(lambda t: call(t, False), (x,))
+
+
+def test_compiled_autograd_runs_the_backward_ops():
+    # An eager forward whose backward runs under compiled autograd.
+    x = torch.randn(2, 3, 8, 8, requires_grad=True)
+    pools = [lambda t: fastpool.max_pool2d(t, 3, 2, 1), lambda t: fastpool.max_pool2d(t, 2, return_indices=True)[0],
+             lambda t: fastpool.adaptive_max_pool2d(t, 3)]
+    for pool in pools:
+        loss = pool(x * 2).square().sum()
+        with torch._dynamo.compiled_autograd._enable(torch.compile(backend="eager")):
+            loss.backward()
+        got, x.grad = x.grad, None
+        pool(x * 2).square().sum().backward()
+        assert_identical(got, x.grad)
+        x.grad = None
