@@ -15,6 +15,7 @@
 // (fastpool/_ops.py).
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <algorithm>
+#include <optional>
 #include <torch/autograd.h>
 #include <torch/library.h>
 
@@ -38,6 +39,16 @@ using Ints = at::IntArrayRef;
 bool has_training_kernels(const at::Tensor& input) {
   return input.is_cpu() || input.is_meta();
 }
+
+// The backward ops' double-backward formulas are Python (fastpool/_ops.py),
+// on their Autograd key. A backward that builds no graph (no create_graph)
+// skips that key: its Python kernel costs more than a small map's backward.
+struct SkipAutogradUnlessBuildingGraph {
+  std::optional<at::AutoDispatchBelowADInplaceOrView> guard;
+  SkipAutogradUnlessBuildingGraph() {
+    if (!at::GradMode::is_enabled()) guard.emplace();
+  }
+};
 
 // Returns {grad_input, no gradient for each other argument}.
 variable_list input_gradient(at::Tensor grad_input, size_t num_args) {
@@ -114,6 +125,7 @@ struct WindowPoolTraining : torch::autograd::Function<WindowPoolTraining<kDims>>
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    const SkipAutogradUnlessBuildingGraph no_graph;
     const WindowArgs<kDims> a(ctx);
     const std::vector<c10::SymInt> input_size = ctx->saved_data["input_size"].toSymIntVector();
     at::Tensor grad_input = WindowPoolOps<kDims>::get().offsets_backward.call(
@@ -136,6 +148,7 @@ struct WindowPoolRecompute : torch::autograd::Function<WindowPoolRecompute<kDims
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    const SkipAutogradUnlessBuildingGraph no_graph;
     const WindowArgs<kDims> a(ctx);
     const at::Tensor input = ctx->get_saved_variables()[0];
     const auto& ops = WindowPoolOps<kDims>::get();
@@ -168,6 +181,7 @@ struct WindowPoolWithIndices : torch::autograd::Function<WindowPoolWithIndices<k
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    const SkipAutogradUnlessBuildingGraph no_graph;
     const WindowArgs<kDims> a(ctx);
     const variable_list saved = ctx->get_saved_variables();
     return input_gradient(WindowPoolOps<kDims>::get().indices_backward.call(
@@ -243,6 +257,7 @@ struct AdaptivePoolTraining : torch::autograd::Function<AdaptivePoolTraining<kDi
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    const SkipAutogradUnlessBuildingGraph no_graph;
     const std::vector<c10::SymInt> input_size = ctx->saved_data["input_size"].toSymIntVector();
     return input_gradient(AdaptivePoolOps<kDims>::get().offsets_backward.call(
                               grad_outputs[0], ctx->get_saved_variables()[0], input_size,
@@ -261,6 +276,7 @@ struct AdaptivePoolRecompute : torch::autograd::Function<AdaptivePoolRecompute<k
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    const SkipAutogradUnlessBuildingGraph no_graph;
     const at::Tensor input = ctx->get_saved_variables()[0];
     const auto output_size = ctx->saved_data["output_size"].toIntVector();
     if (has_empty_output(output_size)) return input_gradient(at::zeros_like(input), 2);
@@ -285,6 +301,7 @@ struct AdaptivePoolWithIndices : torch::autograd::Function<AdaptivePoolWithIndic
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    const SkipAutogradUnlessBuildingGraph no_graph;
     const variable_list saved = ctx->get_saved_variables();
     if (ctx->saved_data["empty_output"].toBool()) return input_gradient(at::zeros_like(saved[0]), 2);
     return input_gradient(AdaptivePoolOps<kDims>::get().indices_backward.call(grad_outputs[0], saved[0], saved[1]), 2);

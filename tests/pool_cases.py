@@ -163,4 +163,5 @@ def torch_max_pool(dims, x, **args):
         if "numeric_limits<integer_t>" not in str(e) or x.dtype.is_floating_point:
             raise
         out, idx = fn(x.contiguous(), return_indices=True, **args)
-        return tuple(t.movedim(1, -1).contiguous().movedim(-1, 1) for t in (out, idx))
+        channels = x.dim() - dims - 1  # 0 for an unbatched input
+        return tuple(t.movedim(channels, -1).contiguous().movedim(-1, channels) for t in (out, idx))

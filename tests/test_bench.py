@@ -136,6 +136,22 @@ def test_copy_bandwidth_share_and_column():
     assert measure.copy_bandwidth("cpu", 1, nbytes=1 << 20) > 0
 
 
+def test_per_call_cost_rows():
+    """The per-call table: fastpool's time minus torch's in the same layout, met within 1 us."""
+    def case(layout, direction, fastpool_s, torch_s):
+        peer = "torch" if layout == "nchw" else "torch_cl"
+        return {"group": "calls", "case": "call.1x8x8x8", "params": "k2 s2", "dtype": "float32", "layout": layout,
+                "direction": direction, "impls": {"fastpool": {"median_s": fastpool_s}, peer: {"median_s": torch_s}}}
+
+    rows = report.overhead_rows([case("nchw", "fwd", 4.5e-6, 4.0e-6), case("nhwc", "train", 8e-6, 6e-6),
+                                 dict(case("nchw", "fwd", 1.0, 1.0), group="headline")])
+    header, fwd, train = rows
+    assert fwd[header.index("difference")] == "+" + report.fmt_time(0.5e-6) and fwd[-1] == "yes"
+    assert train[header.index("difference")] == "+" + report.fmt_time(2e-6) and train[-1] == "no"
+    assert report.overhead_rows([case("nchw", "fwd", 1.0, 1.0) | {"group": "headline"}]) is None
+    assert any(g.name == "calls" for g in build_suite("default").groups)
+
+
 def test_gpu_probe_runs_on_cpu():
     """benchmarks/gpu_probe.py (the GPU visit's crash finder) runs its cases on the
     CPU ops here, so a visit never finds it broken."""

@@ -328,3 +328,23 @@ def test_memory_format_rule_knows_the_number_of_dims():
     for got, expected in zip(fastpool.max_pool1d(x, 3, return_indices=True), F.max_pool1d(x, 3, return_indices=True)):
         assert_identical(got, expected)
     assert fastpool.max_pool1d(x, 3).stride() == (15, 1, 5)
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.int8, torch.int16, torch.float32])
+def test_channels_last_3d_remainder_channels_where_torch_refuses(dtype):
+    # torch's channels-last 3-d kernel starts the argmax of its remainder
+    # channels without the depth term, which shows where no tap beats the
+    # type's lowest value; fastpool reproduces that where torch gives a
+    # result. For 8-bit integers on a plane of 140 elements torch raises
+    # (it numbers the plane in int8): fastpool computes it, by the planar rule.
+    lowest = torch.finfo(dtype).min if dtype.is_floating_point else torch.iinfo(dtype).min
+    x = torch.full((1, 2, 4, 5, 7), lowest, dtype=dtype).contiguous(memory_format=torch.channels_last_3d)
+    out, idx = fastpool.max_pool3d(x, 1, return_indices=True)
+    try:
+        expected = F.max_pool3d(x, 1, return_indices=True)
+    except RuntimeError as e:
+        assert "numeric_limits<integer_t>" in str(e) and dtype.itemsize == 1
+        expected = (x, torch.arange(140).view(4, 5, 7).expand(1, 2, 4, 5, 7))
+    assert torch.equal(out, expected[0])
+    assert torch.equal(idx, expected[1])
+    assert idx.is_contiguous(memory_format=torch.channels_last_3d)

@@ -5,6 +5,7 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <cmath>
 #include <numeric>
 #include <string>
 
@@ -16,9 +17,12 @@
 namespace fastpool::cpu {
 namespace {
 
-// Work per parallel_for grain, in (output element x tap) units; small calls
-// stay on one thread.
-constexpr int64_t kGrainWork = 32768;
+// Work per parallel_for grain, in (output element x tap) units: about 10 us
+// of one thread's SIMD work here, so that a call is split only when each
+// thread gets more work than waking the other thread costs (a few us on an
+// idle machine; far more when other processes, such as data-loader workers,
+// hold the cores). Small maps stay on the calling thread.
+constexpr int64_t kGrainWork = int64_t{1} << 17;
 
 // The dtypes fastpool's CPU kernels take; for others, torch's CPU error, which
 // names its kernel (`op`).
@@ -135,6 +139,17 @@ at::Tensor shape_only(c10::IntArrayRef sizes, const at::Tensor& like) {
   return at::empty(sizes, like.options().device(at::kMeta));
 }
 
+// Whether PyTorch's channels-last CPU kernel gives a result for this dtype and
+// plane: it numbers an integer plane in the signed integer of the dtype's
+// width and raises when the plane has more elements than that holds (fastpool
+// computes it; its result then follows the planar rule, without the
+// remainder-channel quirk that only reproduces torch's own results).
+bool torch_computes_in_channels_last(at::ScalarType dtype, const PoolGeometry& g) {
+  if (at::isFloatingType(dtype)) return true;
+  const double limit = std::ldexp(1.0, 8 * static_cast<int>(c10::elementSize(dtype)) - 1) - 1;
+  return static_cast<double>(in_plane_elems(g)) <= limit;
+}
+
 // What a forward writes besides the values.
 enum class ArgmaxOut { none, indices, taps };
 
@@ -207,7 +222,7 @@ struct CpuWindowPool {
     }
     if (output.numel() == 0) return {output, argmax};
     PoolGeometry g = make_geometry(input, p.args);
-    g.channels_tail_start_skips_depth = true;
+    g.channels_tail_start_skips_depth = torch_computes_in_channels_last(input.scalar_type(), g);
     run_forward(op, input, g, p.layout, kDims, output, argmax);
     return {output, argmax};
   }

@@ -163,6 +163,12 @@ SWEEP_SIZES = [
 ]
 
 
+# Per-call cost: a map so small that the pooling itself takes well under a
+# microsecond, so the time is the call's own cost (argument handling, dispatch,
+# allocation, autograd), as in late layers at batch 1.
+CALL_SHAPES = [_S("call.1x8x8x8", "max_pool2d", (1, 8, 8, 8), _w(2, 2), "per-call cost, 2 KiB input", "calls")]
+
+
 def sweep_shapes(full: bool) -> List[Shape]:
     out = []
     for shape, tags in SWEEP_SIZES:
@@ -241,6 +247,10 @@ def build_suite(name: str) -> Suite:
                       ["torch", "torch_cl", "onednn"]),
                 Group("networks", network, ["float32"], list(LAYOUTS), ["fwd", "bwd"],
                       ["torch", "torch_cl", "onednn"], min_run_time=0.05),
+                Group("calls", CALL_SHAPES, ["float32"], ["nchw"], ["fwd", "fwd_idx", "train"], ["torch"],
+                      min_run_time=0.05),
+                Group("calls", CALL_SHAPES, ["float32"], ["nhwc"], ["fwd", "fwd_idx", "train"], ["torch_cl"],
+                      min_run_time=0.05),
                 # the sweep compares each layout with torch in the same layout only (torch NCHW on the
                 # DRAM-sized point alone takes seconds a call)
                 Group("sweep", sweep_shapes(full=False), ["float32"], ["nchw"], ["fwd"], ["torch"], min_run_time=0.05),
