@@ -879,6 +879,117 @@ struct ZeroAhead {
   }
 };
 
+#if defined(__AVX512F__)
+// The argmaxes of 16 channels of one output, compared with one tap's key (the
+// tap for the training taps, the flat plane position for int64 indices).
+template <typename Source>
+struct ArgmaxLanes;
+
+template <>
+struct ArgmaxLanes<TapOffset<uint8_t>> {
+  __m128i keys;
+  ArgmaxLanes(const uint8_t* p, __mmask16 lanes) : keys(_mm_maskz_loadu_epi8(lanes, p)) {}
+  FASTPOOL_ALWAYS_INLINE __mmask16 equal(int64_t key) const {
+    return _mm_cmpeq_epi8_mask(keys, _mm_set1_epi8(static_cast<char>(key)));
+  }
+};
+
+template <>
+struct ArgmaxLanes<TapOffset<int32_t>> {
+  __m512i keys;
+  ArgmaxLanes(const int32_t* p, __mmask16 lanes) : keys(_mm512_maskz_loadu_epi32(lanes, p)) {}
+  FASTPOOL_ALWAYS_INLINE __mmask16 equal(int64_t key) const {
+    return _mm512_cmpeq_epi32_mask(keys, _mm512_set1_epi32(static_cast<int32_t>(key)));
+  }
+};
+
+template <>
+struct ArgmaxLanes<FlatIndex> {
+  __m512i low, high;  // lanes 0-7, 8-15
+  ArgmaxLanes(const int64_t* p, __mmask16 lanes)
+      : low(_mm512_maskz_loadu_epi64(static_cast<__mmask8>(lanes), p)),
+        high(_mm512_maskz_loadu_epi64(static_cast<__mmask8>(lanes >> 8), p + 8)) {}
+  FASTPOOL_ALWAYS_INLINE __mmask16 equal(int64_t key) const {
+    const __m512i k = _mm512_set1_epi64(key);
+    return static_cast<__mmask16>(_mm512_cmpeq_epi64_mask(low, k) | (_mm512_cmpeq_epi64_mask(high, k) << 8));
+  }
+};
+
+template <typename T>
+constexpr bool kVectorBackward = std::is_same_v<T, float> || std::is_same_v<T, bf16_t> || std::is_same_v<T, fp16_t>;
+
+// The channels-last backward 16 channels at a time: for each in-bounds tap of
+// a window, in scan order, the lanes whose argmax is that tap add their
+// gradient at the tap's input position, rounded to the storage type after
+// the add (Simd::add_masked). Each element gets the same adds in the same
+// (output) order as from the scalar loop, so the same bits. Lanes whose
+// argmax is no in-bounds tap of the window (int64 indices may point anywhere
+// in the plane; a window may have no tap) take the scalar step, at the same
+// output. Tasks, bands and zeroing as in backward_channels_last.
+template <typename T, typename Source>
+void backward_channels_last_lanes(const PoolGeometry& g, const void* grad_output, const void* argmax,
+                                  void* grad_input, int64_t bands, int64_t begin, int64_t end) {
+  using E = typename Source::E;
+  using S = Simd<float>;
+  constexpr int64_t kLanes = S::kLanes;
+  const int64_t C = g.channels, W = g.in_size[2], KW = g.kernel[2], dil_w = g.dilation[2];
+  const int64_t in_elems = in_plane_elems(g), out_elems = out_plane_elems(g);
+  const int64_t rows = g.in_size[0] * g.in_size[1];
+  const ArgmaxDecoder<Source> decoder(g);
+  const WindowTables tables(g);
+  RowScratch rs(g);
+  for (int64_t task = begin; task < end; ++task) {
+    const int64_t n = task / bands, band = task % bands;
+    const int64_t first = band * rows / bands * W, count = (band + 1) * rows / bands * W - first;  // positions
+    const T* go = static_cast<const T*>(grad_output) + n * out_elems * C;
+    const E* idx = static_cast<const E*>(argmax) + n * out_elems * C;
+    T* gi = static_cast<T*>(grad_input) + (n * in_elems + first) * C;  // gi[(i - first) * C + c]
+    ZeroAhead<T> zero{gi, C, W, count};
+    int64_t o = 0;
+    for (int64_t od = 0; od < g.out_size[0]; ++od)
+      for (int64_t oh = 0; oh < g.out_size[1]; ++oh) {
+        const WindowRows wr = rs.collect(g, tables, od, oh);
+        const int64_t base = decoder.window_base(od, oh) - first;
+        for (int64_t ow = 0; ow < g.out_size[2]; ++ow, ++o) {
+          const WindowTaps& tw = tables.width(ow);
+          for (int64_t c0 = 0; c0 < C; c0 += kLanes) {
+            const int64_t lanes = min64(kLanes, C - c0);
+            const __mmask16 all = S::first(lanes);
+            const ArgmaxLanes<Source> keys(idx + o * C + c0, all);
+            const S::V grad = S::load_n(go + o * C + c0, lanes);
+            __mmask16 left = all;
+            for (int64_t r = 0; r < wr.count && left; ++r) {
+              for (int64_t j = 0; j < tw.count; ++j) {
+                const int64_t position = rs.rows.data[r] + tw.first + j * dil_w;  // in the plane
+                const __mmask16 m =
+                    keys.equal(Source::kTap ? rs.taps.data[r] * KW + tw.first_tap + j : position) & left;
+                if (!m) continue;
+                left &= static_cast<__mmask16>(~m);
+                const int64_t i = position - first;
+                if (static_cast<uint64_t>(i) < static_cast<uint64_t>(count)) {
+                  zero.reach(i);
+                  S::add_masked(gi + i * C + c0, m, grad);
+                }
+                if (!left) break;
+              }
+            }
+            for (; left; left &= static_cast<__mmask16>(left - 1)) {  // the scalar step, lane by lane
+              const int64_t c = c0 + __builtin_ctz(left);
+              const int64_t i = decoder.position(base, ow, idx[o * C + c]) - (Source::kTap ? 0 : first);
+              if (static_cast<uint64_t>(i) < static_cast<uint64_t>(count)) {
+                zero.reach(i);
+                T& g_in = gi[i * C + c];
+                g_in = Scalar<T>::store(Scalar<T>::load(g_in) + Scalar<T>::load(go[o * C + c]));
+              }
+            }
+          }
+        }
+      }
+    zero.upto(count);
+  }
+}
+#endif
+
 // Tasks are (image, band of input rows): `bands` bands per image. A task
 // scans every output of its image and adds only the argmaxes that fall in its
 // own rows, so each grad_input element is written by one task, in output
@@ -887,6 +998,14 @@ struct ZeroAhead {
 template <typename T, typename Source>
 void backward_channels_last(const PoolGeometry& g, const void* grad_output, const void* argmax, void* grad_input,
                             int64_t bands, int64_t begin, int64_t end) {
+#if defined(__AVX512F__)
+  if constexpr (kVectorBackward<T>) {
+    // Below a few channels the taps' compares cost more than the lanes save.
+    constexpr int64_t kMinChannels = 4;
+    if (g.channels >= kMinChannels)
+      return backward_channels_last_lanes<T, Source>(g, grad_output, argmax, grad_input, bands, begin, end);
+  }
+#endif
   using E = typename Source::E;
   const int64_t C = g.channels, W = g.in_size[2];
   const int64_t in_elems = in_plane_elems(g), out_elems = out_plane_elems(g);

@@ -22,7 +22,9 @@
 //   store_indices    int32 lanes widened to int64; store_index32 as they are
 //   kMasked          true when the ISA has masked loads/stores; then
 //                    load_n / load_stride2_n / store_n / store_indices_n
-//                    touch only the first n lanes' elements (n < kLanes)
+//                    touch only the first n lanes' elements (n < kLanes),
+//                    and add_masked(p, m, g) adds g into the lanes in m
+//                    (AVX-512 float only)
 // Storage types: float, double, fp16_t, bf16_t (see kernel_table.h).
 #pragma once
 #include <immintrin.h>
@@ -133,6 +135,26 @@ struct Simd<float> {
   static inline void store_n(bf16_t* p, V v, int64_t n) {
     const __m512i bits = _mm512_srli_epi32(_mm512_castps_si512(v), 16);
     _mm256_mask_storeu_epi16(p, first(n), _mm512_cvtepi32_epi16(bits));
+  }
+  // p[l] = p[l] + g[l] for the lanes l in m, rounded to the storage type
+  // after the add as Scalar<T>::store does (nearest even; a NaN stays a quiet
+  // NaN of the same payload): the backward's accumulation, 16 channels at once.
+  static inline void add_masked(float* p, M m, V g) {
+    _mm512_mask_storeu_ps(p, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, p), g));
+  }
+  static inline void add_masked(fp16_t* p, M m, V g) {
+    const V sum = _mm512_add_ps(_mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p)), g);
+    _mm256_mask_storeu_epi16(p, m, _mm512_cvtps_ph(sum, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  }
+  static inline void add_masked(bf16_t* p, M m, V g) {
+    const __m512i old = _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p)), 16);
+    const V sum = _mm512_add_ps(_mm512_castsi512_ps(old), g);
+    const __m512i u = _mm512_castps_si512(sum);
+    const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+    __m512i bits = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), odd)), 16);
+    const __mmask16 nan = _mm512_cmp_ps_mask(sum, sum, _CMP_UNORD_Q);
+    bits = _mm512_mask_blend_epi32(nan, bits, _mm512_or_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40)));
+    _mm256_mask_storeu_epi16(p, m, _mm512_cvtepi32_epi16(bits));
   }
   static inline void store_indices_n(int64_t* p, I idx, int64_t n) {
     const __mmask16 m = first(n);
