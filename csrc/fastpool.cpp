@@ -1,6 +1,7 @@
 // The fastpool operator library: the schemas of op_list.h (backends register
 // implementations in cpu/, cuda/ and max_pool_meta.cpp), and the Python
-// module's build information.
+// module: build information, the functional API's typed entry to the ops
+// (eager_calls.cpp) and the test hooks.
 #include <torch/library.h>
 #include <torch/extension.h>
 
