@@ -5,7 +5,6 @@ instruction set with that set's flags and linked into the same module; the
 best one is picked at run time. CUDA kernels are added when torch has CUDA and
 nvcc is found (FASTPOOL_CUDA=0/1 forces either way).
 """
-import glob
 import os
 import sys
 
@@ -31,27 +30,33 @@ class BuildWithISA(BuildExtension):
     def build_extensions(self):
         from concurrent.futures import ThreadPoolExecutor
 
-        # The kernel headers every ISA build includes: an object newer than all of
-        # them (and compiled with the same flags) is up to date. (The other
-        # sources go through ninja, which tracks its own dependencies.)
-        headers = glob.glob(os.path.join(ROOT, "csrc", "**", "*.h"), recursive=True)
-        newest_header = max((os.path.getmtime(h) for h in headers), default=0.0)
+        # An ISA object is up to date when it is newer than every file its last
+        # compile read (the compiler's own dependency list, -MMD) and was
+        # compiled with the same flags. (The other sources go through ninja,
+        # which tracks its own dependencies.)
+        def newer_than_its_inputs(obj):
+            try:
+                with open(obj + ".d") as f:
+                    inputs = f.read().replace("\\\n", " ").split(":", 1)[1].split()
+                return all(os.path.getmtime(obj) > os.path.getmtime(path) for path in inputs)
+            except (OSError, IndexError):
+                return False
 
         def compile_isa(entry):
             src, flags = entry
             rel = os.path.relpath(os.path.join(ROOT, src))
-            args = build_config.ISA_COMMON_FLAGS + flags
             (obj,) = self.compiler.object_filenames([rel], output_dir=self.build_temp)
+            args = build_config.ISA_COMMON_FLAGS + flags
             stamp = obj + ".flags"
-            up_to_date = (os.path.exists(obj) and os.path.exists(stamp)
-                          and os.path.getmtime(obj) > max(newest_header, os.path.getmtime(rel))
+            up_to_date = (os.path.exists(obj) and os.path.exists(stamp) and newer_than_its_inputs(obj)
                           and open(stamp).read() == " ".join(args))
             if up_to_date:
                 print(f"fastpool: {src} is up to date", flush=True)
                 return [obj]
             print(f"fastpool: compiling {src} ({' '.join(flags) or 'portable'})", flush=True)
             objects = self.compiler.compile([rel], output_dir=self.build_temp,
-                                            include_dirs=[os.path.join(ROOT, "csrc")], extra_postargs=args)
+                                            include_dirs=[os.path.join(ROOT, "csrc")],
+                                            extra_postargs=args + ["-MMD", "-MF", obj + ".d"])
             with open(stamp, "w") as f:
                 f.write(" ".join(args))
             return objects
