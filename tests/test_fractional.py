@@ -428,3 +428,21 @@ def test_backward_is_deterministic():
         fastpool.fractional_max_pool2d(x, 3, output_size=20, _random_samples=samples).sum().backward()
         grads.append(x.grad.clone())
     assert torch.equal(grads[0], grads[1])
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+@pytest.mark.parametrize("kernel", [2, 3])
+def test_graham_sized_planes_match_torch(dtype, kernel):
+    """Planes as Graham's nets pool them (ratio 1/sqrt(2)), wider than the
+    property tests draw, with ties and NaN; forward and gradient."""
+    x = make_input(2, 5, (61, 67), dtype, "contiguous", 3, "specials").requires_grad_()
+    y = x.detach().clone().requires_grad_()
+    samples = torch.rand(2, 5, 2, dtype=torch.float64).to(dtype)
+    kw = dict(output_ratio=(0.7071, 0.7071), return_indices=True, _random_samples=samples)
+    got, expected = fastpool.fractional_max_pool2d(x, kernel, **kw), F.fractional_max_pool2d(y, kernel, **kw)
+    assert_identical(got[0].detach(), expected[0].detach())
+    assert_identical(got[1], expected[1])
+    g = torch.randn(expected[0].shape, dtype=torch.float64).to(dtype)
+    got[0].backward(g)
+    expected[0].backward(g)
+    assert_identical(x.grad, y.grad)

@@ -20,6 +20,7 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -69,16 +70,67 @@ template <typename scalar_t>
 inline float as_float(scalar_t v) { return static_cast<float>(v); }
 inline double as_float(double v) { return v; }
 
+// One plane's outputs, a row of outputs at a time: for each tap of the
+// windows (in raster order within the window: t, h, then w), one pass over the
+// row's outputs that compares and selects without branches, so the compiler
+// vectorises it and random data costs no mispredictions. index_t: int32_t
+// where the plane's flat indices fit (narrower selects), else int64_t.
+template <typename scalar_t, typename index_t>
+void forward_plane(const FractionalPlanes& p, const int64_t* starts_t, const int64_t* starts_h,
+                   const index_t* starts_w, const scalar_t* in, scalar_t* out, int64_t* idx,
+                   decltype(as_float(scalar_t()))* best, index_t* arg) {
+  using acc_t = decltype(as_float(scalar_t()));
+  const int64_t H = p.in[1], W = p.in[2], OW = p.out[2];
+  for (int64_t ot = 0; ot < p.out[0]; ++ot) {
+    const int64_t t0 = starts_t[ot];
+    for (int64_t oh = 0; oh < p.out[1]; ++oh) {
+      const int64_t h0 = starts_h[oh];
+      // The window's first element: torch's argmax when no value beats -inf.
+      const index_t first = static_cast<index_t>((t0 * H + h0) * W);
+      for (int64_t ow = 0; ow < OW; ++ow) {
+        best[ow] = -std::numeric_limits<acc_t>::infinity();
+        arg[ow] = first + starts_w[ow];
+      }
+      for (int64_t t = t0; t < t0 + p.k[0]; ++t) {
+        for (int64_t h = h0; h < h0 + p.k[1]; ++h) {
+          const index_t row_start = static_cast<index_t>((t * H + h) * W);
+          const scalar_t* row = in + row_start;
+          for (int64_t j = 0; j < p.k[2]; ++j) {
+            for (int64_t ow = 0; ow < OW; ++ow) {
+              const index_t w = starts_w[ow] + static_cast<index_t>(j);
+              const acc_t v = as_float(row[w]);
+              // torch's rule: a greater value, or any NaN, takes the place.
+              const bool take = v > best[ow] || v != v;
+              best[ow] = take ? v : best[ow];
+              arg[ow] = take ? row_start + w : arg[ow];
+            }
+          }
+        }
+      }
+      for (int64_t ow = 0; ow < OW; ++ow) {
+        out[ow] = static_cast<scalar_t>(best[ow]);
+        idx[ow] = arg[ow];
+      }
+      out += OW;
+      idx += OW;
+    }
+  }
+}
+
 template <typename scalar_t>
 void forward_planes(int dims, const FractionalPlanes& p, const scalar_t* input, const scalar_t* samples,
                     scalar_t* output, int64_t* indices, int64_t begin, int64_t end) {
   using acc_t = decltype(as_float(scalar_t()));
   std::vector<int64_t> starts[3];
   for (int d = 0; d < 3; ++d) starts[d].resize(p.out[d]);
+  std::vector<int32_t> starts_w32(p.out[2]), arg32(p.out[2]);
+  std::vector<int64_t> arg64(p.out[2]);
+  std::vector<acc_t> best(p.out[2]);
   const int64_t in_plane = p.in[0] * p.in[1] * p.in[2];
   const int64_t out_plane = p.out[0] * p.out[1] * p.out[2];
-  const int64_t H = p.in[1], W = p.in[2];
   const bool has_taps = p.k[0] > 0 && p.k[1] > 0 && p.k[2] > 0;
+  // Windows with kernel sizes <= 0 may start past the plane; their "indices" too.
+  const bool narrow = in_plane + (has_taps ? 0 : 2 * (p.in[1] + 1) * (p.in[2] + 1) * (p.in[0] + 1)) < INT32_MAX;
   for (int64_t plane = begin; plane < end; ++plane) {
     const scalar_t* u = samples + plane * dims;  // samples are (n, c, dims), n = plane / C, c = plane % C
     for (int d = 0; d < 3; ++d) {
@@ -93,32 +145,15 @@ void forward_planes(int dims, const FractionalPlanes& p, const scalar_t* input, 
       }
     }
     const scalar_t* in = input + plane * in_plane;
-    scalar_t* out = output + plane * out_plane;
-    int64_t* idx = indices + plane * out_plane;
-    for (int64_t ot = 0; ot < p.out[0]; ++ot) {
-      const int64_t t0 = starts[0][ot];
-      for (int64_t oh = 0; oh < p.out[1]; ++oh) {
-        const int64_t h0 = starts[1][oh];
-        for (int64_t ow = 0; ow < p.out[2]; ++ow) {
-          const int64_t w0 = starts[2][ow];
-          acc_t best = -std::numeric_limits<acc_t>::infinity();
-          int64_t best_index = (t0 * H + h0) * W + w0;
-          for (int64_t t = t0; t < t0 + p.k[0]; ++t) {
-            for (int64_t h = h0; h < h0 + p.k[1]; ++h) {
-              const scalar_t* row = in + (t * H + h) * W;
-              for (int64_t w = w0; w < w0 + p.k[2]; ++w) {
-                const acc_t v = as_float(row[w]);
-                if (v > best || std::isnan(v)) {
-                  best = v;
-                  best_index = (t * H + h) * W + w;
-                }
-              }
-            }
-          }
-          *out++ = static_cast<scalar_t>(best);
-          *idx++ = best_index;
-        }
-      }
+    if (narrow) {
+      for (int64_t o = 0; o < p.out[2]; ++o) starts_w32[o] = static_cast<int32_t>(starts[2][o]);
+      forward_plane<scalar_t, int32_t>(p, starts[0].data(), starts[1].data(), starts_w32.data(), in,
+                                       output + plane * out_plane, indices + plane * out_plane, best.data(),
+                                       arg32.data());
+    } else {
+      forward_plane<scalar_t, int64_t>(p, starts[0].data(), starts[1].data(), starts[2].data(), in,
+                                       output + plane * out_plane, indices + plane * out_plane, best.data(),
+                                       arg64.data());
     }
   }
 }
