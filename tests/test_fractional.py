@@ -446,3 +446,61 @@ def test_graham_sized_planes_match_torch(dtype, kernel):
     got[0].backward(g)
     expected[0].backward(g)
     assert_identical(x.grad, y.grad)
+
+
+# ---- TorchScript ---------------------------------------------------------------------------
+
+def _script_calls(pool):
+    from typing import List
+
+    def calls(x2: torch.Tensor, x3: torch.Tensor, s2: torch.Tensor, s3: torch.Tensor) -> List[torch.Tensor]:
+        a, i = pool.fractional_max_pool2d(x2, 2, (4, 5), None, True, s2)
+        b = pool.fractional_max_pool2d(x2, [3, 2], output_ratio=[0.5, 0.6], _random_samples=s2)
+        d, j = pool.fractional_max_pool3d(x3, (2, 2, 1), None, (0.5, 0.5, 0.7), True, s3)
+        e = pool.fractional_max_pool3d(x3, 2, output_size=3, _random_samples=s3)
+        return [a, i, b, d, j, e]
+    return calls
+
+
+def test_torchscript_functions_and_modules(tmp_path):
+    ours, theirs = torch.jit.script(_script_calls(fastpool)), torch.jit.script(_script_calls(F))
+    assert "fastpool::fractional_max_pool2d" in str(ours.inlined_graph)
+    args = (torch.randn(2, 3, 10, 11), torch.randn(2, 3, 7, 8, 9), torch.rand(2, 3, 2), torch.rand(2, 3, 3))
+    for got, expected in zip(ours(*args), theirs(*args)):
+        assert_identical(got, expected)
+    for dims, kw in ((2, dict(output_ratio=0.6)), (3, dict(output_size=(3, 4, 3), return_indices=True))):
+        name = f"FractionalMaxPool{dims}d"
+        module = torch.jit.script(getattr(fastpool, name)(2, **kw))
+        path = tmp_path / f"{name}.pt"
+        module.save(str(path))
+        loaded = torch.jit.load(str(path))
+        x = torch.randn((2, 3, 8, 9, 10)[:dims + 2])
+        results = []
+        for m in (getattr(torch.nn, name)(2, **kw), module, loaded):
+            torch.manual_seed(5)  # the samples are drawn inside: the same seed, the same windows
+            results.append(m(x))
+        for r in results[1:]:
+            for got, expected in zip(r if isinstance(r, tuple) else (r,),
+                                     results[0] if isinstance(results[0], tuple) else (results[0],)):
+                assert_identical(got, expected)
+
+
+# ---- ONNX: both exporters refuse, saying why --------------------------------------------------
+
+@pytest.mark.parametrize("dims", [2, 3])
+@pytest.mark.parametrize("dynamo", [False, True], ids=["legacy", "dynamo"])
+def test_onnx_export_raises(dims, dynamo, tmp_path):
+    import io
+
+    pytest.importorskip("onnxscript")  # the dynamo exporter's dependency (installed with the test extras)
+
+    class Pool(torch.nn.Module):
+        def forward(self, x, samples):
+            return fastpool.__dict__[f"fractional_max_pool{dims}d"](x, 2, output_size=3, _random_samples=samples)
+
+    args = (torch.randn((2, 3, 8, 9, 7)[:dims + 2]), torch.rand(2, 3, dims))
+    with pytest.raises(torch.onnx.errors.OnnxExporterError, match="ONNX cannot express fractional max pooling"):
+        if dynamo:
+            fastpool.onnx.export(Pool(), args, dynamo=True, verbose=False)
+        else:
+            torch.onnx.export(Pool(), args, io.BytesIO(), dynamo=False)
