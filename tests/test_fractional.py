@@ -504,3 +504,69 @@ def test_onnx_export_raises(dims, dynamo, tmp_path):
             fastpool.onnx.export(Pool(), args, dynamo=True, verbose=False)
         else:
             torch.onnx.export(Pool(), args, io.BytesIO(), dynamo=False)
+
+
+# ---- a reference written here: torch.compile and views -----------------------------------------
+#
+# torch's own torch.compile of F.fractional_max_pool2d (Inductor's lowering,
+# which computes the windows in float) picks other windows than its eager
+# kernel for float16/bfloat16 samples (see pytorch/pytorch#183249 for its
+# fractional-pooling compile bugs). fastpool's ops are opaque to Inductor: the
+# compiled graph runs the same kernels, so the same windows as eager. Checked
+# against this reference (the interval rule above, explicit windows, torch's
+# argmax rule), which does not depend on torch's kernels.
+
+def reference_fractional(x, kernel, out, samples):
+    dims = len(kernel)
+    batched = x.dim() == dims + 2
+    xb = x if batched else x.unsqueeze(0)
+    n, c = xb.shape[:2]
+    spatial = xb.shape[2:]
+    values = torch.empty((n, c) + tuple(out), dtype=x.dtype)
+    indices = torch.empty((n, c) + tuple(out), dtype=torch.long)
+    for b in range(n):
+        for ch in range(c):
+            u = samples[b, ch]
+            slots = [dims - 1 - d if dims == 2 else d for d in range(dims)]
+            starts = [torch.tensor(reference_starts(float(u[slots[d]]), spatial[d], out[d], kernel[d], x.dtype))
+                      for d in range(dims)]
+            # flat index of every tap of every window: (*out, *kernel), taps in raster order
+            flat = torch.zeros(tuple(out) + tuple(kernel), dtype=torch.long)
+            for d in range(dims):
+                shape = [1] * (2 * dims)
+                shape[d] = out[d]
+                coordinate = starts[d].view(shape)
+                shape = [1] * (2 * dims)
+                shape[dims + d] = kernel[d]
+                coordinate = coordinate + torch.arange(kernel[d]).view(shape)
+                flat = flat * spatial[d] + coordinate
+            flat = flat.reshape(tuple(out) + (-1,))
+            taps = xb[b, ch].flatten()[flat].double()
+            nan = taps.isnan()
+            positions = torch.arange(taps.shape[-1])
+            last_nan = torch.where(nan, positions, -1).amax(-1)
+            best = torch.where(nan, float("-inf"), taps).amax(-1, keepdim=True)
+            first_max = torch.where(taps == best, positions, taps.shape[-1]).amin(-1)
+            first_max = torch.where(first_max == taps.shape[-1], 0, first_max)  # all -inf: the first tap
+            pick = torch.where(last_nan >= 0, last_nan, first_max)
+            indices[b, ch] = flat.gather(-1, pick.unsqueeze(-1)).squeeze(-1)
+            values[b, ch] = xb[b, ch].flatten()[indices[b, ch]]
+    return (values, indices) if batched else (values[0], indices[0])
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+def test_compiled_and_views_match_the_reference(dims, dtype):
+    torch._dynamo.reset()  # a fresh cache: every parametrization compiles the same lambda's code
+    fn, out = fns(dims)[0], (9, 7, 5)[:dims]
+    ours = torch.compile(lambda x, s: fn(x, 2, output_size=out, return_indices=True, _random_samples=s),
+                         fullgraph=True)
+    for seed in range(3):
+        g = torch.Generator().manual_seed(seed)
+        shape = (2, 3, 19, 23, 12)[:dims + 2]
+        x = make_input(2, 3, shape[2:], dtype, ("contiguous", "transposed", "sliced")[seed], seed, "specials")
+        samples = torch.rand(4, 3, 2 * dims, generator=g, dtype=torch.float64).to(dtype)[::2, :, ::2]  # a view
+        expected = reference_fractional(x, [2] * dims, (9, 7, 5)[:dims], samples)
+        for got in (ours(x, samples), fn(x, 2, output_size=out, return_indices=True, _random_samples=samples)):
+            assert_identical(got[1], expected[1])
+            assert_identical(got[0], expected[0])
