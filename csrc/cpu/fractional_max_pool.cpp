@@ -3,12 +3,11 @@
 // and returns contiguous tensors, whatever the input's layout), run per (n, c)
 // plane in parallel.
 //
-// Forward: each plane's window starts are tabled once per dim from its samples
-// (fractional_window_start, the rule torch uses), then every output is the max
-// over its k_T x k_H x k_W window with torch's argmax rule: the first greatest
-// value in raster order, a NaN replacing whatever came before it (so the last
-// NaN wins), and the window's first element when every value is -inf (or the
-// window is empty, for kernel sizes <= 0, which torch accepts).
+// Forward: every plane's window starts are tabled once per dim from its
+// samples (fractional_window_start, the rule torch uses, in the input's
+// dtype) and checked; then the ISA's kernel (fractional_kernels.h, picked at
+// run time as the max_pool kernels are) takes each output's max over its
+// k_T x k_H x k_W window with torch's argmax rule.
 // Backward: per plane, grad_output added into grad_input at the indices in
 // output raster order, in the input's dtype (torch's order and rounding, so
 // Half/BFloat16 gradients are bit-identical), one thread per plane: no
@@ -28,6 +27,7 @@
 #include "../fractional_pool.h"
 #include "../fractional_shape.h"
 #include "../op_list.h"
+#include "dispatch.h"
 
 namespace fastpool::cpu {
 namespace {
@@ -66,95 +66,37 @@ bool is_fractional_dtype(at::ScalarType t) {
 // T, H, W from samples 0, 1, 2.
 inline int sample_slot(int dims, int d) { return dims == 2 ? 2 - d : d; }
 
+// Every plane's window starts (T, H, W), from its samples, checked as torch's
+// kernel asserts them: a window with taps lies inside the input (Half and
+// BFloat16 rounding of the samples can push a start past in - k).
 template <typename scalar_t>
-inline float as_float(scalar_t v) { return static_cast<float>(v); }
-inline double as_float(double v) { return v; }
-
-// One plane's outputs, a row of outputs at a time: for each tap of the
-// windows (in raster order within the window: t, h, then w), one pass over the
-// row's outputs that compares and selects without branches, so the compiler
-// vectorises it and random data costs no mispredictions. index_t: int32_t
-// where the plane's flat indices fit (narrower selects), else int64_t.
-template <typename scalar_t, typename index_t>
-void forward_plane(const FractionalPlanes& p, const int64_t* starts_t, const int64_t* starts_h,
-                   const index_t* starts_w, const scalar_t* in, scalar_t* out, int64_t* idx,
-                   decltype(as_float(scalar_t()))* best, index_t* arg) {
-  using acc_t = decltype(as_float(scalar_t()));
-  const int64_t H = p.in[1], W = p.in[2], OW = p.out[2];
-  for (int64_t ot = 0; ot < p.out[0]; ++ot) {
-    const int64_t t0 = starts_t[ot];
-    for (int64_t oh = 0; oh < p.out[1]; ++oh) {
-      const int64_t h0 = starts_h[oh];
-      // The window's first element: torch's argmax when no value beats -inf.
-      const index_t first = static_cast<index_t>((t0 * H + h0) * W);
-      for (int64_t ow = 0; ow < OW; ++ow) {
-        best[ow] = -std::numeric_limits<acc_t>::infinity();
-        arg[ow] = first + starts_w[ow];
+void table_starts(int dims, const FractionalPlanes& p, const scalar_t* samples, int32_t* starts, int64_t begin,
+                  int64_t end) {
+  const bool has_taps = p.k[0] > 0 && p.k[1] > 0 && p.k[2] > 0;
+  const int64_t per_plane = p.out[0] + p.out[1] + p.out[2];
+  for (int64_t plane = begin; plane < end; ++plane) {
+    const scalar_t* u = samples + plane * dims;  // samples are (n, c, dims), plane = n * C + c
+    int32_t* s = starts + plane * per_plane;
+    for (int d = 0; d < 3; ++d) {
+      for (int64_t o = 0; o < p.out[d]; ++o) {
+        const int64_t start =
+            d < 3 - dims ? 0 : fractional_window_start<scalar_t>(u[sample_slot(dims, d)], p.in[d], p.out[d], p.k[d], o);
+        TORCH_CHECK(!has_taps || (start >= 0 && start + p.k[d] <= p.in[d]), "fractional_max_pool", dims,
+                    "d: the window of output ", o, " along spatial dim ", d - (3 - dims), " starts at ", start,
+                    ", outside the input's valid starts [0, ", p.in[d] - p.k[d],
+                    "] (the random samples round so in this dtype)");
+        *s++ = static_cast<int32_t>(start);
       }
-      for (int64_t t = t0; t < t0 + p.k[0]; ++t) {
-        for (int64_t h = h0; h < h0 + p.k[1]; ++h) {
-          const index_t row_start = static_cast<index_t>((t * H + h) * W);
-          const scalar_t* row = in + row_start;
-          for (int64_t j = 0; j < p.k[2]; ++j) {
-            for (int64_t ow = 0; ow < OW; ++ow) {
-              const index_t w = starts_w[ow] + static_cast<index_t>(j);
-              const acc_t v = as_float(row[w]);
-              // torch's rule: a greater value, or any NaN, takes the place.
-              const bool take = v > best[ow] || v != v;
-              best[ow] = take ? v : best[ow];
-              arg[ow] = take ? row_start + w : arg[ow];
-            }
-          }
-        }
-      }
-      for (int64_t ow = 0; ow < OW; ++ow) {
-        out[ow] = static_cast<scalar_t>(best[ow]);
-        idx[ow] = arg[ow];
-      }
-      out += OW;
-      idx += OW;
     }
   }
 }
 
-template <typename scalar_t>
-void forward_planes(int dims, const FractionalPlanes& p, const scalar_t* input, const scalar_t* samples,
-                    scalar_t* output, int64_t* indices, int64_t begin, int64_t end) {
-  using acc_t = decltype(as_float(scalar_t()));
-  std::vector<int64_t> starts[3];
-  for (int d = 0; d < 3; ++d) starts[d].resize(p.out[d]);
-  std::vector<int32_t> starts_w32(p.out[2]), arg32(p.out[2]);
-  std::vector<int64_t> arg64(p.out[2]);
-  std::vector<acc_t> best(p.out[2]);
-  const int64_t in_plane = p.in[0] * p.in[1] * p.in[2];
-  const int64_t out_plane = p.out[0] * p.out[1] * p.out[2];
-  const bool has_taps = p.k[0] > 0 && p.k[1] > 0 && p.k[2] > 0;
-  // Windows with kernel sizes <= 0 may start past the plane; their "indices" too.
-  const bool narrow = in_plane + (has_taps ? 0 : 2 * (p.in[1] + 1) * (p.in[2] + 1) * (p.in[0] + 1)) < INT32_MAX;
-  for (int64_t plane = begin; plane < end; ++plane) {
-    const scalar_t* u = samples + plane * dims;  // samples are (n, c, dims), n = plane / C, c = plane % C
-    for (int d = 0; d < 3; ++d) {
-      for (int64_t o = 0; o < p.out[d]; ++o) {
-        starts[d][o] = d < 3 - dims ? 0 : fractional_window_start<scalar_t>(u[sample_slot(dims, d)], p.in[d], p.out[d], p.k[d], o);
-        // torch asserts every tap lies inside the input; windows of these
-        // samples would not (Half/BFloat16 rounding can push a start past in - k).
-        TORCH_CHECK(!has_taps || (starts[d][o] >= 0 && starts[d][o] + p.k[d] <= p.in[d]),
-                    "fractional_max_pool", dims, "d: the window of output ", o, " along spatial dim ",
-                    d - (3 - dims), " starts at ", starts[d][o], ", outside the input's valid starts [0, ",
-                    p.in[d] - p.k[d], "] (the random samples round so in this dtype)");
-      }
-    }
-    const scalar_t* in = input + plane * in_plane;
-    if (narrow) {
-      for (int64_t o = 0; o < p.out[2]; ++o) starts_w32[o] = static_cast<int32_t>(starts[2][o]);
-      forward_plane<scalar_t, int32_t>(p, starts[0].data(), starts[1].data(), starts_w32.data(), in,
-                                       output + plane * out_plane, indices + plane * out_plane, best.data(),
-                                       arg32.data());
-    } else {
-      forward_plane<scalar_t, int64_t>(p, starts[0].data(), starts[1].data(), starts[2].data(), in,
-                                       output + plane * out_plane, indices + plane * out_plane, best.data(),
-                                       arg64.data());
-    }
+DType kernel_dtype(at::ScalarType t) {
+  switch (t) {
+    case at::kFloat: return DType::f32;
+    case at::kDouble: return DType::f64;
+    case at::kHalf: return DType::f16;
+    default: return DType::bf16;
   }
 }
 
@@ -201,21 +143,40 @@ struct CpuFractionalPool {
     at::Tensor output = at::empty(shape, input.options());
     at::Tensor indices = at::empty(shape, input.options().dtype(at::kLong));
     if (output.numel() == 0) return {output, indices};
+    // torch's kernel computes on a contiguous copy; its sizes are ints.
+    TORCH_CHECK(input.size(-1) <= INT32_MAX && input.size(-2) <= INT32_MAX && input.size(-3) <= INT32_MAX,
+                "fractional_max_pool", kDims, "d: input sizes beyond 2^31-1 are not supported");
     const at::Tensor in = input.contiguous();
     const at::Tensor samples = random_samples.contiguous();
     const FractionalPlanes p = describe(kDims, input.sizes(), kernel_size, output_size);
-    const int64_t work = std::max<int64_t>(1, p.out[0] * p.out[1] * p.out[2]) *
-                         std::max<int64_t>(1, p.k[0] * p.k[1] * p.k[2]);
+    std::vector<int32_t> starts(p.planes * (p.out[0] + p.out[1] + p.out[2]));
     dispatch_fractional(input.scalar_type(), name, [&](auto zero) {
       using scalar_t = decltype(zero);
-      const scalar_t* in_ptr = in.const_data_ptr<scalar_t>();
       const scalar_t* s_ptr = samples.const_data_ptr<scalar_t>();
-      scalar_t* out_ptr = output.mutable_data_ptr<scalar_t>();
-      int64_t* idx_ptr = indices.mutable_data_ptr<int64_t>();
-      at::parallel_for(0, p.planes, grain_for(work), [&](int64_t begin, int64_t end) {
-        forward_planes<scalar_t>(kDims, p, in_ptr, s_ptr, out_ptr, idx_ptr, begin, end);
+      at::parallel_for(0, p.planes, grain_for(p.out[0] + p.out[1] + p.out[2]), [&](int64_t begin, int64_t end) {
+        table_starts<scalar_t>(kDims, p, s_ptr, starts.data(), begin, end);
       });
     });
+    FractionalPlan plan{};
+    for (int d = 0; d < 3; ++d) {
+      plan.in[d] = p.in[d];
+      plan.out[d] = p.out[d];
+      plan.k[d] = p.k[d];
+    }
+    plan.starts = starts.data();
+    // Windows without taps may start past the plane (their "indices" too).
+    const int64_t in_plane = p.in[0] * p.in[1] * p.in[2];
+    const int64_t reach = (p.k[0] > 0 && p.k[1] > 0 && p.k[2] > 0) ? in_plane
+                                                                    : 2 * (p.in[0] + 1) * (p.in[1] + 1) * (p.in[2] + 1);
+    plan.index32 = reach < INT32_MAX;
+    const FractionalForwardFn fn = active_kernels().fractional_forward[static_cast<int>(kernel_dtype(input.scalar_type()))];
+    const int64_t work = std::max<int64_t>(1, p.out[0] * p.out[1] * p.out[2]) *
+                         std::max<int64_t>(1, p.k[0] * p.k[1] * p.k[2]);
+    const void* in_ptr = in.const_data_ptr();
+    void* out_ptr = output.mutable_data_ptr();
+    int64_t* idx_ptr = indices.mutable_data_ptr<int64_t>();
+    at::parallel_for(0, p.planes, grain_for(work),
+                     [&](int64_t begin, int64_t end) { fn(plan, in_ptr, out_ptr, idx_ptr, begin, end); });
     return {output, indices};
   }
 
