@@ -197,6 +197,8 @@ for _dims in (1, 2, 3):
 def _fractional_setup(ctx, inputs, output):
     ctx.kernel_size, ctx.output_size = inputs[1], inputs[2]
     ctx.mark_non_differentiable(output[1])
+    # No zero gradient for the indices (an int64 tensor of the output's size) on every backward.
+    ctx.set_materialize_grads(False)
     ctx.save_for_backward(inputs[0], output[1])
 
 
@@ -209,6 +211,8 @@ def _make_fractional_backward_ops(dims):
 
     def backward(ctx, grad_output, _grad_indices):
         input, indices = ctx.saved_tensors
+        if grad_output is None:
+            return None, None, None, None
         return op(grad_output, input, ctx.kernel_size, ctx.output_size, indices), None, None, None
 
     def backward_backward(ctx, grad_grad_input):
