@@ -133,4 +133,36 @@ void impl_training_ops(torch::Library& m) {
   detail::impl_adaptive_pool_training<AdaptiveImpl, 3>(m);
 }
 
+
+// ---- fractional pooling: fractional_max_pool{2,3}d (fractional_pool.h) ----
+//   fractional_max_pool{k}d(self, kernel_size, output_size, random_samples) -> (values, indices)
+//   fractional_max_pool{k}d_backward(grad_output, self, kernel_size, output_size, indices) -> grad_input
+// aten's schemas: the windows depend on the samples, which the caller draws
+// (fastpool.functional draws them as torch.nn.functional does).
+constexpr int kFractionalPoolDims[] = {2, 3};
+
+inline std::string fractional_pool_name(int dims, const char* suffix = "") {
+  return "fractional_max_pool" + std::to_string(dims) + "d" + suffix;
+}
+
+inline void define_fractional_pool_ops(torch::Library& m) {
+  const std::vector<at::Tag> tags = {at::Tag::pt2_compliant_tag};
+  for (int dims : kFractionalPoolDims) {
+    const std::string n = std::to_string(dims);
+    m.def((fractional_pool_name(dims) + "(Tensor self, int[" + n + "] kernel_size, int[" + n +
+           "] output_size, Tensor random_samples) -> (Tensor, Tensor)").c_str(), tags);
+    m.def((fractional_pool_name(dims, "_backward") + "(Tensor grad_output, Tensor self, int[" + n +
+           "] kernel_size, int[" + n + "] output_size, Tensor indices) -> Tensor").c_str(), tags);
+  }
+}
+
+// Registers Impl<2>, Impl<3> (static functions forward, backward).
+template <template <int> class Impl>
+void impl_fractional_pool_ops(torch::Library& m) {
+  m.impl(fractional_pool_name(2).c_str(), &Impl<2>::forward);
+  m.impl(fractional_pool_name(2, "_backward").c_str(), &Impl<2>::backward);
+  m.impl(fractional_pool_name(3).c_str(), &Impl<3>::forward);
+  m.impl(fractional_pool_name(3, "_backward").c_str(), &Impl<3>::backward);
+}
+
 }  // namespace fastpool

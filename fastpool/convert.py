@@ -20,6 +20,8 @@ _TORCH_TO_FASTPOOL = {
     torch.nn.AdaptiveMaxPool1d: modules.AdaptiveMaxPool1d,
     torch.nn.AdaptiveMaxPool2d: modules.AdaptiveMaxPool2d,
     torch.nn.AdaptiveMaxPool3d: modules.AdaptiveMaxPool3d,
+    torch.nn.FractionalMaxPool2d: modules.FractionalMaxPool2d,
+    torch.nn.FractionalMaxPool3d: modules.FractionalMaxPool3d,
 }
 _FASTPOOL_TO_TORCH = {ours: theirs for theirs, ours in _TORCH_TO_FASTPOOL.items()}
 

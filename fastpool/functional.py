@@ -243,3 +243,105 @@ def adaptive_max_pool2d(input, output_size, return_indices=False):
 def adaptive_max_pool3d(input, output_size, return_indices=False):
     """Same as :func:`torch.nn.functional.adaptive_max_pool3d`, and bit-identical to it."""
     return _adaptive_max_pool(3, bool(return_indices), input, output_size)
+
+
+# ---- fractional max pooling ------------------------------------------------------
+#
+# torch.nn.functional's argument handling, step for step (its errors included:
+# a float output_ratio in 2-d fails on len() there, and so here), and the same
+# random draw: torch.rand(batch, C, dims) in the input's dtype on its device, so
+# that a seed gives the same windows as torch's and a model that swaps in
+# fastpool trains identically.
+
+def _fractional_output_size(dims: int, input: Tensor, output_size: Optional[List[int]],
+                            output_ratio: Optional[List[float]]) -> List[int]:
+    if output_size is None:
+        if output_ratio is None:
+            raise ValueError(f"fractional_max_pool{dims}d requires specifying either an output_size or an "
+                             "output_ratio")
+        if dims == 2 and len(output_ratio) > 2:
+            raise ValueError("fractional_max_pool2d requires output_ratio to either be a single Int or tuple of Ints.")
+        return [int(input.size(i - dims) * output_ratio[i]) for i in range(dims)]
+    return output_size
+
+
+def _fractional_samples(dims: int, input: Tensor, random_samples: Optional[Tensor]) -> Tensor:
+    if random_samples is None:
+        batch = 1 if input.dim() == dims + 1 else input.size(0)
+        return torch.rand(batch, input.size(-dims - 1), dims, dtype=input.dtype, device=input.device)
+    return random_samples
+
+
+def _ratio_list(dims: int, output_ratio):
+    """torch's _pair/_triple of output_ratio (eager: any number or sequence)."""
+    if output_ratio is None:
+        return None
+    if isinstance(output_ratio, (list, tuple)):
+        return tuple(output_ratio)
+    return (output_ratio,) * dims
+
+
+def _fractional_max_pool2d_with_indices(input: Tensor, kernel_size: BroadcastingList2[int],
+                                        output_size: Optional[BroadcastingList2[int]] = None,
+                                        output_ratio: Optional[BroadcastingList2[float]] = None,
+                                        return_indices: bool = True,
+                                        _random_samples: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+    if not torch.jit.is_scripting():
+        if output_size is None and output_ratio is not None:
+            len(output_ratio)  # torch's check starts with len(): a bare float raises its TypeError
+        output_ratio = _ratio_list(2, output_ratio)
+    size = _fractional_output_size(2, input, output_size, output_ratio)
+    samples = _fractional_samples(2, input, _random_samples)
+    return torch.ops.fastpool.fractional_max_pool2d(input, kernel_size, size, samples)
+
+
+def _fractional_max_pool2d(input: Tensor, kernel_size: BroadcastingList2[int],
+                           output_size: Optional[BroadcastingList2[int]] = None,
+                           output_ratio: Optional[BroadcastingList2[float]] = None, return_indices: bool = False,
+                           _random_samples: Optional[Tensor] = None) -> Tensor:
+    return _fractional_max_pool2d_with_indices(input, kernel_size, output_size, output_ratio, True,
+                                               _random_samples)[0]
+
+
+def _fractional_max_pool3d_with_indices(input: Tensor, kernel_size: BroadcastingList3[int],
+                                        output_size: Optional[BroadcastingList3[int]] = None,
+                                        output_ratio: Optional[BroadcastingList3[float]] = None,
+                                        return_indices: bool = True,
+                                        _random_samples: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+    if not torch.jit.is_scripting():
+        output_ratio = _ratio_list(3, output_ratio)
+    size = _fractional_output_size(3, input, output_size, output_ratio)
+    samples = _fractional_samples(3, input, _random_samples)
+    return torch.ops.fastpool.fractional_max_pool3d(input, kernel_size, size, samples)
+
+
+def _fractional_max_pool3d(input: Tensor, kernel_size: BroadcastingList3[int],
+                           output_size: Optional[BroadcastingList3[int]] = None,
+                           output_ratio: Optional[BroadcastingList3[float]] = None, return_indices: bool = False,
+                           _random_samples: Optional[Tensor] = None) -> Tensor:
+    return _fractional_max_pool3d_with_indices(input, kernel_size, output_size, output_ratio, True,
+                                               _random_samples)[0]
+
+
+@_scripted_as(_fractional_max_pool2d_with_indices, _fractional_max_pool2d, return_indices_position=4)
+def fractional_max_pool2d(input, kernel_size, output_size=None, output_ratio=None, return_indices=False,
+                          _random_samples=None):
+    """Same as :func:`torch.nn.functional.fractional_max_pool2d`, and bit-identical to it (the same
+    random samples for the same seed, hence the same windows)."""
+    if return_indices:
+        return _fractional_max_pool2d_with_indices(input, kernel_size, output_size, output_ratio, True,
+                                                   _random_samples)
+    return _fractional_max_pool2d(input, kernel_size, output_size, output_ratio, False, _random_samples)
+
+
+@_scripted_as(_fractional_max_pool3d_with_indices, _fractional_max_pool3d, return_indices_position=4)
+def fractional_max_pool3d(input, kernel_size, output_size=None, output_ratio=None, return_indices=False,
+                          _random_samples=None):
+    """Same as :func:`torch.nn.functional.fractional_max_pool3d`, and bit-identical to it."""
+    if return_indices:
+        return _fractional_max_pool3d_with_indices(input, kernel_size, output_size, output_ratio, True,
+                                                   _random_samples)
+    return _fractional_max_pool3d(input, kernel_size, output_size, output_ratio, False, _random_samples)
+
+
+__all__ += ["fractional_max_pool2d", "fractional_max_pool3d"]

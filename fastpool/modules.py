@@ -42,3 +42,17 @@ AdaptiveMaxPool2d = _fastpool_module(torch.nn.AdaptiveMaxPool2d, functional.adap
                                      _adaptive_max_pool_forward)
 AdaptiveMaxPool3d = _fastpool_module(torch.nn.AdaptiveMaxPool3d, functional.adaptive_max_pool3d,
                                      _adaptive_max_pool_forward)
+
+
+# Fractional pooling: torch's constructors (output_size or output_ratio, and
+# the optional fixed _random_samples buffer).
+def _fractional_max_pool_forward(self, input):
+    return self._function(input, self.kernel_size, self.output_size, self.output_ratio, self.return_indices,
+                          _random_samples=self._random_samples)
+
+
+FractionalMaxPool2d = _fastpool_module(torch.nn.FractionalMaxPool2d, functional.fractional_max_pool2d,
+                                       _fractional_max_pool_forward)
+FractionalMaxPool3d = _fastpool_module(torch.nn.FractionalMaxPool3d, functional.fractional_max_pool3d,
+                                       _fractional_max_pool_forward)
+__all__ += ["FractionalMaxPool2d", "FractionalMaxPool3d"]

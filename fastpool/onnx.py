@@ -185,6 +185,7 @@ def custom_translation_table():
             table[getattr(ops, f"max_pool{dims}d{suffix}").default] = getattr(nn, f"aten_max_pool{dims}d{suffix}")
             table[getattr(ops, f"adaptive_max_pool{dims}d{suffix}").default] = _dynamo_adaptive_max_pool(
                 dims, with_indices)
+    table.update(_dynamo_fractional_refusals())
     return table
 
 
@@ -197,6 +198,41 @@ def export(model, args=(), f=None, **kwargs):
     return torch.onnx.export(model, args, f, **kwargs)
 
 
+# ---------------------------------------------------------------------------
+# Fractional max pooling: its windows start at pseudorandom positions drawn per
+# (n, c) plane from the random samples (an input), with a fixed kernel size;
+# no ONNX op pools over windows given as data, so both exporters refuse it
+# (as torch's exporters refuse aten's fractional_max_pool2d/3d).
+
+_FRACTIONAL_DIMS = (2, 3)
+
+
+def _fractional_refusal(dims):
+    return (f"Unsupported: ONNX export of fastpool::fractional_max_pool{dims}d: ONNX cannot express fractional max "
+            "pooling (its windows start at pseudorandom positions drawn per plane from the random samples, and "
+            "ONNX's MaxPool has one stride per dim). Export the model with the pooling replaced, or keep it in "
+            "PyTorch (torch.export, TorchScript).")
+
+
+def _legacy_fractional_refusal(dims):
+    def symbolic(g, input, *args):
+        raise torch.onnx.errors.SymbolicValueError(_fractional_refusal(dims), input)
+    return symbolic
+
+
+def _dynamo_fractional_refusals():
+    def refusal(dims):
+        def translation(self, kernel_size: Sequence[int], output_size: Sequence[int], random_samples):
+            raise torch.onnx.errors.OnnxExporterError(_fractional_refusal(dims))
+        translation.__name__ = translation.__qualname__ = f"fastpool_fractional_max_pool{dims}d"
+        return translation
+    return {getattr(torch.ops.fastpool, f"fractional_max_pool{dims}d").default: refusal(dims)
+            for dims in _FRACTIONAL_DIMS}
+
+
 # A torch without the (deprecated) legacy exporter still imports fastpool.
 if hasattr(torch.onnx, "register_custom_op_symbolic"):
     _register_symbolics()
+    for _dims in _FRACTIONAL_DIMS:
+        torch.onnx.register_custom_op_symbolic(f"fastpool::fractional_max_pool{_dims}d",
+                                               _legacy_fractional_refusal(_dims), _LEGACY_MIN_OPSET)

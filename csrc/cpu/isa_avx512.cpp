@@ -2,10 +2,11 @@
 // that ISA's flags (tools/build_config.py: ISA_SOURCES).
 #define FASTPOOL_ISA avx512
 #include "max_pool_kernels.h"
+#include "fractional_kernels.h"
 
 namespace fastpool::cpu {
 const KernelTable& kernels_avx512() {
-  static const KernelTable table = avx512::make_table("avx512");
+  static const KernelTable table = avx512::with_fractional(avx512::make_table("avx512"));
   return table;
 }
 }  // namespace fastpool::cpu

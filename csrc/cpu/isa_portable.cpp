@@ -2,10 +2,11 @@
 // that ISA's flags (tools/build_config.py: ISA_SOURCES).
 #define FASTPOOL_ISA portable
 #include "max_pool_kernels.h"
+#include "fractional_kernels.h"
 
 namespace fastpool::cpu {
 const KernelTable& kernels_portable() {
-  static const KernelTable table = portable::make_table("portable");
+  static const KernelTable table = portable::with_fractional(portable::make_table("portable"));
   return table;
 }
 }  // namespace fastpool::cpu

@@ -44,11 +44,25 @@ using ForwardFn = void (*)(const PoolGeometry& g, const void* input, void* outpu
 using BackwardFn = void (*)(const PoolGeometry& g, const void* grad_output, const void* argmax, void* grad_input,
                             int64_t bands, int64_t begin, int64_t end);
 
+// fractional_max_pool{2,3}d (fractional_kernels.h): sizes normalised to
+// (T, H, W) (2-d: T = 1), and each plane's window starts, tabled by the
+// caller: out[0] + out[1] + out[2] per plane (T, then H, then W).
+struct FractionalPlan {
+  int64_t in[3], out[3], k[3];
+  const int32_t* starts;
+  bool index32;  // the plane's flat indices fit int32 (narrower selects)
+};
+
+// Forward over a range of planes (n, c), writing values and int64 indices.
+using FractionalForwardFn = void (*)(const FractionalPlan& p, const void* input, void* output, int64_t* indices,
+                                     int64_t begin, int64_t end);
+
 struct KernelTable {
   const char* isa;
   int vector_bits;  // width of the float SIMD path (0: scalar)
   ForwardFn forward[kNumLayouts][kNumDTypes][kNumArgmax];
   BackwardFn backward[kNumLayouts][kNumDTypes][kNumArgmax];  // [..][Argmax::none] unused
+  FractionalForwardFn fractional_forward[kNumDTypes];        // floating types only
 };
 
 const KernelTable& kernels_avx512();

@@ -47,6 +47,8 @@ OPS: Dict[str, OpSpec] = {
         OpSpec("adaptive_max_pool1d", 1, "adaptive", None, None),
         OpSpec("adaptive_max_pool2d", 2, "adaptive", "adaptive_max_pool2d_backward", None),
         OpSpec("adaptive_max_pool3d", 3, "adaptive", "adaptive_max_pool3d_backward", None),
+        OpSpec("fractional_max_pool2d", 2, "fractional", "fractional_max_pool2d_backward", None),
+        OpSpec("fractional_max_pool3d", 3, "fractional", "fractional_max_pool3d_backward", None),
     )
 }
 
@@ -68,6 +70,8 @@ class Shape:
 
     def describe_params(self) -> str:
         p = self.kwargs
+        if "output_ratio" in p:
+            return f"k{_fmt(p['kernel_size'])} ratio {_fmt(p['output_ratio'])}"
         if "output_size" in p:
             return f"out={p['output_size']}"
         s = f"k{_fmt(p['kernel_size'])} s{_fmt(p.get('stride') or p['kernel_size'])}"
@@ -89,6 +93,12 @@ def _fmt(v) -> str:
 def _w(k, s=None, p=0, d=1, ceil=False):
     return (("kernel_size", k), ("stride", s if s is not None else k), ("padding", p),
             ("dilation", d), ("ceil_mode", ceil))
+
+
+def _fmp(k, dims=2):
+    # output_ratio 1/sqrt(2): the ratio of Graham's FMP nets. The samples are drawn per call (torch.rand),
+    # in fastpool as in torch; the bench passes the same ones to both to check the results.
+    return (("kernel_size", k), ("output_ratio", (0.7071,) * dims))
 
 
 def _S(name, op, shape, params, network, *tags):
@@ -145,6 +155,16 @@ SHAPES: List[Shape] = [
     # --- 1-D audio (M5 raw-waveform CNN, Dai et al. 2017; MaxPool1d(4)) ---
     _S("audio.m5.pool1", "max_pool1d", (32, 128, 1996), _w(4, 4), "M5 raw-audio CNN, batch 32", "network"),
     _S("audio.m5.pool2", "max_pool1d", (32, 128, 498), _w(4, 4), "M5 raw-audio CNN, batch 32", "network"),
+    # --- fractional max pooling as Graham's FMP nets use it (arXiv:1412.6071): a 2x2 pool with
+    #     output ratio 1/sqrt(2) after every conv, many layers, 32n channels at layer n here ---
+    _S("fmp.layer1", "fractional_max_pool2d", (8, 32, 94, 94), _fmp(2), "Graham FMP net, layer 1, batch 8",
+       "network"),
+    _S("fmp.layer4", "fractional_max_pool2d", (8, 128, 33, 33), _fmp(2), "Graham FMP net, layer 4, batch 8",
+       "network"),
+    _S("fmp.layer8", "fractional_max_pool2d", (8, 256, 11, 11), _fmp(2), "Graham FMP net, layer 8, batch 8",
+       "network"),
+    _S("fmp3d.layer1", "fractional_max_pool3d", (2, 32, 32, 32, 32), _fmp(2, 3), "3-D FMP, 32^3 volume, batch 2",
+       "network"),
 ]
 
 # Size sweep: ResNet-stem pooling (k3 s2 p1, 64 channels) from cache-resident

@@ -78,6 +78,8 @@ def tap_bytes(op: OpSpec, shape: Shape) -> int:
     """Bytes per output of the argmax that training saves (csrc/pool_shape.h)."""
     if op.name.startswith("adaptive"):
         return 4
+    if op.kind == "fractional":
+        return 8  # the forward returns int64 indices, which autograd keeps
     k = shape.kwargs["kernel_size"]
     taps = 1
     for v in ([k] * op.spatial if isinstance(k, int) else k):
@@ -199,6 +201,9 @@ class FastpoolAPI:
 def _bwd_args(op: OpSpec, params: dict, g, x, idx):
     if op.kind == "adaptive":
         return (g, x, idx)
+    if op.kind == "fractional":
+        n = op.spatial
+        return (g, x, _tup(params["kernel_size"], n), list(g.shape[-n:]), idx)
     n = op.spatial
     k = _tup(params["kernel_size"], n)
     s = _tup(params.get("stride") or params["kernel_size"], n)
@@ -223,6 +228,12 @@ def build_impls(api: FastpoolAPI, op: OpSpec, shape: Shape, dtype: str, layout: 
     import torch
 
     params = shape.kwargs
+    if op.kind == "fractional":  # the same windows in every implementation, so that results compare
+        batch = shape.shape[0] if len(shape.shape) == op.spatial + 2 else 1
+        params["_random_samples"] = torch.rand(batch, shape.shape[-op.spatial - 1], op.spatial,
+                                               generator=torch.Generator().manual_seed(3)).to(_dtype(dtype))
+        if device != "cpu":
+            params["_random_samples"] = params["_random_samples"].to(device)
     tfn = torch_functional(op)
     ffn = api.functional(op)
     fmt = _memory_format(op, layout)

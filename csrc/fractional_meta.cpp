@@ -1,0 +1,34 @@
+// Meta (fake) kernels of fractional_max_pool{2,3}d: shapes from the same
+// checks as the CPU path (fractional_shape.h), contiguous outputs as torch's.
+#include <ATen/ATen.h>
+#include <torch/library.h>
+
+#include "fractional_shape.h"
+#include "op_list.h"
+
+namespace fastpool {
+namespace {
+
+template <int kDims>
+struct MetaFractionalPool {
+  static std::tuple<at::Tensor, at::Tensor> forward(const at::Tensor& input, at::IntArrayRef kernel_size,
+                                                    at::IntArrayRef output_size, const at::Tensor& random_samples) {
+    const auto shape =
+        fractional_pool_output_shape<c10::SymInt>(kDims, input, kernel_size, output_size, random_samples);
+    return {at::empty_symint(shape, input.options()), at::empty_symint(shape, input.options().dtype(at::kLong))};
+  }
+
+  static at::Tensor backward(const at::Tensor& grad_output, const at::Tensor& input, at::IntArrayRef kernel_size,
+                             at::IntArrayRef output_size, const at::Tensor& indices) {
+    check_fractional_pool_backward(kDims, grad_output, input, output_size, indices);
+    return at::empty_symint(input.sym_sizes(), input.options().memory_format(at::MemoryFormat::Contiguous));
+  }
+};
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(fastpool, Meta, m) {
+  impl_fractional_pool_ops<MetaFractionalPool>(m);
+}
+
+}  // namespace fastpool

@@ -1,0 +1,41 @@
+// Fractional max pooling (Graham, arXiv:1412.6071): windows of a fixed size k
+// whose starts follow a pseudorandom sequence drawn per (n, c) plane from a
+// sample u in [0, 1) per spatial dim. The window math is here, once, for every
+// backend; the argument checks and output shapes for CPU and Meta are in
+// fractional_shape.cpp.
+#pragma once
+#include <cstdint>
+
+#include "pool_geometry.h"
+
+namespace fastpool {
+
+// The start of window `i` of `out` along one dim of size `in`, for sample u:
+// floor((i + u) * alpha) - floor(u * alpha) with alpha = (in - k) / (out - 1),
+// and in - k for the last window (pinned to the input's end). Every operation
+// is carried out in scalar_t, the input's dtype, exactly as PyTorch does: a
+// float input's windows come from float arithmetic, a Half input's from Half
+// arithmetic (each step rounded to Half), so the same samples give the same
+// windows bit for bit. Truncation toward zero, like PyTorch's int cast.
+template <typename scalar_t>
+FASTPOOL_HOST_DEVICE inline int64_t fractional_window_start(scalar_t u, int64_t in, int64_t out, int64_t k,
+                                                            int64_t i) {
+  if (i == out - 1) return in - k;
+  const scalar_t alpha = static_cast<scalar_t>(static_cast<int>(in - k)) / static_cast<scalar_t>(static_cast<int>(out - 1));
+  const scalar_t shifted = static_cast<scalar_t>(static_cast<int>(i)) + u;
+  return static_cast<int64_t>(static_cast<int>(static_cast<float>(static_cast<scalar_t>(shifted * alpha)))) -
+         static_cast<int64_t>(static_cast<int>(static_cast<float>(static_cast<scalar_t>(u * alpha))));
+}
+
+// double keeps its own precision when truncated (the float detour above is for
+// Half/BFloat16, whose conversion to int goes through float anyway).
+template <>
+FASTPOOL_HOST_DEVICE inline int64_t fractional_window_start<double>(double u, int64_t in, int64_t out, int64_t k,
+                                                                    int64_t i) {
+  if (i == out - 1) return in - k;
+  const double alpha = static_cast<double>(static_cast<int>(in - k)) / static_cast<double>(static_cast<int>(out - 1));
+  return static_cast<int64_t>(static_cast<int>((static_cast<double>(static_cast<int>(i)) + u) * alpha)) -
+         static_cast<int64_t>(static_cast<int>(u * alpha));
+}
+
+}  // namespace fastpool

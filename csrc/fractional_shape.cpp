@@ -1,0 +1,160 @@
+#include "fractional_shape.h"
+
+#include <ATen/ATen.h>
+#include <c10/util/Exception.h>
+
+#include <sstream>
+#include <string>
+#include <type_traits>
+
+namespace fastpool {
+namespace {
+
+template <typename T>
+c10::ArrayRef<T> sizes_of(const at::Tensor& t) {
+  if constexpr (std::is_same_v<T, c10::SymInt>) return t.sym_sizes();
+  else return t.sizes();
+}
+
+template <typename T>
+std::string shape_str(bool meta, c10::ArrayRef<T> sizes) {
+  std::ostringstream os;
+  if (meta) os << "torch.Size(";
+  os << sizes;
+  if (meta) os << ")";
+  return os.str();
+}
+
+// The allocation of an output of negative size (torch's message).
+template <typename T>
+void check_nonnegative_shape(const std::vector<T>& shape) {
+  for (const T& s : shape)
+    TORCH_CHECK(s >= 0, "Trying to create tensor with negative dimension ", s, ": ", c10::ArrayRef<T>(shape));
+}
+
+// torch's kernels check the samples in this order, before dispatching on dtype.
+void check_random_samples(int dims, const at::Tensor& input, const at::Tensor& samples, bool meta_wording) {
+  const int64_t batch = input.dim() == dims + 2 ? input.size(0) : 1;
+  const int64_t channels = input.size(input.dim() - dims - 1);
+  TORCH_CHECK(input.scalar_type() == samples.scalar_type(), "Expect _random_samples to have the same dtype as input");
+  if (meta_wording) {
+    TORCH_CHECK(samples.dim() == 3, "Expect _random samples to have 3 dimensions got, ", samples.dim());
+  } else {
+    TORCH_CHECK(samples.dim() == 3, "Expect _random_samples to have 3 dimensions, got ", samples.dim());
+  }
+  TORCH_CHECK(samples.size(0) >= batch, "Expect _random_samples.size(0) no less then input batch size.");
+  TORCH_CHECK(samples.size(1) == channels, "Expect _random_samples.size(1) equals to input channel size.");
+  TORCH_CHECK(samples.size(2) == dims, "Expect _random_samples.size(2) equals to ", dims, meta_wording ? " got " : "; got ",
+              samples.size(2), ".");
+}
+
+const char* const kAxisName[] = {"time", "height", "width"};
+
+template <typename T>
+std::vector<T> output_shape_of(c10::ArrayRef<T> sizes, int dims, c10::IntArrayRef output_size) {
+  std::vector<T> shape(sizes.begin(), sizes.end() - dims);
+  for (int64_t s : output_size) shape.push_back(T(s));
+  return shape;
+}
+
+}  // namespace
+
+const char* fractional_forward_kernel_name(int dims) {
+  return dims == 2 ? "fractional_max_pool2d_out_frame" : "fractional_max_pool3d_out_frame";
+}
+const char* fractional_backward_kernel_name(int dims) {
+  return dims == 2 ? "fractional_max_pool2d_backward_out_frame" : "fractional_max_pool3d_backward_out_frame";
+}
+
+template <typename T>
+std::vector<T> fractional_pool_output_shape(int dims, const at::Tensor& input, c10::IntArrayRef kernel_size,
+                                            c10::IntArrayRef output_size, const at::Tensor& random_samples) {
+  const c10::ArrayRef<T> sizes = sizes_of<T>(input);
+  const int64_t ndim = input.dim();
+  const bool meta = input.is_meta();
+  if (meta && dims == 2) {
+    // aten's Meta function for 2-d (torch/_meta_registrations.py): its own
+    // wording and order, samples checked before the sizes.
+    TORCH_CHECK(ndim == 3 || ndim == 4, "fractional_max_pool2d: Expected 3D or 4D tensor, but got: ", ndim);
+    for (int64_t d = ndim - 3; d < ndim; ++d)
+      TORCH_CHECK(sizes[d] > 0, "fractional_max_pool2d: Expected input to have non-zero  size for non-batch "
+                  "dimensions, but got ", shape_str(true, sizes), " with dimension ", d, " empty");
+    TORCH_CHECK(kernel_size.size() == 2, "fractional_max_pool2d: kernel_size musteither be a single int or tuple of Ints");
+    TORCH_CHECK(output_size.size() == 2, "fractional_max_pool2d: output_size must either be a single int or tuple of Ints");
+    check_random_samples(2, input, random_samples, true);
+    TORCH_CHECK(output_size[0] + kernel_size[0] - 1 <= sizes[ndim - 2], "fractional_max_pool2d: kernel height ",
+                kernel_size[0], " is too large relative to input height ", sizes[ndim - 2]);
+    TORCH_CHECK(output_size[1] + kernel_size[1] - 1 <= sizes[ndim - 1], "fractional_max_pool2d: kernel width ",
+                kernel_size[1], " is too large relative to input width ", sizes[ndim - 1]);
+    const auto shape = output_shape_of<T>(sizes, dims, output_size);
+    check_nonnegative_shape(shape);
+    return shape;
+  }
+  // aten's C++ (its structured Meta function, then the kernel's sample checks).
+  const std::string op = "fractional_max_pool" + std::to_string(dims) + "d";
+  const std::string where = dims == 2 ? op + "()" : op + "_out()";
+  TORCH_CHECK(static_cast<int>(kernel_size.size()) == dims, op, ": kernel_size must either be a single Int or tuple of ",
+              dims == 2 ? "Ints" : "three Ints");
+  TORCH_CHECK(static_cast<int>(output_size.size()) == dims, op, ": output_size must either be a single Int or tuple of ",
+              dims == 2 ? "Ints" : "three Ints");
+  TORCH_CHECK(ndim == dims + 1 || ndim == dims + 2, where, ": Expected ", dims + 1, "D or ", dims + 2,
+              "D tensor, but got: ", sizes);
+  for (int64_t d = 1; d < ndim; ++d)
+    TORCH_CHECK(sizes[d] > 0, where, ": Expected input to have non-zero size for non-batch dimensions, but got",
+                sizes, " with dimension ", d, " being empty.");
+  for (int i = 0; i < dims; ++i) {
+    const char* axis = kAxisName[3 - dims + i];
+    // torch's 3-d check is one stricter than its 2-d one: output + k - 1 < in.
+    const T& in = sizes[ndim - dims + i];
+    TORCH_CHECK(dims == 2 ? output_size[i] + kernel_size[i] - 1 <= in : output_size[i] + kernel_size[i] - 1 < in,
+                where, ": pool ", axis, " ",
+                kernel_size[i], " too large relative to input ", axis, " ", sizes[ndim - dims + i]);
+  }
+  const auto shape = output_shape_of<T>(sizes, dims, output_size);
+  check_nonnegative_shape(shape);
+  if (!meta) check_random_samples(dims, input, random_samples, false);
+  return shape;
+}
+
+template std::vector<int64_t> fractional_pool_output_shape<int64_t>(int, const at::Tensor&, c10::IntArrayRef,
+                                                                    c10::IntArrayRef, const at::Tensor&);
+template std::vector<c10::SymInt> fractional_pool_output_shape<c10::SymInt>(int, const at::Tensor&, c10::IntArrayRef,
+                                                                            c10::IntArrayRef, const at::Tensor&);
+
+void check_fractional_pool_backward(int dims, const at::Tensor& grad_output, const at::Tensor& input,
+                                    c10::IntArrayRef output_size, const at::Tensor& indices) {
+  const std::string op = "fractional_max_pool" + std::to_string(dims) + "d_backward";
+  const auto in_sizes = input.sym_sizes();
+  const int64_t ndim = input.dim();
+  if (dims == 2) {
+    // torch compares both with the input's sizes and output_size.
+    std::vector<c10::SymInt> expected(in_sizes.begin(), in_sizes.end() - std::min<int64_t>(2, ndim));
+    for (int64_t s : output_size) expected.emplace_back(s);
+    TORCH_CHECK(grad_output.sym_sizes() == c10::SymIntArrayRef(expected), op, "(): gradOutput sizes unexpected");
+    TORCH_CHECK(indices.sym_sizes() == c10::SymIntArrayRef(expected), op, "(): indices sizes unexpected");
+  } else {
+    // torch checks each spatial size of grad_output against output_size.
+    const int64_t batched = ndim == 5 ? 1 : 0;
+    for (int i = 0; i < 3 && i < static_cast<int>(output_size.size()); ++i) {
+      const c10::SymInt size = grad_output.sym_size(batched + 1 + i);  // torch's IndexError when out of range
+      TORCH_CHECK(size == output_size[i], op, "_out(): gradOutput ", kAxisName[i], " unexpected");
+    }
+    // What torch leaves unchecked (it reads outside the tensors otherwise).
+    TORCH_CHECK(output_size.size() == 3, op, ": output_size must have three entries, but got ", output_size);
+    TORCH_CHECK(ndim == 4 || ndim == 5, op, ": expected a 4D or 5D input, but got: ", in_sizes);
+    std::vector<c10::SymInt> expected(in_sizes.begin(), in_sizes.end() - 3);
+    for (int64_t s : output_size) expected.emplace_back(s);
+    TORCH_CHECK(grad_output.sym_sizes() == c10::SymIntArrayRef(expected), op, ": grad_output of size ", expected,
+                " expected, but got ", grad_output.sym_sizes());
+    TORCH_CHECK(indices.sym_sizes() == c10::SymIntArrayRef(expected), op, ": indices of size ", expected,
+                " expected, but got ", indices.sym_sizes());
+  }
+  // torch's kernel: dispatch on the input's dtype, then typed reads.
+  TORCH_CHECK_NOT_IMPLEMENTED(at::isFloatingType(input.scalar_type()), "\"", fractional_backward_kernel_name(dims),
+                              "\" not implemented for '", input.scalar_type(), "'");
+  TORCH_CHECK(grad_output.scalar_type() == input.scalar_type(), "expected scalar type ", input.scalar_type(),
+              " but found ", grad_output.scalar_type());
+  TORCH_CHECK(indices.scalar_type() == at::kLong, "expected scalar type Long but found ", indices.scalar_type());
+}
+
+}  // namespace fastpool

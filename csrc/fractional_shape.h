@@ -1,0 +1,32 @@
+// Argument checks and output shapes of fractional_max_pool{2,3}d and their
+// backward ops, for every backend and the Meta kernels: torch's checks in
+// torch's order with its exception types and messages (aten's C++ wording on
+// CPU and CUDA tensors, that of its Meta functions on Meta tensors).
+#pragma once
+#include <ATen/core/Tensor.h>
+#include <c10/core/SymInt.h>
+
+#include <vector>
+
+namespace fastpool {
+
+// Checks a fractional_max_pool{2,3}d call and returns the output shape (the
+// input's rank). T is int64_t or c10::SymInt (Meta). The random samples are
+// checked as torch's kernels check them (on the Meta device: as its Meta
+// function for 2-d does; its 3-d one leaves them unchecked).
+template <typename T>
+std::vector<T> fractional_pool_output_shape(int spatial_dims, const at::Tensor& input, c10::IntArrayRef kernel_size,
+                                            c10::IntArrayRef output_size, const at::Tensor& random_samples);
+
+// The name torch's kernels give themselves in dtype errors.
+const char* fractional_forward_kernel_name(int spatial_dims);
+const char* fractional_backward_kernel_name(int spatial_dims);
+
+// Checks a fractional_max_pool{2,3}d_backward call as torch's does, then what
+// torch's 3-d op leaves unchecked and fastpool's kernels rely on: grad_output
+// and indices of the forward output's shape ((N,) C, output_size...), int64
+// indices, grad_output of the input's dtype.
+void check_fractional_pool_backward(int spatial_dims, const at::Tensor& grad_output, const at::Tensor& input,
+                                    c10::IntArrayRef output_size, const at::Tensor& indices);
+
+}  // namespace fastpool
