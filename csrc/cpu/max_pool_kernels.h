@@ -879,6 +879,46 @@ struct ZeroAhead {
   }
 };
 
+// One task of the channels-last backward: image n's band of input rows
+// (`bands` bands per image). It scans every output of its image and adds only
+// the argmaxes that fall in its own rows, so each grad_input element is
+// written by one task, in output order, whatever the number of bands.
+template <typename T, typename Source>
+struct BandTask {
+  using E = typename Source::E;
+  int64_t C, first, count;  // positions [first, first + count) of the image's plane
+  const T* go;
+  const E* idx;
+  T* gi;  // position i's channels: gi[(i - first) * C + c]
+  ZeroAhead<T> zero;
+
+  BandTask(const PoolGeometry& g, int64_t task, int64_t bands, const void* grad_output, const void* argmax,
+           void* grad_input)
+      : C(g.channels) {
+    const int64_t n = task / bands, band = task % bands, W = g.in_size[2];
+    const int64_t rows = g.in_size[0] * g.in_size[1];
+    const int64_t out_elems = out_plane_elems(g);
+    first = band * rows / bands * W;
+    count = (band + 1) * rows / bands * W - first;
+    go = static_cast<const T*>(grad_output) + n * out_elems * C;
+    idx = static_cast<const E*>(argmax) + n * out_elems * C;
+    gi = static_cast<T*>(grad_input) + (n * in_plane_elems(g) + first) * C;
+    zero = ZeroAhead<T>{gi, C, W, count};
+  }
+
+  // grad_input[argmax] += grad_output for output o's channel c (base: the
+  // decoder's window base of o's row, relative to first).
+  FASTPOOL_ALWAYS_INLINE void add_scalar(const ArgmaxDecoder<Source>& decoder, int64_t base, int64_t ow, int64_t o,
+                                         int64_t c) {
+    const int64_t i = decoder.position(base, ow, idx[o * C + c]) - (Source::kTap ? 0 : first);
+    if (static_cast<uint64_t>(i) < static_cast<uint64_t>(count)) {
+      zero.reach(i);
+      T& g_in = gi[i * C + c];
+      g_in = Scalar<T>::store(Scalar<T>::load(g_in) + Scalar<T>::load(go[o * C + c]));
+    }
+  }
+};
+
 #if defined(__AVX512F__)
 // The argmaxes of 16 channels of one output, compared with one tap's key (the
 // tap for the training taps, the flat plane position for int64 indices).
@@ -925,39 +965,30 @@ constexpr bool kVectorBackward = std::is_same_v<T, float> || std::is_same_v<T, b
 // (output) order as from the scalar loop, so the same bits. Lanes whose
 // argmax is no in-bounds tap of the window (int64 indices may point anywhere
 // in the plane; a window may have no tap) take the scalar step, at the same
-// output. Tasks, bands and zeroing as in backward_channels_last.
+// output.
 template <typename T, typename Source>
 void backward_channels_last_lanes(const PoolGeometry& g, const void* grad_output, const void* argmax,
                                   void* grad_input, int64_t bands, int64_t begin, int64_t end) {
-  using E = typename Source::E;
   using S = Simd<float>;
   constexpr int64_t kLanes = S::kLanes;
-  const int64_t C = g.channels, W = g.in_size[2], KW = g.kernel[2], dil_w = g.dilation[2];
-  const int64_t in_elems = in_plane_elems(g), out_elems = out_plane_elems(g);
-  const int64_t rows = g.in_size[0] * g.in_size[1];
+  const int64_t C = g.channels, KW = g.kernel[2], dil_w = g.dilation[2];
   const ArgmaxDecoder<Source> decoder(g);
   const WindowTables tables(g);
   RowScratch rs(g);
   for (int64_t task = begin; task < end; ++task) {
-    const int64_t n = task / bands, band = task % bands;
-    const int64_t first = band * rows / bands * W, count = (band + 1) * rows / bands * W - first;  // positions
-    const T* go = static_cast<const T*>(grad_output) + n * out_elems * C;
-    const E* idx = static_cast<const E*>(argmax) + n * out_elems * C;
-    T* gi = static_cast<T*>(grad_input) + (n * in_elems + first) * C;  // gi[(i - first) * C + c]
-    ZeroAhead<T> zero{gi, C, W, count};
+    BandTask<T, Source> t(g, task, bands, grad_output, argmax, grad_input);
     int64_t o = 0;
     for (int64_t od = 0; od < g.out_size[0]; ++od)
       for (int64_t oh = 0; oh < g.out_size[1]; ++oh) {
         const WindowRows wr = rs.collect(g, tables, od, oh);
-        const int64_t base = decoder.window_base(od, oh) - first;
+        const int64_t base = decoder.window_base(od, oh) - t.first;
         for (int64_t ow = 0; ow < g.out_size[2]; ++ow, ++o) {
           const WindowTaps& tw = tables.width(ow);
           for (int64_t c0 = 0; c0 < C; c0 += kLanes) {
             const int64_t lanes = min64(kLanes, C - c0);
-            const __mmask16 all = S::first(lanes);
-            const ArgmaxLanes<Source> keys(idx + o * C + c0, all);
-            const S::V grad = S::load_n(go + o * C + c0, lanes);
-            __mmask16 left = all;
+            const ArgmaxLanes<Source> keys(t.idx + o * C + c0, S::first(lanes));
+            const S::V grad = S::load_n(t.go + o * C + c0, lanes);
+            __mmask16 left = S::first(lanes);
             for (int64_t r = 0; r < wr.count && left; ++r) {
               for (int64_t j = 0; j < tw.count; ++j) {
                 const int64_t position = rs.rows.data[r] + tw.first + j * dil_w;  // in the plane
@@ -965,36 +996,26 @@ void backward_channels_last_lanes(const PoolGeometry& g, const void* grad_output
                     keys.equal(Source::kTap ? rs.taps.data[r] * KW + tw.first_tap + j : position) & left;
                 if (!m) continue;
                 left &= static_cast<__mmask16>(~m);
-                const int64_t i = position - first;
-                if (static_cast<uint64_t>(i) < static_cast<uint64_t>(count)) {
-                  zero.reach(i);
-                  S::add_masked(gi + i * C + c0, m, grad);
+                const int64_t i = position - t.first;
+                if (static_cast<uint64_t>(i) < static_cast<uint64_t>(t.count)) {
+                  t.zero.reach(i);
+                  S::add_masked(t.gi + i * C + c0, m, grad);
                 }
                 if (!left) break;
               }
             }
-            for (; left; left &= static_cast<__mmask16>(left - 1)) {  // the scalar step, lane by lane
-              const int64_t c = c0 + __builtin_ctz(left);
-              const int64_t i = decoder.position(base, ow, idx[o * C + c]) - (Source::kTap ? 0 : first);
-              if (static_cast<uint64_t>(i) < static_cast<uint64_t>(count)) {
-                zero.reach(i);
-                T& g_in = gi[i * C + c];
-                g_in = Scalar<T>::store(Scalar<T>::load(g_in) + Scalar<T>::load(go[o * C + c]));
-              }
-            }
+            for (; left; left &= static_cast<__mmask16>(left - 1))  // the scalar step, lane by lane
+              t.add_scalar(decoder, base, ow, o, c0 + __builtin_ctz(left));
           }
         }
       }
-    zero.upto(count);
+    t.zero.upto(t.count);
   }
 }
 #endif
 
-// Tasks are (image, band of input rows): `bands` bands per image. A task
-// scans every output of its image and adds only the argmaxes that fall in its
-// own rows, so each grad_input element is written by one task, in output
-// order, whatever the number of bands (bands > 1 lets a small batch use every
-// thread; each band is its own contiguous stretch of memory and pages).
+// The backward over channels-last tasks (BandTask; bands > 1 lets a small
+// batch use every thread, each band its own contiguous stretch of memory).
 template <typename T, typename Source>
 void backward_channels_last(const PoolGeometry& g, const void* grad_output, const void* argmax, void* grad_input,
                             int64_t bands, int64_t begin, int64_t end) {
@@ -1006,34 +1027,17 @@ void backward_channels_last(const PoolGeometry& g, const void* grad_output, cons
       return backward_channels_last_lanes<T, Source>(g, grad_output, argmax, grad_input, bands, begin, end);
   }
 #endif
-  using E = typename Source::E;
-  const int64_t C = g.channels, W = g.in_size[2];
-  const int64_t in_elems = in_plane_elems(g), out_elems = out_plane_elems(g);
-  const int64_t rows = g.in_size[0] * g.in_size[1];
   const ArgmaxDecoder<Source> decoder(g);
   for (int64_t task = begin; task < end; ++task) {
-    const int64_t n = task / bands, band = task % bands;
-    const int64_t first = band * rows / bands * W, count = (band + 1) * rows / bands * W - first;  // positions
-    const T* go = static_cast<const T*>(grad_output) + n * out_elems * C;
-    const E* idx = static_cast<const E*>(argmax) + n * out_elems * C;
-    T* gi = static_cast<T*>(grad_input) + (n * in_elems + first) * C;  // gi[(i - first) * C + c]
-    ZeroAhead<T> zero{gi, C, W, count};
+    BandTask<T, Source> t(g, task, bands, grad_output, argmax, grad_input);
     int64_t o = 0;
     for (int64_t od = 0; od < g.out_size[0]; ++od)
       for (int64_t oh = 0; oh < g.out_size[1]; ++oh) {
-        const int64_t base = decoder.window_base(od, oh) - first;
-        for (int64_t ow = 0; ow < g.out_size[2]; ++ow, ++o) {
-          for (int64_t c = 0; c < C; ++c) {
-            const int64_t i = decoder.position(base, ow, idx[o * C + c]) - (Source::kTap ? 0 : first);
-            if (static_cast<uint64_t>(i) < static_cast<uint64_t>(count)) {
-              zero.reach(i);
-              T& g_in = gi[i * C + c];
-              g_in = Scalar<T>::store(Scalar<T>::load(g_in) + Scalar<T>::load(go[o * C + c]));
-            }
-          }
-        }
+        const int64_t base = decoder.window_base(od, oh) - t.first;
+        for (int64_t ow = 0; ow < g.out_size[2]; ++ow, ++o)
+          for (int64_t c = 0; c < g.channels; ++c) t.add_scalar(decoder, base, ow, o, c);
       }
-    zero.upto(count);
+    t.zero.upto(t.count);
   }
 }
 
