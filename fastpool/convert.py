@@ -20,6 +20,9 @@ _TORCH_TO_FASTPOOL = {
     torch.nn.AdaptiveMaxPool1d: modules.AdaptiveMaxPool1d,
     torch.nn.AdaptiveMaxPool2d: modules.AdaptiveMaxPool2d,
     torch.nn.AdaptiveMaxPool3d: modules.AdaptiveMaxPool3d,
+    torch.nn.MaxUnpool1d: modules.MaxUnpool1d,
+    torch.nn.MaxUnpool2d: modules.MaxUnpool2d,
+    torch.nn.MaxUnpool3d: modules.MaxUnpool3d,
 }
 _FASTPOOL_TO_TORCH = {ours: theirs for theirs, ours in _TORCH_TO_FASTPOOL.items()}
 

@@ -17,6 +17,7 @@ from ._arg_parser import adaptive_max_pool_args, max_pool_args
 
 __all__ = ["max_pool1d", "max_pool2d", "max_pool3d", "adaptive_max_pool1d", "adaptive_max_pool2d",
            "adaptive_max_pool3d"]
+__all__ += ["max_unpool1d", "max_unpool2d", "max_unpool3d"]
 
 def _size_int(size):
     return int(size) if isinstance(size, torch.Tensor) else size
@@ -222,3 +223,7 @@ def adaptive_max_pool3d(input, output_size, return_indices=False):
     if return_indices:
         return _adaptive_max_pool3d_with_indices(input, output_size)
     return _adaptive_max_pool3d(input, output_size)
+
+
+# max_unpool1d/2d/3d (their own module: typed functions, no return_indices).
+from ._unpool import max_unpool1d, max_unpool2d, max_unpool3d  # noqa: E402
