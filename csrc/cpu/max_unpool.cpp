@@ -75,12 +75,13 @@ bool out_of_plane(int64_t index, int64_t plane) {
   return static_cast<uint64_t>(index) >= static_cast<uint64_t>(plane);  // negative ones too
 }
 
-// Channel blocks per image for the channels-last kernels: enough tasks for
-// every thread when the batch is small, each block at least 16 channels wide
-// (a cache line of fp32) so that the strided zeroing and scatter stay dense.
+// Channel blocks per image for the channels-last kernels: a task for every
+// thread when the batch is small (no more: each block streams the whole
+// image), each block at least 16 channels wide (a cache line of fp32) so that
+// the strided zeroing and scatter stay dense.
 int64_t channel_blocks(int64_t batch, int64_t channels) {
   const int64_t threads = at::get_num_threads();
-  const int64_t wanted = (4 * threads + std::max<int64_t>(batch, 1) - 1) / std::max<int64_t>(batch, 1);
+  const int64_t wanted = (threads + std::max<int64_t>(batch, 1) - 1) / std::max<int64_t>(batch, 1);
   return std::clamp<int64_t>(wanted, 1, std::max<int64_t>(1, channels / 16));
 }
 
@@ -103,7 +104,9 @@ void scatter(const E* in, const PlaneView& iv, const int64_t* idx, const PlaneVi
       E* o = out + n * ov.n_stride;
       const E* i = in + n * iv.n_stride;
       const int64_t* x = idx + n * xv.n_stride;
-      if (channels_last) {
+      if (channels_last && c1 - c0 == ov.channels) {  // the whole image: one memset
+        std::memset(o, 0, ov.plane * ov.channels * sizeof(E));
+      } else if (channels_last) {
         for (int64_t v = 0; v < ov.plane; ++v) std::memset(o + v * ov.p_stride + c0, 0, (c1 - c0) * sizeof(E));
       } else {
         for (int64_t c = c0; c < c1; ++c) std::memset(o + c * ov.c_stride, 0, ov.plane * sizeof(E));
@@ -117,7 +120,37 @@ void scatter(const E* in, const PlaneView& iv, const int64_t* idx, const PlaneVi
         }
         o[c * ov.c_stride + target * ov.p_stride] = i[c * iv.c_stride + p * iv.p_stride];
       };
-      if (xv.c_stride == 1 && xv.channels > 1) {  // indices stored channels last: read them in order
+      const bool all_planar = !channels_last && iv.p_stride == 1 && xv.p_stride == 1 && ov.p_stride == 1;
+      const bool all_channels_last = channels_last && iv.c_stride == 1 && xv.c_stride == 1;
+      if (all_planar) {  // the common layouts with their strides known: no stride products per element
+        for (int64_t c = c0; c < c1; ++c) {
+          const int64_t* xr = x + c * xv.c_stride;
+          const E* ir = i + c * iv.c_stride;
+          E* oc = o + c * ov.c_stride;
+          for (int64_t p = 0; p < iv.plane; ++p) {
+            const int64_t target = xr[p];
+            if (out_of_plane(target, ov.plane)) {
+              last_bad = std::max(last_bad, (n * ov.channels + c) * iv.plane + p);
+              continue;
+            }
+            oc[target] = ir[p];
+          }
+        }
+      } else if (all_channels_last) {
+        const int64_t channels = ov.channels;
+        for (int64_t p = 0; p < iv.plane; ++p) {
+          const int64_t* xr = x + p * channels;
+          const E* ir = i + p * channels;
+          for (int64_t c = c0; c < c1; ++c) {
+            const int64_t target = xr[c];
+            if (out_of_plane(target, ov.plane)) {
+              last_bad = std::max(last_bad, (n * iv.plane + p) * channels + c);
+              continue;
+            }
+            o[target * channels + c] = ir[c];
+          }
+        }
+      } else if (xv.c_stride == 1 && xv.channels > 1) {  // indices stored channels last: read them in order
         for (int64_t p = 0; p < iv.plane; ++p)
           for (int64_t c = c0; c < c1; ++c) one(c, p);
       } else {
@@ -133,6 +166,36 @@ void scatter(const E* in, const PlaneView& iv, const int64_t* idx, const PlaneVi
 // planar (PyTorch's gradient is contiguous whatever the layouts).
 template <typename E>
 void gather(const E* go, const PlaneView& gv, const int64_t* idx, const PlaneView& xv, E* gi, BadIndex& bad) {
+  if (xv.c_stride == 1 && gv.c_stride == 1 && xv.channels > 1) {
+    // Both channels last: per image and block of channels, pixel by pixel
+    // (reads in order, writes a few planar streams), not plane by plane
+    // (which would read every pixel's line once per channel).
+    const int64_t channels = xv.channels;
+    const int64_t blocks = channel_blocks(xv.batch, channels), block = (channels + blocks - 1) / blocks;
+    at::parallel_for(0, xv.batch * blocks, std::max<int64_t>(1, 32768 / std::max<int64_t>(1, block * xv.plane)),
+                     [&](int64_t begin, int64_t end) {
+      int64_t first_bad = std::numeric_limits<int64_t>::max();
+      for (int64_t task = begin; task < end; ++task) {
+        const int64_t n = task / blocks, c0 = (task % blocks) * block, c1 = std::min(channels, c0 + block);
+        const int64_t* x = idx + n * xv.n_stride;
+        const E* g = go + n * gv.n_stride;
+        E* out = gi + n * channels * xv.plane;
+        for (int64_t p = 0; p < xv.plane; ++p) {
+          for (int64_t c = c0; c < c1; ++c) {
+            const int64_t source = x[p * channels + c];
+            if (out_of_plane(source, gv.plane)) {
+              first_bad = std::min(first_bad, (n * channels + c) * xv.plane + p);
+              out[c * xv.plane + p] = E{};
+              continue;
+            }
+            out[c * xv.plane + p] = g[source * channels + c];
+          }
+        }
+      }
+      if (first_bad != std::numeric_limits<int64_t>::max()) bad.offer(first_bad);
+    });
+    return;
+  }
   const int64_t planes = xv.batch * xv.channels;
   at::parallel_for(0, planes, std::max<int64_t>(1, 32768 / std::max<int64_t>(1, xv.plane)),
                    [&](int64_t begin, int64_t end) {
