@@ -826,7 +826,7 @@ std::vector<T> unpool_output_shape(int sd, const at::Tensor& input, const at::Te
   const c10::ArrayRef<T> sizes = sizes_of<T>(input);
   const int64_t ndim = input.dim();
   const std::string op = op_name("max_unpooling", sd);
-  if (input.is_cuda()) {
+  if (std::is_same_v<T, int64_t> && input.is_cuda()) {  // (a fake CUDA tensor: the Meta wording)
     check_unpool_cuda(sd, input, indices, output_size.size(), stride, padding);
   } else {
     check_unpool_cpu_or_meta<T>(sd, input, indices, output_size.size(), stride, padding);
@@ -857,6 +857,10 @@ template std::vector<c10::SymInt> unpool_output_shape<c10::SymInt>(int, const at
                                                                    c10::IntArrayRef);
 
 PoolLayout unpool_layout(const at::Tensor& input, int spatial_dims) {
+  // PyTorch CUDA's kernel writes NCHW whatever the input's layout. A fake
+  // tensor of a CUDA input reaches the Meta kernel with its CUDA device (if
+  // the Meta tensor has lost it, the CPU rule applies).
+  if (input.is_cuda()) return PoolLayout::planar;
   return spatial_dims == 2 && input.dim() == 4 && input.suggest_memory_format() == at::MemoryFormat::ChannelsLast
              ? PoolLayout::channels_last
              : PoolLayout::planar;
