@@ -12,6 +12,7 @@ TORCH_LIBRARY(fastpool, m) {
   fastpool::define_window_pool_ops(m);
   fastpool::define_adaptive_pool_ops(m);
   fastpool::define_fractional_pool_ops(m);
+  fastpool::define_unpool_ops(m);
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {

@@ -19,6 +19,14 @@
 //     max_pool{k}d_offsets_backward(grad_output, offsets, input_size, ..., channels_last) -> grad_input
 //     adaptive_max_pool{k}d_with_offsets(self, output_size) -> (values, offsets)
 //     adaptive_max_pool{k}d_offsets_backward(grad_output, offsets, input_size, channels_last) -> grad_input
+//   max unpooling  max_unpool{2,3}d (1-d: torch's functional runs the 2-d op
+//   over the input unsqueezed to (N,) C, L, 1, and so does fastpool's):
+//     max_unpool2d(self, indices, output_size) -> output     (aten's schema)
+//     max_unpool3d(self, indices, output_size, stride, padding) -> output
+//     max_unpool{k}d_backward(grad_output, indices) -> grad_input  (a gather)
+//   A backend implements the family as a class template over kDims with
+//   static functions forward(self, indices, output_size, stride, padding)
+//   (2-d: stride and padding empty) and backward.
 //   offsets: each output's argmax as its tap within the window (uint8 or
 //   int32, pool_shape.h), so backward needs neither the input nor int64
 //   indices. channels_last: the layout the forward's outputs had.
@@ -163,6 +171,44 @@ void impl_fractional_pool_ops(torch::Library& m) {
   m.impl(fractional_pool_name(2, "_backward").c_str(), &Impl<2>::backward);
   m.impl(fractional_pool_name(3).c_str(), &Impl<3>::forward);
   m.impl(fractional_pool_name(3, "_backward").c_str(), &Impl<3>::backward);
+}
+
+// ---- max unpooling: the inverse of max pooling, a scatter of each value to its index ----
+
+constexpr int kUnpoolDims[] = {2, 3};
+
+inline std::string unpool_name(int dims, const char* suffix = "") {
+  return "max_unpool" + std::to_string(dims) + "d" + suffix;
+}
+
+// aten's max_unpool2d/3d schemas (3-d takes stride and padding, which only
+// its checks read), and a backward of their own so that compile, export and
+// double backward see an op.
+inline void define_unpool_ops(torch::Library& m) {
+  const std::vector<at::Tag> tags = {at::Tag::pt2_compliant_tag};
+  m.def("max_unpool2d(Tensor self, Tensor indices, SymInt[2] output_size) -> Tensor", tags);
+  m.def("max_unpool3d(Tensor self, Tensor indices, SymInt[3] output_size, int[3] stride, int[3] padding) -> Tensor",
+        tags);
+  for (int dims : kUnpoolDims)
+    m.def((unpool_name(dims, "_backward") + "(Tensor grad_output, Tensor indices) -> Tensor").c_str(), tags);
+}
+
+namespace detail {
+// aten's 2-d schema has no stride and padding: the backends take one
+// signature, forward(self, indices, output_size, stride, padding), with
+// output_size as Impl::Sizes (IntArrayRef, or SymIntArrayRef on Meta).
+template <template <int> class Impl>
+at::Tensor unpool2d_forward(const at::Tensor& self, const at::Tensor& indices, typename Impl<2>::Sizes output_size) {
+  return Impl<2>::forward(self, indices, output_size, {}, {});
+}
+}  // namespace detail
+
+template <template <int> class Impl>
+void impl_unpool_ops(torch::Library& m) {
+  m.impl(unpool_name(2).c_str(), &detail::unpool2d_forward<Impl>);
+  m.impl(unpool_name(3).c_str(), &Impl<3>::forward);
+  m.impl(unpool_name(2, "_backward").c_str(), &Impl<2>::backward);
+  m.impl(unpool_name(3, "_backward").c_str(), &Impl<3>::backward);
 }
 
 }  // namespace fastpool

@@ -724,3 +724,178 @@ template void check_offsets_backward<c10::SymInt>(const char*, const at::Tensor&
                                                   c10::ArrayRef<c10::SymInt>, at::ScalarType);
 
 }  // namespace fastpool
+
+namespace fastpool {
+
+namespace {
+// aten's CUDA unpooling checks, in their order and wording (which differ from
+// its CPU ones; taken from PyTorch's source, there being no GPU in CI).
+void check_unpool_cuda(int sd, const at::Tensor& input, const at::Tensor& indices, size_t output_dims,
+                       c10::IntArrayRef stride, c10::IntArrayRef padding) {
+  const int64_t ndim = input.dim();
+  const std::string fn = op_name("max_unpooling", sd) + "_forward_out_cuda()";
+  TORCH_CHECK(indices.scalar_type() == at::kLong, "elements in indices should be type int64 but got: ",
+              indices.scalar_type());
+  const auto non_empty = [&] {
+    for (int64_t d = 1; d < ndim; ++d)
+      TORCH_CHECK(input.size(d) > 0, fn, ": Expected input to have non-zero size for non-batch dimensions, but got ",
+                  input.sizes(), " with dimension ", d, " being empty.");
+  };
+  const auto same_shape = [&] {
+    TORCH_CHECK(input.sizes() == indices.sizes(), "Expected shape of indices to be: ", input.sizes(), " but got: ",
+                indices.sizes());
+  };
+  if (sd == 2) {
+    TORCH_CHECK(indices.device() == input.device(), "max_unpool2d: indices must be on the input's device (",
+                input.device(), "), but got ", indices.device());
+    non_empty();
+    TORCH_CHECK(ndim == 3 || ndim == 4, "Input to max_unpooling2d should be a 3d or 4d Tensor, but got tensor with ",
+                "dimension: ", ndim);
+    same_shape();
+    TORCH_CHECK(output_dims == 2, "There should be exactly two elements (height, width) in output_size, but got ",
+                output_dims, " elements.");
+    return;
+  }
+  TORCH_CHECK(ndim == 4 || ndim == 5, "Input to max_unpooling3d should be a 4d or 5d Tensor, but got a tensor ",
+              "with dim ", ndim);
+  TORCH_CHECK(output_dims == 3,
+              "There should be exactly three elements (depth, height, width) in output_size, but got ", output_dims,
+              " elements.");
+  TORCH_CHECK(stride.size() == 3, "There should be exactly three elements (depth, height, width) in stride, but got: ",
+              stride.size(), " elements.");
+  TORCH_CHECK(padding.size() == 3,
+              "There should be exactly three elements (depth, height, width) in padding, but got: ", padding.size(),
+              " elements.");
+  same_shape();
+  non_empty();
+  TORCH_CHECK(stride[0] > 0 && stride[1] > 0 && stride[2] > 0, "strides should be greater than zero, but got stride: ",
+              stride);
+}
+}  // namespace
+
+namespace {
+// aten's CPU checks (its C++ wording) and its Meta functions' (their wording).
+template <typename T>
+void check_unpool_cpu_or_meta(int sd, const at::Tensor& input, const at::Tensor& indices, size_t output_dims,
+                              c10::IntArrayRef stride, c10::IntArrayRef padding) {
+  const Style st = style_of(input);
+  const c10::ArrayRef<T> sizes = sizes_of<T>(input);
+  const int64_t ndim = input.dim();
+  if (sd == 2) {
+    // aten's 2-d check names the dtype (Int; torch.int32 on Meta), its 3-d one does not.
+    TORCH_CHECK(indices.scalar_type() == at::kLong, "elements in indices should be type int64 but got: ",
+                st == Style::meta ? "torch." + std::string(c10::getDtypeNames(indices.scalar_type()).first)
+                                  : std::string(c10::toString(indices.scalar_type())));
+    TORCH_CHECK(output_dims == 2, "There should be exactly two elements (height, width) in output_size, but got ",
+                output_dims, " elements.");
+    TORCH_CHECK(ndim == 3 || ndim == 4, "Input to max_unpooling2d should be a 3d or 4d Tensor, but got a tensor ",
+                "with ", ndim, " dimensions.");
+  } else {
+    TORCH_CHECK(indices.scalar_type() == at::kLong, "elements in indices should be type int64");
+    TORCH_CHECK(ndim == 4 || ndim == 5, "Input to max_unpooling3d should be a 4d or 5d Tensor, but got a tensor ",
+                "with ", ndim, " dimensions.");
+    TORCH_CHECK(output_dims == 3,
+                "There should be exactly three elements (depth, height, width) in output_size, but got ", output_dims,
+                " elements.");
+    TORCH_CHECK(stride.size() == 3,
+                "There should be exactly three elements (depth, height, width) in stride, but got: ", stride.size(),
+                " elements.");
+    TORCH_CHECK(padding.size() == 3,
+                "There should be exactly three elements (depth, height, width) in padding, but got: ", padding.size(),
+                " elements.");
+  }
+  const c10::ArrayRef<T> index_sizes = sizes_of<T>(indices);
+  TORCH_CHECK(sizes.equals(index_sizes), "Expected shape of indices to be same as that of the input tensor (",
+              shape_str(st, sizes), ") but got indices tensor with shape: ", shape_str(st, index_sizes));
+  // Dims 1.. only: an unbatched input may have no channels.
+  const std::string op = op_name("max_unpooling", sd);
+  const std::string fn = st == Style::meta ? op : op + "_forward_out_cpu";
+  for (int64_t d = 1; d < ndim; ++d)
+    TORCH_CHECK(sizes[d] > 0, fn, "(): Expected input to have non-zero size for non-batch dimensions, but got ",
+                shape_str(st, sizes), " with dimension ", d, " being empty.");
+  if (sd == 3)
+    TORCH_CHECK(stride[0] > 0 && stride[1] > 0 && stride[2] > 0,
+                "strides should be greater than zero, but got stride: ", stride);
+}
+}  // namespace
+
+template <typename T>
+std::vector<T> unpool_output_shape(int sd, const at::Tensor& input, const at::Tensor& indices,
+                                   c10::ArrayRef<T> output_size, c10::IntArrayRef stride, c10::IntArrayRef padding) {
+  const Style st = style_of(input);
+  const c10::ArrayRef<T> sizes = sizes_of<T>(input);
+  const int64_t ndim = input.dim();
+  const std::string op = op_name("max_unpooling", sd);
+  if (std::is_same_v<T, int64_t> && input.is_cuda()) {  // (a fake CUDA tensor: the Meta wording)
+    check_unpool_cuda(sd, input, indices, output_size.size(), stride, padding);
+  } else {
+    check_unpool_cpu_or_meta<T>(sd, input, indices, output_size.size(), stride, padding);
+  }
+  for (int i = 0; i < sd; ++i) {
+    if (output_size[i] >= 0) continue;
+    std::ostringstream os;  // aten's C++ prints every size, its Meta functions the first negative one
+    if (st == Style::meta) {
+      os << "output_size[" << i << "]=" << output_size[i];
+    } else {
+      os << "output_size=(";
+      for (int j = 0; j < sd; ++j) os << (j ? ", " : "") << output_size[j];
+      os << ")";
+    }
+    TORCH_CHECK(false, op, "(): output_size must contain non-negative spatial dimensions, but got ", os.str());
+  }
+  TORCH_CHECK(indices.device() == input.device(), "max_unpool", sd, "d: indices must be on the input's device (",
+              input.device(), "), but got ", indices.device());
+  std::vector<T> out(sizes.begin(), sizes.end());
+  for (int i = 0; i < sd; ++i) out[ndim - sd + i] = output_size[i];
+  return out;
+}
+
+template std::vector<int64_t> unpool_output_shape<int64_t>(int, const at::Tensor&, const at::Tensor&,
+                                                           c10::ArrayRef<int64_t>, c10::IntArrayRef, c10::IntArrayRef);
+template std::vector<c10::SymInt> unpool_output_shape<c10::SymInt>(int, const at::Tensor&, const at::Tensor&,
+                                                                   c10::ArrayRef<c10::SymInt>, c10::IntArrayRef,
+                                                                   c10::IntArrayRef);
+
+PoolLayout unpool_layout(const at::Tensor& input, int spatial_dims) {
+  // PyTorch CUDA's kernel writes NCHW whatever the input's layout. A fake
+  // tensor of a CUDA input reaches the Meta kernel with its CUDA device (if
+  // the Meta tensor has lost it, the CPU rule applies).
+  if (input.is_cuda()) return PoolLayout::planar;
+  return spatial_dims == 2 && input.dim() == 4 && input.suggest_memory_format() == at::MemoryFormat::ChannelsLast
+             ? PoolLayout::channels_last
+             : PoolLayout::planar;
+}
+
+template <typename T>
+void check_unpool_backward(int sd, const at::Tensor& grad_output, const at::Tensor& indices) {
+  const std::string op = op_name("max_unpool", sd) + "_backward";
+  TORCH_CHECK(indices.scalar_type() == at::kLong, op, ": indices must be int64, but got ", indices.scalar_type());
+  TORCH_CHECK(at::isFloatingType(grad_output.scalar_type()), op, ": grad_output must be floating point, but got ",
+              grad_output.scalar_type());
+  const int64_t ndim = indices.dim();
+  TORCH_CHECK(ndim == sd + 1 || ndim == sd + 2, op, ": indices must have ", sd + 1, " or ", sd + 2,
+              " dims, but got ", ndim);
+  const c10::ArrayRef<T> grad_sizes = sizes_of<T>(grad_output), index_sizes = sizes_of<T>(indices);
+  const bool same_leading_dims =
+      grad_output.dim() == ndim && grad_sizes.slice(0, ndim - sd).equals(index_sizes.slice(0, ndim - sd));
+  TORCH_CHECK(same_leading_dims, op, ": grad_output must have the indices' rank and leading dims, but got ",
+              grad_sizes, " for indices of size ", index_sizes);
+  TORCH_CHECK(grad_output.device() == indices.device(), op,
+              ": grad_output and indices must be on the same device, but got ", grad_output.device(), " and ",
+              indices.device());
+}
+
+template void check_unpool_backward<int64_t>(int, const at::Tensor&, const at::Tensor&);
+template void check_unpool_backward<c10::SymInt>(int, const at::Tensor&, const at::Tensor&);
+
+void throw_invalid_unpool_index(int64_t index, c10::IntArrayRef output_spatial) {
+  std::ostringstream sizes;
+  for (size_t i = 0; i < output_spatial.size(); ++i) sizes << (i ? "x" : "") << output_spatial[i];
+  TORCH_CHECK(false, "Found an invalid max index: ", index, " (output volumes are of size ", sizes.str(), ")");
+}
+
+void throw_invalid_unpool_gradient_index(int64_t index, int64_t dim, int64_t plane) {
+  TORCH_CHECK(false, "index ", index, " is out of bounds for dimension ", dim, " with size ", plane);
+}
+
+}  // namespace fastpool

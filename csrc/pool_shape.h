@@ -137,3 +137,39 @@ inline PoolLayout layout_from_flag(bool channels_last) {
 }
 
 }  // namespace fastpool
+
+namespace fastpool {
+
+// ---- max unpooling: each input value scattered to its index in the output plane ----
+
+// Checks a max_unpool{2,3}d call exactly as torch's op does (same checks and
+// order, same messages: its C++ wording for CPU and CUDA tensors, its Meta
+// functions' for Meta tensors; stride and padding are 3-d only, where aten
+// checks their lengths and the strides' sign and reads them no further), and
+// returns the output shape: the input's, with output_size as its spatial dims.
+// T is int64_t or c10::SymInt (Meta).
+template <typename T>
+std::vector<T> unpool_output_shape(int spatial_dims, const at::Tensor& input, const at::Tensor& indices,
+                                   c10::ArrayRef<T> output_size, c10::IntArrayRef stride, c10::IntArrayRef padding);
+
+// PyTorch's output layout: channels last for a batched 2-d input that
+// suggest_memory_format calls channels_last (its CPU kernel for that layout),
+// planar otherwise (3-d always: PyTorch has no channels-last 3-d unpooling).
+PoolLayout unpool_layout(const at::Tensor& input, int spatial_dims);
+
+// What fastpool's backward (a gather of grad_output at the indices) relies on:
+// int64 indices, grad_output of the indices' rank and leading (N,) C dims, one
+// device, a floating dtype. T as above.
+template <typename T>
+void check_unpool_backward(int spatial_dims, const at::Tensor& grad_output, const at::Tensor& indices);
+
+// torch's error for an index outside the output plane (`index` the offending
+// index, `output_spatial` the plane's sizes).
+[[noreturn]] void throw_invalid_unpool_index(int64_t index, c10::IntArrayRef output_spatial);
+
+// The gradient's error for such an index: PyTorch's gradient gathers from
+// grad_output viewed as (N,) C, plane, and gather's bounds error names the
+// flattened dim (`dim`: 1 unbatched, 2 batched) and the plane's size.
+[[noreturn]] void throw_invalid_unpool_gradient_index(int64_t index, int64_t dim, int64_t plane);
+
+}  // namespace fastpool

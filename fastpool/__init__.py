@@ -25,13 +25,16 @@ from .functional import (adaptive_max_pool1d, adaptive_max_pool2d, adaptive_max_
                          max_pool3d)
 from .functional import fractional_max_pool2d, fractional_max_pool3d
 from .modules import FractionalMaxPool2d, FractionalMaxPool3d
+from .functional import max_unpool1d, max_unpool2d, max_unpool3d
 from .convert import convert, unconvert
 from .modules import (AdaptiveMaxPool1d, AdaptiveMaxPool2d, AdaptiveMaxPool3d, MaxPool1d, MaxPool2d, MaxPool3d)
+from .modules import MaxUnpool1d, MaxUnpool2d, MaxUnpool3d
 
 __all__ = ["max_pool1d", "max_pool2d", "max_pool3d", "adaptive_max_pool1d", "adaptive_max_pool2d",
            "adaptive_max_pool3d", "MaxPool1d", "MaxPool2d", "MaxPool3d", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d",
            "AdaptiveMaxPool3d", "convert", "unconvert", "build_info"]
 __all__ += ["fractional_max_pool2d", "fractional_max_pool3d", "FractionalMaxPool2d", "FractionalMaxPool3d"]
+__all__ += ["max_unpool1d", "max_unpool2d", "max_unpool3d", "MaxUnpool1d", "MaxUnpool2d", "MaxUnpool3d"]
 __version__ = "0.1.0"
 
 

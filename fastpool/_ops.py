@@ -167,3 +167,26 @@ for _dims in (2, 3):
                                     setup_context=_fractional_setup)
     torch.library.register_autograd(f"fastpool::fractional_max_pool{_dims}d_backward", _double,
                                     setup_context=_fractional_backward_setup)
+
+
+# max_unpool{2,3}d: the forward's autograd is in C++ (csrc/max_unpool_autograd.cpp);
+# its backward op, a gather, is linear in grad_output: its own gradient is the
+# adjoint of that gather, a scatter-add into the forward output's shape (what
+# PyTorch's autograd derives for its gather-based formula, duplicates summed).
+def _unpool_backward_setup(ctx, inputs, output):
+    ctx.output_shape = inputs[0].shape
+    ctx.save_for_backward(inputs[1])
+
+
+def _make_unpool_double_backward(dims):
+    def backward(ctx, grad_grad_input):
+        (indices,) = ctx.saved_tensors
+        flat = grad_grad_input.new_zeros(ctx.output_shape).flatten(-dims)
+        flat = flat.scatter_add(-1, indices.flatten(-dims), grad_grad_input.flatten(-dims))
+        return flat.view(ctx.output_shape), None
+    return backward
+
+
+for _dims in (2, 3):
+    torch.library.register_autograd(f"fastpool::max_unpool{_dims}d_backward", _make_unpool_double_backward(_dims),
+                                    setup_context=_unpool_backward_setup)

@@ -22,6 +22,9 @@ _TORCH_TO_FASTPOOL = {
     torch.nn.AdaptiveMaxPool3d: modules.AdaptiveMaxPool3d,
     torch.nn.FractionalMaxPool2d: modules.FractionalMaxPool2d,
     torch.nn.FractionalMaxPool3d: modules.FractionalMaxPool3d,
+    torch.nn.MaxUnpool1d: modules.MaxUnpool1d,
+    torch.nn.MaxUnpool2d: modules.MaxUnpool2d,
+    torch.nn.MaxUnpool3d: modules.MaxUnpool3d,
 }
 _FASTPOOL_TO_TORCH = {ours: theirs for theirs, ours in _TORCH_TO_FASTPOOL.items()}
 

@@ -19,6 +19,7 @@ from ._arg_parser import adaptive_max_pool_args, max_pool_args, plain_max_pool_a
 
 __all__ = ["max_pool1d", "max_pool2d", "max_pool3d", "adaptive_max_pool1d", "adaptive_max_pool2d",
            "adaptive_max_pool3d"]
+__all__ += ["max_unpool1d", "max_unpool2d", "max_unpool3d"]
 
 
 def _eager_call(input):
@@ -345,3 +346,7 @@ def fractional_max_pool3d(input, kernel_size, output_size=None, output_ratio=Non
 
 
 __all__ += ["fractional_max_pool2d", "fractional_max_pool3d"]
+
+
+# max_unpool1d/2d/3d (their own module: typed functions, no return_indices).
+from ._unpool import max_unpool1d, max_unpool2d, max_unpool3d  # noqa: E402

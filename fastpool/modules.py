@@ -4,11 +4,15 @@ Each is a subclass of torch's module, so ``isinstance(m, torch.nn.MaxPool2d)``
 holds and the constructor, attributes, ``extra_repr`` and (empty) state_dict
 are torch's; only forward differs (``fastpool.convert`` relies on that).
 """
+from typing import List, Optional
+
 import torch
+from torch import Tensor
 
 from . import functional
 
 __all__ = ["MaxPool1d", "MaxPool2d", "MaxPool3d", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "AdaptiveMaxPool3d"]
+__all__ += ["MaxUnpool1d", "MaxUnpool2d", "MaxUnpool3d"]
 
 
 # TorchScript compiles self._function like a call to the functional: the
@@ -56,3 +60,12 @@ FractionalMaxPool2d = _fastpool_module(torch.nn.FractionalMaxPool2d, functional.
 FractionalMaxPool3d = _fastpool_module(torch.nn.FractionalMaxPool3d, functional.fractional_max_pool3d,
                                        _fractional_max_pool_forward)
 __all__ += ["FractionalMaxPool2d", "FractionalMaxPool3d"]
+
+
+def _max_unpool_forward(self, input: Tensor, indices: Tensor, output_size: Optional[List[int]] = None) -> Tensor:
+    return self._function(input, indices, self.kernel_size, self.stride, self.padding, output_size)
+
+
+MaxUnpool1d = _fastpool_module(torch.nn.MaxUnpool1d, functional.max_unpool1d, _max_unpool_forward)
+MaxUnpool2d = _fastpool_module(torch.nn.MaxUnpool2d, functional.max_unpool2d, _max_unpool_forward)
+MaxUnpool3d = _fastpool_module(torch.nn.MaxUnpool3d, functional.max_unpool3d, _max_unpool_forward)

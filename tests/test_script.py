@@ -97,7 +97,7 @@ def test_scripted_and_reloaded_module_match_torch(name, return_indices, tmp_path
                 assert_identical(input_grad(module, x), expected_grad)
 
 
-@pytest.mark.parametrize("name", fastpool.functional.__all__)
+@pytest.mark.parametrize("name", [n for n in fastpool.functional.__all__ if "unpool" not in n])  # no return_indices
 def test_scripting_a_function_itself_says_to_script_a_caller(name):
     # Its return type depends on return_indices, which only a call fixes.
     with pytest.raises(RuntimeError, match=f"fastpool.{name} returns .* depending on return_indices"):

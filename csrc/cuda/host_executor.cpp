@@ -14,6 +14,7 @@
 
 #include "../build_info.h"
 #include "max_pool_launcher.h"
+#include "max_unpool_launcher.h"
 
 namespace fastpool {
 namespace {
@@ -223,6 +224,26 @@ at::Tensor divide(const at::Tensor& numerators, int64_t divisor) {
   return q;
 }
 
+// max_unpool{2,3}d (dims = len(output_size)) and its backward.
+py::tuple unpool_forward(const at::Tensor& input, const at::Tensor& indices, std::vector<int64_t> output_size,
+                         std::vector<int64_t> stride, std::vector<int64_t> padding, int64_t sm_count,
+                         bool force_index64) {
+  check_cpu(input);
+  const HostExecutor exec = executor(sm_count, force_index64);
+  const int dims = output_size.size() == 3 ? 3 : 2;
+  at::Tensor out = cuda_unpool::max_unpool(exec, dims, input, indices, output_size, stride, padding);
+  return py::make_tuple(out, exec.info());
+}
+
+py::tuple unpool_backward(const at::Tensor& grad_output, const at::Tensor& indices, int64_t dims, int64_t sm_count,
+                          bool force_index64) {
+  check_cpu(grad_output);
+  TORCH_CHECK(dims == 2 || dims == 3, "the unpool host hooks take 2 or 3 spatial dims, got ", dims);
+  const HostExecutor exec = executor(sm_count, force_index64);
+  at::Tensor gi = cuda_unpool::max_unpool_backward(exec, static_cast<int>(dims), grad_output, indices);
+  return py::make_tuple(gi, exec.info());
+}
+
 }  // namespace
 
 void register_test_hooks(pybind11::module_& m) {
@@ -247,6 +268,15 @@ void register_test_hooks(pybind11::module_& m) {
         "The CUDA backward op adaptive_max_pool{dims}d_backward run by the host executor: (grad_input, info).",
         py::arg("grad_output"), py::arg("input"), py::arg("indices"), py::arg("dims"),
         py::arg("sm_count") = kDefaultSms, py::arg("force_index64") = false);
+  m.def("cuda_host_max_unpool", &unpool_forward,
+        "The CUDA op max_unpool{len(output_size)}d run by the host executor: (output, info).", py::arg("input"),
+        py::arg("indices"), py::arg("output_size"), py::arg("stride") = std::vector<int64_t>{},
+        py::arg("padding") = std::vector<int64_t>{}, py::arg("sm_count") = kDefaultSms,
+        py::arg("force_index64") = false);
+  m.def("cuda_host_max_unpool_backward", &unpool_backward,
+        "The CUDA op max_unpool{dims}d_backward run by the host executor: (grad_input, info).",
+        py::arg("grad_output"), py::arg("indices"), py::arg("dims"), py::arg("sm_count") = kDefaultSms,
+        py::arg("force_index64") = false);
   m.def("cuda_adaptive_axis", &adaptive_axis,
         "One adaptive axis as the CUDA kernels compute it: (windows [out, 2], covering outputs [in, 2]).",
         py::arg("in_size"), py::arg("out_size"), py::arg("index64") = false);

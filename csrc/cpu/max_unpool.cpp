@@ -1,0 +1,293 @@
+// CPU implementation of max_unpool{2,3}d (op_list.h): a scatter of each input
+// value to its index in a zeroed output plane, and its backward, a gather.
+// Plain C++, no ISA variants: both move values without computing on them, so
+// the kernels copy 2-, 4- or 8-byte words whatever the dtype, and the time goes
+// to memory, not to instructions (ARCHITECTURE.md).
+//
+// Duplicate indices (PyTorch leaves the result undefined): within a plane the
+// values are written in the input's raster order, so the last one wins, on
+// every layout and thread count; the CUDA kernels keep the same rule.
+// An index outside the plane raises PyTorch's error, naming the last such
+// index in the order PyTorch's CPU kernel visits them (the one it names when
+// a single thread runs it; with several threads it names any), and is never
+// written.
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <limits>
+#include <optional>
+#include <string>
+
+#include "../op_list.h"
+#include "../pool_shape.h"
+#include "../unpool_plane.h"
+
+namespace fastpool::cpu {
+namespace {
+
+// The last (forward) or first (backward) offending position over threads.
+// The forward's positions count in the order PyTorch's CPU kernel for the
+// output's layout visits the inputs, (N, C, spatial) or (N, spatial, C) for
+// channels last, so that the error names the index PyTorch's names when one
+// thread runs it (the last it saw); the backward's in (N, C, spatial) order,
+// where PyTorch's gather names the first.
+class BadIndex {
+ public:
+  explicit BadIndex(bool keep_first) : keep_first_(keep_first), pos_(keep_first ? kNone : -1) {}
+  void offer(int64_t position) {
+    int64_t seen = pos_.load(std::memory_order_relaxed);
+    while ((keep_first_ ? position < seen : position > seen) &&
+           !pos_.compare_exchange_weak(seen, position, std::memory_order_relaxed)) {
+    }
+  }
+  bool any() const { return pos_.load() != (keep_first_ ? kNone : -1); }
+  int64_t position() const { return pos_.load(); }
+
+ private:
+  static constexpr int64_t kNone = std::numeric_limits<int64_t>::max();
+  bool keep_first_;
+  std::atomic<int64_t> pos_;
+};
+
+// The last offending index, if any.
+std::optional<int64_t> bad_index(const BadIndex& bad, bool channels_last_order, const int64_t* idx,
+                                 const PlaneView& iv) {
+  if (!bad.any()) return std::nullopt;
+  const int64_t pos = bad.position();
+  int64_t n, c, p;
+  if (channels_last_order) {
+    c = pos % iv.channels;
+    p = (pos / iv.channels) % iv.plane;
+    n = pos / iv.channels / iv.plane;
+  } else {
+    p = pos % iv.plane;
+    c = (pos / iv.plane) % iv.channels;
+    n = pos / iv.plane / iv.channels;
+  }
+  return idx[n * iv.n_stride + c * iv.c_stride + p * iv.p_stride];
+}
+
+bool out_of_plane(int64_t index, int64_t plane) {
+  return static_cast<uint64_t>(index) >= static_cast<uint64_t>(plane);  // negative ones too
+}
+
+// Channel blocks per image for the channels-last kernels: a task for every
+// thread when the batch is small (no more: each block streams the whole
+// image), each block at least 16 channels wide (a cache line of fp32) so that
+// the strided zeroing and scatter stay dense.
+int64_t channel_blocks(int64_t batch, int64_t channels) {
+  const int64_t threads = at::get_num_threads();
+  const int64_t wanted = (threads + std::max<int64_t>(batch, 1) - 1) / std::max<int64_t>(batch, 1);
+  return std::clamp<int64_t>(wanted, 1, std::max<int64_t>(1, channels / 16));
+}
+
+// The forward: element type E is a word of the dtype's size (the values are
+// copied, never computed on). Each task zeroes and fills channels [c0, c1) of
+// one image, in raster order per plane (last duplicate wins).
+template <typename E>
+void scatter(const E* in, const PlaneView& iv, const int64_t* idx, const PlaneView& xv, E* out, const PlaneView& ov,
+             BadIndex& bad) {
+  const bool channels_last = ov.c_stride == 1 && ov.channels > 1;
+  const int64_t blocks = channels_last ? channel_blocks(ov.batch, ov.channels) : ov.channels;
+  const int64_t block = (ov.channels + blocks - 1) / blocks;
+  const int64_t work = block * std::max(iv.plane, ov.plane);
+  at::parallel_for(0, ov.batch * blocks, std::max<int64_t>(1, 32768 / std::max<int64_t>(1, work)),
+                   [&](int64_t begin, int64_t end) {
+    int64_t last_bad = -1;
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t n = task / blocks, c0 = (task % blocks) * block, c1 = std::min(ov.channels, c0 + block);
+      if (c0 >= c1) continue;
+      E* o = out + n * ov.n_stride;
+      const E* i = in + n * iv.n_stride;
+      const int64_t* x = idx + n * xv.n_stride;
+      if (channels_last && c1 - c0 == ov.channels) {  // the whole image: one memset
+        std::memset(o, 0, ov.plane * ov.channels * sizeof(E));
+      } else if (channels_last) {
+        for (int64_t v = 0; v < ov.plane; ++v) std::memset(o + v * ov.p_stride + c0, 0, (c1 - c0) * sizeof(E));
+      } else {
+        for (int64_t c = c0; c < c1; ++c) std::memset(o + c * ov.c_stride, 0, ov.plane * sizeof(E));
+      }
+      const auto one = [&](int64_t c, int64_t p) {
+        const int64_t target = x[c * xv.c_stride + p * xv.p_stride];
+        if (out_of_plane(target, ov.plane)) {
+          last_bad = std::max(last_bad, channels_last ? (n * iv.plane + p) * ov.channels + c
+                                                      : (n * ov.channels + c) * iv.plane + p);
+          return;
+        }
+        o[c * ov.c_stride + target * ov.p_stride] = i[c * iv.c_stride + p * iv.p_stride];
+      };
+      const bool all_planar = !channels_last && iv.p_stride == 1 && xv.p_stride == 1 && ov.p_stride == 1;
+      const bool all_channels_last = channels_last && iv.c_stride == 1 && xv.c_stride == 1;
+      if (all_planar) {  // the common layouts with their strides known: no stride products per element
+        for (int64_t c = c0; c < c1; ++c) {
+          const int64_t* xr = x + c * xv.c_stride;
+          const E* ir = i + c * iv.c_stride;
+          E* oc = o + c * ov.c_stride;
+          for (int64_t p = 0; p < iv.plane; ++p) {
+            const int64_t target = xr[p];
+            if (out_of_plane(target, ov.plane)) {
+              last_bad = std::max(last_bad, (n * ov.channels + c) * iv.plane + p);
+              continue;
+            }
+            oc[target] = ir[p];
+          }
+        }
+      } else if (all_channels_last) {
+        const int64_t channels = ov.channels;
+        for (int64_t p = 0; p < iv.plane; ++p) {
+          const int64_t* xr = x + p * channels;
+          const E* ir = i + p * channels;
+          for (int64_t c = c0; c < c1; ++c) {
+            const int64_t target = xr[c];
+            if (out_of_plane(target, ov.plane)) {
+              last_bad = std::max(last_bad, (n * iv.plane + p) * channels + c);
+              continue;
+            }
+            o[target * channels + c] = ir[c];
+          }
+        }
+      } else if (xv.c_stride == 1 && xv.channels > 1) {  // indices stored channels last: read them in order
+        for (int64_t p = 0; p < iv.plane; ++p)
+          for (int64_t c = c0; c < c1; ++c) one(c, p);
+      } else {
+        for (int64_t c = c0; c < c1; ++c)
+          for (int64_t p = 0; p < iv.plane; ++p) one(c, p);
+      }
+    }
+    if (last_bad >= 0) bad.offer(last_bad);
+  });
+}
+
+// The backward: grad_input[n, c, p] = grad_output[n, c, indices[n, c, p]],
+// planar (PyTorch's gradient is contiguous whatever the layouts).
+template <typename E>
+void gather(const E* go, const PlaneView& gv, const int64_t* idx, const PlaneView& xv, E* gi, BadIndex& bad) {
+  if (xv.c_stride == 1 && gv.c_stride == 1 && xv.channels > 1) {
+    // Both channels last: per image and block of channels, pixel by pixel
+    // (reads in order, writes a few planar streams), not plane by plane
+    // (which would read every pixel's line once per channel).
+    const int64_t channels = xv.channels;
+    const int64_t blocks = channel_blocks(xv.batch, channels), block = (channels + blocks - 1) / blocks;
+    at::parallel_for(0, xv.batch * blocks, std::max<int64_t>(1, 32768 / std::max<int64_t>(1, block * xv.plane)),
+                     [&](int64_t begin, int64_t end) {
+      int64_t first_bad = std::numeric_limits<int64_t>::max();
+      for (int64_t task = begin; task < end; ++task) {
+        const int64_t n = task / blocks, c0 = (task % blocks) * block, c1 = std::min(channels, c0 + block);
+        const int64_t* x = idx + n * xv.n_stride;
+        const E* g = go + n * gv.n_stride;
+        E* out = gi + n * channels * xv.plane;
+        for (int64_t p = 0; p < xv.plane; ++p) {
+          for (int64_t c = c0; c < c1; ++c) {
+            const int64_t source = x[p * channels + c];
+            if (out_of_plane(source, gv.plane)) {
+              first_bad = std::min(first_bad, (n * channels + c) * xv.plane + p);
+              out[c * xv.plane + p] = E{};
+              continue;
+            }
+            out[c * xv.plane + p] = g[source * channels + c];
+          }
+        }
+      }
+      if (first_bad != std::numeric_limits<int64_t>::max()) bad.offer(first_bad);
+    });
+    return;
+  }
+  const int64_t planes = xv.batch * xv.channels;
+  at::parallel_for(0, planes, std::max<int64_t>(1, 32768 / std::max<int64_t>(1, xv.plane)),
+                   [&](int64_t begin, int64_t end) {
+    int64_t first_bad = std::numeric_limits<int64_t>::max();
+    for (int64_t nc = begin; nc < end; ++nc) {
+      const int64_t n = nc / xv.channels, c = nc % xv.channels;
+      const int64_t* x = idx + n * xv.n_stride + c * xv.c_stride;
+      const E* g = go + n * gv.n_stride + c * gv.c_stride;
+      E* out = gi + nc * xv.plane;
+      for (int64_t p = 0; p < xv.plane; ++p) {
+        const int64_t source = x[p * xv.p_stride];
+        if (out_of_plane(source, gv.plane)) {
+          first_bad = std::min(first_bad, nc * xv.plane + p);
+          out[p] = E{};
+          continue;
+        }
+        out[p] = g[source * gv.p_stride];
+      }
+    }
+    if (first_bad != std::numeric_limits<int64_t>::max()) bad.offer(first_bad);
+  });
+}
+
+// Calls f with a word type of t's element size, for the dtypes PyTorch's CPU
+// unpooling takes; others raise its error, which names its kernel `op`.
+template <typename F>
+void with_word_type(const std::string& op, at::ScalarType dtype, F&& f) {
+  switch (dtype) {
+    case at::kHalf:
+    case at::kBFloat16: return f(uint16_t{});
+    case at::kFloat: return f(uint32_t{});
+    case at::kDouble: return f(uint64_t{});
+    default: TORCH_CHECK_NOT_IMPLEMENTED(false, "\"", op, "\" not implemented for '", dtype, "'");
+  }
+}
+
+template <int kDims>
+struct CpuUnpool {
+  using Sizes = at::IntArrayRef;
+
+  static at::Tensor forward(const at::Tensor& self, const at::Tensor& indices, at::IntArrayRef output_size,
+                            at::IntArrayRef stride, at::IntArrayRef padding) {
+    const auto shape = unpool_output_shape<int64_t>(kDims, self, indices, output_size, stride, padding);
+    const PoolLayout layout = unpool_layout(self, kDims);
+    at::Tensor output = empty_in_layout<int64_t>(shape, self.options(), layout, kDims);
+    if (output.numel() == 0) return output;  // PyTorch's kernel does not run: no dtype error
+    with_word_type(unpool_name(kDims), self.scalar_type(), [&](auto word) {
+      using E = decltype(word);
+      const auto in_view = plane_view(self, kDims);
+      const at::Tensor& in = in_view.first;
+      const PlaneView& iv = in_view.second;
+      const auto idx_view = plane_view(indices, kDims);
+      const at::Tensor& idx = idx_view.first;
+      const PlaneView& xv = idx_view.second;
+      const auto out_view = plane_view(output, kDims);
+      const at::Tensor& out = out_view.first;
+      const PlaneView& ov = out_view.second;  // no copy: output is in one of the two layouts
+      BadIndex bad(/*keep_first=*/false);
+      scatter<E>(static_cast<const E*>(in.const_data_ptr()), iv, idx.const_data_ptr<int64_t>(), xv,
+                 static_cast<E*>(out.mutable_data_ptr()), ov, bad);
+      if (const auto index = bad_index(bad, layout == PoolLayout::channels_last, idx.const_data_ptr<int64_t>(), xv))
+        throw_invalid_unpool_index(*index, output_size);
+    });
+    return output;
+  }
+
+  static at::Tensor backward(const at::Tensor& grad_output, const at::Tensor& indices) {
+    check_unpool_backward<int64_t>(kDims, grad_output, indices);
+    at::Tensor grad_input = at::empty(indices.sizes(), grad_output.options());
+    if (grad_input.numel() == 0) return grad_input;
+    with_word_type(unpool_name(kDims, "_backward"), grad_output.scalar_type(), [&](auto word) {
+      using E = decltype(word);
+      const auto go_view = plane_view(grad_output, kDims);
+      const at::Tensor& go = go_view.first;
+      const PlaneView& gv = go_view.second;
+      const auto idx_view = plane_view(indices, kDims);
+      const at::Tensor& idx = idx_view.first;
+      const PlaneView& xv = idx_view.second;
+      BadIndex bad(/*keep_first=*/true);
+      gather<E>(static_cast<const E*>(go.const_data_ptr()), gv, idx.const_data_ptr<int64_t>(), xv,
+                static_cast<E*>(grad_input.mutable_data_ptr()), bad);
+      if (const auto index = bad_index(bad, false, idx.const_data_ptr<int64_t>(), xv))
+        throw_invalid_unpool_gradient_index(*index, indices.dim() - kDims, gv.plane);
+    });
+    return grad_input;
+  }
+};
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(fastpool, CPU, m) {
+  impl_unpool_ops<CpuUnpool>(m);
+}
+
+}  // namespace fastpool::cpu
