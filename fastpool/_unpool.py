@@ -6,6 +6,9 @@ from kernel_size, stride and padding, a given size checked against it, with
 its errors), then the op, which makes aten's checks. As in torch, 1-d runs the
 2-d op over the tensors unsqueezed to (N,) C, L, 1.
 
+torch.export's dynamic sizes stay symbolic in the output size; under
+torch.jit.trace (the legacy ONNX exporter) the sizes are traced as constants.
+
 Duplicate indices (torch: undefined): within a plane the last in raster order
 wins, on CPU and CUDA alike. An index outside the output raises torch's CPU
 error on every device (CUDA included, where torch asserts on the device).
@@ -25,7 +28,32 @@ def _ints(sizes: List[int]) -> List[int]:
     # A given output_size may hold 0-dim tensors (torch's parser takes them): the op takes ints.
     if torch.jit.is_scripting():
         return sizes
-    return [int(s) for s in sizes]
+    # SymInts (torch.export's dynamic sizes) stay symbolic: int() would specialize them.
+    return [s if isinstance(s, torch.SymInt) else int(s) for s in sizes]
+
+
+class _Sizes:
+    # A stand-in for the input in torch's _unpool_output_size, which reads only input.size().
+    def __init__(self, sizes: List[int]):
+        self.sizes = sizes
+
+    def size(self) -> List[int]:
+        return self.sizes
+
+
+def _output_size(input: Tensor, kernel: List[int], stride: List[int], padding: List[int],
+                 output_size: Optional[List[int]]) -> List[int]:
+    if not torch.jit.is_scripting():
+        if torch.jit.is_tracing():
+            # torch.jit.trace (and so the legacy ONNX exporter) gives sizes as
+            # 0-dim tensors, which torch's checks cannot branch on; the op's
+            # output size is a list of constants in the trace anyway, so the
+            # sizes are read as ints (a TracerWarning says so).
+            sizes = [int(s) for s in input.shape]
+            if output_size is not None:
+                output_size = [int(s) for s in output_size]
+            return _unpool_output_size(_Sizes(sizes), kernel, stride, padding, output_size)  # type: ignore[arg-type]
+    return _ints(_unpool_output_size(input, kernel, stride, padding, output_size))
 
 
 def max_unpool1d(input: Tensor, indices: Tensor, kernel_size: BroadcastingList1[int],
@@ -37,7 +65,7 @@ def max_unpool1d(input: Tensor, indices: Tensor, kernel_size: BroadcastingList1[
         step = _single(stride)
     else:
         step = kernel
-    size = _ints(_unpool_output_size(input, kernel, step, _single(padding), output_size))
+    size = _output_size(input, kernel, step, _single(padding), output_size)
     return torch.ops.fastpool.max_unpool2d(input.unsqueeze(-1), indices.unsqueeze(-1), size + [1]).squeeze(-1)
 
 
@@ -50,7 +78,7 @@ def max_unpool2d(input: Tensor, indices: Tensor, kernel_size: BroadcastingList2[
         step = _pair(stride)
     else:
         step = kernel
-    size = _ints(_unpool_output_size(input, kernel, step, _pair(padding), output_size))
+    size = _output_size(input, kernel, step, _pair(padding), output_size)
     return torch.ops.fastpool.max_unpool2d(input, indices, size)
 
 
@@ -64,5 +92,5 @@ def max_unpool3d(input: Tensor, indices: Tensor, kernel_size: BroadcastingList3[
     else:
         step = kernel
     pad = _triple(padding)
-    size = _ints(_unpool_output_size(input, kernel, step, pad, output_size))
+    size = _output_size(input, kernel, step, pad, output_size)
     return torch.ops.fastpool.max_unpool3d(input, indices, size, step, pad)

@@ -13,6 +13,19 @@ Each op maps to standard ONNX, as torch's exporters map aten's max pooling:
   output. Other sizes have windows of varying sizes, which no ONNX op
   expresses: export raises, as torch's exporters do for aten's adaptive max
   pooling.
+* ``max_unpool{2,3}d`` (1-d runs the 2-d op): ``MaxUnpool`` with its
+  output_shape input (N, C and the op's output size). Its indices count over
+  the whole N,C,spatial output, so each (n, c) plane's offset
+  ``(n * C + c) * prod(output size)`` is added to torch's per-plane indices.
+  The ops do not carry the pooling's kernel (and only 3-d its stride and
+  padding), and output_shape sets the size anyway; but onnxruntime requires
+  output_shape to hold at least as many elements as the attributes' own size,
+  ``(in - 1) * stride - pad_begin - pad_end + kernel``. kernel_shape 1 (that
+  size is the input's) serves the usual output at least as large as the
+  input; a static dim that shrinks (a stride-1 pooling with padding) gets
+  kernel ``in - out + 1`` and pads one less, for a size of ``out``.
+  The legacy exporter traces the output size as constants (a dynamic batch
+  size works); the dynamo exporter keeps torch.export's dynamic sizes.
 * Unbatched inputs (C, *spatial) are unsqueezed to N=1 and squeezed back.
 
 Legacy exporter (``torch.onnx.export(..., dynamo=False)``): the symbolics are
@@ -22,6 +35,7 @@ it, so pass ``custom_translation_table=fastpool.onnx.custom_translation_table()`
 or call :func:`export`, which does that. onnx and onnxscript are imported only
 then.
 """
+import math
 from typing import Sequence
 
 import torch
@@ -33,6 +47,7 @@ __all__ = ["custom_translation_table", "export"]
 # registration serves that opset and every later one.
 _LEGACY_MIN_OPSET = 10
 _DIMS = (1, 2, 3)
+_UNPOOL_DIMS = (2, 3)  # max_unpool1d runs the 2-d op
 
 
 def _expand(values, dims):
@@ -46,6 +61,14 @@ def _window_attributes(dims, kernel_size, stride, padding, dilation):
     strides = _expand(stride, dims) if len(stride) else kernel  # stride=[] means kernel_size
     pads = _expand(padding, dims)
     return kernel, strides, pads + pads, _expand(dilation, dims)  # ONNX pads: all begins, then all ends
+
+
+def _unpool_window(input_sizes, output_size):
+    """MaxUnpool's kernel_shape and pads for spatial input and output sizes (not ints: dynamic)."""
+    kernel = [i - o + 1 if isinstance(i, int) and isinstance(o, int) and i > o else 1
+              for i, o in zip(input_sizes, output_size)]
+    pads = [k - 1 for k in kernel]
+    return kernel, pads + pads
 
 
 def _adaptive_kernel(name, dims, input_sizes, output_size):
@@ -131,7 +154,38 @@ def _legacy_adaptive_max_pool(dims, with_indices):
     return symbolic
 
 
+def _legacy_max_unpool(dims):
+    from torch.onnx import symbolic_helper as sh
+
+    def unpool(g, input, indices, output_size):
+        output_size = _expand(output_size, dims)
+        kernel, pads = _unpool_window((sh._get_tensor_sizes(input) or [None] * dims)[-dims:], output_size)
+        unbatched = sh._get_tensor_rank(input) == dims + 1
+        if unbatched:
+            input, indices = (sh._unsqueeze_helper(g, t, [0]) for t in (input, indices))
+        ones = [1] * dims
+        n_c = sh._slice_helper(g, g.op("Shape", input), axes=[0], starts=[0], ends=[2])
+        # Each plane's n * C + c, without Range (opset 11): a kernel-1
+        # MaxPool's flat indices over an (N, C, 1...) tensor.
+        planes = g.op("ConstantOfShape", g.op("Concat", n_c, g.op("Constant", value_t=torch.tensor(ones)), axis_i=0))
+        _, plane = g.op("MaxPool", planes, outputs=2, kernel_shape_i=ones, strides_i=ones)
+        plane_size = g.op("Constant", value_t=torch.tensor(math.prod(output_size), dtype=torch.int64))
+        flat = g.op("Add", indices, g.op("Mul", plane, plane_size))
+        shape = g.op("Concat", n_c, g.op("Constant", value_t=torch.tensor(output_size, dtype=torch.int64)), axis_i=0)
+        out = g.op("MaxUnpool", input, flat, shape, kernel_shape_i=kernel, pads_i=pads)
+        return sh._squeeze_helper(g, out, [0]) if unbatched else out
+
+    if dims == 2:
+        return sh.parse_args("v", "v", "is")(unpool)
+    # stride and padding only enter aten's size checks, done at trace time.
+    return sh.parse_args("v", "v", "is", "is", "is")(
+        lambda g, input, indices, output_size, stride, padding: unpool(g, input, indices, output_size))
+
+
 def _register_symbolics(opset_version=_LEGACY_MIN_OPSET):
+    for dims in _UNPOOL_DIMS:
+        torch.onnx.register_custom_op_symbolic(f"fastpool::max_unpool{dims}d", _legacy_max_unpool(dims),
+                                               opset_version)
     for dims in _DIMS:
         for suffix, with_indices in (("", False), ("_with_indices", True)):
             torch.onnx.register_custom_op_symbolic(
@@ -173,6 +227,36 @@ def _dynamo_adaptive_max_pool(dims, with_indices):
     return translation
 
 
+def _dynamo_max_unpool(dims):
+    _torchlib_nn()  # its error when onnxscript is missing
+    from onnxscript.onnx_opset import opset18 as op
+
+    def unpool(self, indices, output_size: Sequence[int]):
+        output_size = _expand(output_size, dims)
+        kernel, pads = _unpool_window([d if isinstance(d, int) else None for d in self.shape[-dims:]], output_size)
+        unbatched = len(self.shape) == dims + 1
+        if unbatched:
+            self, indices = op.Unsqueeze(self, [0]), op.Unsqueeze(indices, [0])
+        n_c = op.Shape(self, start=0, end=2)
+        # torch.export's dynamic sizes arrive as 0-d int64 values, static ones as ints.
+        sizes = op.Concat(*(op.Constant(value_ints=[o]) if isinstance(o, int) else op.Unsqueeze(o, [0])
+                            for o in output_size), axis=0)
+        plane = op.Range(0, op.ReduceProd(n_c, keepdims=0), 1)  # n * C + c
+        offsets = op.Reshape(op.Mul(plane, op.ReduceProd(sizes, keepdims=0)),
+                             op.Concat(n_c, op.Constant(value_ints=[1] * dims), axis=0))
+        shape = op.Concat(n_c, sizes, axis=0)
+        out = op.MaxUnpool(self, op.Add(indices, offsets), shape, kernel_shape=kernel, pads=pads)
+        return op.Squeeze(out, [0]) if unbatched else out
+
+    if dims == 2:
+        translation = unpool
+    else:
+        def translation(self, indices, output_size: Sequence[int], stride: Sequence[int], padding: Sequence[int]):
+            return unpool(self, indices, output_size)  # stride and padding: aten's size checks only
+    translation.__name__ = translation.__qualname__ = f"fastpool_max_unpool{dims}d"
+    return translation
+
+
 def custom_translation_table():
     """``{fastpool op: onnxscript function}`` for ``torch.onnx.export(..., dynamo=True,
     custom_translation_table=...)``. Imports onnxscript."""
@@ -185,6 +269,8 @@ def custom_translation_table():
             table[getattr(ops, f"max_pool{dims}d{suffix}").default] = getattr(nn, f"aten_max_pool{dims}d{suffix}")
             table[getattr(ops, f"adaptive_max_pool{dims}d{suffix}").default] = _dynamo_adaptive_max_pool(
                 dims, with_indices)
+    for dims in _UNPOOL_DIMS:
+        table[getattr(ops, f"max_unpool{dims}d").default] = _dynamo_max_unpool(dims)
     table.update(_dynamo_fractional_refusals())
     return table
 

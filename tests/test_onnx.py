@@ -202,6 +202,83 @@ def test_dynamic_sizes_dynamo():
         assert_identical(g, e)
 
 
+class SegNet(torch.nn.Module):
+    """Conv, pooling with indices, then unpooling to the conv output's size:
+    SegNet's encoder-decoder step. Returns the conv output and the unpooled."""
+
+    def __init__(self, dims, pool_args):
+        super().__init__()
+        self.conv = getattr(torch.nn, f"Conv{dims}d")(2, C, 1)
+        self.pool = getattr(fastpool, f"MaxPool{dims}d")(**pool_args, return_indices=True)
+        unpool_args = {k: v for k, v in pool_args.items() if k in ("kernel_size", "stride", "padding")}
+        self.unpool = getattr(fastpool, f"MaxUnpool{dims}d")(**unpool_args)
+        self.dims = dims
+
+    def forward(self, x):
+        y = self.conv(x)
+        return y, self.unpool(*self.pool(y), output_size=y.shape[-self.dims:])
+
+    def reference(self, y):
+        # torch's own pooling and unpooling (fastpool's modules subclass them).
+        pooled = type(self.pool).__mro__[1].forward(self.pool, y)
+        return type(self.unpool).__mro__[1].forward(self.unpool, *pooled, output_size=y.shape[-self.dims:])
+
+
+def check_unpool(model, x, dynamo, **kwargs):
+    proto = export(model.eval(), x, dynamo, **kwargs)
+    op_types = {(n.domain, n.op_type) for n in proto.graph.node}
+    assert all(domain in ("", "ai.onnx") for domain, _ in op_types), op_types
+    assert ("", "MaxUnpool") in op_types, op_types
+    y, got = run(proto, x)
+    assert_identical(got, model.reference(y))
+    return proto
+
+
+UNPOOL_CASES = [  # dims, pooling arguments, spatial size
+    (1, dict(kernel_size=3, stride=2, padding=1), (9,)),
+    (2, dict(kernel_size=2), (6, 7)),  # odd width: output_size keeps the last column
+    (2, dict(kernel_size=3, stride=(2, 1), padding=1, ceil_mode=True), (7, 6)),
+    # Stride 1 with padding: the output is smaller than the pooled input (and
+    # overlapping windows repeat indices).
+    (2, dict(kernel_size=2, stride=1, padding=1), (5, 4)),
+    (3, dict(kernel_size=2), (4, 5, 6)),
+    (3, dict(kernel_size=(1, 3, 2), stride=(1, 2, 2), padding=(0, 1, 1)), (3, 6, 5)),
+]
+
+
+@pytest.mark.parametrize("batched", [True, False], ids=["batched", "unbatched"])
+@pytest.mark.parametrize("dims,args,spatial", UNPOOL_CASES)
+def test_max_unpool_legacy(dims, args, spatial, batched):
+    check_unpool(SegNet(dims, args), make_input(dims, spatial, batched), False)
+
+
+@pytest.mark.parametrize("case,batched", [(0, False), (1, True), (3, True), (5, False)])
+def test_max_unpool_dynamo(case, batched):
+    dims, args, spatial = UNPOOL_CASES[case]
+    check_unpool(SegNet(dims, args), make_input(dims, spatial, batched), True)
+
+
+def test_max_unpool_dynamic_batch_legacy():
+    # The batch size may vary (the plane offsets come from the input's shape);
+    # the spatial sizes are the op's, constants of the graph.
+    model = SegNet(2, dict(kernel_size=2))
+    proto = check_unpool(model, make_input(2, (6, 7), True), False, dynamic_axes={"x": {0: "n"}})
+    x = torch.randn(3, 2, 6, 7)
+    y, got = run(proto, x)
+    assert_identical(got, model.reference(y))
+
+
+def test_max_unpool_dynamic_sizes_dynamo():
+    # torch.export keeps the output size symbolic: one graph for other sizes
+    # (of the same parity, which torch's size checks guard on).
+    model = SegNet(2, dict(kernel_size=2))
+    dim = torch.export.Dim.DYNAMIC
+    proto = check_unpool(model, make_input(2, (6, 8), True), True, dynamic_shapes=({0: dim, 2: dim, 3: dim},))
+    x = torch.randn(3, 2, 10, 12)
+    y, got = run(proto, x)
+    assert_identical(got, model.reference(y))
+
+
 def test_import_does_not_import_onnx():
     # onnx and onnxscript are optional: `import fastpool` registers the legacy
     # symbolics with torch alone.

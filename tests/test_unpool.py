@@ -409,6 +409,31 @@ def test_torch_compile_fullgraph_and_export():
     torch.testing.assert_close(exported.module()(x3), net3(x3), rtol=0, atol=0)
 
 
+def test_torch_export_dynamic_sizes():
+    # The output size follows the input's (fastpool keeps SymInts symbolic;
+    # torch's size checks guard on the sizes' parity).
+    net = fastpool.convert(SegNetBlock(2, conv=False))
+    dim = torch.export.Dim.DYNAMIC
+    exported = torch.export.export(net, (torch.randn(2, 3, 12, 10),), dynamic_shapes=({0: dim, 2: dim, 3: dim},))
+    x = torch.randn(3, 3, 8, 6)
+    assert_identical(exported.module()(x), net(x))
+
+
+@pytest.mark.filterwarnings(r"ignore:`torch\.jit\.\w+` is deprecated:DeprecationWarning")
+@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")
+@pytest.mark.parametrize("dims", DIMS)
+def test_jit_trace(dims):
+    # torch.jit.trace (the legacy ONNX exporter's tracer) gives sizes as
+    # tensors, on which torch's output size checks fail; fastpool's trace has
+    # the output size as constants.
+    torch.manual_seed(0)
+    net = fastpool.convert(SegNetBlock(dims)).eval()
+    x = torch.randn((2, 3) + (9, 8, 7)[:dims])
+    traced = torch.jit.trace(net, (x,))
+    assert "fastpool::max_unpool" in str(traced.inlined_graph)
+    assert_identical(traced(x), net(x))
+
+
 @pytest.mark.filterwarnings(r"ignore:`torch\.jit\.\w+` is deprecated:DeprecationWarning")
 @pytest.mark.parametrize("dims", DIMS)
 def test_torchscript_functions_and_modules(dims, tmp_path):
