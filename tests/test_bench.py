@@ -46,10 +46,16 @@ def _check_result(result, md, standin):
         for peer in ("torch", "torch_cl"):
             assert c["impls"][peer]["median_s"] > 0
             assert c["impls"][peer]["speedup"] > 0
-        if c["direction"] == "fwd":
+        if c["direction"] == "fwd" and OPS[c["op"]].onednn_fn:
             assert "onednn" in c["impls"]
         if c["direction"] != "train":
             assert c["check"] in (True, False), c  # the check ran (correctness itself is tests/test_*.py's job)
+        if OPS[c["op"]].kind == "unpool":
+            assert c["check"] is True, c  # unpool: fwd and train both checked against torch, bit for bit
+            assert "onednn" not in c["impls"]
+    unpool = [c for c in cases if OPS[c["op"]].kind == "unpool"]
+    assert {(c["layout"], c["direction"]) for c in unpool} == {(lay, d) for lay in ("nchw", "nhwc")
+                                                               for d in ("fwd", "train")}
     e2e = result["e2e"]
     assert {r["pass"] for r in e2e} == {"inference", "train_step"}
     for r in e2e:
@@ -80,7 +86,7 @@ def test_compare_same_file_is_zero_noise(tmp_path):
     _smoke(tmp_path, "--no-e2e", "--directions", "fwd")
     p = str(tmp_path / "run.json")
     rows, summary = report.compare(p, p)
-    assert summary["cases"] == len(rows) - 1 == 2
+    assert summary["cases"] == len(rows) - 1 == 4  # max_pool2d and max_unpool2d, two layouts
     assert summary["fastpool_time_max_abs_diff"] == 0.0
 
 
@@ -102,6 +108,67 @@ def test_bytes_model():
     assert bytes_moved(op, stem, "float32", "fwd") == {"read": 4 * n_in, "write": 4 * n_out}
     assert bytes_moved(op, stem, "bfloat16", "fwd_idx") == {"read": 2 * n_in, "write": 2 * n_out + 8 * n_out}
     assert bytes_moved(op, stem, "float32", "bwd") == {"read": 4 * n_out + 8 * n_out, "write": 4 * n_in}
+
+
+def test_unpool_bytes_model():
+    """Unpool: read the pooled values and their int64 indices, write the 4x larger map; train adds
+    reading grad_output and writing grad_input."""
+    from fastpool.bench.measure import bytes_moved
+
+    stage4 = [s for s in SHAPES if s.name == "segnet.unpool4"][0]
+    op = OPS["max_unpool2d"]
+    n_in, n_out = 4 * 512 * 22 * 30, 4 * 512 * 45 * 60  # output_size (45, 60): the odd row comes back
+    assert bytes_moved(op, stage4, "float32", "fwd") == {"read": 4 * n_in + 8 * n_in, "write": 4 * n_out}
+    assert bytes_moved(op, stage4, "bfloat16", "train") == {"read": 2 * n_in + 8 * n_in + 2 * n_out,
+                                                            "write": 2 * n_out + 2 * n_in}
+    with pytest.raises(ValueError):
+        bytes_moved(op, stage4, "float32", "bwd")
+
+
+def test_unpool_case_direct():
+    """One tiny unpool case built directly: the input is torch's max_pool2d of a random map, the
+    same values and indices for every implementation, and fastpool's result equals torch's."""
+    import torch
+
+    from fastpool.bench import measure
+    from fastpool.bench.cases import Shape, _unpool
+
+    op = OPS["max_unpool2d"]
+    shape = Shape("t.unpool", "max_unpool2d", (2, 6, 9, 8), _unpool(2, (9, 8)), "test")
+    api = measure.FastpoolAPI(False)
+    for layout in ("nchw", "nhwc"):
+        for direction in ("fwd", "train"):
+            nbytes = measure.bytes_moved(op, shape, "float32", direction)
+            impls, check, detail = measure.build_impls(api, op, shape, "float32", layout, direction, "cpu",
+                                                       ["torch", "torch_cl", "onednn"],
+                                                       nbytes=nbytes)
+            by = {im.name: im for im in impls}
+            assert set(by) == {"fastpool", "roofline", "torch", "torch_cl"}  # oneDNN has no unpool
+            assert all(im.fn is not None and im.error is None for im in impls), [im.error for im in impls]
+            assert check is True and detail is None, (layout, direction, check, detail)
+            out = by["fastpool"].fn()
+            if direction == "fwd":
+                assert out.shape == (2, 6, 9, 8)
+                assert out.is_contiguous(memory_format=torch.channels_last if layout == "nhwc"
+                                         else torch.contiguous_format)
+                # torch unpools the same data in either layout
+                assert torch.equal(by["torch"].fn(), out) and torch.equal(by["torch_cl"].fn(), out)
+        with pytest.raises(ValueError):
+            measure.build_impls(api, op, shape, "float32", layout, "bwd", "cpu", ["torch"], nbytes=nbytes)
+
+
+def test_unpool_plan_skips_directions_that_do_not_apply(capsys):
+    """fwd_idx and bwd do not apply to an unpool: left out of a plan, even when asked for."""
+    assert cli.main(["--list", "--suite", "full", "--cases", "segnet.unpool5", "--directions",
+                     "fwd,fwd_idx,bwd,train"]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if "segnet.unpool5" in line]
+    assert len(lines) == 2 * 2 * 2  # dtypes x layouts x (fwd, train)
+    assert not any(" fwd_idx " in line or " bwd " in line for line in lines)
+    default = build_suite("default")
+    segnet = [g for g in default.groups if g.name == "segnet"]
+    assert {g.dtypes[0] for g in segnet} == {"float32", "bfloat16"}
+    assert any("inductor" in g.peers for g in segnet)
+    assert all(set(g.layouts) == {"nchw", "nhwc"} and set(g.directions) == {"fwd", "train"} for g in segnet)
 
 
 def test_plots(tmp_path):

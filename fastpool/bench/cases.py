@@ -33,9 +33,13 @@ class OpSpec:
 
     name: str  # name in fastpool and in torch.nn.functional
     spatial: int  # number of spatial dims
-    kind: str  # "window" (kernel/stride/padding/dilation/ceil) or "adaptive"
+    kind: str  # "window" (kernel/stride/padding/dilation/ceil), "adaptive", "fractional" or "unpool"
     backward_op: Optional[str]  # aten / torch.ops.fastpool name of the explicit backward op
     onednn_fn: Optional[str] = None  # torch.<fn> accepting mkldnn tensors (forward only)
+    directions: Tuple[str, ...] = DIRECTIONS  # those that apply; the others are left out of a plan
+
+    def applies(self, direction: str) -> bool:
+        return direction in self.directions
 
 
 OPS: Dict[str, OpSpec] = {
@@ -49,13 +53,20 @@ OPS: Dict[str, OpSpec] = {
         OpSpec("adaptive_max_pool3d", 3, "adaptive", "adaptive_max_pool3d_backward", None),
         OpSpec("fractional_max_pool2d", 2, "fractional", "fractional_max_pool2d_backward", None),
         OpSpec("fractional_max_pool3d", 3, "fractional", "fractional_max_pool3d_backward", None),
+        # unpool: its input is a pooled map and its indices (measure.py builds them with torch's
+        # max_pool2d); no indices to return and no backward op of its own (autograd's is a gather)
+        OpSpec("max_unpool2d", 2, "unpool", None, None, directions=("fwd", "train")),
     )
 }
 
 
 @dataclass(frozen=True)
 class Shape:
-    """A pooling call taken from a real network."""
+    """A pooling call taken from a real network.
+
+    For an unpool op ("max_unpool*"), ``shape`` is the map before the encoder's pool, which is
+    the unpool's output: the unpool's input is that map pooled with the same kernel/stride/padding.
+    """
 
     name: str
     op: str
@@ -70,6 +81,11 @@ class Shape:
 
     def describe_params(self) -> str:
         p = self.kwargs
+        if self.op.startswith("max_unpool"):
+            s = f"unpool k{_fmt(p['kernel_size'])} s{_fmt(p.get('stride') or p['kernel_size'])}"
+            if p.get("padding"):
+                s += f" p{_fmt(p['padding'])}"
+            return s
         if "output_ratio" in p:
             return f"k{_fmt(p['kernel_size'])} ratio {_fmt(p['output_ratio'])}"
         if "output_size" in p:
@@ -99,6 +115,12 @@ def _fmp(k, dims=2):
     # output_ratio 1/sqrt(2): the ratio of Graham's FMP nets. The samples are drawn per call (torch.rand),
     # in fastpool as in torch; the bench passes the same ones to both to check the results.
     return (("kernel_size", k), ("output_ratio", (0.7071,) * dims))
+
+
+def _unpool(k, out, s=None, p=0):
+    # output_size as SegNet's decoder passes it (the encoder map's size), so that odd sizes
+    # (45 rows at stage 4) come back whole
+    return (("kernel_size", k), ("stride", s if s is not None else k), ("padding", p), ("output_size", tuple(out)))
 
 
 def _S(name, op, shape, params, network, *tags):
@@ -167,6 +189,25 @@ SHAPES: List[Shape] = [
        "network"),
 ]
 
+# SegNet (Badrinarayanan et al. 2017): a VGG-16 encoder whose five 2x2 pools keep their indices, and a
+# decoder that unpools with them. At its 360x480 CamVid input the encoder's stages end in these maps
+# (before each pool), which are the decoder unpools' outputs; the unpools' inputs are those maps pooled.
+# Batch 4 (the full suite); the default suite takes stages 2 and 4 at batch 1, where one unpool takes
+# 1-40 ms on 2 cores (stage 2 at batch 4: 40-500 ms a call, peers included).
+SEGNET_STAGES = [(1, (64, 360, 480)), (2, (128, 180, 240)), (3, (256, 90, 120)), (4, (512, 45, 60)),
+                 (5, (512, 22, 30))]
+
+
+def _segnet(stage, batch, *tags):
+    c, h, w = dict(SEGNET_STAGES)[stage]
+    name = f"segnet.unpool{stage}" + ("" if batch == 4 else f".b{batch}")
+    return _S(name, "max_unpool2d", (batch, c, h, w), _unpool(2, (h, w)),
+              f"SegNet decoder unpool of VGG-16 stage {stage} ({h // 2}x{w // 2} -> {h}x{w}), 360x480 input, "
+              f"batch {batch}", "segnet", *tags)
+
+
+SHAPES += [_segnet(i, 4) for i, _ in SEGNET_STAGES] + [_segnet(2, 1, "default"), _segnet(4, 1, "default")]
+
 # Size sweep: ResNet-stem pooling (k3 s2 p1, 64 channels) from cache-resident
 # to DRAM-sized. The machine's L3 is reported by lscpu; working sets above it
 # are DRAM-bound. "dram" points are only in the full suite by default.
@@ -231,10 +272,10 @@ class Suite:
     extra: dict = field(default_factory=dict)
 
 
-def _shapes(tag=None, names=None) -> List[Shape]:
+def _shapes(tag=None, names=None, also=None) -> List[Shape]:
     out = []
     for s in SHAPES:
-        if (tag is None or tag in s.tags) and (names is None or s.name in names):
+        if (tag is None or tag in s.tags) and (names is None or s.name in names) and (also is None or also in s.tags):
             out.append(s)
     return out
 
@@ -242,11 +283,16 @@ def _shapes(tag=None, names=None) -> List[Shape]:
 def build_suite(name: str) -> Suite:
     headline = _shapes("headline")
     network = _shapes("network")
+    segnet = _shapes("segnet")
     if name == "smoke":
         tiny = [_S("smoke.tiny", "max_pool2d", (2, 8, 12, 12), _w(3, 2, 1), "tiny smoke case")]
+        tiny_unpool = [_S("smoke.unpool", "max_unpool2d", (2, 8, 13, 10), _unpool(2, (13, 10)),
+                          "tiny smoke case, unpool")]
         return Suite(
             "smoke",
-            [Group("smoke", tiny, ["float32"], ["nchw", "nhwc"], list(DIRECTIONS), ["torch", "torch_cl", "onednn"])],
+            [Group("smoke", tiny, ["float32"], ["nchw", "nhwc"], list(DIRECTIONS), ["torch", "torch_cl", "onednn"]),
+             Group("smoke", tiny_unpool, ["float32"], ["nchw", "nhwc"], list(DIRECTIONS),
+                   ["torch", "torch_cl", "onednn"])],
             repeats=2, min_run_time=0.002,
             e2e=dict(batch=2, resolution=64, layouts=["nchw"], dtypes=["float32"], width=8, min_run_time=0.002,
                      memory_probe=False),
@@ -267,6 +313,13 @@ def build_suite(name: str) -> Suite:
                       ["torch", "torch_cl", "onednn"]),
                 Group("networks", network, ["float32"], list(LAYOUTS), ["fwd", "bwd"],
                       ["torch", "torch_cl", "onednn"], min_run_time=0.05),
+                # SegNet's decoder unpools, stages 2 and 4 at batch 1, both layouts, fp32 and bf16, torch
+                # eager peers, Inductor in fp32 (as the headline group; the full suite has it in bf16 too).
+                # Unpool directions are fwd and train. About 50 s on 2 shared cores.
+                Group("segnet", _shapes("segnet", also="default"), ["float32"], list(LAYOUTS),
+                      ["fwd", "train"], ["torch", "torch_cl", "inductor"], min_run_time=0.05),
+                Group("segnet", _shapes("segnet", also="default"), ["bfloat16"], list(LAYOUTS),
+                      ["fwd", "train"], ["torch", "torch_cl"], min_run_time=0.05),
                 Group("calls", CALL_SHAPES, ["float32"], ["nchw"], ["fwd", "fwd_idx", "train"], ["torch"],
                       min_run_time=0.05),
                 Group("calls", CALL_SHAPES, ["float32"], ["nhwc"], ["fwd", "fwd_idx", "train"], ["torch_cl"],
@@ -283,7 +336,7 @@ def build_suite(name: str) -> Suite:
             e2e=dict(batch=8, resolution=224, layouts=["nchw", "nhwc"], dtypes=["float32"], width=64,
                      min_run_time=0.5, memory_probe=True),
             description="headline shapes in every dtype/layout/direction (Inductor peer in fp32), network shapes "
-                        "fp32 forward+backward, size sweep, end-to-end ResNet-style net (a few minutes on 2 cores)")
+                        "fp32 forward+backward, SegNet unpools (stages 2 and 4, batch 1) fp32+bf16, size sweep, end-to-end ResNet-style net (a few minutes on 2 cores)")
     if name == "full":
         return Suite(
             "full",
@@ -291,6 +344,8 @@ def build_suite(name: str) -> Suite:
                 Group("headline", headline, ["float32", "bfloat16"], list(LAYOUTS), list(DIRECTIONS),
                       list(PEERS)),
                 Group("networks", network, ["float32", "bfloat16"], list(LAYOUTS), list(DIRECTIONS), list(PEERS),
+                      min_run_time=0.1),
+                Group("segnet", segnet, ["float32", "bfloat16"], list(LAYOUTS), list(DIRECTIONS), list(PEERS),
                       min_run_time=0.1),
                 Group("sweep", sweep_shapes(full=True), ["float32"], list(LAYOUTS), ["fwd", "bwd"],
                       ["torch", "torch_cl", "onednn"], min_run_time=0.2),

@@ -131,9 +131,12 @@ def plan(args, suite):
             if args.cases and g.name != "custom" and not any(
                     sh.name == c or sh.name.startswith(c) for c in args.cases):
                 continue
+            op = OPS[sh.op]
             for dt in args.dtypes or g.dtypes:
                 for lay in args.layouts or g.layouts:
                     for d in args.directions or g.directions:
+                        if not op.applies(d):
+                            continue  # e.g. fwd_idx or bwd of an unpool
                         key = (sh.name, dt, lay, d)  # overridden axes can make two groups ask for the same case
                         if key in seen:
                             continue

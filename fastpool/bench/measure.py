@@ -67,9 +67,28 @@ def torch_functional(op: OpSpec):
     return getattr(F, op.name)
 
 
+def pool_params(op: OpSpec, params: dict) -> dict:
+    """An unpool case's encoder pool (torch.nn.functional.max_pool*d's keywords): the same window."""
+    return {k: params[k] for k in ("kernel_size", "stride", "padding") if k in params}
+
+
+def unpool_input_shape(op: OpSpec, shape: Shape):
+    """The unpool's input (pooled map and indices) shape: ``shape.shape`` pooled by the encoder's pool."""
+    import torch
+    import torch.nn.functional as F
+
+    pool = getattr(F, op.name.replace("max_unpool", "max_pool"))
+    return tuple(pool(torch.empty(shape.shape, device="meta"), **pool_params(op, shape.kwargs)).shape)
+
+
 def output_numel(op: OpSpec, shape: Shape) -> int:
     import torch
 
+    if op.kind == "unpool":
+        pooled = unpool_input_shape(op, shape)
+        y = torch_functional(op)(torch.empty(pooled, device="meta"),
+                                 torch.zeros(pooled, dtype=torch.int64, device="meta"), **shape.kwargs)
+        return y.numel()
     y = torch_functional(op)(torch.empty(shape.shape, device="meta"), **shape.kwargs)
     return y.numel()
 
@@ -92,6 +111,20 @@ def bytes_moved(op: OpSpec, shape: Shape, dtype: str, direction: str) -> Dict[st
     import torch
 
     esz = torch.empty((), dtype=_dtype(dtype)).element_size()
+    if op.kind == "unpool":
+        # input: the pooled values and their int64 indices; output: the unpooled map (zeros but at
+        # the indices), 4x larger for a 2x2 pool. train adds the backward: read grad_output, write
+        # grad_input (the indices counted once, as a fused step would read them).
+        n_in = 1
+        for d in unpool_input_shape(op, shape):
+            n_in *= d
+        n_out = output_numel(op, shape)
+        fwd = {"read": n_in * esz + n_in * 8, "write": n_out * esz}
+        if direction == "fwd":
+            return fwd
+        if direction == "train":
+            return {"read": fwd["read"] + n_out * esz, "write": fwd["write"] + n_in * esz}
+        raise ValueError(f"{direction} does not apply to {op.name}")
     n_in = 1
     for d in shape.shape:
         n_in *= d
@@ -227,6 +260,8 @@ def build_impls(api: FastpoolAPI, op: OpSpec, shape: Shape, dtype: str, layout: 
 
     import torch
 
+    if not op.applies(direction):
+        raise ValueError(f"{direction} does not apply to {op.name}")
     params = shape.kwargs
     if op.kind == "fractional":  # the same windows in every implementation, so that results compare
         batch = shape.shape[0] if len(shape.shape) == op.spatial + 2 else 1
@@ -237,24 +272,45 @@ def build_impls(api: FastpoolAPI, op: OpSpec, shape: Shape, dtype: str, layout: 
     tfn = torch_functional(op)
     ffn = api.functional(op)
     fmt = _memory_format(op, layout)
-    x0 = _randn(shape.shape, dtype, device)
-    x = x0.contiguous(memory_format=fmt)
-    xs = {"torch": x0.contiguous(), "torch_cl": x0.contiguous(memory_format=_memory_format(op, "nhwc"))
-          if op.spatial > 1 else None}
+    indices = {}  # unpool: id(an input's values) -> its indices, in the same layout
+    if op.kind == "unpool":
+        # The unpool's input: a random map of the encoder's shape pooled by torch (return_indices=True),
+        # in the case's layout; every implementation unpools these same values and indices, each in its
+        # own layout (torch NCHW, torch channels_last).
+        pool = getattr(torch.nn.functional, op.name.replace("max_unpool", "max_pool"))
+        with torch.no_grad():
+            x, idx = pool(_randn(shape.shape, dtype, device).contiguous(memory_format=fmt),
+                          **pool_params(op, params), return_indices=True)
+        x0 = x.contiguous()
+        xs = {"torch": x0, "torch_cl": x.contiguous(memory_format=_memory_format(op, "nhwc"))}
+        indices[id(xs["torch"])] = idx.contiguous()
+        indices[id(xs["torch_cl"])] = idx.contiguous(memory_format=_memory_format(op, "nhwc"))
+        indices[id(x)] = idx
+    else:
+        x0 = _randn(shape.shape, dtype, device)
+        x = x0.contiguous(memory_format=fmt)
+        xs = {"torch": x0.contiguous(), "torch_cl": x0.contiguous(memory_format=_memory_format(op, "nhwc"))
+              if op.spatial > 1 else None}
     impls: List[Impl] = []
     check = None
 
+    def args_of(t):
+        """The op's tensor arguments for input t: (t,), or (values, indices) for an unpool."""
+        return (t, indices[id(t)]) if op.kind == "unpool" else (t,)
+
     def forward_fn(f, t, with_idx):
+        args = args_of(t)
         if with_idx:
-            return lambda: f(t, **params, return_indices=True)
-        return lambda: f(t, **params)
+            return lambda: f(*args, **params, return_indices=True)
+        return lambda: f(*args, **params)
 
     def train_fn(f, t, g):
+        rest = args_of(t)[1:]  # an unpool's indices: no gradient
         t = t.detach().requires_grad_(True)
 
         def step():
             t.grad = None
-            f(t, **params).backward(g)
+            f(t, *rest, **params).backward(g)
 
         return step
 
@@ -263,7 +319,10 @@ def build_impls(api: FastpoolAPI, op: OpSpec, shape: Shape, dtype: str, layout: 
     def bwd_data(t):
         key = id(t)
         if key not in bwd_inputs:
-            y, idx = tfn(t, **params, return_indices=True)
+            if op.kind == "unpool":
+                y, idx = tfn(*args_of(t), **params), None
+            else:
+                y, idx = tfn(t, **params, return_indices=True)
             g = _randn(tuple(y.shape), dtype, device, seed=1).contiguous(
                 memory_format=torch.channels_last if (op.spatial == 2 and y.is_contiguous(
                     memory_format=torch.channels_last) and not y.is_contiguous()) else torch.contiguous_format)
@@ -357,7 +416,7 @@ def build_impls(api: FastpoolAPI, op: OpSpec, shape: Shape, dtype: str, layout: 
                     args = _bwd_args(op, params, g, x, idx)
                     cf = torch.compile(lambda *a: aten_bwd(*a), dynamic=False, mode=compile_mode)
                     return lambda: cf(*args)
-                cfn = torch.compile(lambda t, **kw: tfn(t, **kw), dynamic=False, mode=compile_mode)
+                cfn = torch.compile(lambda *a, **kw: tfn(*a, **kw), dynamic=False, mode=compile_mode)
                 return make(peer, cfn, x, aten_bwd)
 
             fn, err = _safe(build_compiled)
@@ -373,9 +432,10 @@ def build_impls(api: FastpoolAPI, op: OpSpec, shape: Shape, dtype: str, layout: 
         try:
             _, _, g = bwd_data(x)
             grads = []
+            rest = args_of(x)[1:]
             for f in (ffn, tfn):
                 t = x.detach().requires_grad_(True)
-                f(t, **params).backward(g)
+                f(t, *rest, **params).backward(g)
                 grads.append(t.grad)
             check = bool(torch.equal(*grads))
         except Exception as e:  # noqa: BLE001
@@ -391,8 +451,8 @@ def build_impls(api: FastpoolAPI, op: OpSpec, shape: Shape, dtype: str, layout: 
                     if ref is not None:
                         check = bool(torch.equal(got, ref))  # fastpool promises torch's exact results
                 else:
-                    ref = tfn(x, **params)
-                    got = ffn(x, **params)
+                    ref = tfn(*args_of(x), **params)
+                    got = ffn(*args_of(x), **params)
                     check = bool(torch.equal(got, ref))
                 if check is False:
                     diff = (got.double() - ref.double()).abs()
