@@ -958,6 +958,20 @@ struct ArgmaxLanes<FlatIndex> {
 template <typename T>
 constexpr bool kVectorBackward = std::is_same_v<T, float> || std::is_same_v<T, bf16_t> || std::is_same_v<T, fp16_t>;
 
+// Where the lanes kernel was measured faster than the scalar one: small
+// fixed windows that do not overlap (VGG's and U-Net's k2 s2: 1.3-1.5x in
+// bfloat16). Every tap costs a compare per 16 channels (a global 7x7 window:
+// 49), and overlapping windows re-add into rows a masked store has just
+// written (no store-to-load forwarding): both measured slower (stem k3 s2,
+// global pooling), as were fewer than 4 channels.
+inline bool lanes_backward_pays(const PoolGeometry& g) {
+  constexpr int64_t kMinChannels = 4, kMaxTaps = 9;
+  if (g.channels < kMinChannels || max_taps(g) > kMaxTaps) return false;
+  for (int d = 0; d < kMaxSpatialDims; ++d)
+    if (g.adaptive[d] || (g.kernel[d] - 1) * g.dilation[d] + 1 > g.stride[d]) return false;
+  return true;
+}
+
 // The channels-last backward 16 channels at a time: for each in-bounds tap of
 // a window, in scan order, the lanes whose argmax is that tap add their
 // gradient at the tap's input position, rounded to the storage type after
@@ -1021,9 +1035,7 @@ void backward_channels_last(const PoolGeometry& g, const void* grad_output, cons
                             int64_t bands, int64_t begin, int64_t end) {
 #if defined(__AVX512F__)
   if constexpr (kVectorBackward<T>) {
-    // Below a few channels the taps' compares cost more than the lanes save.
-    constexpr int64_t kMinChannels = 4;
-    if (g.channels >= kMinChannels)
+    if (lanes_backward_pays(g))
       return backward_channels_last_lanes<T, Source>(g, grad_output, argmax, grad_input, bands, begin, end);
   }
 #endif
