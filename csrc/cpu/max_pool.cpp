@@ -127,7 +127,9 @@ at::Tensor run_backward(const std::string& op, c10::IntArrayRef input_sizes, con
   // slower: strided streams, and threads sharing the same huge-page faults.)
   const int64_t bands = cl ? row_bands(g, at::get_num_threads()) : 1;
   const int64_t tasks = cl ? g.batch * bands : g.batch * g.channels;
-  const int64_t per_task = cl ? out_plane_elems(g) * g.channels : out_plane_elems(g);
+  // A task reads its outputs and zeroes and writes its grad_input elements.
+  const int64_t per_plane = in_plane_elems(g) / bands + out_plane_elems(g);
+  const int64_t per_task = cl ? per_plane * g.channels : per_plane;
   at::parallel_for(0, tasks, grain_for(per_task),
                    [&](int64_t begin, int64_t end) { fn(g, go_ptr, idx_ptr, gi_ptr, bands, begin, end); });
   return grad_input;
