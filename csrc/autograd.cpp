@@ -17,6 +17,8 @@
 #include <algorithm>
 #include <optional>
 #include <torch/autograd.h>
+#include <torch/csrc/autograd/functions/utils.h>
+#include <torch/csrc/dynamo/compiled_autograd.h>
 #include <torch/library.h>
 
 #include "op_list.h"
@@ -57,6 +59,112 @@ variable_list input_gradient(at::Tensor grad_input, size_t num_args) {
   return grads;
 }
 
+// ------------------------------------------------- the training path's node
+
+// The training path's backward is a Node written out, as torch's generated
+// backward nodes are, not a torch::autograd::Function: a CppNode demangles
+// its own type name on every backward call and keeps its state in a hash map
+// of IValues, which together cost as much as a small map's whole backward.
+// Compiled autograd sees this node as it sees torch's: its saved state
+// collected for the cache key, its backward bound once as a functional over
+// packed arguments.
+//
+// Spec names the node and runs the backward op:
+//   static std::string name();
+//   static at::Tensor backward(const at::Tensor& grad_output, const at::Tensor& offsets,
+//                              c10::SymIntArrayRef input_size, Ints args);
+template <typename Spec>
+struct OffsetsBackwardNode final : torch::autograd::Node {
+  torch::autograd::SavedVariable offsets;
+  std::vector<c10::SymInt> input_size;
+  std::vector<int64_t> args;  // the pooling arguments, packed by the forward
+
+  std::string name() const override { return Spec::name(); }
+
+  variable_list apply(variable_list&& grads) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return compute(grads, task_should_compute_output(0), offsets.unpack(), input_size, args);
+  }
+
+  void release_variables() override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    offsets.reset_data();
+  }
+
+  void compiled_args(torch::dynamo::autograd::CompiledNodeArgs& saved) const override {
+    saved.collect(offsets, /*is_output=*/false);
+    saved.collect(input_size);
+    saved.collect(args);
+  }
+
+  variable_list apply_with_saved(const variable_list& grads,
+                                 torch::dynamo::autograd::SwapSavedVariables& saved) override {
+    using torch::dynamo::autograd::IValuePacker;
+    saved.before(offsets);
+    saved.before(input_size);
+    saved.before(args);
+    const auto& compiler = torch::dynamo::autograd::getPyCompilerInterface();
+    static bool bound = false;  // compiled autograd's op namespace lives as long as the process
+    if (!bound) {
+      bound = true;
+      compiler->bind_function(saved.get_py_compiler(), name(), &compute_packed,
+                              {IValuePacker<bool>::packed_type(), IValuePacker<at::Tensor>::packed_type(),
+                               IValuePacker<std::vector<c10::SymInt>>::packed_type(),
+                               IValuePacker<std::vector<int64_t>>::packed_type()});
+    }
+    torch::dynamo::autograd::PackedArgs packed;
+    packed.pack(task_should_compute_output(0));
+    packed.pack(offsets.unpack());
+    packed.pack(input_size);
+    packed.pack(args);
+    variable_list result = compiler->call_function(
+        saved.get_py_compiler(), "apply_functional", name(), grads, packed.vec(),
+        IValuePacker<std::vector<std::optional<torch::autograd::InputMetadata>>>::pack(
+            torch::dynamo::autograd::get_input_metadata(next_edges())));
+    saved.after(offsets);
+    saved.after(input_size);
+    saved.after(args);
+    return result;
+  }
+
+ private:
+  static variable_list compute(const variable_list& grads, bool wanted, const at::Tensor& offsets,
+                               c10::SymIntArrayRef input_size, Ints args) {
+    variable_list grad_input(1);
+    if (wanted && grads[0].defined()) {
+      const SkipAutogradUnlessBuildingGraph no_graph;
+      grad_input[0] = Spec::backward(grads[0], offsets, input_size, args);
+    }
+    return grad_input;
+  }
+
+  static variable_list compute_packed(const variable_list& grads, const std::vector<c10::IValue>& values) {
+    torch::dynamo::autograd::PackedArgs packed(values);
+    const bool wanted = packed.unpack<bool>();
+    const at::Tensor saved_offsets = packed.unpack<at::Tensor>();
+    const std::vector<c10::SymInt> sizes = packed.unpack<std::vector<c10::SymInt>>();
+    const std::vector<int64_t> pool_args = packed.unpack<std::vector<int64_t>>();
+    return compute(grads, wanted, saved_offsets, sizes, pool_args);
+  }
+};
+
+// The forward of the training path: output and offsets from the
+// with_offsets op, then the node that owns the offsets.
+template <typename Spec>
+at::Tensor record_training_node(const at::Tensor& input, std::tuple<at::Tensor, at::Tensor> output_and_offsets,
+                                std::vector<int64_t> args) {
+  auto& [output, offsets] = output_and_offsets;
+  TORCH_CHECK(!torch::autograd::isFwGradDefined(input), Spec::name(),
+              ": forward-mode AD is not implemented for fastpool's pooling");
+  auto node = c10::make_intrusive<OffsetsBackwardNode<Spec>>();
+  node->set_next_edges(torch::autograd::collect_next_edges(input));
+  node->offsets = torch::autograd::SavedVariable(offsets, /*is_output=*/false);
+  node->input_size = input.sym_sizes().vec();
+  node->args = std::move(args);
+  torch::autograd::set_history(output, node);
+  return output;
+}
+
 // ----------------------------------------------------------- window pooling
 
 template <int kDims>
@@ -81,13 +189,13 @@ struct WindowPoolOps {
 };
 
 // The pooling arguments, kept for backward as one int list (each saved_data
-// entry costs a hash-map insert and an IValue): kernel_size, stride, padding
-// and dilation expanded to kDims entries each (stride [] is kernel_size, as
-// the ops read it), then ceil_mode and the layout flag. Saved after the
-// forward op has validated them.
+// entry of a Function costs a hash-map insert and an IValue): kernel_size,
+// stride, padding and dilation expanded to kDims entries each (stride [] is
+// kernel_size, as the ops read it), then ceil_mode and the layout flag.
+// Packed after the forward op has validated them.
 template <int kDims>
-void save_window_args(AutogradContext* ctx, Ints kernel_size, Ints stride, Ints padding, Ints dilation,
-                      bool ceil_mode, bool channels_last = false) {
+std::vector<int64_t> pack_window_args(Ints kernel_size, Ints stride, Ints padding, Ints dilation, bool ceil_mode,
+                                      bool channels_last = false) {
   if (stride.empty()) stride = kernel_size;
   std::vector<int64_t> packed;
   packed.reserve(4 * kDims + 2);
@@ -95,43 +203,51 @@ void save_window_args(AutogradContext* ctx, Ints kernel_size, Ints stride, Ints 
     for (int i = 0; i < kDims; ++i) packed.push_back(arg.size() == 1 ? arg[0] : arg[i]);
   packed.push_back(ceil_mode);
   packed.push_back(channels_last);
-  ctx->saved_data["args"] = std::move(packed);
+  return packed;
 }
 
 template <int kDims>
+void save_window_args(AutogradContext* ctx, Ints kernel_size, Ints stride, Ints padding, Ints dilation,
+                      bool ceil_mode) {
+  ctx->saved_data["args"] = pack_window_args<kDims>(kernel_size, stride, padding, dilation, ceil_mode);
+}
+
+// A view of packed window arguments.
+template <int kDims>
 struct WindowArgs {
-  const std::vector<int64_t> packed;
-  explicit WindowArgs(AutogradContext* ctx) : packed(ctx->saved_data["args"].toIntVector()) {}
-  Ints kernel_size() const { return Ints(packed).slice(0, kDims); }
-  Ints stride() const { return Ints(packed).slice(kDims, kDims); }
-  Ints padding() const { return Ints(packed).slice(2 * kDims, kDims); }
-  Ints dilation() const { return Ints(packed).slice(3 * kDims, kDims); }
+  Ints packed;
+  Ints kernel_size() const { return packed.slice(0, kDims); }
+  Ints stride() const { return packed.slice(kDims, kDims); }
+  Ints padding() const { return packed.slice(2 * kDims, kDims); }
+  Ints dilation() const { return packed.slice(3 * kDims, kDims); }
   bool ceil_mode() const { return packed[4 * kDims] != 0; }
   bool channels_last() const { return packed[4 * kDims + 1] != 0; }
 };
 
 template <int kDims>
-struct WindowPoolTraining : torch::autograd::Function<WindowPoolTraining<kDims>> {
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& input, Ints kernel_size, Ints stride,
-                            Ints padding, Ints dilation, bool ceil_mode) {
-    at::AutoDispatchBelowADInplaceOrView guard;
-    auto [output, offsets] =
-        WindowPoolOps<kDims>::get().with_offsets.call(input, kernel_size, stride, padding, dilation, ceil_mode);
-    ctx->save_for_backward({offsets});
-    ctx->saved_data["input_size"] = input.sym_sizes();
-    save_window_args<kDims>(ctx, kernel_size, stride, padding, dilation, ceil_mode,
-                            pool_layout(input, kDims) == PoolLayout::channels_last);
-    return output;
+struct WindowPoolTraining {
+  static std::string name() { return "FastpoolMaxPool" + std::to_string(kDims) + "DBackward"; }
+
+  static at::Tensor forward(const at::Tensor& input, Ints kernel_size, Ints stride, Ints padding, Ints dilation,
+                            bool ceil_mode) {
+    std::tuple<at::Tensor, at::Tensor> output_and_offsets;
+    {
+      at::AutoDispatchBelowADInplaceOrView guard;
+      output_and_offsets =
+          WindowPoolOps<kDims>::get().with_offsets.call(input, kernel_size, stride, padding, dilation, ceil_mode);
+    }
+    return record_training_node<WindowPoolTraining>(
+        input, std::move(output_and_offsets),
+        pack_window_args<kDims>(kernel_size, stride, padding, dilation, ceil_mode,
+                                pool_layout(input, kDims) == PoolLayout::channels_last));
   }
 
-  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
-    const SkipAutogradUnlessBuildingGraph no_graph;
-    const WindowArgs<kDims> a(ctx);
-    const std::vector<c10::SymInt> input_size = ctx->saved_data["input_size"].toSymIntVector();
-    at::Tensor grad_input = WindowPoolOps<kDims>::get().offsets_backward.call(
-        grad_outputs[0], ctx->get_saved_variables()[0], input_size, a.kernel_size(), a.stride(), a.padding(),
-        a.dilation(), a.ceil_mode(), a.channels_last());
-    return input_gradient(std::move(grad_input), 6);
+  static at::Tensor backward(const at::Tensor& grad_output, const at::Tensor& offsets, c10::SymIntArrayRef input_size,
+                             Ints packed) {
+    const WindowArgs<kDims> a{packed};
+    return WindowPoolOps<kDims>::get().offsets_backward.call(grad_output, offsets, input_size, a.kernel_size(),
+                                                             a.stride(), a.padding(), a.dilation(), a.ceil_mode(),
+                                                             a.channels_last());
   }
 };
 
@@ -149,7 +265,8 @@ struct WindowPoolRecompute : torch::autograd::Function<WindowPoolRecompute<kDims
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
     const SkipAutogradUnlessBuildingGraph no_graph;
-    const WindowArgs<kDims> a(ctx);
+    const std::vector<int64_t> packed = ctx->saved_data["args"].toIntVector();
+    const WindowArgs<kDims> a{packed};
     const at::Tensor input = ctx->get_saved_variables()[0];
     const auto& ops = WindowPoolOps<kDims>::get();
     at::Tensor indices;
@@ -182,7 +299,8 @@ struct WindowPoolWithIndices : torch::autograd::Function<WindowPoolWithIndices<k
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
     const SkipAutogradUnlessBuildingGraph no_graph;
-    const WindowArgs<kDims> a(ctx);
+    const std::vector<int64_t> packed = ctx->saved_data["args"].toIntVector();
+    const WindowArgs<kDims> a{packed};
     const variable_list saved = ctx->get_saved_variables();
     return input_gradient(WindowPoolOps<kDims>::get().indices_backward.call(
                               grad_outputs[0], saved[0], a.kernel_size(), a.stride(), a.padding(), a.dilation(),
@@ -195,6 +313,7 @@ template <int kDims>
 std::tuple<at::Tensor, at::Tensor> window_pool_with_indices_autograd(const at::Tensor& input, Ints kernel_size,
                                                                      Ints stride, Ints padding, Ints dilation,
                                                                      bool ceil_mode) {
+  check_no_forward_grad(input, [] { return window_pool_name(kDims, "_with_indices"); });
   if (at::GradMode::is_enabled() && input.requires_grad()) {
     variable_list out = WindowPoolWithIndices<kDims>::apply(input, kernel_size, stride, padding, dilation, ceil_mode);
     return {std::move(out[0]), std::move(out[1])};
@@ -206,9 +325,10 @@ std::tuple<at::Tensor, at::Tensor> window_pool_with_indices_autograd(const at::T
 template <int kDims>
 at::Tensor window_pool_autograd(const at::Tensor& input, Ints kernel_size, Ints stride, Ints padding, Ints dilation,
                                 bool ceil_mode) {
+  check_no_forward_grad(input, [] { return window_pool_name(kDims); });
   if (at::GradMode::is_enabled() && input.requires_grad()) {
     if (has_training_kernels(input))
-      return WindowPoolTraining<kDims>::apply(input, kernel_size, stride, padding, dilation, ceil_mode);
+      return WindowPoolTraining<kDims>::forward(input, kernel_size, stride, padding, dilation, ceil_mode);
     return WindowPoolRecompute<kDims>::apply(input, kernel_size, stride, padding, dilation, ceil_mode);
   }
   at::AutoDispatchBelowADInplaceOrView guard;
@@ -245,24 +365,23 @@ bool has_empty_output(Ints output_size) {
 }
 
 template <int kDims>
-struct AdaptivePoolTraining : torch::autograd::Function<AdaptivePoolTraining<kDims>> {
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& input, Ints output_size) {
-    at::AutoDispatchBelowADInplaceOrView guard;
-    auto [output, offsets] = AdaptivePoolOps<kDims>::get().with_offsets.call(input, output_size);
-    ctx->save_for_backward({offsets});
-    ctx->saved_data["input_size"] = input.sym_sizes();
-    ctx->saved_data["channels_last"] =
-        pool_layout(input, kDims, WindowKind::adaptive) == PoolLayout::channels_last;
-    return output;
+struct AdaptivePoolTraining {
+  static std::string name() { return "FastpoolAdaptiveMaxPool" + std::to_string(kDims) + "DBackward"; }
+
+  static at::Tensor forward(const at::Tensor& input, Ints output_size) {
+    std::tuple<at::Tensor, at::Tensor> output_and_offsets;
+    {
+      at::AutoDispatchBelowADInplaceOrView guard;
+      output_and_offsets = AdaptivePoolOps<kDims>::get().with_offsets.call(input, output_size);
+    }
+    const bool channels_last = pool_layout(input, kDims, WindowKind::adaptive) == PoolLayout::channels_last;
+    return record_training_node<AdaptivePoolTraining>(input, std::move(output_and_offsets), {channels_last});
   }
 
-  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
-    const SkipAutogradUnlessBuildingGraph no_graph;
-    const std::vector<c10::SymInt> input_size = ctx->saved_data["input_size"].toSymIntVector();
-    return input_gradient(AdaptivePoolOps<kDims>::get().offsets_backward.call(
-                              grad_outputs[0], ctx->get_saved_variables()[0], input_size,
-                              ctx->saved_data["channels_last"].toBool()),
-                          2);
+  static at::Tensor backward(const at::Tensor& grad_output, const at::Tensor& offsets, c10::SymIntArrayRef input_size,
+                             Ints channels_last) {
+    return AdaptivePoolOps<kDims>::get().offsets_backward.call(grad_output, offsets, input_size,
+                                                               channels_last[0] != 0);
   }
 };
 
@@ -310,6 +429,7 @@ struct AdaptivePoolWithIndices : torch::autograd::Function<AdaptivePoolWithIndic
 
 template <int kDims>
 std::tuple<at::Tensor, at::Tensor> adaptive_pool_with_indices_autograd(const at::Tensor& input, Ints output_size) {
+  check_no_forward_grad(input, [] { return adaptive_pool_name(kDims, "_with_indices"); });
   if (at::GradMode::is_enabled() && input.requires_grad()) {
     variable_list out = AdaptivePoolWithIndices<kDims>::apply(input, output_size);
     return {std::move(out[0]), std::move(out[1])};
@@ -320,8 +440,9 @@ std::tuple<at::Tensor, at::Tensor> adaptive_pool_with_indices_autograd(const at:
 
 template <int kDims>
 at::Tensor adaptive_pool_autograd(const at::Tensor& input, Ints output_size) {
+  check_no_forward_grad(input, [] { return adaptive_pool_name(kDims); });
   if (at::GradMode::is_enabled() && input.requires_grad()) {
-    if (has_training_kernels(input)) return AdaptivePoolTraining<kDims>::apply(input, output_size);
+    if (has_training_kernels(input)) return AdaptivePoolTraining<kDims>::forward(input, output_size);
     return AdaptivePoolRecompute<kDims>::apply(input, output_size);
   }
   at::AutoDispatchBelowADInplaceOrView guard;

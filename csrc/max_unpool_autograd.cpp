@@ -9,6 +9,7 @@
 #include <torch/library.h>
 
 #include "op_list.h"
+#include "pool_shape.h"
 
 namespace fastpool {
 namespace {
@@ -59,6 +60,7 @@ struct UnpoolFunction : torch::autograd::Function<UnpoolFunction<kDims>> {
 template <int kDims>
 at::Tensor unpool_autograd(const at::Tensor& self, const at::Tensor& indices, c10::SymIntArrayRef output_size,
                            at::IntArrayRef stride, at::IntArrayRef padding) {
+  check_no_forward_grad(self, [] { return unpool_name(kDims); });
   if (at::GradMode::is_enabled() && self.requires_grad())
     return UnpoolFunction<kDims>::apply(self, indices, output_size, stride, padding);
   at::AutoDispatchBelowADInplaceOrView guard;

@@ -476,22 +476,48 @@ std::vector<int64_t> channels_first_order(int64_t ndim, int spatial_dims) {
 template <typename T>
 at::Tensor empty_in_layout(c10::ArrayRef<T> sizes, const at::TensorOptions& options, PoolLayout layout,
                            int spatial_dims) {
-  const int64_t ndim = static_cast<int64_t>(sizes.size());
-  std::vector<T> stored(sizes.begin(), sizes.end());
-  if (layout == PoolLayout::channels_last) {
-    const std::vector<int64_t> order = channels_last_order(ndim, spatial_dims);
-    for (int64_t i = 0; i < ndim; ++i) stored[i] = sizes[order[i]];
+  if (layout == PoolLayout::planar) {
+    if constexpr (std::is_same_v<T, c10::SymInt>) return at::empty_symint(sizes, options);
+    else return at::empty(sizes, options);
   }
-  at::Tensor t;
-  if constexpr (std::is_same_v<T, c10::SymInt>) t = at::empty_symint(stored, options);
-  else t = at::empty(stored, options);
-  return layout == PoolLayout::channels_last ? t.permute(channels_first_order(ndim, spatial_dims)) : t;
+  // Channels last: one allocation with the strides of the dims stored in
+  // channels_last_order (a permuted empty tensor would be a second op call);
+  // a dim of size 0 counts as 1, as in torch's contiguous strides.
+  const int64_t ndim = static_cast<int64_t>(sizes.size());
+  std::vector<T> strides(ndim);
+  T stride = 1;
+  const std::vector<int64_t> order = channels_last_order(ndim, spatial_dims);
+  for (int64_t i = ndim - 1; i >= 0; --i) {
+    strides[order[i]] = stride;
+    if constexpr (std::is_same_v<T, c10::SymInt>) stride = stride * sizes[order[i]].max(1);
+    else stride *= std::max<int64_t>(sizes[order[i]], 1);
+  }
+  if constexpr (std::is_same_v<T, c10::SymInt>) return at::empty_strided_symint(sizes, strides, options);
+  else return at::empty_strided(sizes, strides, options);
 }
 template at::Tensor empty_in_layout<int64_t>(c10::ArrayRef<int64_t>, const at::TensorOptions&, PoolLayout, int);
 template at::Tensor empty_in_layout<c10::SymInt>(c10::ArrayRef<c10::SymInt>, const at::TensorOptions&, PoolLayout,
                                                  int);
 
+namespace {
+// Whether t's elements are stored densely in the layout's order (dims of
+// size 1 may have any stride), as is_contiguous() tells for planar.
+bool stored_in_layout(const at::Tensor& t, PoolLayout layout, int spatial_dims) {
+  if (layout == PoolLayout::planar) return t.is_contiguous();
+  const std::vector<int64_t> order = channels_last_order(t.dim(), spatial_dims);
+  int64_t expected = 1;
+  for (int64_t i = t.dim() - 1; i >= 0; --i) {
+    const int64_t d = order[i];
+    if (t.size(d) == 1) continue;
+    if (t.stride(d) != expected) return false;
+    expected *= t.size(d);
+  }
+  return true;
+}
+}  // namespace
+
 at::Tensor contiguous_in(const at::Tensor& t, PoolLayout layout, int spatial_dims) {
+  if (stored_in_layout(t, layout, spatial_dims)) return t;
   if (layout == PoolLayout::planar) return t.contiguous();
   const int64_t ndim = t.dim();
   return t.permute(channels_last_order(ndim, spatial_dims)).contiguous().permute(channels_first_order(ndim, spatial_dims));

@@ -172,4 +172,14 @@ void check_unpool_backward(int spatial_dims, const at::Tensor& grad_output, cons
 // flattened dim (`dim`: 1 unbatched, 2 batched) and the plane's size.
 [[noreturn]] void throw_invalid_unpool_gradient_index(int64_t index, int64_t dim, int64_t plane);
 
+// fastpool's ops have no forward-mode derivative (yet): an input that carries
+// a tangent gets torch's error for such an op, never an output without one.
+// `op` is called only to name the op in the error.
+template <typename OpName>
+void check_no_forward_grad(const at::Tensor& input, OpName op) {
+  if (C10_UNLIKELY(input._fw_grad(/*level=*/0).defined()))
+    TORCH_CHECK_NOT_IMPLEMENTED(false, "Trying to use forward AD with fastpool::", op(),
+                                " that does not support it because it has not been implemented yet.");
+}
+
 }  // namespace fastpool

@@ -223,6 +223,64 @@ def test_training_saves_only_the_taps(pool, taps_dtype):
     assert x.grad.sum() == out.numel()
 
 
+_TRAINING_POOLS = [
+    ("FastpoolMaxPool1DBackward", lambda x: fastpool.max_pool1d(x.flatten(2), 3, 2, 1), lambda x: F.max_pool1d(x.flatten(2), 3, 2, 1)),
+    ("FastpoolMaxPool2DBackward", lambda x: fastpool.max_pool2d(x, 3, 2, 1), lambda x: F.max_pool2d(x, 3, 2, 1)),
+    ("FastpoolMaxPool3DBackward", lambda x: fastpool.max_pool3d(x.unsqueeze(2), (1, 2, 2)),
+     lambda x: F.max_pool3d(x.unsqueeze(2), (1, 2, 2))),
+    ("FastpoolAdaptiveMaxPool2DBackward", lambda x: fastpool.adaptive_max_pool2d(x, 3),
+     lambda x: F.adaptive_max_pool2d(x, 3)),
+]
+
+
+@pytest.mark.parametrize("name,pool,reference", _TRAINING_POOLS)
+def test_training_node_behaves_like_torchs(name, pool, reference):
+    # The training path's backward node (csrc/autograd.cpp): named, freed
+    # after backward exactly as torch's nodes are, kept with retain_graph,
+    # and it computes only the gradients asked for.
+    x = torch.randn(2, 3, 8, 8, requires_grad=True)
+    out = pool(x)
+    assert out.grad_fn.name() == name
+    assert out.grad_fn.next_functions[0][0] is not None
+    g = torch.randn_like(out)
+    out.backward(g, retain_graph=True)
+    first, x.grad = x.grad, None
+    out.backward(g)
+    assert_identical(x.grad, first)
+    expected = reference(x)
+    expected.backward(g)
+    with pytest.raises(RuntimeError) as theirs:
+        expected.backward(g)
+    with pytest.raises(RuntimeError) as ours:
+        out.backward(g)
+    assert str(ours.value).splitlines()[0] == str(theirs.value).splitlines()[0]
+
+    # A gradient asked for another input only: the node computes none.
+    w = torch.tensor(2.0, requires_grad=True)
+    (gw,) = torch.autograd.grad((pool(x) * w).sum(), w)
+    assert gw == pool(x).sum()
+    # An undefined incoming gradient (an unused output) gives none either.
+    a, b = pool(x).unbind(0)
+    (ga,) = torch.autograd.grad(a.sum(), x)
+    assert_identical(ga[1], torch.zeros_like(x[1]))
+
+
+@pytest.mark.parametrize("call", [
+    lambda t: fastpool.max_pool2d(t, 2), lambda t: fastpool.max_pool2d(t, 2, return_indices=True)[0],
+    lambda t: fastpool.adaptive_max_pool2d(t, 2), lambda t: fastpool.max_pool1d(t.flatten(2), 2),
+    lambda t: fastpool.max_unpool2d(*F.max_pool2d(t, 2, return_indices=True), 2),
+])
+@pytest.mark.parametrize("requires_grad", [False, True])
+def test_forward_ad_is_refused_not_dropped(call, requires_grad):
+    # No forward-mode derivative yet: a tangent must raise, never vanish.
+    import torch.autograd.forward_ad as fwAD
+    x = torch.randn(1, 2, 4, 4, requires_grad=requires_grad)
+    with fwAD.dual_level():
+        dual = fwAD.make_dual(x, torch.randn_like(x))
+        with pytest.raises(NotImplementedError, match="Trying to use forward AD with fastpool::"):
+            call(dual)
+
+
 def test_no_grad_call_saves_nothing():
     x = torch.randn(2, 3, 8, 8, requires_grad=True)
     with torch.no_grad():
