@@ -474,26 +474,34 @@ std::vector<int64_t> channels_first_order(int64_t ndim, int spatial_dims) {
 }  // namespace
 
 template <typename T>
-at::Tensor empty_in_layout(c10::ArrayRef<T> sizes, const at::TensorOptions& options, PoolLayout layout,
-                           int spatial_dims) {
-  if (layout == PoolLayout::planar) {
-    if constexpr (std::is_same_v<T, c10::SymInt>) return at::empty_symint(sizes, options);
-    else return at::empty(sizes, options);
-  }
-  // Channels last: one allocation with the strides of the dims stored in
-  // channels_last_order (a permuted empty tensor would be a second op call);
-  // a dim of size 0 counts as 1, as in torch's contiguous strides.
+std::vector<T> strides_in_layout(c10::ArrayRef<T> sizes, PoolLayout layout, int spatial_dims) {
   const int64_t ndim = static_cast<int64_t>(sizes.size());
+  const int64_t channel = ndim - spatial_dims - 1;
   std::vector<T> strides(ndim);
   T stride = 1;
-  const std::vector<int64_t> order = channels_last_order(ndim, spatial_dims);
-  for (int64_t i = ndim - 1; i >= 0; --i) {
-    strides[order[i]] = stride;
-    if constexpr (std::is_same_v<T, c10::SymInt>) stride = stride * sizes[order[i]].max(1);
-    else stride *= std::max<int64_t>(sizes[order[i]], 1);
+  const auto step = [&](int64_t d) {
+    strides[d] = stride;
+    if constexpr (std::is_same_v<T, c10::SymInt>) stride = stride * sizes[d].max(1);
+    else stride *= std::max<int64_t>(sizes[d], 1);
+  };
+  if (layout == PoolLayout::channels_last) step(channel);
+  for (int64_t d = ndim - 1; d >= 0; --d)
+    if (d != channel || layout == PoolLayout::planar) step(d);
+  return strides;
+}
+template std::vector<int64_t> strides_in_layout<int64_t>(c10::ArrayRef<int64_t>, PoolLayout, int);
+template std::vector<c10::SymInt> strides_in_layout<c10::SymInt>(c10::ArrayRef<c10::SymInt>, PoolLayout, int);
+
+template <typename T>
+at::Tensor empty_in_layout(c10::ArrayRef<T> sizes, const at::TensorOptions& options, PoolLayout layout,
+                           int spatial_dims) {
+  if constexpr (std::is_same_v<T, c10::SymInt>) {
+    if (layout == PoolLayout::planar) return at::empty_symint(sizes, options);
+    return at::empty_strided_symint(sizes, strides_in_layout<T>(sizes, layout, spatial_dims), options);
+  } else {
+    if (layout == PoolLayout::planar) return at::empty(sizes, options);
+    return at::empty_strided(sizes, strides_in_layout<T>(sizes, layout, spatial_dims), options);
   }
-  if constexpr (std::is_same_v<T, c10::SymInt>) return at::empty_strided_symint(sizes, strides, options);
-  else return at::empty_strided(sizes, strides, options);
 }
 template at::Tensor empty_in_layout<int64_t>(c10::ArrayRef<int64_t>, const at::TensorOptions&, PoolLayout, int);
 template at::Tensor empty_in_layout<c10::SymInt>(c10::ArrayRef<c10::SymInt>, const at::TensorOptions&, PoolLayout,
@@ -504,14 +512,18 @@ namespace {
 // size 1 may have any stride), as is_contiguous() tells for planar.
 bool stored_in_layout(const at::Tensor& t, PoolLayout layout, int spatial_dims) {
   if (layout == PoolLayout::planar) return t.is_contiguous();
-  const std::vector<int64_t> order = channels_last_order(t.dim(), spatial_dims);
+  const int64_t ndim = t.dim();
+  const int64_t channel = ndim - spatial_dims - 1;
   int64_t expected = 1;
-  for (int64_t i = t.dim() - 1; i >= 0; --i) {
-    const int64_t d = order[i];
-    if (t.size(d) == 1) continue;
+  const auto dense = [&](int64_t d) {
+    if (t.size(d) == 1) return true;
     if (t.stride(d) != expected) return false;
     expected *= t.size(d);
-  }
+    return true;
+  };
+  if (!dense(channel)) return false;
+  for (int64_t d = ndim - 1; d >= 0; --d)
+    if (d != channel && !dense(d)) return false;
   return true;
 }
 }  // namespace

@@ -57,6 +57,12 @@ enum class PoolLayout { planar, channels_last };
 enum class WindowKind { fixed, adaptive };
 PoolLayout pool_layout(const at::Tensor& input, int spatial_dims, WindowKind kind = WindowKind::fixed);
 
+// The strides of a dense tensor of `sizes` ((N,) C, spatial...) stored in
+// the layout (channels last: C innermost); a dim of size 0 counts as 1, as in
+// torch's contiguous strides. T is int64_t or c10::SymInt (Meta).
+template <typename T>
+std::vector<T> strides_in_layout(c10::ArrayRef<T> sizes, PoolLayout layout, int spatial_dims);
+
 // An uninitialised tensor of `sizes` ((N,) C, spatial...) in the layout
 // (channels last: C stored innermost); T is int64_t or c10::SymInt (Meta).
 template <typename T>

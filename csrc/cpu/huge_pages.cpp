@@ -1,6 +1,7 @@
 #include "huge_pages.h"
 
 #include <ATen/ATen.h>
+#include <ATen/EmptyTensor.h>
 
 #include <cstdint>
 #include <cstdlib>
@@ -42,9 +43,15 @@ void advise_huge_pages(void* data, int64_t bytes) {
 
 }  // namespace
 
+at::Tensor empty_cpu_in_layout(at::IntArrayRef sizes, const at::TensorOptions& options, PoolLayout layout,
+                               int spatial_dims) {
+  if (layout == PoolLayout::planar) return at::detail::empty_cpu(sizes, options);
+  return at::detail::empty_strided_cpu(sizes, strides_in_layout(sizes, layout, spatial_dims), options);
+}
+
 at::Tensor empty_with_huge_pages(at::IntArrayRef sizes, const at::TensorOptions& options, PoolLayout layout,
                                  int spatial_dims) {
-  at::Tensor t = empty_in_layout<int64_t>(sizes, options, layout, spatial_dims);
+  at::Tensor t = empty_cpu_in_layout(sizes, options, layout, spatial_dims);
   advise_huge_pages(t.data_ptr(), static_cast<int64_t>(t.nbytes()));
   return t;
 }

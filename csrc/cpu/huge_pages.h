@@ -1,3 +1,7 @@
+// Allocation of the CPU kernels' outputs: straight from the CPU allocator (as
+// torch's own CPU kernels allocate; an at::empty call is a dispatcher round
+// trip, ~1 us a tensor, which a small map's call notices), in a layout.
+//
 // grad_input allocation for the CPU backward. A large grad_input is fresh
 // memory that the kernel writes once; with 4 KiB pages the page faults cost
 // more than the pooling itself. Measured in a plain script (2 threads, default
@@ -13,7 +17,11 @@
 
 namespace fastpool::cpu {
 
-// empty_in_layout, plus a hint to back the buffer with transparent huge pages when it
+// An uninitialised CPU tensor of `sizes` ((N,) C, spatial...) in the layout.
+at::Tensor empty_cpu_in_layout(at::IntArrayRef sizes, const at::TensorOptions& options, PoolLayout layout,
+                               int spatial_dims);
+
+// empty_cpu_in_layout, plus a hint to back the buffer with transparent huge pages when it
 // is large (Linux; FASTPOOL_HUGE_PAGES=0 turns the hint off). For grad_input only. The tensor is an
 // ordinary torch allocation: only the kernel's paging of it changes.
 at::Tensor empty_with_huge_pages(at::IntArrayRef sizes, const at::TensorOptions& options, PoolLayout layout,

@@ -1,6 +1,7 @@
 // CPU implementations of the fastpool max-pooling ops: validate (pool_shape.h),
 // allocate, pick the kernel for layout x dtype x ISA, run it in parallel.
 #include <ATen/ATen.h>
+#include <ATen/EmptyTensor.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
@@ -138,7 +139,7 @@ at::Tensor run_backward(const std::string& op, c10::IntArrayRef input_sizes, con
 // A tensor with the input's sizes and no data, for the shape checks of the
 // ops that get only the sizes (the offsets backward ops).
 at::Tensor shape_only(c10::IntArrayRef sizes, const at::Tensor& like) {
-  return at::empty(sizes, like.options().device(at::kMeta));
+  return at::detail::empty_meta(sizes, like.scalar_type());
 }
 
 // Whether PyTorch's channels-last CPU kernel gives a result for this dtype and
@@ -193,7 +194,7 @@ struct CpuWindowPool {
                                      at::IntArrayRef input_size, at::IntArrayRef kernel_size, at::IntArrayRef stride,
                                      at::IntArrayRef padding, at::IntArrayRef dilation, bool ceil_mode,
                                      bool channels_last) {
-    const std::string op = window_pool_name(kDims, "_offsets_backward");
+    static const std::string op = window_pool_name(kDims, "_offsets_backward");
     const at::Tensor input = shape_only(input_size, grad_output);
     PoolArgs args;
     const auto out_shape = max_pool_output_shape<int64_t>(kDims, PoolCall::values, input, kernel_size, stride,
@@ -212,15 +213,18 @@ struct CpuWindowPool {
                                         kernel_size, stride, padding, dilation, ceil_mode);
     // torch's max_pool1d without indices runs a kernel of its own (which takes
     // floating types only; fastpool's takes integers too), the others max_pool2d's.
-    const std::string op = kDims == 1 && !with_indices
-                               ? std::string("max_pool1d_impl")
-                               : kernel_name(kDims == 3 ? "max_pool3d" : "max_pool2d", p.layout);
+    static const std::string max_pool1d_impl = "max_pool1d_impl";
+    static const std::string names[2] = {kernel_name(kDims == 3 ? "max_pool3d" : "max_pool2d", PoolLayout::planar),
+                                         kernel_name(kDims == 3 ? "max_pool3d" : "max_pool2d",
+                                                     PoolLayout::channels_last)};
+    const std::string& op =
+        kDims == 1 && !with_indices ? max_pool1d_impl : names[p.layout == PoolLayout::channels_last];
     dtype_of(op, input);
-    at::Tensor output = empty_in_layout<int64_t>(p.out_shape, input.options(), p.layout, kDims);
+    at::Tensor output = empty_cpu_in_layout(p.out_shape, input.options(), p.layout, kDims);
     at::Tensor argmax;
     if (want != ArgmaxOut::none) {
       const at::ScalarType type = with_indices ? at::kLong : window_pool_argmax_dtype(p.args);
-      argmax = empty_in_layout<int64_t>(p.out_shape, input.options().dtype(type), p.layout, kDims);
+      argmax = empty_cpu_in_layout(p.out_shape, input.options().dtype(type), p.layout, kDims);
     }
     if (output.numel() == 0) return {output, argmax};
     PoolGeometry g = make_geometry(input, p.args);
@@ -255,7 +259,7 @@ struct CpuAdaptivePool {
 
   static at::Tensor offsets_backward(const at::Tensor& grad_output, const at::Tensor& offsets,
                                      at::IntArrayRef input_size, bool channels_last) {
-    const std::string op = adaptive_pool_name(kDims, "_offsets_backward");
+    static const std::string op = adaptive_pool_name(kDims, "_offsets_backward");
     TORCH_CHECK(grad_output.dim() == static_cast<int64_t>(input_size.size()), op,
                 ": grad_output must have as many dims as the input, but got ", grad_output.sizes(), " for input size ",
                 input_size);
@@ -285,11 +289,11 @@ struct CpuAdaptivePool {
                                              input.suggest_memory_format() == at::MemoryFormat::ChannelsLast3d
                                          ? PoolLayout::channels_last
                                          : layout;
-    at::Tensor output = empty_in_layout<int64_t>(shape, input.options(), kernel_layout, kDims);
+    at::Tensor output = empty_cpu_in_layout(shape, input.options(), kernel_layout, kDims);
     at::Tensor argmax;
     if (want != ArgmaxOut::none) {
       const at::ScalarType type = want == ArgmaxOut::indices ? at::kLong : kAdaptiveArgmaxDtype;
-      argmax = empty_in_layout<int64_t>(shape, input.options().dtype(type), kernel_layout, kDims);
+      argmax = empty_cpu_in_layout(shape, input.options().dtype(type), kernel_layout, kDims);
     }
     if (output.numel() > 0)
       run_forward(op, input, make_adaptive_geometry(input, kDims, output_size), kernel_layout, kDims, output, argmax);
