@@ -12,11 +12,16 @@
 // <= 0) keep that. Indices are flat per plane.
 //
 // Work items are output rows (plane, ot, oh), so that a batch of one still
-// spreads over every thread. float and double run kLanes outputs of a row at
-// once: each tap is one gather at the lanes' window starts (the starts are
-// irregular, so no contiguous load fits), the lanes scanning their windows in
-// torch's order. Half types (and portable builds) run the same scan per
-// output with scalar code, selecting without branches.
+// spreads over every thread. With vectors (simd.h), a row is pooled in two
+// steps: for every start w along W (contiguous, kLanes at a time) the max of
+// the row's window taps starting there, scanning the window rows (t, then h)
+// and in each the kw taps in torch's order; then each output reads the entry
+// at its window's start. That is torch's tap-by-tap scan per window, done for
+// every start (a few more than the outputs: ratio > 1/2) with contiguous
+// loads, where gathering each output's irregular taps was slower, and
+// branch-free (random data would mispredict scalar selects). Without a vector
+// path (portable builds, rows narrower than a vector without masked loads)
+// the scan runs per output.
 //
 // The caller guarantees that every window with taps lies inside the input.
 #pragma once
@@ -73,43 +78,60 @@ void fractional_row_scalar(const FractionalPlan& p, const FractionalRow& row, co
   }
 }
 
-// Vector: kLanes outputs from `ow` on, each lane scanning its window's taps
-// in torch's order (flat positions fit int32: the caller's index32).
-template <typename T>
-inline void fractional_lanes(const FractionalPlan& p, const FractionalRow& row, const T* in, T* out, int64_t* idx,
-                             int64_t ow) {
-  using Vec = Simd<T>;
+// Vector: the window maxima (and their flat positions) for the kLanes starts
+// from w (n of them where n < kLanes: masked loads), into best/at.
+template <typename T, bool kPartial>
+inline void fractional_starts_lanes(const FractionalPlan& p, int64_t first, const T* in, int64_t w, int64_t n,
+                                    typename Scalar<T>::C* best_out, int32_t* at_out) {
+  using C = typename Scalar<T>::C;
+  using Vec = Simd<C>;
   using V = typename Vec::V;
   using I = typename Vec::I;
   const int64_t H = p.in[1], W = p.in[2];
   const int64_t kt = p.k[0], kh = p.k[1], kw = p.k[2];
-  const I first = Vec::index_add(Vec::index_load(row.starts_w + ow), Vec::index_set1(static_cast<int32_t>(row.first)));
-  V best = Vec::splat(-std::numeric_limits<T>::infinity());
-  I at = first;
+  const I lanes = Vec::index_iota(1);
+  V best = Vec::splat(-std::numeric_limits<C>::infinity());
+  I at = Vec::index_add(lanes, Vec::index_set1(static_cast<int32_t>(first + w)));
   for (int64_t dt = 0; dt < kt; ++dt) {
     for (int64_t dh = 0; dh < kh; ++dh) {
-      const I base = Vec::index_add(first, Vec::index_set1(static_cast<int32_t>((dt * H + dh) * W)));
+      const int64_t base = first + (dt * H + dh) * W + w;
       for (int64_t j = 0; j < kw; ++j) {
-        const I pos = Vec::index_add(base, Vec::index_set1(static_cast<int32_t>(j)));
-        const V v = Vec::gather(in, pos);
+        V v;
+        if constexpr (kPartial) v = Vec::load_n(in + base + j, n);
+        else v = Vec::load(in + base + j);
         const auto take = Vec::takes(v, best);
         best = Vec::select(take, best, v);
-        at = Vec::select(take, at, pos);
+        at = Vec::select(take, at, Vec::index_add(lanes, Vec::index_set1(static_cast<int32_t>(base + j))));
       }
     }
   }
-  Vec::store(out + ow, best);
-  Vec::store_indices(idx + ow, at);
+  Vec::store(best_out + w, best);
+  Vec::store_index32(at_out + w, at);
 }
 
 template <typename T>
 void fractional_forward(const FractionalPlan& p, const void* input, void* output, int64_t* indices, int64_t begin,
                         int64_t end) {
+  using C = typename Scalar<T>::C;
   const T* in_all = static_cast<const T*>(input);
   T* out_all = static_cast<T*>(output);
   const int64_t in_plane = p.in[0] * p.in[1] * p.in[2];
-  const int64_t OW = p.out[2];
+  const int64_t W = p.in[2], OW = p.out[2];
   const bool has_taps = p.k[0] > 0 && p.k[1] > 0 && p.k[2] > 0;
+  const int64_t span = W - p.k[2] + 1;  // the window starts along W
+  // Per-row scratch, a vector longer than the row (new[]: no std containers
+  // in per-ISA code, see max_pool_kernels.h).
+  C* best = nullptr;
+  int32_t* at = nullptr;
+  bool vector_rows = false;
+  if constexpr (Simd<C>::kLanes > 0) {
+    constexpr int L = Simd<C>::kLanes;
+    vector_rows = has_taps && p.index32 && (span >= L || Simd<C>::kMasked);
+    if (vector_rows) {
+      best = new C[span + L];
+      at = new int32_t[span + L];
+    }
+  }
   for (int64_t r = begin; r < end; ++r) {
     const FractionalRow row = fractional_row(p, r);
     const T* in = in_all + row.plane * in_plane;
@@ -117,24 +139,35 @@ void fractional_forward(const FractionalPlan& p, const void* input, void* output
     int64_t* idx = indices + r * OW;
     if (!has_taps) {  // torch's -inf at the window's start
       for (int64_t ow = 0; ow < OW; ++ow) {
-        out[ow] = Scalar<T>::store(-std::numeric_limits<typename Scalar<T>::C>::infinity());
+        out[ow] = Scalar<T>::store(-std::numeric_limits<C>::infinity());
         idx[ow] = row.first + row.starts_w[ow];
       }
       continue;
     }
-    if constexpr (Simd<typename Scalar<T>::C>::kLanes > 0 && std::is_same_v<T, typename Scalar<T>::C>) {
-      constexpr int L = Simd<T>::kLanes;
-      if (p.index32 && OW >= L) {
-        int64_t ow = 0;
-        for (; ow + L <= OW; ow += L) fractional_lanes<T>(p, row, in, out, idx, ow);
-        // The tail: one more full vector overlapping the last (outputs are
-        // pure, so writing some twice is harmless).
-        if (ow < OW) fractional_lanes<T>(p, row, in, out, idx, OW - L);
+    if constexpr (Simd<C>::kLanes > 0) {
+      constexpr int L = Simd<C>::kLanes;
+      if (vector_rows) {
+        if (span >= L) {
+          int64_t w = 0;
+          for (; w + L <= span; w += L) fractional_starts_lanes<T, false>(p, row.first, in, w, L, best, at);
+          // The last starts: one more full vector overlapping the previous
+          // one (pure, so computing some twice is harmless).
+          if (w < span) fractional_starts_lanes<T, false>(p, row.first, in, span - L, L, best, at);
+        } else {
+          if constexpr (Simd<C>::kMasked) fractional_starts_lanes<T, true>(p, row.first, in, 0, span, best, at);
+        }
+        for (int64_t ow = 0; ow < OW; ++ow) {
+          const int32_t w = row.starts_w[ow];
+          out[ow] = Scalar<T>::store(best[w]);
+          idx[ow] = at[w];
+        }
         continue;
       }
     }
     fractional_row_scalar<T>(p, row, in, out, idx, 0, OW);
   }
+  delete[] best;
+  delete[] at;
 }
 
 // The table with this ISA's fractional kernels added.

@@ -104,10 +104,6 @@ DType kernel_dtype(at::ScalarType t) {
   }
 }
 
-// A run of outputs with the same index (overlapping windows sharing their
-// argmax) is summed in a register and stored once: the same adds in the same
-// order (scalar_t arithmetic, so Half/BFloat16 round after each add as
-// torch's do), without a store-to-load dependency through memory per output.
 template <typename scalar_t>
 void backward_planes(int dims, int64_t in_plane, int64_t out_plane, const scalar_t* grad_output,
                      const int64_t* indices, scalar_t* grad_input, int64_t begin, int64_t end) {
@@ -116,16 +112,12 @@ void backward_planes(int dims, int64_t in_plane, int64_t out_plane, const scalar
     const scalar_t* go = grad_output + plane * out_plane;
     const int64_t* idx = indices + plane * out_plane;
     std::fill(gi, gi + in_plane, scalar_t(0));
-    int64_t o = 0;
-    while (o < out_plane) {
+    for (int64_t o = 0; o < out_plane; ++o) {
       const int64_t i = idx[o];
-      if (static_cast<uint64_t>(i) >= static_cast<uint64_t>(in_plane))
+      if (static_cast<uint64_t>(i) >= static_cast<uint64_t>(in_plane))  // one compare for both bounds
         TORCH_CHECK(false, "fractional_max_pool", dims, "d_backward: index ", i, " is outside the input plane of ",
                     in_plane, " elements");
-      scalar_t acc = gi[i];
-      acc += go[o];
-      for (++o; o < out_plane && idx[o] == i; ++o) acc += go[o];
-      gi[i] = acc;
+      gi[i] += go[o];
     }
   }
 }
