@@ -21,9 +21,6 @@
 //   index_iota(step) lanes 0, step, 2*step, ...
 //   store_indices    int32 lanes widened to int64; store_index32 as they are
 //   splat(x)         every lane x
-//   index_load(p)    kLanes int32 from p
-//   gather(p, at)    p[at[0]], p[at[1]], ... (Compute storage; fractional
-//                    pooling's irregular window starts)
 //   kMasked          true when the ISA has masked loads/stores; then
 //                    load_n / load_stride2_n / store_n / store_indices_n
 //                    touch only the first n lanes' elements (n < kLanes),
@@ -105,8 +102,6 @@ struct Simd<float> {
   static inline V select(M m, V a, V b) { return _mm512_mask_blend_ps(m, a, b); }
   static inline I select(M m, I a, I b) { return _mm512_mask_blend_epi32(m, a, b); }
   static inline V splat(float x) { return _mm512_set1_ps(x); }
-  static inline I index_load(const int32_t* p) { return _mm512_loadu_si512(p); }
-  static inline V gather(const float* p, I at) { return _mm512_i32gather_ps(at, p, 4); }
   static inline I index_set1(int32_t x) { return _mm512_set1_epi32(x); }
   static inline I index_add(I a, I b) { return _mm512_add_epi32(a, b); }
   static inline I index_iota(int32_t step) {
@@ -202,8 +197,6 @@ struct Simd<double> {
   static inline V select(M m, V a, V b) { return _mm512_mask_blend_pd(m, a, b); }
   static inline I select(M m, I a, I b) { return _mm256_mask_blend_epi32(m, a, b); }
   static inline V splat(double x) { return _mm512_set1_pd(x); }
-  static inline I index_load(const int32_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
-  static inline V gather(const double* p, I at) { return _mm512_i32gather_pd(at, p, 8); }
   static inline I index_set1(int32_t x) { return _mm256_set1_epi32(x); }
   static inline I index_add(I a, I b) { return _mm256_add_epi32(a, b); }
   static inline I index_iota(int32_t step) {
@@ -275,8 +268,6 @@ struct Simd<float> {
     return _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(a), _mm256_castsi256_ps(b), m));
   }
   static inline V splat(float x) { return _mm256_set1_ps(x); }
-  static inline I index_load(const int32_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
-  static inline V gather(const float* p, I at) { return _mm256_i32gather_ps(p, at, 4); }
   static inline I index_set1(int32_t x) { return _mm256_set1_epi32(x); }
   static inline I index_add(I a, I b) { return _mm256_add_epi32(a, b); }
   static inline I index_iota(int32_t step) {
@@ -320,8 +311,6 @@ struct Simd<double> {
         _mm_blendv_ps(_mm_castsi128_ps(a), _mm_castsi128_ps(b), _mm_castsi128_ps(_mm256_castsi256_si128(narrowed))));
   }
   static inline V splat(double x) { return _mm256_set1_pd(x); }
-  static inline I index_load(const int32_t* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); }
-  static inline V gather(const double* p, I at) { return _mm256_i32gather_pd(p, at, 8); }
   static inline I index_set1(int32_t x) { return _mm_set1_epi32(x); }
   static inline I index_add(I a, I b) { return _mm_add_epi32(a, b); }
   static inline I index_iota(int32_t step) { return _mm_mullo_epi32(_mm_set_epi32(3, 2, 1, 0), _mm_set1_epi32(step)); }
