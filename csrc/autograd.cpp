@@ -1,5 +1,5 @@
 // Autograd for the forward ops (max_pool{1,2,3}d, adaptive_max_pool{1,2,3}d,
-// with and without indices), in C++: registered on the
+// with and without indices, fractional_max_pool{2,3}d), in C++: registered on the
 // Autograd key from the op list, so a call that needs no gradient costs no
 // Python, and a call that does saves the least that backward needs.
 //
@@ -449,6 +449,61 @@ at::Tensor adaptive_pool_autograd(const at::Tensor& input, Ints output_size) {
   return AdaptivePoolOps<kDims>::get().values.call(input, output_size);
 }
 
+// ------------------------------------------------------- fractional pooling
+
+// fractional_max_pool{2,3}d (torch's formula): the op returns the indices
+// anyway (aten's schema), so backward keeps them and the input (for its shape
+// and dtype). In C++ like the ops above: a Python autograd kernel cost more per
+// training step than pooling a small map.
+template <int kDims>
+struct FractionalPoolOps {
+  using Forward = std::tuple<at::Tensor, at::Tensor>(const at::Tensor&, Ints, Ints, const at::Tensor&);
+  using Backward = at::Tensor(const at::Tensor&, const at::Tensor&, Ints, Ints, const at::Tensor&);
+  static const FractionalPoolOps& get() {
+    static const FractionalPoolOps ops;
+    return ops;
+  }
+  c10::TypedOperatorHandle<Forward> forward = find_op<Forward>(fractional_pool_name(kDims));
+  c10::TypedOperatorHandle<Backward> backward = find_op<Backward>(fractional_pool_name(kDims, "_backward"));
+};
+
+template <int kDims>
+struct FractionalPool : torch::autograd::Function<FractionalPool<kDims>> {
+  static variable_list forward(AutogradContext* ctx, const at::Tensor& input, Ints kernel_size, Ints output_size,
+                               const at::Tensor& random_samples) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    auto [output, indices] = FractionalPoolOps<kDims>::get().forward.call(input, kernel_size, output_size,
+                                                                          random_samples);
+    ctx->save_for_backward({input, indices});
+    std::vector<int64_t> sizes(kernel_size.begin(), kernel_size.end());
+    sizes.insert(sizes.end(), output_size.begin(), output_size.end());
+    ctx->saved_data["sizes"] = std::move(sizes);
+    return {output, indices};
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    if (!grad_outputs[0].defined()) return variable_list(4);
+    const SkipAutogradUnlessBuildingGraph no_graph;
+    const std::vector<int64_t> sizes = ctx->saved_data["sizes"].toIntVector();
+    const variable_list saved = ctx->get_saved_variables();
+    return input_gradient(FractionalPoolOps<kDims>::get().backward.call(grad_outputs[0], saved[0],
+                                                                         Ints(sizes).slice(0, kDims),
+                                                                         Ints(sizes).slice(kDims, kDims), saved[1]),
+                          4);
+  }
+};
+
+template <int kDims>
+std::tuple<at::Tensor, at::Tensor> fractional_pool_autograd(const at::Tensor& input, Ints kernel_size,
+                                                            Ints output_size, const at::Tensor& random_samples) {
+  if (at::GradMode::is_enabled() && input.requires_grad()) {
+    variable_list out = FractionalPool<kDims>::apply(input, kernel_size, output_size, random_samples);
+    return {std::move(out[0]), std::move(out[1])};
+  }
+  at::AutoDispatchBelowADInplaceOrView guard;
+  return FractionalPoolOps<kDims>::get().forward.call(input, kernel_size, output_size, random_samples);
+}
+
 template <int kDims>
 void register_autograd(torch::Library& m) {
   m.impl(window_pool_name(kDims).c_str(), &window_pool_autograd<kDims>);
@@ -463,6 +518,8 @@ TORCH_LIBRARY_IMPL(fastpool, Autograd, m) {
   register_autograd<1>(m);
   register_autograd<2>(m);
   register_autograd<3>(m);
+  m.impl(fractional_pool_name(2).c_str(), &fractional_pool_autograd<2>);
+  m.impl(fractional_pool_name(3).c_str(), &fractional_pool_autograd<3>);
 }
 
 }  // namespace fastpool

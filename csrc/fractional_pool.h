@@ -17,11 +17,19 @@ namespace fastpool {
 // float input's windows come from float arithmetic, a Half input's from Half
 // arithmetic (each step rounded to Half), so the same samples give the same
 // windows bit for bit. Truncation toward zero, like PyTorch's int cast.
+//
+// alpha depends on the sizes only, so a caller tabling many windows computes
+// it once (fractional_alpha) and passes it to fractional_window_start_at: the
+// same value torch computes per window, without a division per window.
 template <typename scalar_t>
-FASTPOOL_HOST_DEVICE inline int64_t fractional_window_start(scalar_t u, int64_t in, int64_t out, int64_t k,
-                                                            int64_t i) {
+FASTPOOL_HOST_DEVICE inline scalar_t fractional_alpha(int64_t in, int64_t out, int64_t k) {
+  return static_cast<scalar_t>(static_cast<int>(in - k)) / static_cast<scalar_t>(static_cast<int>(out - 1));
+}
+
+template <typename scalar_t>
+FASTPOOL_HOST_DEVICE inline int64_t fractional_window_start_at(scalar_t u, scalar_t alpha, int64_t in, int64_t out,
+                                                               int64_t k, int64_t i) {
   if (i == out - 1) return in - k;
-  const scalar_t alpha = static_cast<scalar_t>(static_cast<int>(in - k)) / static_cast<scalar_t>(static_cast<int>(out - 1));
   const scalar_t shifted = static_cast<scalar_t>(static_cast<int>(i)) + u;
   return static_cast<int64_t>(static_cast<int>(static_cast<float>(static_cast<scalar_t>(shifted * alpha)))) -
          static_cast<int64_t>(static_cast<int>(static_cast<float>(static_cast<scalar_t>(u * alpha))));
@@ -30,12 +38,18 @@ FASTPOOL_HOST_DEVICE inline int64_t fractional_window_start(scalar_t u, int64_t 
 // double keeps its own precision when truncated (the float detour above is for
 // Half/BFloat16, whose conversion to int goes through float anyway).
 template <>
-FASTPOOL_HOST_DEVICE inline int64_t fractional_window_start<double>(double u, int64_t in, int64_t out, int64_t k,
-                                                                    int64_t i) {
+FASTPOOL_HOST_DEVICE inline int64_t fractional_window_start_at<double>(double u, double alpha, int64_t in, int64_t out,
+                                                                       int64_t k, int64_t i) {
   if (i == out - 1) return in - k;
-  const double alpha = static_cast<double>(static_cast<int>(in - k)) / static_cast<double>(static_cast<int>(out - 1));
   return static_cast<int64_t>(static_cast<int>((static_cast<double>(static_cast<int>(i)) + u) * alpha)) -
          static_cast<int64_t>(static_cast<int>(u * alpha));
+}
+
+template <typename scalar_t>
+FASTPOOL_HOST_DEVICE inline int64_t fractional_window_start(scalar_t u, int64_t in, int64_t out, int64_t k,
+                                                            int64_t i) {
+  if (i == out - 1) return in - k;
+  return fractional_window_start_at<scalar_t>(u, fractional_alpha<scalar_t>(in, out, k), in, out, k, i);
 }
 
 }  // namespace fastpool

@@ -129,43 +129,25 @@ for _dims in (1, 2, 3):
                                     setup_context=_adaptive_offsets_backward_setup)
 
 
-# Fractional pooling: torch's formulas. The forward returns the indices anyway
-# (aten's schema), so backward keeps them and the input (for its shape and
-# dtype); the backward op scatters per plane in output order, deterministic.
-def _fractional_setup(ctx, inputs, output):
-    ctx.kernel_size, ctx.output_size = inputs[1], inputs[2]
-    ctx.mark_non_differentiable(output[1])
-    # No zero gradient for the indices (an int64 tensor of the output's size) on every backward.
-    ctx.set_materialize_grads(False)
-    ctx.save_for_backward(inputs[0], output[1])
-
-
+# Fractional pooling: the forward ops' autograd is in C++ (csrc/autograd.cpp,
+# torch's formula: the backward op scatters per plane in output order,
+# deterministic); here the backward ops' own gradient (double backward).
 def _fractional_backward_setup(ctx, inputs, output):
     ctx.save_for_backward(inputs[4])
 
 
-def _make_fractional_backward_ops(dims):
-    op = getattr(_ops, f"fractional_max_pool{dims}d_backward")
-
-    def backward(ctx, grad_output, _grad_indices):
-        input, indices = ctx.saved_tensors
-        if grad_output is None:
-            return None, None, None, None
-        return op(grad_output, input, ctx.kernel_size, ctx.output_size, indices), None, None, None
-
+def _make_fractional_double_backward(dims):
     def backward_backward(ctx, grad_grad_input):
         (indices,) = ctx.saved_tensors
         flat = torch.gather(grad_grad_input.flatten(-dims), -1, indices.flatten(-dims))
         return flat.view(indices.shape), None, None, None, None
 
-    return backward, backward_backward
+    return backward_backward
 
 
 for _dims in (2, 3):
-    _backward, _double = _make_fractional_backward_ops(_dims)
-    torch.library.register_autograd(f"fastpool::fractional_max_pool{_dims}d", _backward,
-                                    setup_context=_fractional_setup)
-    torch.library.register_autograd(f"fastpool::fractional_max_pool{_dims}d_backward", _double,
+    torch.library.register_autograd(f"fastpool::fractional_max_pool{_dims}d_backward",
+                                    _make_fractional_double_backward(_dims),
                                     setup_context=_fractional_backward_setup)
 
 

@@ -452,6 +452,30 @@ def test_graham_sized_planes_match_torch(dtype, kernel, isa):
     assert_identical(x.grad, y.grad)
 
 
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+@pytest.mark.parametrize("dims", [2, 3])
+def test_row_widths_around_vector_lengths(dims, dtype, isa):
+    """The forward pools a row's window starts a vector at a time: rows of
+    fewer starts than a vector (masked, or scalar without masks), exactly
+    one or two vectors, and an overlapping last vector; with ties and NaN,
+    in a batch of one (work split over output rows)."""
+    for width in (3, 8, 9, 16, 17, 18, 33, 34):
+        for kernel in (1, 2, 3):
+            if width < kernel + 2:
+                continue
+            sizes = (5, 7, width) if dims == 3 else (9, width)
+            x = make_input(1, 3, sizes, dtype, "contiguous", width * 7 + kernel, "specials")
+            out = tuple(max(1, (n - kernel) * 2 // 3) for n in sizes)
+            samples = make_samples(1, 3, dims, dtype, width + kernel, "plain")
+            with cpu_isa(isa):
+                got, expected = call_both(dims, x, kernel, out, samples, return_indices=True)
+            if expected is None:
+                continue
+            assert_identical(got[0], expected[0])
+            assert_identical(got[1], expected[1])
+
+
 # ---- TorchScript ---------------------------------------------------------------------------
 
 def _script_calls(pool):

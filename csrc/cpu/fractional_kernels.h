@@ -1,8 +1,9 @@
 // Fractional max-pooling CPU forward, compiled once per ISA (included by
 // isa_*.cpp after max_pool_kernels.h, whose Scalar<T> loads and stores the
-// storage types). The caller (fractional_max_pool.cpp) tables every plane's
-// window starts first (fractional_pool.h's rule, in the input's dtype) and
-// checks them; the kernel reads them as data.
+// storage types and whose simd.h gives the vectors). The caller
+// (fractional_max_pool.cpp) tables every plane's window starts first
+// (fractional_pool.h's rule, in the input's dtype) and checks them; the
+// kernel reads them as data.
 //
 // Semantics are torch's fractional kernels': taps scanned t, h, then w; a tap
 // replaces the running max if `v > best || isnan(v)` (the first of equal
@@ -10,141 +11,163 @@
 // window's first element as its index; windows without taps (kernel sizes
 // <= 0) keep that. Indices are flat per plane.
 //
-// Comparisons select without branches, so random data costs no
-// mispredictions and the compiler vectorises the passes.
+// Work items are output rows (plane, ot, oh), so that a batch of one still
+// spreads over every thread. With vectors (simd.h), a row is pooled in two
+// steps: for every start w along W (contiguous, kLanes at a time) the max of
+// the row's window taps starting there, scanning the window rows (t, then h)
+// and in each the kw taps in torch's order; then each output reads the entry
+// at its window's start. That is torch's tap-by-tap scan per window, done for
+// every start (a few more than the outputs: ratio > 1/2) with contiguous
+// loads, where gathering each output's irregular taps was slower, and
+// branch-free (random data would mispredict scalar selects). Without a vector
+// path (portable builds, rows narrower than a vector without masked loads)
+// the scan runs per output.
 //
 // The caller guarantees that every window with taps lies inside the input.
 #pragma once
 #include <cstdint>
 #include <limits>
+#include <type_traits>
 
 #include "kernel_table.h"
 
 namespace fastpool::cpu {
 namespace FASTPOOL_ISA {
 
-// dst[p] = the combination, in order i = 0 .. k-1, of src[p + i * stride],
-// for p < len: a later element replaces the running max if it is greater or
-// NaN (torch's rule). Contiguous and branch-free: the compiler vectorises it.
-template <typename C, typename index_t>
-void combine_strided(const C* src, const index_t* src_index, C* dst, index_t* dst_index, int64_t len, int64_t k,
-                     int64_t stride) {
-  for (int64_t p = 0; p < len; ++p) {
-    dst[p] = src[p];
-    dst_index[p] = src_index[p];
-  }
-  for (int64_t i = 1; i < k; ++i) {
-    const C* s = src + i * stride;
-    const index_t* si = src_index + i * stride;
-    for (int64_t p = 0; p < len; ++p) {
-      const C v = s[p];
-      const bool take = v > dst[p] || v != v;
-      dst[p] = take ? v : dst[p];
-      dst_index[p] = take ? si[p] : dst_index[p];
-    }
-  }
+// Where output row r's window rows start.
+struct FractionalRow {
+  const int32_t* starts_w;  // out[2] window starts along W
+  int64_t first;            // flat position of (starts_t[ot], starts_h[oh], 0) in the plane
+  int64_t plane;
+};
+
+inline FractionalRow fractional_row(const FractionalPlan& p, int64_t r) {
+  const int64_t rows_per_plane = p.out[0] * p.out[1];
+  const int64_t plane = r / rows_per_plane;
+  const int64_t rest = r - plane * rows_per_plane;
+  const int64_t ot = rest / p.out[1], oh = rest - ot * p.out[1];
+  const int32_t* s = p.starts + plane * (p.out[0] + p.out[1] + p.out[2]);
+  return {s + p.out[0] + p.out[1], (s[ot] * p.in[1] + s[p.out[0] + oh]) * p.in[2], plane};
 }
 
-// One plane, separably: the max of every kw-wide span along W, then of kh of
-// those along H, then of kt along T, each a flat pass over the whole plane
-// (positions whose spans cross a row's end are computed and never read), so
-// that every window's max and argmax sit at its first element; then one read
-// per output. Combining a window's parts in scan order (w within a row, rows
-// by h, planes by t) with torch's rule equals torch's tap-by-tap scan: a later
-// part replaces the running max if its max is greater or NaN (it is NaN
-// exactly when the part holds a NaN, the last of which it keeps), so the first
-// greatest value and the last NaN still win, and a window of -inf keeps its
-// first element.
-template <typename T, typename index_t>
-void fractional_forward_plane(const FractionalPlan& p, const int32_t* starts, const T* in, T* out, int64_t* idx,
-                              typename Scalar<T>::C* buf0, index_t* index0, typename Scalar<T>::C* buf1,
-                              index_t* index1) {
+// Scalar: outputs [lo, hi) of one row.
+template <typename T>
+void fractional_row_scalar(const FractionalPlan& p, const FractionalRow& row, const T* in, T* out, int64_t* idx,
+                           int64_t lo, int64_t hi) {
   using S = Scalar<T>;
   using C = typename S::C;
   const int64_t H = p.in[1], W = p.in[2];
   const int64_t kt = p.k[0], kh = p.k[1], kw = p.k[2];
-  const int32_t* starts_t = starts;
-  const int32_t* starts_h = starts + p.out[0];
-  const int32_t* starts_w = starts_h + p.out[1];
-  const bool has_taps = kt > 0 && kh > 0 && kw > 0;
-  const C* value = buf0;
-  const index_t* index = index0;
-  if (has_taps) {
-    const int64_t spans = p.in[0] * H * W - (kw - 1);
-    for (int64_t q = 0; q < spans; ++q) {
-      buf0[q] = S::load(in[q]);
-      index0[q] = static_cast<index_t>(q);
-    }
-    for (int64_t j = 1; j < kw; ++j) {
-      for (int64_t q = 0; q < spans; ++q) {
-        const C v = S::load(in[q + j]);
-        const bool take = v > buf0[q] || v != v;
-        buf0[q] = take ? v : buf0[q];
-        index0[q] = take ? static_cast<index_t>(q + j) : index0[q];
-      }
-    }
-    const int64_t rows = spans - (kh - 1) * W;
-    if (kh > 1) {
-      combine_strided(buf0, index0, buf1, index1, rows, kh, W);
-      value = buf1;
-      index = index1;
-    }
-    if (kt > 1) {
-      C* dst = value == buf0 ? buf1 : buf0;
-      index_t* dst_index = value == buf0 ? index1 : index0;
-      combine_strided(value, index, dst, dst_index, rows - (kt - 1) * H * W, kt, H * W);
-      value = dst;
-      index = dst_index;
-    }
-  }
-  for (int64_t ot = 0; ot < p.out[0]; ++ot) {
-    for (int64_t oh = 0; oh < p.out[1]; ++oh) {
-      const int64_t first_row = (starts_t[ot] * H + starts_h[oh]) * W;
-      for (int64_t ow = 0; ow < p.out[2]; ++ow) {
-        const int64_t first = first_row + starts_w[ow];  // the window's first element
-        if (has_taps) {
-          out[ow] = S::store(value[first]);
-          idx[ow] = index[first];
-        } else {  // no taps (kernel sizes <= 0): torch's -inf at the window's start
-          out[ow] = S::store(-std::numeric_limits<C>::infinity());
-          idx[ow] = first;
+  for (int64_t ow = lo; ow < hi; ++ow) {
+    const int64_t first = row.first + row.starts_w[ow];
+    C best = -std::numeric_limits<C>::infinity();
+    int64_t at = first;
+    for (int64_t dt = 0; dt < kt; ++dt) {
+      for (int64_t dh = 0; dh < kh; ++dh) {
+        const int64_t base = first + (dt * H + dh) * W;
+        for (int64_t j = 0; j < kw; ++j) {
+          const C v = S::load(in[base + j]);
+          const bool take = v > best || v != v;
+          best = take ? v : best;
+          at = take ? base + j : at;
         }
       }
-      out += p.out[2];
-      idx += p.out[2];
     }
+    out[ow] = S::store(best);
+    idx[ow] = at;
   }
 }
 
-template <typename T, typename index_t>
-void fractional_forward_planes(const FractionalPlan& p, const T* input, T* output, int64_t* indices, int64_t begin,
-                               int64_t end) {
+// Vector: the window maxima (and their flat positions) for the kLanes starts
+// from w (n of them where n < kLanes: masked loads), into best/at.
+template <typename T, bool kPartial>
+inline void fractional_starts_lanes(const FractionalPlan& p, int64_t first, const T* in, int64_t w, int64_t n,
+                                    typename Scalar<T>::C* best_out, int32_t* at_out) {
   using C = typename Scalar<T>::C;
-  const int64_t in_plane = p.in[0] * p.in[1] * p.in[2];
-  const int64_t out_plane = p.out[0] * p.out[1] * p.out[2];
-  const int64_t per_plane = p.out[0] + p.out[1] + p.out[2];
-  // Scratch with new[] (no std containers in per-ISA code: see max_pool_kernels.h).
-  C* buf0 = new C[in_plane];
-  C* buf1 = new C[in_plane];
-  index_t* index0 = new index_t[in_plane];
-  index_t* index1 = new index_t[in_plane];
-  for (int64_t plane = begin; plane < end; ++plane)
-    fractional_forward_plane<T, index_t>(p, p.starts + plane * per_plane, input + plane * in_plane,
-                                         output + plane * out_plane, indices + plane * out_plane, buf0, index0, buf1,
-                                         index1);
-  delete[] buf0;
-  delete[] buf1;
-  delete[] index0;
-  delete[] index1;
+  using Vec = Simd<C>;
+  using V = typename Vec::V;
+  using I = typename Vec::I;
+  const int64_t H = p.in[1], W = p.in[2];
+  const int64_t kt = p.k[0], kh = p.k[1], kw = p.k[2];
+  const I lanes = Vec::index_iota(1);
+  V best = Vec::splat(-std::numeric_limits<C>::infinity());
+  I at = Vec::index_add(lanes, Vec::index_set1(static_cast<int32_t>(first + w)));
+  for (int64_t dt = 0; dt < kt; ++dt) {
+    for (int64_t dh = 0; dh < kh; ++dh) {
+      const int64_t base = first + (dt * H + dh) * W + w;
+      for (int64_t j = 0; j < kw; ++j) {
+        V v;
+        if constexpr (kPartial) v = Vec::load_n(in + base + j, n);
+        else v = Vec::load(in + base + j);
+        const auto take = Vec::takes(v, best);
+        best = Vec::select(take, best, v);
+        at = Vec::select(take, at, Vec::index_add(lanes, Vec::index_set1(static_cast<int32_t>(base + j))));
+      }
+    }
+  }
+  Vec::store(best_out + w, best);
+  Vec::store_index32(at_out + w, at);
 }
 
 template <typename T>
 void fractional_forward(const FractionalPlan& p, const void* input, void* output, int64_t* indices, int64_t begin,
                         int64_t end) {
-  const T* in = static_cast<const T*>(input);
-  T* out = static_cast<T*>(output);
-  if (p.index32) fractional_forward_planes<T, int32_t>(p, in, out, indices, begin, end);
-  else fractional_forward_planes<T, int64_t>(p, in, out, indices, begin, end);
+  using C = typename Scalar<T>::C;
+  const T* in_all = static_cast<const T*>(input);
+  T* out_all = static_cast<T*>(output);
+  const int64_t in_plane = p.in[0] * p.in[1] * p.in[2];
+  const int64_t W = p.in[2], OW = p.out[2];
+  const bool has_taps = p.k[0] > 0 && p.k[1] > 0 && p.k[2] > 0;
+  const int64_t span = W - p.k[2] + 1;  // the window starts along W
+  // Per-row scratch, a vector longer than the row (new[]: no std containers
+  // in per-ISA code, see max_pool_kernels.h).
+  C* best = nullptr;
+  int32_t* at = nullptr;
+  bool vector_rows = false;
+  if constexpr (Simd<C>::kLanes > 0) {
+    constexpr int L = Simd<C>::kLanes;
+    vector_rows = has_taps && p.index32 && (span >= L || Simd<C>::kMasked);
+    if (vector_rows) {
+      best = new C[span + L];
+      at = new int32_t[span + L];
+    }
+  }
+  for (int64_t r = begin; r < end; ++r) {
+    const FractionalRow row = fractional_row(p, r);
+    const T* in = in_all + row.plane * in_plane;
+    T* out = out_all + r * OW;
+    int64_t* idx = indices + r * OW;
+    if (!has_taps) {  // torch's -inf at the window's start
+      for (int64_t ow = 0; ow < OW; ++ow) {
+        out[ow] = Scalar<T>::store(-std::numeric_limits<C>::infinity());
+        idx[ow] = row.first + row.starts_w[ow];
+      }
+      continue;
+    }
+    if constexpr (Simd<C>::kLanes > 0) {
+      constexpr int L = Simd<C>::kLanes;
+      if (vector_rows) {
+        if (span >= L) {
+          int64_t w = 0;
+          for (; w + L <= span; w += L) fractional_starts_lanes<T, false>(p, row.first, in, w, L, best, at);
+          // The last starts: one more full vector overlapping the previous
+          // one (pure, so computing some twice is harmless).
+          if (w < span) fractional_starts_lanes<T, false>(p, row.first, in, span - L, L, best, at);
+        } else {
+          if constexpr (Simd<C>::kMasked) fractional_starts_lanes<T, true>(p, row.first, in, 0, span, best, at);
+        }
+        for (int64_t ow = 0; ow < OW; ++ow) {
+          const int32_t w = row.starts_w[ow];
+          out[ow] = Scalar<T>::store(best[w]);
+          idx[ow] = at[w];
+        }
+        continue;
+      }
+    }
+    fractional_row_scalar<T>(p, row, in, out, idx, 0, OW);
+  }
+  delete[] best;
+  delete[] at;
 }
 
 // The table with this ISA's fractional kernels added.

@@ -7,7 +7,8 @@
 // samples (fractional_window_start, the rule torch uses, in the input's
 // dtype) and checked; then the ISA's kernel (fractional_kernels.h, picked at
 // run time as the max_pool kernels are) takes each output's max over its
-// k_T x k_H x k_W window with torch's argmax rule.
+// k_T x k_H x k_W window with torch's argmax rule, in parallel over output
+// rows.
 // Backward: per plane, grad_output added into grad_input at the indices in
 // output raster order, in the input's dtype (torch's order and rounding, so
 // Half/BFloat16 gradients are bit-identical), one thread per plane: no
@@ -74,17 +75,20 @@ void table_starts(int dims, const FractionalPlanes& p, const scalar_t* samples, 
                   int64_t end) {
   const bool has_taps = p.k[0] > 0 && p.k[1] > 0 && p.k[2] > 0;
   const int64_t per_plane = p.out[0] + p.out[1] + p.out[2];
+  scalar_t alpha[3];
+  for (int d = 0; d < 3; ++d) alpha[d] = fractional_alpha<scalar_t>(p.in[d], p.out[d], p.k[d]);
   for (int64_t plane = begin; plane < end; ++plane) {
     const scalar_t* u = samples + plane * dims;  // samples are (n, c, dims), plane = n * C + c
     int32_t* s = starts + plane * per_plane;
     for (int d = 0; d < 3; ++d) {
       for (int64_t o = 0; o < p.out[d]; ++o) {
-        const int64_t start =
-            d < 3 - dims ? 0 : fractional_window_start<scalar_t>(u[sample_slot(dims, d)], p.in[d], p.out[d], p.k[d], o);
-        TORCH_CHECK(!has_taps || (start >= 0 && start + p.k[d] <= p.in[d]), "fractional_max_pool", dims,
-                    "d: the window of output ", o, " along spatial dim ", d - (3 - dims), " starts at ", start,
-                    ", outside the input's valid starts [0, ", p.in[d] - p.k[d],
-                    "] (the random samples round so in this dtype)");
+        const int64_t start = d < 3 - dims ? 0
+                                           : fractional_window_start_at<scalar_t>(u[sample_slot(dims, d)], alpha[d],
+                                                                                  p.in[d], p.out[d], p.k[d], o);
+        if (has_taps && (start < 0 || start + p.k[d] > p.in[d]))
+          TORCH_CHECK(false, "fractional_max_pool", dims, "d: the window of output ", o, " along spatial dim ",
+                      d - (3 - dims), " starts at ", start, ", outside the input's valid starts [0, ",
+                      p.in[d] - p.k[d], "] (the random samples round so in this dtype)");
         *s++ = static_cast<int32_t>(start);
       }
     }
@@ -110,8 +114,9 @@ void backward_planes(int dims, int64_t in_plane, int64_t out_plane, const scalar
     std::fill(gi, gi + in_plane, scalar_t(0));
     for (int64_t o = 0; o < out_plane; ++o) {
       const int64_t i = idx[o];
-      TORCH_CHECK(i >= 0 && i < in_plane, "fractional_max_pool", dims, "d_backward: index ", i,
-                  " is outside the input plane of ", in_plane, " elements");
+      if (static_cast<uint64_t>(i) >= static_cast<uint64_t>(in_plane))  // one compare for both bounds
+        TORCH_CHECK(false, "fractional_max_pool", dims, "d_backward: index ", i, " is outside the input plane of ",
+                    in_plane, " elements");
       gi[i] += go[o];
     }
   }
@@ -170,12 +175,12 @@ struct CpuFractionalPool {
                                                                     : 2 * (p.in[0] + 1) * (p.in[1] + 1) * (p.in[2] + 1);
     plan.index32 = reach < INT32_MAX;
     const FractionalForwardFn fn = active_kernels().fractional_forward[static_cast<int>(kernel_dtype(input.scalar_type()))];
-    const int64_t work = std::max<int64_t>(1, p.out[0] * p.out[1] * p.out[2]) *
-                         std::max<int64_t>(1, p.k[0] * p.k[1] * p.k[2]);
+    // Work items are output rows (plane, ot, oh): a batch of one spreads too.
+    const int64_t work = std::max<int64_t>(1, p.out[2]) * std::max<int64_t>(1, p.k[0] * p.k[1] * p.k[2]);
     const void* in_ptr = in.const_data_ptr();
     void* out_ptr = output.mutable_data_ptr();
     int64_t* idx_ptr = indices.mutable_data_ptr<int64_t>();
-    at::parallel_for(0, p.planes, grain_for(work),
+    at::parallel_for(0, p.planes * p.out[0] * p.out[1], grain_for(work),
                      [&](int64_t begin, int64_t end) { fn(plan, in_ptr, out_ptr, idx_ptr, begin, end); });
     return {output, indices};
   }

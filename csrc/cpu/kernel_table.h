@@ -50,10 +50,11 @@ using BackwardFn = void (*)(const PoolGeometry& g, const void* grad_output, cons
 struct FractionalPlan {
   int64_t in[3], out[3], k[3];
   const int32_t* starts;
-  bool index32;  // the plane's flat indices fit int32 (narrower selects)
+  bool index32;  // the plane's flat indices fit int32 (the vector path's int32 index lanes)
 };
 
-// Forward over a range of planes (n, c), writing values and int64 indices.
+// Forward over a range of output rows (plane, ot, oh), rows numbered
+// (plane * out[0] + ot) * out[1] + oh, writing values and int64 indices.
 using FractionalForwardFn = void (*)(const FractionalPlan& p, const void* input, void* output, int64_t* indices,
                                      int64_t begin, int64_t end);
 

@@ -20,6 +20,7 @@
 //   select(m, a, b)  m ? b : a, for values and for indices
 //   index_iota(step) lanes 0, step, 2*step, ...
 //   store_indices    int32 lanes widened to int64; store_index32 as they are
+//   splat(x)         every lane x
 //   kMasked          true when the ISA has masked loads/stores; then
 //                    load_n / load_stride2_n / store_n / store_indices_n
 //                    touch only the first n lanes' elements (n < kLanes),
@@ -100,6 +101,7 @@ struct Simd<float> {
   static inline bool any_nan(V v) { return _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q) != 0; }
   static inline V select(M m, V a, V b) { return _mm512_mask_blend_ps(m, a, b); }
   static inline I select(M m, I a, I b) { return _mm512_mask_blend_epi32(m, a, b); }
+  static inline V splat(float x) { return _mm512_set1_ps(x); }
   static inline I index_set1(int32_t x) { return _mm512_set1_epi32(x); }
   static inline I index_add(I a, I b) { return _mm512_add_epi32(a, b); }
   static inline I index_iota(int32_t step) {
@@ -194,6 +196,7 @@ struct Simd<double> {
   static inline bool any_nan(V v) { return _mm512_cmp_pd_mask(v, v, _CMP_UNORD_Q) != 0; }
   static inline V select(M m, V a, V b) { return _mm512_mask_blend_pd(m, a, b); }
   static inline I select(M m, I a, I b) { return _mm256_mask_blend_epi32(m, a, b); }
+  static inline V splat(double x) { return _mm512_set1_pd(x); }
   static inline I index_set1(int32_t x) { return _mm256_set1_epi32(x); }
   static inline I index_add(I a, I b) { return _mm256_add_epi32(a, b); }
   static inline I index_iota(int32_t step) {
@@ -264,6 +267,7 @@ struct Simd<float> {
   static inline I select(M m, I a, I b) {
     return _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(a), _mm256_castsi256_ps(b), m));
   }
+  static inline V splat(float x) { return _mm256_set1_ps(x); }
   static inline I index_set1(int32_t x) { return _mm256_set1_epi32(x); }
   static inline I index_add(I a, I b) { return _mm256_add_epi32(a, b); }
   static inline I index_iota(int32_t step) {
@@ -306,6 +310,7 @@ struct Simd<double> {
     return _mm_castps_si128(
         _mm_blendv_ps(_mm_castsi128_ps(a), _mm_castsi128_ps(b), _mm_castsi128_ps(_mm256_castsi256_si128(narrowed))));
   }
+  static inline V splat(double x) { return _mm256_set1_pd(x); }
   static inline I index_set1(int32_t x) { return _mm_set1_epi32(x); }
   static inline I index_add(I a, I b) { return _mm_add_epi32(a, b); }
   static inline I index_iota(int32_t step) { return _mm_mullo_epi32(_mm_set_epi32(3, 2, 1, 0), _mm_set1_epi32(step)); }
