@@ -496,6 +496,7 @@ struct FractionalPool : torch::autograd::Function<FractionalPool<kDims>> {
 template <int kDims>
 std::tuple<at::Tensor, at::Tensor> fractional_pool_autograd(const at::Tensor& input, Ints kernel_size,
                                                             Ints output_size, const at::Tensor& random_samples) {
+  check_no_forward_grad(input, [] { return fractional_pool_name(kDims); });
   if (at::GradMode::is_enabled() && input.requires_grad()) {
     variable_list out = FractionalPool<kDims>::apply(input, kernel_size, output_size, random_samples);
     return {std::move(out[0]), std::move(out[1])};

@@ -269,6 +269,7 @@ def test_training_node_behaves_like_torchs(name, pool, reference):
     lambda t: fastpool.max_pool2d(t, 2), lambda t: fastpool.max_pool2d(t, 2, return_indices=True)[0],
     lambda t: fastpool.adaptive_max_pool2d(t, 2), lambda t: fastpool.max_pool1d(t.flatten(2), 2),
     lambda t: fastpool.max_unpool2d(*F.max_pool2d(t, 2, return_indices=True), 2),
+    lambda t: fastpool.fractional_max_pool2d(t, 2, output_size=3, _random_samples=torch.rand(1, 2, 2)),
 ])
 @pytest.mark.parametrize("requires_grad", [False, True])
 def test_forward_ad_is_refused_not_dropped(call, requires_grad):
