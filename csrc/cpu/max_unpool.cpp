@@ -85,6 +85,43 @@ int64_t channel_blocks(int64_t batch, int64_t channels) {
   return std::clamp<int64_t>(wanted, 1, std::max<int64_t>(1, channels / 16));
 }
 
+// The zeroing of one task's output (one plane, or channels [c0, c1) of a
+// channels-last image), done in the scatter's pass rather than before it: a
+// frontier f says that positions [0, f) of the plane are zeroed. Before a value
+// goes to position t >= f, [f, t] is zeroed up to the next chunk boundary (a
+// few KiB) and f moves there; at the end the rest is zeroed. Every element is
+// so zeroed once, before any value is written to it, whatever the indices
+// (backwards, far ahead, duplicates: the writes keep their order), and the
+// lines are written while in cache: a memset of the whole output first, then
+// the scatter, moves it through DRAM twice (glibc's memset streams large
+// sizes past the cache, so the scatter read every line back).
+template <typename E>
+class ZeroFrontier {
+ public:
+  // o: the task's element (position 0, channel c0); width: channels [c0, c1)
+  // when channels last (pixel stride `step`), 1 for a plane (step 1).
+  ZeroFrontier(E* o, int64_t plane, int64_t width, int64_t step)
+      : o_(o), plane_(plane), width_(width), step_(step),
+        chunk_(std::max<int64_t>(1, kChunkBytes / static_cast<int64_t>(sizeof(E) * width))) {}
+  void before_write(int64_t target) {
+    if (target >= frontier_) zero_to(std::min(plane_, (target / chunk_ + 1) * chunk_));
+  }
+  void finish() { zero_to(plane_); }
+
+ private:
+  static constexpr int64_t kChunkBytes = 4096;
+  void zero_to(int64_t end) {
+    if (width_ == step_) {  // contiguous positions
+      std::memset(o_ + frontier_ * step_, 0, (end - frontier_) * step_ * sizeof(E));
+    } else {
+      for (int64_t v = frontier_; v < end; ++v) std::memset(o_ + v * step_, 0, width_ * sizeof(E));
+    }
+    frontier_ = end;
+  }
+  E* o_;
+  int64_t plane_, width_, step_, chunk_, frontier_ = 0;
+};
+
 // The forward: element type E is a word of the dtype's size (the values are
 // copied, never computed on). Each task zeroes and fills channels [c0, c1) of
 // one image, in raster order per plane (last duplicate wins).
@@ -104,13 +141,8 @@ void scatter(const E* in, const PlaneView& iv, const int64_t* idx, const PlaneVi
       E* o = out + n * ov.n_stride;
       const E* i = in + n * iv.n_stride;
       const int64_t* x = idx + n * xv.n_stride;
-      if (channels_last && c1 - c0 == ov.channels) {  // the whole image: one memset
-        std::memset(o, 0, ov.plane * ov.channels * sizeof(E));
-      } else if (channels_last) {
-        for (int64_t v = 0; v < ov.plane; ++v) std::memset(o + v * ov.p_stride + c0, 0, (c1 - c0) * sizeof(E));
-      } else {
-        for (int64_t c = c0; c < c1; ++c) std::memset(o + c * ov.c_stride, 0, ov.plane * sizeof(E));
-      }
+      // A planar task is one plane (c1 == c0 + 1); a channels-last one, pixels of channels [c0, c1).
+      ZeroFrontier<E> zero(o + c0 * ov.c_stride, ov.plane, channels_last ? c1 - c0 : 1, ov.p_stride);
       const auto one = [&](int64_t c, int64_t p) {
         const int64_t target = x[c * xv.c_stride + p * xv.p_stride];
         if (out_of_plane(target, ov.plane)) {
@@ -118,23 +150,24 @@ void scatter(const E* in, const PlaneView& iv, const int64_t* idx, const PlaneVi
                                                       : (n * ov.channels + c) * iv.plane + p);
           return;
         }
+        zero.before_write(target);
         o[c * ov.c_stride + target * ov.p_stride] = i[c * iv.c_stride + p * iv.p_stride];
       };
       const bool all_planar = !channels_last && iv.p_stride == 1 && xv.p_stride == 1 && ov.p_stride == 1;
       const bool all_channels_last = channels_last && iv.c_stride == 1 && xv.c_stride == 1;
       if (all_planar) {  // the common layouts with their strides known: no stride products per element
-        for (int64_t c = c0; c < c1; ++c) {
-          const int64_t* xr = x + c * xv.c_stride;
-          const E* ir = i + c * iv.c_stride;
-          E* oc = o + c * ov.c_stride;
-          for (int64_t p = 0; p < iv.plane; ++p) {
-            const int64_t target = xr[p];
-            if (out_of_plane(target, ov.plane)) {
-              last_bad = std::max(last_bad, (n * ov.channels + c) * iv.plane + p);
-              continue;
-            }
-            oc[target] = ir[p];
+        const int64_t c = c0;
+        const int64_t* xr = x + c * xv.c_stride;
+        const E* ir = i + c * iv.c_stride;
+        E* oc = o + c * ov.c_stride;
+        for (int64_t p = 0; p < iv.plane; ++p) {
+          const int64_t target = xr[p];
+          if (out_of_plane(target, ov.plane)) {
+            last_bad = std::max(last_bad, (n * ov.channels + c) * iv.plane + p);
+            continue;
           }
+          zero.before_write(target);
+          oc[target] = ir[p];
         }
       } else if (all_channels_last) {
         const int64_t channels = ov.channels;
@@ -147,6 +180,7 @@ void scatter(const E* in, const PlaneView& iv, const int64_t* idx, const PlaneVi
               last_bad = std::max(last_bad, (n * iv.plane + p) * channels + c);
               continue;
             }
+            zero.before_write(target);
             o[target * channels + c] = ir[c];
           }
         }
@@ -157,6 +191,7 @@ void scatter(const E* in, const PlaneView& iv, const int64_t* idx, const PlaneVi
         for (int64_t c = c0; c < c1; ++c)
           for (int64_t p = 0; p < iv.plane; ++p) one(c, p);
       }
+      zero.finish();
     }
     if (last_bad >= 0) bad.offer(last_bad);
   });
