@@ -476,30 +476,36 @@ def index_pattern(kind, shape, out_plane, g):
     raise ValueError(kind)
 
 
-@pytest.mark.parametrize("threads", [1, 2, 3, 4])
+@pytest.mark.parametrize("threads", [2, 3, 4])
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
-@pytest.mark.parametrize("kind", ["pool", "random", "reversed", "near end", "one"])
+@pytest.mark.parametrize("kind", ["pool", "overlapping pool", "random", "reversed", "near end", "one"])
 def test_forward_big_enough_for_threads_and_channel_blocks(threads, layout, kind):
     """Outputs large enough that the forward splits into several tasks (one
-    per plane; per channel block of an image when channels last, batch 1
-    included), each zeroing its output as it scatters: every index pattern,
-    duplicates included, gives the documented result with any thread count,
-    and torch's (one thread) result."""
+    per plane; when channels last, per channel block of an image, or with
+    fewer images than threads per band of rows, which falls back to channel
+    blocks when an index leaves its band), each zeroing its output as it
+    scatters: every index pattern, duplicates included, gives the documented
+    result with any thread count, and torch's (one thread) result."""
     g = torch.Generator().manual_seed(threads)
     for batch, channels, in_hw, out_hw in [(1, 64, (20, 20), (40, 40)), (2, 48, (7, 9), (45, 61)),
-                                           (1, 40, (30, 30), (12, 13))]:
+                                           (1, 40, (30, 30), (12, 13)), (1, 96, (40, 40), (80, 80)),
+                                           (2, 64, (30, 40), (61, 80))]:
         out_plane = out_hw[0] * out_hw[1]
         x = torch.randn(batch, channels, *in_hw, generator=g)
-        if kind == "pool":
+        if kind in ("pool", "overlapping pool"):
             if in_hw[0] * 2 > out_hw[0] or in_hw[1] * 2 > out_hw[1]:
                 continue
             big = torch.randn(batch, channels, *out_hw, generator=g)
-            x, idx = F.max_pool2d(big[..., :in_hw[0] * 2, :in_hw[1] * 2], 2, return_indices=True)
+            crop = big[..., :in_hw[0] * 2, :in_hw[1] * 2]
+            if kind == "pool":
+                x, idx = F.max_pool2d(crop, 2, return_indices=True)
+            else:  # 3x3 windows, stride 2: the windows of neighbouring rows share a row
+                x, idx = F.max_pool2d(crop, 3, 2, 1, return_indices=True)
             # pooled from the top-left corner of the output: rebase the indices onto its width
             idx = idx // (in_hw[1] * 2) * out_hw[1] + idx % (in_hw[1] * 2)
         else:
             idx = index_pattern(kind, x.shape, out_plane, g)
-        for dtype in (torch.float32, torch.bfloat16, torch.float64):
+        for dtype in (torch.float32, torch.bfloat16):  # 4- and 2-byte words
             xs, ids = in_layout(x.to(dtype), layout, 2), in_layout(idx, layout, 2)
             with torch_threads(threads):
                 got = torch.ops.fastpool.max_unpool2d(xs, ids, list(out_hw))

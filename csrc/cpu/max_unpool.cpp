@@ -99,10 +99,11 @@ template <typename E>
 class ZeroFrontier {
  public:
   // o: the task's element (position 0, channel c0); width: channels [c0, c1)
-  // when channels last (pixel stride `step`), 1 for a plane (step 1).
-  ZeroFrontier(E* o, int64_t plane, int64_t width, int64_t step)
-      : o_(o), plane_(plane), width_(width), step_(step),
-        chunk_(std::max<int64_t>(1, kChunkBytes / static_cast<int64_t>(sizeof(E) * width))) {}
+  // when channels last (pixel stride `step`), 1 for a plane (step 1). The
+  // task owns positions [begin, end) of the plane.
+  ZeroFrontier(E* o, int64_t begin, int64_t end, int64_t width, int64_t step)
+      : o_(o), plane_(end), width_(width), step_(step),
+        chunk_(std::max<int64_t>(1, kChunkBytes / static_cast<int64_t>(sizeof(E) * width))), frontier_(begin) {}
   void before_write(int64_t target) {
     if (target >= frontier_) zero_to(std::min(plane_, (target / chunk_ + 1) * chunk_));
   }
@@ -119,8 +120,58 @@ class ZeroFrontier {
     frontier_ = end;
   }
   E* o_;
-  int64_t plane_, width_, step_, chunk_, frontier_ = 0;
+  int64_t plane_, width_, step_, chunk_, frontier_;
 };
+
+// The forward of channels-last images when there are fewer images than
+// threads, split by rows rather than channels: task (n, k) takes input rows
+// [h_k, h_k+1) and owns the output rows they pool from, [H_k, H_k+1) with
+// H_k = h_k * out_rows / in_rows, all channels (contiguous pixels: channel
+// blocks would zero and scatter in strided pieces, several times slower).
+// That is exact when every index of those input rows falls in those output
+// rows (a pool whose windows do not overlap across the split, SegNet's 2x2),
+// as each output element then gets its values from one task, in raster
+// order. A task that meets an index outside its rows stops and returns false:
+// the caller then runs scatter() instead, which zeroes and writes everything
+// again. Bad (out-of-plane) indices are offered as scatter() does.
+template <typename E>
+bool scatter_rows(const E* in, const PlaneView& iv, const int64_t* idx, E* out, const PlaneView& ov, int64_t in_rows,
+                  int64_t out_rows, int64_t bands, BadIndex& bad) {
+  const int64_t channels = ov.channels, in_width = iv.plane / in_rows, out_width = ov.plane / out_rows;
+  std::atomic<bool> straddles{false};
+  at::parallel_for(0, ov.batch * bands, 1, [&](int64_t begin, int64_t end) {
+    int64_t last_bad = -1;
+    for (int64_t task = begin; task < end && !straddles.load(std::memory_order_relaxed); ++task) {
+      const int64_t n = task / bands, k = task % bands;
+      const int64_t h0 = k * in_rows / bands, h1 = (k + 1) * in_rows / bands;
+      const int64_t lo = h0 * out_rows / in_rows * out_width, hi = h1 * out_rows / in_rows * out_width;
+      E* o = out + n * ov.n_stride;
+      const E* i = in + n * iv.n_stride;
+      const int64_t* x = idx + n * iv.n_stride;
+      ZeroFrontier<E> zero(o, lo, hi, channels, channels);
+      for (int64_t p = h0 * in_width; p < h1 * in_width; ++p) {
+        const int64_t* xr = x + p * channels;
+        const E* ir = i + p * channels;
+        for (int64_t c = 0; c < channels; ++c) {
+          const int64_t target = xr[c];
+          if (out_of_plane(target, ov.plane)) {
+            last_bad = std::max(last_bad, (n * iv.plane + p) * channels + c);
+            continue;
+          }
+          if (target < lo || target >= hi) {
+            straddles.store(true, std::memory_order_relaxed);
+            return;
+          }
+          zero.before_write(target);
+          o[target * channels + c] = ir[c];
+        }
+      }
+      zero.finish();
+    }
+    if (last_bad >= 0) bad.offer(last_bad);
+  });
+  return !straddles.load();
+}
 
 // The forward: element type E is a word of the dtype's size (the values are
 // copied, never computed on). Each task zeroes and fills channels [c0, c1) of
@@ -142,7 +193,7 @@ void scatter(const E* in, const PlaneView& iv, const int64_t* idx, const PlaneVi
       const E* i = in + n * iv.n_stride;
       const int64_t* x = idx + n * xv.n_stride;
       // A planar task is one plane (c1 == c0 + 1); a channels-last one, pixels of channels [c0, c1).
-      ZeroFrontier<E> zero(o + c0 * ov.c_stride, ov.plane, channels_last ? c1 - c0 : 1, ov.p_stride);
+      ZeroFrontier<E> zero(o + c0 * ov.c_stride, 0, ov.plane, channels_last ? c1 - c0 : 1, ov.p_stride);
       const auto one = [&](int64_t c, int64_t p) {
         const int64_t target = x[c * xv.c_stride + p * xv.p_stride];
         if (out_of_plane(target, ov.plane)) {
@@ -289,8 +340,18 @@ struct CpuUnpool {
       const at::Tensor& out = out_view.first;
       const PlaneView& ov = out_view.second;  // no copy: output is in one of the two layouts
       BadIndex bad(/*keep_first=*/false);
-      scatter<E>(static_cast<const E*>(in.const_data_ptr()), iv, idx.const_data_ptr<int64_t>(), xv,
-                 static_cast<E*>(out.mutable_data_ptr()), ov, bad);
+      const E* in_data = static_cast<const E*>(in.const_data_ptr());
+      E* out_data = static_cast<E*>(out.mutable_data_ptr());
+      // Channels last, all three tensors, fewer images than threads: split by rows (scatter_rows).
+      const int64_t threads = at::get_num_threads();
+      const int64_t in_rows = self.size(-2), out_rows = output.size(-2);
+      const int64_t bands = std::min(in_rows, (threads + ov.batch - 1) / ov.batch);
+      const bool by_rows = kDims == 2 && ov.c_stride == 1 && ov.channels > 1 && iv.c_stride == 1 &&
+                           xv.c_stride == 1 && ov.batch < threads && bands > 1 && out_rows > 0 &&
+                           iv.plane * ov.channels / bands >= 32768;
+      if (!by_rows || !scatter_rows<E>(in_data, iv, idx.const_data_ptr<int64_t>(), out_data, ov, in_rows,
+                                       out_rows, bands, bad))
+        scatter<E>(in_data, iv, idx.const_data_ptr<int64_t>(), xv, out_data, ov, bad);
       if (const auto index = bad_index(bad, layout == PoolLayout::channels_last, idx.const_data_ptr<int64_t>(), xv))
         throw_invalid_unpool_index(*index, output_size);
     });
