@@ -224,55 +224,55 @@ void scatter(const E* in, const PlaneView& iv, const int64_t* idx, const PlaneVi
       const int64_t* x = idx + n * xv.n_stride;
       // A planar task is one plane (c1 == c0 + 1); a channels-last one, pixels of channels [c0, c1).
       const auto fill = [&](auto& zero) {
-      const auto one = [&](int64_t c, int64_t p) {
-        const int64_t target = x[c * xv.c_stride + p * xv.p_stride];
-        if (out_of_plane(target, ov.plane)) {
-          last_bad = std::max(last_bad, channels_last ? (n * iv.plane + p) * ov.channels + c
-                                                      : (n * ov.channels + c) * iv.plane + p);
-          return;
-        }
-        zero.before_write(target);
-        o[c * ov.c_stride + target * ov.p_stride] = i[c * iv.c_stride + p * iv.p_stride];
-      };
-      const bool all_planar = !channels_last && iv.p_stride == 1 && xv.p_stride == 1 && ov.p_stride == 1;
-      const bool all_channels_last = channels_last && iv.c_stride == 1 && xv.c_stride == 1;
-      if (all_planar) {  // the common layouts with their strides known: no stride products per element
-        const int64_t c = c0;
-        const int64_t* xr = x + c * xv.c_stride;
-        const E* ir = i + c * iv.c_stride;
-        E* oc = o + c * ov.c_stride;
-        for (int64_t p = 0; p < iv.plane; ++p) {
-          const int64_t target = xr[p];
+        const auto one = [&](int64_t c, int64_t p) {
+          const int64_t target = x[c * xv.c_stride + p * xv.p_stride];
           if (out_of_plane(target, ov.plane)) {
-            last_bad = std::max(last_bad, (n * ov.channels + c) * iv.plane + p);
-            continue;
+            last_bad = std::max(last_bad, channels_last ? (n * iv.plane + p) * ov.channels + c
+                                                        : (n * ov.channels + c) * iv.plane + p);
+            return;
           }
           zero.before_write(target);
-          oc[target] = ir[p];
-        }
-      } else if (all_channels_last) {
-        const int64_t channels = ov.channels;
-        for (int64_t p = 0; p < iv.plane; ++p) {
-          const int64_t* xr = x + p * channels;
-          const E* ir = i + p * channels;
-          for (int64_t c = c0; c < c1; ++c) {
-            const int64_t target = xr[c];
+          o[c * ov.c_stride + target * ov.p_stride] = i[c * iv.c_stride + p * iv.p_stride];
+        };
+        const bool all_planar = !channels_last && iv.p_stride == 1 && xv.p_stride == 1 && ov.p_stride == 1;
+        const bool all_channels_last = channels_last && iv.c_stride == 1 && xv.c_stride == 1;
+        if (all_planar) {  // the common layouts with their strides known: no stride products per element
+          const int64_t c = c0;
+          const int64_t* xr = x + c * xv.c_stride;
+          const E* ir = i + c * iv.c_stride;
+          E* oc = o + c * ov.c_stride;
+          for (int64_t p = 0; p < iv.plane; ++p) {
+            const int64_t target = xr[p];
             if (out_of_plane(target, ov.plane)) {
-              last_bad = std::max(last_bad, (n * iv.plane + p) * channels + c);
+              last_bad = std::max(last_bad, (n * ov.channels + c) * iv.plane + p);
               continue;
             }
             zero.before_write(target);
-            o[target * channels + c] = ir[c];
+            oc[target] = ir[p];
           }
+        } else if (all_channels_last) {
+          const int64_t channels = ov.channels;
+          for (int64_t p = 0; p < iv.plane; ++p) {
+            const int64_t* xr = x + p * channels;
+            const E* ir = i + p * channels;
+            for (int64_t c = c0; c < c1; ++c) {
+              const int64_t target = xr[c];
+              if (out_of_plane(target, ov.plane)) {
+                last_bad = std::max(last_bad, (n * iv.plane + p) * channels + c);
+                continue;
+              }
+              zero.before_write(target);
+              o[target * channels + c] = ir[c];
+            }
+          }
+        } else if (xv.c_stride == 1 && xv.channels > 1) {  // indices stored channels last: read them in order
+          for (int64_t p = 0; p < iv.plane; ++p)
+            for (int64_t c = c0; c < c1; ++c) one(c, p);
+        } else {
+          for (int64_t c = c0; c < c1; ++c)
+            for (int64_t p = 0; p < iv.plane; ++p) one(c, p);
         }
-      } else if (xv.c_stride == 1 && xv.channels > 1) {  // indices stored channels last: read them in order
-        for (int64_t p = 0; p < iv.plane; ++p)
-          for (int64_t c = c0; c < c1; ++c) one(c, p);
-      } else {
-        for (int64_t c = c0; c < c1; ++c)
-          for (int64_t p = 0; p < iv.plane; ++p) one(c, p);
-      }
-      zero.finish();
+        zero.finish();
       };
       if (channels_last) {
         ZeroPixels<E> zero(o + c0, 0, ov.plane, c1 - c0, ov.p_stride);
