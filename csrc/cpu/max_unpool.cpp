@@ -6,7 +6,10 @@
 //
 // Duplicate indices (PyTorch leaves the result undefined): within a plane the
 // values are written in the input's raster order, so the last one wins, on
-// every layout and thread count; the CUDA kernels keep the same rule.
+// every layout and thread count; the CUDA kernels keep the same rule. The
+// forward zeroes the output in the scatter's own pass (ZeroFrontier,
+// ZeroPixels), each element once and before any value goes to it, so that
+// rule holds whatever the indices.
 // An index outside the plane raises PyTorch's error, naming the last such
 // index in the order PyTorch's CPU kernel visits them (the one it names when
 // a single thread runs it; with several threads it names any), and is never
@@ -79,7 +82,9 @@ bool out_of_plane(int64_t index, int64_t plane) {
 // Channel blocks per image for the channels-last kernels: a task for every
 // thread when the batch is small (no more: each block streams the whole
 // image), each block at least 16 channels wide (a cache line of fp32) so that
-// the strided zeroing and scatter stay dense.
+// the strided zeroing and scatter stay dense. The forward splits by rows
+// instead where it can (scatter_rows: 2-3x faster than 2 blocks on SegNet's
+// unpool); the backward, which writes planar gradients, by blocks.
 int64_t channel_blocks(int64_t batch, int64_t channels) {
   const int64_t threads = at::get_num_threads();
   const int64_t wanted = (threads + std::max<int64_t>(batch, 1) - 1) / std::max<int64_t>(batch, 1);
