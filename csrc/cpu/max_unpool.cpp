@@ -182,7 +182,7 @@ bool scatter_rows(const E* in, const PlaneView& iv, const int64_t* idx, E* out, 
       const int64_t lo = h0 * out_rows / in_rows * out_width, hi = h1 * out_rows / in_rows * out_width;
       E* o = out + n * ov.n_stride;
       const E* i = in + n * iv.n_stride;
-      const int64_t* x = idx + n * iv.n_stride;
+      const int64_t* x = idx + n * iv.n_stride;  // the indices' strides are the input's (both channels last)
       ZeroPixels<E> zero(o, lo, hi, channels, channels);
       for (int64_t p = h0 * in_width; p < h1 * in_width; ++p) {
         const int64_t* xr = x + p * channels;
