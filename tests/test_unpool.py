@@ -456,3 +456,85 @@ def test_torchscript_functions_and_modules(dims, tmp_path):
     assert_identical(scripted_fn(pooled, idx, list(x.shape[-dims:])), expected)
     torch.jit.save(scripted_fn, str(tmp_path / "fn.pt"))
     assert_identical(torch.jit.load(str(tmp_path / "fn.pt"))(pooled, idx, list(x.shape[-dims:])), expected)
+
+
+def index_pattern(kind, shape, out_plane, g):
+    """Indices of `shape` into a plane of out_plane elements: a 2x2 pool's
+    (targets moving forward), random (backwards, far ahead, duplicates),
+    reversed (each behind the last), all near the end, or all on one element."""
+    n_in = 1
+    for s in shape[-2:]:
+        n_in *= s
+    if kind == "random":
+        return torch.randint(0, out_plane, shape, generator=g)
+    if kind == "reversed":
+        return (out_plane - 1 - torch.arange(n_in) * out_plane // n_in).view(shape[-2:]).expand(shape).clone()
+    if kind == "near end":
+        return torch.randint(max(0, out_plane - 3), out_plane, shape, generator=g)
+    if kind == "one":
+        return torch.full(shape, out_plane // 2)
+    raise ValueError(kind)
+
+
+@pytest.mark.parametrize("threads", [2, 3, 4])
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+@pytest.mark.parametrize("kind", ["pool", "overlapping pool", "random", "reversed", "near end", "one"])
+def test_forward_big_enough_for_threads_and_channel_blocks(threads, layout, kind):
+    """Outputs large enough that the forward splits into several tasks (one
+    per plane; when channels last, per channel block of an image, or with
+    fewer images than threads per band of rows, which falls back to channel
+    blocks when an index leaves its band), each zeroing its output as it
+    scatters: every index pattern, duplicates included, gives the documented
+    result with any thread count, and torch's (one thread) result."""
+    g = torch.Generator().manual_seed(threads)
+    for batch, channels, in_hw, out_hw in [(1, 64, (20, 20), (40, 40)), (2, 48, (7, 9), (45, 61)),
+                                           (1, 40, (30, 30), (12, 13)), (1, 96, (40, 40), (80, 80)),
+                                           (2, 64, (30, 40), (61, 80))]:
+        out_plane = out_hw[0] * out_hw[1]
+        x = torch.randn(batch, channels, *in_hw, generator=g)
+        if kind in ("pool", "overlapping pool"):
+            if in_hw[0] * 2 > out_hw[0] or in_hw[1] * 2 > out_hw[1]:
+                continue
+            big = torch.randn(batch, channels, *out_hw, generator=g)
+            crop = big[..., :in_hw[0] * 2, :in_hw[1] * 2]
+            if kind == "pool":
+                x, idx = F.max_pool2d(crop, 2, return_indices=True)
+            else:  # 3x3 windows, stride 2: the windows of neighbouring rows share a row
+                x, idx = F.max_pool2d(crop, 3, 2, 1, return_indices=True)
+            # pooled from the top-left corner of the output: rebase the indices onto its width
+            idx = idx // (in_hw[1] * 2) * out_hw[1] + idx % (in_hw[1] * 2)
+        else:
+            idx = index_pattern(kind, x.shape, out_plane, g)
+        for dtype in (torch.float32, torch.bfloat16):  # 4- and 2-byte words
+            xs, ids = in_layout(x.to(dtype), layout, 2), in_layout(idx, layout, 2)
+            with torch_threads(threads):
+                got = torch.ops.fastpool.max_unpool2d(xs, ids, list(out_hw))
+            torch.testing.assert_close(got, last_wins(xs, ids, out_hw), rtol=0, atol=0)
+            with torch_threads(1):
+                assert_identical(got, U2(xs, ids, list(out_hw)))
+            # and the gradient, a gather, with the same threads
+            xg = xs.detach().clone().requires_grad_()
+            grad = torch.randn(got.shape, generator=g).to(dtype).contiguous(
+                memory_format=torch.channels_last if layout == "channels_last" else torch.contiguous_format)
+            with torch_threads(threads):
+                torch.ops.fastpool.max_unpool2d(xg, ids, list(out_hw)).backward(grad)
+            xt = xs.detach().clone().requires_grad_()
+            U2(xt, ids, list(out_hw)).backward(grad)
+            assert_identical(xg.grad, xt.grad)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 4])
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_bad_index_in_a_big_output_names_torchs_and_writes_nothing_outside(threads, layout):
+    """With several tasks, one bad index (among good ones behind and ahead of
+    it) raises torch's one-thread error, whatever the thread count."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(1, 64, 20, 20, generator=g)
+    idx = torch.randint(0, 1600, x.shape, generator=g)
+    idx[0, 40, 3, 5], idx[0, 7, 19, 19], idx[0, 33, 0, 0] = 1600, -1, 2**40
+    args = (in_layout(x, layout, 2), in_layout(idx, layout, 2), [40, 40])
+    with torch_threads(1), pytest.raises(RuntimeError) as expected:
+        U2(*args)
+    with torch_threads(threads), pytest.raises(RuntimeError) as got:
+        torch.ops.fastpool.max_unpool2d(*args)
+    assert str(got.value).splitlines()[0] == str(expected.value).splitlines()[0]
