@@ -509,28 +509,18 @@ template at::Tensor empty_in_layout<c10::SymInt>(c10::ArrayRef<c10::SymInt>, con
 
 namespace {
 // Whether t's elements are stored densely in the layout's order (dims of
-// size 1 may have any stride), as is_contiguous() tells for planar.
+// size 1 may have any stride).
 bool stored_in_layout(const at::Tensor& t, PoolLayout layout, int spatial_dims) {
-  if (layout == PoolLayout::planar) return t.is_contiguous();
-  const int64_t ndim = t.dim();
-  const int64_t channel = ndim - spatial_dims - 1;
-  int64_t expected = 1;
-  const auto dense = [&](int64_t d) {
-    if (t.size(d) == 1) return true;
-    if (t.stride(d) != expected) return false;
-    expected *= t.size(d);
-    return true;
-  };
-  if (!dense(channel)) return false;
-  for (int64_t d = ndim - 1; d >= 0; --d)
-    if (d != channel && !dense(d)) return false;
+  const std::vector<int64_t> expected = strides_in_layout(t.sizes(), layout, spatial_dims);
+  for (int64_t d = 0; d < t.dim(); ++d)
+    if (t.size(d) != 1 && t.stride(d) != expected[d]) return false;
   return true;
 }
 }  // namespace
 
 at::Tensor contiguous_in(const at::Tensor& t, PoolLayout layout, int spatial_dims) {
-  if (stored_in_layout(t, layout, spatial_dims)) return t;
   if (layout == PoolLayout::planar) return t.contiguous();
+  if (stored_in_layout(t, layout, spatial_dims)) return t;
   const int64_t ndim = t.dim();
   return t.permute(channels_last_order(ndim, spatial_dims)).contiguous().permute(channels_first_order(ndim, spatial_dims));
 }

@@ -91,25 +91,22 @@ int64_t channel_blocks(int64_t batch, int64_t channels) {
   return std::clamp<int64_t>(wanted, 1, std::max<int64_t>(1, channels / 16));
 }
 
-// The zeroing of one task's output (one plane, or channels [c0, c1) of a
-// channels-last image), done in the scatter's pass rather than before it: a
-// frontier f says that positions [0, f) of the plane are zeroed. Before a value
-// goes to position t >= f, [f, t] is zeroed up to the next chunk boundary (a
-// few KiB) and f moves there; at the end the rest is zeroed. Every element is
-// so zeroed once, before any value is written to it, whatever the indices
-// (backwards, far ahead, duplicates: the writes keep their order), and the
-// lines are written while in cache: a memset of the whole output first, then
-// the scatter, moves it through DRAM twice (glibc's memset streams large
-// sizes past the cache, so the scatter read every line back).
+// The zeroing of one plane's output, done in the scatter's pass rather than
+// before it: a frontier f says that positions [0, f) of the plane are zeroed.
+// Before a value goes to position t >= f, [f, t] is zeroed up to the next
+// chunk boundary (a few KiB) and f moves there; at the end the rest is
+// zeroed. Every element is so zeroed once, before any value is written to it,
+// whatever the indices (backwards, far ahead, duplicates: the writes keep
+// their order), and the lines are written while in cache: a memset of the
+// whole output first, then the scatter, moves it through DRAM twice (glibc's
+// memset streams large sizes past the cache, so the scatter read every line
+// back).
 template <typename E>
 class ZeroFrontier {
  public:
-  // o: the task's element (position 0, channel c0); width: channels [c0, c1)
-  // when channels last (pixel stride `step`), 1 for a plane (step 1). The
-  // task owns positions [begin, end) of the plane.
-  ZeroFrontier(E* o, int64_t begin, int64_t end, int64_t width, int64_t step)
-      : o_(o), plane_(end), width_(width), step_(step),
-        chunk_(std::max<int64_t>(1, kChunkBytes / static_cast<int64_t>(sizeof(E) * width))), frontier_(begin) {}
+  // o: the plane's first element; positions `step` elements apart.
+  ZeroFrontier(E* o, int64_t plane, int64_t step)
+      : o_(o), plane_(plane), step_(step), chunk_(std::max<int64_t>(1, kChunkBytes / sizeof(E))), frontier_(0) {}
   void before_write(int64_t target) {
     if (target >= frontier_) zero_to(std::min(plane_, (target / chunk_ + 1) * chunk_));
   }
@@ -118,15 +115,15 @@ class ZeroFrontier {
  private:
   static constexpr int64_t kChunkBytes = 4096;
   void zero_to(int64_t end) {
-    if (width_ == step_) {  // contiguous positions
-      std::memset(o_ + frontier_ * step_, 0, (end - frontier_) * step_ * sizeof(E));
+    if (step_ == 1) {
+      std::memset(o_ + frontier_, 0, (end - frontier_) * sizeof(E));
     } else {
-      for (int64_t v = frontier_; v < end; ++v) std::memset(o_ + v * step_, 0, width_ * sizeof(E));
+      for (int64_t v = frontier_; v < end; ++v) o_[v * step_] = E{};
     }
     frontier_ = end;
   }
   E* o_;
-  int64_t plane_, width_, step_, chunk_, frontier_;
+  int64_t plane_, step_, chunk_, frontier_;
 };
 
 // The same for channels-last pixels (the channels [c0, c1) of each), zeroed
@@ -283,7 +280,7 @@ void scatter(const E* in, const PlaneView& iv, const int64_t* idx, const PlaneVi
         ZeroPixels<E> zero(o + c0, 0, ov.plane, c1 - c0, ov.p_stride);
         fill(zero);
       } else {
-        ZeroFrontier<E> zero(o + c0 * ov.c_stride, 0, ov.plane, 1, ov.p_stride);
+        ZeroFrontier<E> zero(o + c0 * ov.c_stride, ov.plane, ov.p_stride);
         fill(zero);
       }
     }
