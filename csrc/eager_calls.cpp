@@ -8,7 +8,7 @@
 // not while torch.compile traces) and the arguments are plain ints.
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <c10/util/SmallVector.h>
-#include <torch/extension.h>
+#include <torch/csrc/utils/pybind.h>  // at::Tensor <-> Python (not torch/extension.h: the whole C++ frontend)
 
 #include <string>
 

@@ -2,8 +2,8 @@
 // implementations in cpu/, cuda/ and max_pool_meta.cpp), and the Python
 // module: build information, the functional API's typed entry to the ops
 // (eager_calls.cpp) and the test hooks.
+#include <pybind11/pybind11.h>
 #include <torch/library.h>
-#include <torch/extension.h>
 
 #include "build_info.h"
 #include "op_list.h"

@@ -1,6 +1,7 @@
 // Meta (fake) kernels of fractional_max_pool{2,3}d: shapes from the same
 // checks as the CPU path (fractional_shape.h), contiguous outputs as torch's.
-#include <ATen/ATen.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
 #include <torch/library.h>
 
 #include "fractional_shape.h"

@@ -1,7 +1,8 @@
 // Meta kernels: output shapes and layouts without data, for fake tensors,
 // torch.compile and torch.export. SymInt-aware through pool_shape.h's
 // templated output-size math (the same code the CPU and CUDA paths use).
-#include <ATen/ATen.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
 #include <torch/library.h>
 
 #include "op_list.h"

@@ -1,7 +1,8 @@
 // Meta (fake) kernels of max_unpool{2,3}d and their backward: shapes and
 // layouts without data, for fake tensors, torch.compile and torch.export,
 // through pool_shape's checks (the ones the CPU and CUDA ops make).
-#include <ATen/ATen.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
 #include <torch/library.h>
 
 #include "op_list.h"

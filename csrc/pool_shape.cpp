@@ -1,6 +1,8 @@
 #include "pool_shape.h"
 
-#include <ATen/ATen.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/empty_strided.h>
 #include <c10/core/ScalarType.h>
 #include <c10/util/Exception.h>
 

@@ -11,7 +11,13 @@ import shutil
 # its own flags; none of them is ever -march=native.
 # -Wno-maybe-uninitialized: GCC 12 flags its own intrinsics (__Y) and the
 # running-max registers that first() sets before any use.
-ISA_COMMON_FLAGS = ["-O3", "-std=c++17", "-fPIC", "-fno-math-errno", "-Wall", "-Wno-maybe-uninitialized"]
+# FASTPOOL_DEBUG_INFO=1 keeps debug info (gdb, sanitizers). Without it nothing
+# is generated only to be stripped at link time: -g0 overrides the -g of
+# Python's own CFLAGS, which setuptools puts on every compile (-g costs ~40%
+# of the compile time of a TU that includes torch).
+DEBUG_INFO = os.environ.get("FASTPOOL_DEBUG_INFO") == "1"
+NO_DEBUG_INFO = [] if DEBUG_INFO else ["-g0"]
+ISA_COMMON_FLAGS = ["-O3", "-std=c++17", "-fPIC", "-fno-math-errno", "-Wall", "-Wno-maybe-uninitialized"] + NO_DEBUG_INFO
 ISA_SOURCES = [
     ("csrc/cpu/isa_avx512.cpp", ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mf16c", "-mfma"]),
     ("csrc/cpu/isa_avx2.cpp", ["-mavx2", "-mfma", "-mf16c"]),
@@ -21,10 +27,10 @@ ISA_SOURCES = [
 # -fopenmp: at::parallel_for is an inline `#pragma omp parallel` in torch's
 # headers; without the flag it silently runs on one thread. The extension then
 # links the libgomp.so.1 torch already loaded (same SONAME), not a second runtime.
-CXX_FLAGS = ["-O3", "-std=c++17", "-fopenmp"]
+CXX_FLAGS = ["-O3", "-std=c++17", "-fopenmp"] + NO_DEBUG_INFO
 # -s: no debug info or symbol table in the module (68 MB -> a few MB); the
 # dynamic symbols stay. FASTPOOL_DEBUG_INFO=1 keeps them (gdb, sanitizers).
-LINK_FLAGS = ["-fopenmp"] + ([] if os.environ.get("FASTPOOL_DEBUG_INFO") == "1" else ["-s"])
+LINK_FLAGS = ["-fopenmp"] + ([] if DEBUG_INFO else ["-s"])
 
 
 def _cpu_sources(root):

@@ -16,21 +16,17 @@ WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
 T0=$SECONDS
 
-# From a copy of the source tree, so that the in-place build (fastpool/_C*.so,
-# build/) is neither reused nor disturbed. The copy stays (build/wheel-src/,
-# mtimes kept, with its own objects), so the next wheel compiles only what
-# changed since: nothing changed, nothing compiled.
-SRC="$ROOT/build/wheel-src"
-mkdir -p "$SRC"
-# Only the objects (build/temp) carry over: sources and packaged files are
-# staged afresh, so a file deleted from the tree never reaches the wheel.
-find "$SRC" -mindepth 1 -maxdepth 1 ! -name build -exec rm -rf {} +
-find "$SRC/build" -mindepth 1 -maxdepth 1 ! -name temp -exec rm -rf {} + 2>/dev/null || true
-(cd "$ROOT" && git ls-files -z --cached --others --exclude-standard | tar --null -T - -cf -) | tar -C "$SRC" -xpf -
+# From the source tree itself, through the same object folder as the in-place
+# build (build/temp, setup.py): what `make build` compiled is reused, so a wheel
+# after a build compiles nothing; ninja and the ISA objects' flag stamps
+# recompile whatever was built with other flags or another torch. The packaged
+# files are collected afresh (build/lib*, build/bdist* removed first), so a
+# file deleted from the tree never reaches the wheel.
+rm -rf "$ROOT"/build/lib.* "$ROOT"/build/bdist.* "$ROOT"/build/wheel-src
 echo "build-wheel: compiling what changed (log: $OUT/build-wheel.log)"
-(cd "$SRC" && "$PY" -m pip wheel -v --disable-pip-version-check --no-build-isolation --no-deps \
+(cd "$ROOT" && "$PY" -m pip wheel -v --disable-pip-version-check --no-build-isolation --no-deps \
   -w "$WORK/dist" . > "$OUT/build-wheel.log" 2>&1) || { tail -30 "$OUT/build-wheel.log"; exit 1; }
-grep "^fastpool: " "$OUT/build-wheel.log" || true
+grep -E "^ *fastpool: " "$OUT/build-wheel.log" | sed -E 's/^ *//' || true
 RAW="$(ls "$WORK"/dist/fastpool-*.whl)"
 echo "build-wheel: built $(basename "$RAW") in $((SECONDS - T0))s"
 

@@ -1,6 +1,6 @@
 #include "huge_pages.h"
 
-#include <ATen/ATen.h>
+#include <ATen/core/Tensor.h>
 #include <ATen/EmptyTensor.h>
 
 #include <cstdint>

@@ -1,6 +1,6 @@
 // CPU implementations of the fastpool max-pooling ops: validate (pool_shape.h),
 // allocate, pick the kernel for layout x dtype x ISA, run it in parallel.
-#include <ATen/ATen.h>
+#include <ATen/core/Tensor.h>
 #include <ATen/EmptyTensor.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>

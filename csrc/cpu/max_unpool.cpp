@@ -14,7 +14,8 @@
 // index in the order PyTorch's CPU kernel visits them (the one it names when
 // a single thread runs it; with several threads it names any), and is never
 // written.
-#include <ATen/ATen.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 

@@ -4,7 +4,7 @@
 // then one preparation for every plan: layout, allocation, index-width bound
 // and the NHWC vector width. Compiled once, by the host compiler, in every build:
 // the CUDA ops and the host executor call these very functions.
-#include <ATen/ATen.h>
+#include <ATen/core/Tensor.h>
 
 #include <algorithm>
 #include <string>
