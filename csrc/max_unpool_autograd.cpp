@@ -4,18 +4,14 @@
 // grad_input[n, c, p] = grad_output[n, c, indices[n, c, p]], PyTorch's formula
 // (so with duplicate indices every input naming an element gets its gradient,
 // as in PyTorch, though only the last one's value is in the output).
-#include <ATen/core/dispatch/Dispatcher.h>
-#include <torch/autograd.h>
 #include <torch/library.h>
 
+#include "backward_node.h"
 #include "op_list.h"
 #include "pool_shape.h"
 
 namespace fastpool {
 namespace {
-
-using torch::autograd::AutogradContext;
-using torch::autograd::variable_list;
 
 template <int kDims>
 struct UnpoolOps {
@@ -29,31 +25,22 @@ struct UnpoolOps {
   }
   at::Tensor forward(const at::Tensor& self, const at::Tensor& indices, c10::SymIntArrayRef output_size,
                      at::IntArrayRef stride, at::IntArrayRef padding) const {
-    if constexpr (kDims == 2) return forward2d.call(self, indices, output_size);
-    else return forward3d.call(self, indices, output_size, stride, padding);
+    if constexpr (kDims == 2) return below_autograd(forward2d, self, indices, output_size);
+    else return below_autograd(forward3d, self, indices, output_size, stride, padding);
   }
-  template <typename Signature>
-  static c10::TypedOperatorHandle<Signature> find(const std::string& name) {
-    return c10::Dispatcher::singleton().findSchemaOrThrow(("fastpool::" + name).c_str(), "").typed<Signature>();
-  }
-  c10::TypedOperatorHandle<Forward2d> forward2d = find<Forward2d>(unpool_name(2));
-  c10::TypedOperatorHandle<Forward> forward3d = find<Forward>(unpool_name(3));
-  c10::TypedOperatorHandle<Backward> backward = find<Backward>(unpool_name(kDims, "_backward"));
+  c10::TypedOperatorHandle<Forward2d> forward2d = find_op<Forward2d>(unpool_name(2));
+  c10::TypedOperatorHandle<Forward> forward3d = find_op<Forward>(unpool_name(3));
+  c10::TypedOperatorHandle<Backward> backward = find_op<Backward>(unpool_name(kDims, "_backward"));
 };
 
 template <int kDims>
-struct UnpoolFunction : torch::autograd::Function<UnpoolFunction<kDims>> {
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& self, const at::Tensor& indices,
-                            c10::SymIntArrayRef output_size, at::IntArrayRef stride, at::IntArrayRef padding) {
-    at::AutoDispatchBelowADInplaceOrView guard;
-    ctx->save_for_backward({indices});
-    return UnpoolOps<kDims>::get().forward(self, indices, output_size, stride, padding);
-  }
-
-  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
-    variable_list grads(5);
-    grads[0] = UnpoolOps<kDims>::get().backward.call(grad_outputs[0], ctx->get_saved_variables()[0]);
-    return grads;
+struct UnpoolBackward {
+  static constexpr size_t kSaved = 1;  // indices
+  static std::string name() { return "FastpoolMaxUnpool" + std::to_string(kDims) + "DBackward"; }
+  static at::Tensor backward(const at::Tensor& grad_output, const Saved<1>& saved, c10::SymIntArrayRef,
+                             at::IntArrayRef) {
+    check_no_forward_grad(grad_output, [] { return unpool_name(kDims, "_backward"); });
+    return UnpoolOps<kDims>::get().backward.call(grad_output, saved[0]);
   }
 };
 
@@ -61,10 +48,10 @@ template <int kDims>
 at::Tensor unpool_autograd(const at::Tensor& self, const at::Tensor& indices, c10::SymIntArrayRef output_size,
                            at::IntArrayRef stride, at::IntArrayRef padding) {
   check_no_forward_grad(self, [] { return unpool_name(kDims); });
+  at::Tensor output = UnpoolOps<kDims>::get().forward(self, indices, output_size, stride, padding);
   if (at::GradMode::is_enabled() && self.requires_grad())
-    return UnpoolFunction<kDims>::apply(self, indices, output_size, stride, padding);
-  at::AutoDispatchBelowADInplaceOrView guard;
-  return UnpoolOps<kDims>::get().forward(self, indices, output_size, stride, padding);
+    record_backward_node<UnpoolBackward<kDims>>(self, output, {indices}, {}, {});
+  return output;
 }
 
 struct AutogradUnpool2d {

@@ -282,6 +282,38 @@ def test_forward_ad_is_refused_not_dropped(call, requires_grad):
             call(dual)
 
 
+@pytest.mark.parametrize("call", [
+    lambda t: fastpool.max_pool2d(t, 2), lambda t: fastpool.max_pool2d(t, 2, return_indices=True)[0],
+    lambda t: fastpool.adaptive_max_pool2d(t, 2), lambda t: fastpool.adaptive_max_pool2d(t, 3),
+    lambda t: fastpool.max_pool1d(t.flatten(2), 2),
+    lambda t: fastpool.max_unpool2d(*F.max_pool2d(t, 2, return_indices=True), 2),
+    lambda t: fastpool.fractional_max_pool2d(t, 2, output_size=3, _random_samples=torch.full((1, 2, 2), 0.5)),
+])
+@pytest.mark.parametrize("create_graph", [False, True])
+def test_forward_ad_through_backward_is_refused_not_dropped(call, create_graph):
+    # A tangent on the incoming gradient (a forward-mode derivative of a
+    # gradient) must raise in backward, never give a gradient without it.
+    import torch.autograd.forward_ad as fwAD
+    x = torch.randn(1, 2, 4, 4, requires_grad=True)
+    out = call(x)
+    with fwAD.dual_level():
+        grad = fwAD.make_dual(torch.ones_like(out), torch.ones_like(out))
+        with pytest.raises(NotImplementedError, match="Trying to use forward AD with fastpool::"):
+            torch.autograd.grad(out, x, grad, create_graph=create_graph)
+
+
+@pytest.mark.parametrize("call", [
+    lambda t: fastpool.max_pool2d(t, 2), lambda t: fastpool.adaptive_max_pool2d(t, 3),
+    lambda t: fastpool.max_pool3d(t.unsqueeze(2), (1, 2, 2)),
+])
+def test_hessian_is_refused_not_zero(call):
+    # torch.func.hessian is forward AD over reverse: the outer level sees the
+    # ops the autograd kernel calls below autograd. It silently gave zeros.
+    x = torch.randn(1, 1, 4, 4, dtype=torch.float64)
+    with pytest.raises(NotImplementedError, match="Trying to use forward AD with fastpool::"):
+        torch.func.hessian(lambda t: call(t).pow(2).sum())(x)
+
+
 def test_no_grad_call_saves_nothing():
     x = torch.randn(2, 3, 8, 8, requires_grad=True)
     with torch.no_grad():

@@ -3,8 +3,9 @@
 // element type are instantiated in a translation unit of their own
 // (max_pool_<type>.cu), so that a build compiles them in parallel.
 #pragma once
-#include <ATen/cuda/CUDAContext.h>
+#include <ATen/cuda/CUDAContextLight.h>  // device properties (not CUDAContext.h: all of ATen)
 #include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAStream.h>
 
 #include "max_pool_launcher.h"
 
@@ -30,7 +31,7 @@ struct CudaExecutor {
   template <class Body, typename index_t>
   void launch(const cuda_launch::Grid& grid, const typename Body::Args& args, index_t n) const {
     grid_stride_kernel<Body, index_t><<<static_cast<unsigned>(grid.blocks), static_cast<unsigned>(grid.threads), 0,
-                                        at::cuda::getCurrentCUDAStream()>>>(args, n);
+                                        c10::cuda::getCurrentCUDAStream()>>>(args, n);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   }
 };

@@ -15,8 +15,8 @@
 //   template <class Body, class index_t>
 //   void launch(const cuda_launch::Grid&, const typename Body::Args&, index_t n) const;
 #pragma once
-#include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
+#include <ATen/core/Tensor.h>
 
 #include <tuple>
 #include <type_traits>

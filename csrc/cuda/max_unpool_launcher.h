@@ -25,8 +25,10 @@
 //
 // The backward is a gather, one thread per grad_input element, no atomics.
 #pragma once
-#include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/full.h>
 
 #include <algorithm>
 #include <cstdint>
