@@ -12,7 +12,7 @@
 //
 // The ops with indices save the input and the indices the caller asked for
 // anyway. Each backward is a node of backward_node.h. Double backward goes
-// through the backward ops' own formulas (fastpool/_ops.py).
+// through the backward ops' own autograd (double_backward.cpp).
 #include <ATen/ops/zeros_like.h>
 #include <torch/csrc/autograd/autograd_not_implemented_fallback.h>
 #include <torch/library.h>
@@ -116,7 +116,7 @@ struct WindowPoolRecompute {
     const auto& ops = WindowPoolOps<kDims>::get();
     const at::Tensor indices = std::get<1>(below_autograd(ops.with_indices, saved[0], a.kernel_size(), a.stride(),
                                                           a.padding(), a.dilation(), a.ceil_mode()));
-    return ops.indices_backward.call(grad_output, shape_source(saved[0]), a.kernel_size(), a.stride(), a.padding(),
+    return ops.indices_backward.call(grad_output, saved[0], a.kernel_size(), a.stride(), a.padding(),
                                      a.dilation(), a.ceil_mode(), indices);
   }
 };
@@ -132,7 +132,7 @@ struct WindowPoolWithIndices {
                              Ints packed) {
     check_no_forward_grad(grad_output, [] { return window_pool_name(kDims, "_with_indices_backward"); });
     const WindowArgs<kDims> a{packed};
-    return WindowPoolOps<kDims>::get().indices_backward.call(grad_output, shape_source(saved[0]), a.kernel_size(),
+    return WindowPoolOps<kDims>::get().indices_backward.call(grad_output, saved[0], a.kernel_size(),
                                                              a.stride(), a.padding(), a.dilation(), a.ceil_mode(),
                                                              saved[1]);
   }
@@ -227,7 +227,7 @@ struct AdaptivePoolRecompute {
     if (has_empty_output(output_size)) return at::zeros_like(saved[0]);
     const auto& ops = AdaptivePoolOps<kDims>::get();
     const at::Tensor indices = std::get<1>(below_autograd(ops.with_indices, saved[0], output_size));
-    return ops.indices_backward.call(grad_output, shape_source(saved[0]), indices);
+    return ops.indices_backward.call(grad_output, saved[0], indices);
   }
 };
 
@@ -239,7 +239,7 @@ struct AdaptivePoolWithIndices {
                              Ints empty_output) {
     check_no_forward_grad(grad_output, [] { return adaptive_pool_name(kDims, "_backward"); });
     if (empty_output[0]) return at::zeros_like(saved[0]);
-    return AdaptivePoolOps<kDims>::get().indices_backward.call(grad_output, shape_source(saved[0]), saved[1]);
+    return AdaptivePoolOps<kDims>::get().indices_backward.call(grad_output, saved[0], saved[1]);
   }
 };
 
@@ -296,7 +296,7 @@ struct FractionalPool {
   static at::Tensor backward(const at::Tensor& grad_output, const Saved<2>& saved, c10::SymIntArrayRef,
                              Ints sizes) {
     check_no_forward_grad(grad_output, [] { return fractional_pool_name(kDims, "_backward"); });
-    return FractionalPoolOps<kDims>::get().backward.call(grad_output, shape_source(saved[0]), sizes.slice(0, kDims),
+    return FractionalPoolOps<kDims>::get().backward.call(grad_output, saved[0], sizes.slice(0, kDims),
                                                          sizes.slice(kDims, kDims), saved[1]);
   }
 };

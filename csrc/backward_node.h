@@ -32,24 +32,15 @@ auto below_autograd(const c10::TypedOperatorHandle<Signature>& op, const Args&..
   return op.call(args...);
 }
 
-// The backward ops' double-backward formulas are Python (fastpool/_ops.py),
-// on their Autograd key. A backward that builds no graph (no create_graph)
-// skips that key: its Python kernel costs more than a small map's backward.
+// The backward ops have autograd kernels of their own (double backward,
+// double_backward.cpp). A backward that builds no graph (no create_graph)
+// skips that key: one dispatch fewer per backward.
 struct SkipAutogradUnlessBuildingGraph {
   std::optional<at::AutoDispatchBelowADInplaceOrView> guard;
   SkipAutogradUnlessBuildingGraph() {
     if (!at::GradMode::is_enabled()) guard.emplace();
   }
 };
-
-// The input as a backward op reads it: for its shape, dtype and layout only.
-// When backward builds a graph, the backward op's Python double-backward
-// kernel runs if any argument requires grad: an autograd.Function, which
-// torch.func refuses. The input gets no gradient there anyway, so it is passed
-// detached, and only grad_output can make that kernel run.
-inline at::Tensor shape_source(const at::Tensor& input) {
-  return at::GradMode::is_enabled() ? input.detach() : input;
-}
 
 // ------------------------------------------------------ the backward nodes
 

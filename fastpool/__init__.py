@@ -19,7 +19,6 @@ if torch.__version__.split("+")[0] != _BUILT_FOR.split("+")[0]:
         "(pip install --no-build-isolation --no-deps <fastpool source>).")
 
 from . import _C  # noqa: F401,E402  (registers torch.ops.fastpool.*)
-from . import _ops  # noqa: F401  (autograd formulas)
 from . import onnx  # noqa: F401  (legacy ONNX exporter's symbolics; onnx, onnxscript imported only on use)
 from .functional import (adaptive_max_pool1d, adaptive_max_pool2d, adaptive_max_pool3d, max_pool1d, max_pool2d,
                          max_pool3d)

@@ -86,6 +86,7 @@ def test_global_pooling_and_gradcheck(dims):
             assert torch.autograd.gradcheck(lambda t: ours(t, out), (x,))
             assert torch.autograd.gradcheck(lambda t: ours(t, out, return_indices=True)[0], (x,))
             assert torch.autograd.gradgradcheck(lambda t: ours(t, out), (x,))
+            assert torch.autograd.gradgradcheck(lambda t: ours(t, out, return_indices=True)[0], (x,))
 
 
 @pytest.mark.parametrize("dims", DIMS)

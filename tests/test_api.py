@@ -314,6 +314,32 @@ def test_hessian_is_refused_not_zero(call):
         torch.func.hessian(lambda t: call(t).pow(2).sum())(x)
 
 
+_SAMPLES = torch.rand(2, 3, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+_FUNC_TRANSFORM_POOLS = [  # (fastpool's call, torch's)
+    (lambda t: fastpool.max_pool2d(t, 3, 2, 1), lambda t: F.max_pool2d(t, 3, 2, 1)),
+    (lambda t: fastpool.max_pool2d(t, 2, return_indices=True)[0], lambda t: F.max_pool2d(t, 2, return_indices=True)[0]),
+    (lambda t: fastpool.adaptive_max_pool2d(t, 3), lambda t: F.adaptive_max_pool2d(t, 3)),
+    (lambda t: fastpool.adaptive_max_pool2d(t, 3, True)[0], lambda t: F.adaptive_max_pool2d(t, 3, True)[0]),
+    (lambda t: fastpool.max_pool1d(t.flatten(2), 3), lambda t: F.max_pool1d(t.flatten(2), 3)),
+    (lambda t: fastpool.fractional_max_pool2d(t, 2, output_size=4, _random_samples=_SAMPLES[: t.shape[0]]),
+     lambda t: F.fractional_max_pool2d(t, 2, output_size=4, _random_samples=_SAMPLES[: t.shape[0]])),
+    (lambda t: fastpool.max_unpool2d(*F.max_pool2d(t, 2, return_indices=True), 2),
+     lambda t: F.max_unpool2d(*F.max_pool2d(t, 2, return_indices=True), 2)),
+]
+
+
+@pytest.mark.parametrize("ours,theirs", _FUNC_TRANSFORM_POOLS)
+def test_torch_func_transforms_match_torch(ours, theirs):
+    # torch.func (grad, per-sample grad with vmap, jacrev) goes through the
+    # backward nodes; a torch::autograd::Function node would be refused.
+    x = torch.randn(2, 3, 8, 8, dtype=torch.float64)
+    loss = lambda f: (lambda t: f(t).pow(2).sum())  # noqa: E731
+    assert_identical(torch.func.grad(loss(ours))(x), torch.func.grad(loss(theirs))(x))
+    per_sample = lambda f: torch.func.vmap(torch.func.grad(lambda t: loss(f)(t.unsqueeze(0))))(x)  # noqa: E731
+    assert_identical(per_sample(ours), per_sample(theirs))
+    assert_identical(torch.func.jacrev(ours)(x[:1]), torch.func.jacrev(theirs)(x[:1]))
+
+
 def test_no_grad_call_saves_nothing():
     x = torch.randn(2, 3, 8, 8, requires_grad=True)
     with torch.no_grad():

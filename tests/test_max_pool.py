@@ -186,6 +186,7 @@ def test_gradcheck_float64(dims):
             assert torch.autograd.gradcheck(lambda t: fn(t, **args), (x,))
             assert torch.autograd.gradcheck(lambda t: fn(t, return_indices=True, **args)[0], (x,))
             assert torch.autograd.gradgradcheck(lambda t: fn(t, **args), (x,))
+            assert torch.autograd.gradgradcheck(lambda t: fn(t, return_indices=True, **args)[0], (x,))
 
 
 # Batch 1 on two threads splits each channels-last image into row bands.
