@@ -179,18 +179,10 @@ struct Backward {
   static constexpr const char* kName = "fractional_backward";
   static constexpr int kLanes = 1;
   FASTPOOL_HOST_DEVICE static void run(const Args& a, index_t plane) {
-    scalar_t* gi = a.grad_input + plane * a.in_plane;
-    const scalar_t* go = a.grad_output + plane * a.out_plane;
-    const int64_t* idx = a.indices + plane * a.out_plane;
-    for (index_t o = 0; o < a.out_plane; ++o) {
-      const int64_t target = idx[o];
-      if (static_cast<uint64_t>(target) >= static_cast<uint64_t>(a.in_plane)) {  // both bounds
-        cuda_unpool::atomic_min(a.first_bad, static_cast<long long>(plane) * a.out_plane + o);
-        return;
-      }
-      // In the element type, as the CPU op: Half/BFloat16 add in float and round after every add.
-      gi[target] = static_cast<scalar_t>(static_cast<acc>(gi[target]) + static_cast<acc>(go[o]));
-    }
+    const index_t bad = fractional_backward_plane<scalar_t, acc, index_t>(
+        a.grad_output + plane * a.out_plane, a.indices + plane * a.out_plane, a.grad_input + plane * a.in_plane,
+        a.in_plane, a.out_plane);
+    if (bad >= 0) cuda_unpool::atomic_min(a.first_bad, static_cast<long long>(plane) * a.out_plane + bad);
   }
 };
 
