@@ -23,6 +23,10 @@ divide); where sizes divide, windows tile the input and the bits are the
 same; where they do not, windows overlap and the exact reference is
 test_cuda_host_executor.torch_adaptive_backward (torch CPU's, in float for
 half types, rounded once), PyTorch CUDA's only close.
+
+fractional_max_pool2d/3d: forward against PyTorch CUDA bit for bit; backward
+against torch CPU's bit for bit (the same order and rounding), PyTorch CUDA's
+(atomicAdd) only close, and the same bits on every run (section at the end).
 """
 import math
 

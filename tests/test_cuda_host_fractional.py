@@ -125,8 +125,11 @@ def test_degenerate_kernels_match_torch():
     for dims, x, s in ((2, x4, s2), (3, x5, s3)):
         for k in (0, -1):
             kernel, out = [k] + [2] * (dims - 1), [4] * dims
+            try:
+                expected = aten(dims)(x, kernel, out, s)
+            except RuntimeError as e:  # torch 2.14 refuses them; the shared shape checks follow torch 2.13's
+                pytest.skip(f"this torch refuses kernel sizes <= 0: {str(e).splitlines()[0]}")
             values, indices, _ = host_forward(x, kernel, out, s)
-            expected = aten(dims)(x, kernel, out, s)
             assert_identical(values, expected[0])
             assert_identical(indices, expected[1])
 
