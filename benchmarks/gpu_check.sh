@@ -130,7 +130,8 @@ if want test; then
 fi
 
 if want host; then
-  run_step host 40 "$PY" -m pytest -q -p no:cacheprovider tests/test_cuda_host_executor.py
+  run_step host 40 "$PY" -m pytest -q -p no:cacheprovider tests/test_cuda_host_executor.py \
+    tests/test_cuda_host_fractional.py
 fi
 
 if want sanitizer; then

@@ -52,4 +52,23 @@ FASTPOOL_HOST_DEVICE inline int64_t fractional_window_start(scalar_t u, int64_t 
   return fractional_window_start_at<scalar_t>(u, fractional_alpha<scalar_t>(in, out, k), in, out, k, i);
 }
 
+// The backward of one (n, c) plane, for the CPU op and the CUDA kernel alike:
+// each output's gradient added at its index into the (zeroed) grad_input
+// plane, in output raster order, every add computed in acc_t (float for
+// Half/BFloat16) and rounded to scalar_t, as torch's CPU kernel adds. No
+// atomics: the caller runs one plane per thread. Returns the first output
+// whose index lies outside the plane (the plane is then partly written, never
+// outside it), or -1.
+template <typename scalar_t, typename acc_t, typename index_t>
+FASTPOOL_HOST_DEVICE inline index_t fractional_backward_plane(const scalar_t* grad_output, const int64_t* indices,
+                                                              scalar_t* grad_input, index_t in_plane,
+                                                              index_t out_plane) {
+  for (index_t o = 0; o < out_plane; ++o) {
+    const int64_t i = indices[o];
+    if (static_cast<uint64_t>(i) >= static_cast<uint64_t>(in_plane)) return o;  // one compare for both bounds
+    grad_input[i] = static_cast<scalar_t>(static_cast<acc_t>(grad_input[i]) + static_cast<acc_t>(grad_output[o]));
+  }
+  return -1;
+}
+
 }  // namespace fastpool

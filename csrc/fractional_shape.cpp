@@ -59,11 +59,14 @@ std::vector<T> output_shape_of(c10::ArrayRef<T> sizes, int dims, c10::IntArrayRe
 
 }  // namespace
 
-const char* fractional_forward_kernel_name(int dims) {
-  return dims == 2 ? "fractional_max_pool2d_out_frame" : "fractional_max_pool3d_out_frame";
+const char* fractional_forward_kernel_name(int dims, bool cuda) {
+  if (dims == 2) return cuda ? "fractional_max_pool2d_out_cuda_frame" : "fractional_max_pool2d_out_frame";
+  return "fractional_max_pool3d_out_frame";
 }
-const char* fractional_backward_kernel_name(int dims) {
-  return dims == 2 ? "fractional_max_pool2d_backward_out_frame" : "fractional_max_pool3d_backward_out_frame";
+const char* fractional_backward_kernel_name(int dims, bool cuda) {
+  if (dims == 2)
+    return cuda ? "fractional_max_pool2d_backward_out_cuda_frame" : "fractional_max_pool2d_backward_out_frame";
+  return "fractional_max_pool3d_backward_out_frame";
 }
 
 template <typename T>
@@ -122,7 +125,7 @@ template std::vector<c10::SymInt> fractional_pool_output_shape<c10::SymInt>(int,
                                                                             c10::IntArrayRef, const at::Tensor&);
 
 void check_fractional_pool_backward(int dims, const at::Tensor& grad_output, const at::Tensor& input,
-                                    c10::IntArrayRef output_size, const at::Tensor& indices) {
+                                    c10::IntArrayRef output_size, const at::Tensor& indices, bool cuda) {
   const std::string op = "fractional_max_pool" + std::to_string(dims) + "d_backward";
   const auto in_sizes = input.sym_sizes();
   const int64_t ndim = input.dim();
@@ -137,7 +140,8 @@ void check_fractional_pool_backward(int dims, const at::Tensor& grad_output, con
     const int64_t batched = ndim == 5 ? 1 : 0;
     for (int i = 0; i < 3 && i < static_cast<int>(output_size.size()); ++i) {
       const c10::SymInt size = grad_output.sym_size(batched + 1 + i);  // torch's IndexError when out of range
-      TORCH_CHECK(size == output_size[i], op, "_out(): gradOutput ", kAxisName[i], " unexpected");
+      TORCH_CHECK(size == output_size[i], op, cuda ? "_out_cuda_template(): " : "_out(): ", "gradOutput ",
+                  kAxisName[i], " unexpected");
     }
     // What torch leaves unchecked (it reads outside the tensors otherwise).
     TORCH_CHECK(output_size.size() == 3, op, ": output_size must have three entries, but got ", output_size);
@@ -149,6 +153,7 @@ void check_fractional_pool_backward(int dims, const at::Tensor& grad_output, con
     TORCH_CHECK(indices.sym_sizes() == c10::SymIntArrayRef(expected), op, ": indices of size ", expected,
                 " expected, but got ", indices.sym_sizes());
   }
+  if (cuda) return;
   // torch's kernel: dispatch on the input's dtype, then typed reads.
   TORCH_CHECK_NOT_IMPLEMENTED(at::isFloatingType(input.scalar_type()), "\"", fractional_backward_kernel_name(dims),
                               "\" not implemented for '", input.scalar_type(), "'");

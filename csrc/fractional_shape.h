@@ -18,15 +18,20 @@ template <typename T>
 std::vector<T> fractional_pool_output_shape(int spatial_dims, const at::Tensor& input, c10::IntArrayRef kernel_size,
                                             c10::IntArrayRef output_size, const at::Tensor& random_samples);
 
-// The name torch's kernels give themselves in dtype errors.
-const char* fractional_forward_kernel_name(int spatial_dims);
-const char* fractional_backward_kernel_name(int spatial_dims);
+// The name torch's kernels give themselves in dtype errors (its CPU kernels
+// or, with cuda, its CUDA kernels': they name themselves differently in 2-d).
+const char* fractional_forward_kernel_name(int spatial_dims, bool cuda = false);
+const char* fractional_backward_kernel_name(int spatial_dims, bool cuda = false);
 
 // Checks a fractional_max_pool{2,3}d_backward call as torch's does, then what
 // torch's 3-d op leaves unchecked and fastpool's kernels rely on: grad_output
 // and indices of the forward output's shape ((N,) C, output_size...), int64
 // indices, grad_output of the input's dtype.
+// With cuda: the sizes only, in torch CUDA's wording (its 3-d checks name
+// their template); torch's CUDA kernels return on an empty grad_input before
+// they look at dtypes, which they check in an order of their own, so the CUDA
+// launcher (cuda/fractional_launcher.h) checks the dtypes itself.
 void check_fractional_pool_backward(int spatial_dims, const at::Tensor& grad_output, const at::Tensor& input,
-                                    c10::IntArrayRef output_size, const at::Tensor& indices);
+                                    c10::IntArrayRef output_size, const at::Tensor& indices, bool cuda = false);
 
 }  // namespace fastpool

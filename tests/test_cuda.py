@@ -23,6 +23,10 @@ divide); where sizes divide, windows tile the input and the bits are the
 same; where they do not, windows overlap and the exact reference is
 test_cuda_host_executor.torch_adaptive_backward (torch CPU's, in float for
 half types, rounded once), PyTorch CUDA's only close.
+
+fractional_max_pool2d/3d: forward against PyTorch CUDA bit for bit; backward
+against torch CPU's bit for bit (the same order and rounding), PyTorch CUDA's
+(atomicAdd) only close, and the same bits on every run (section at the end).
 """
 import math
 
@@ -456,3 +460,119 @@ def test_adaptive_integers_rejected_like_pytorch(dims, dtype):
     with pytest.raises(type(ref.value)) as ours:
         with_indices(x, [2] * dims)
     assert str(ours.value).splitlines()[0] == str(ref.value).splitlines()[0]
+
+# ---- fractional_max_pool2d/3d ------------------------------------------------
+# Forward against PyTorch CUDA bit for bit (values, indices, strides: its
+# windows are computed in float for half types, as fastpool's); backward
+# against torch CPU's backward bit for bit (fastpool adds per plane in output
+# raster order, rounded to the dtype after every add, as torch's CPU kernel)
+# and PyTorch CUDA's atomicAdd result to a tolerance; the same bits on every
+# run, also where torch refuses (use_deterministic_algorithms); errors with
+# PyTorch CUDA's first line (the host-executor cases of
+# test_cuda_host_fractional.py, here against torch CUDA itself).
+
+from test_cuda_host_fractional import BACKWARD_ERRORS as FRACTIONAL_BACKWARD_ERRORS  # noqa: E402
+from test_cuda_host_fractional import FORWARD_ERRORS as FRACTIONAL_FORWARD_ERRORS  # noqa: E402
+from test_cuda_host_fractional import first_line, fractional_case  # noqa: E402
+
+
+def fractional_ops(dims):
+    name = f"fractional_max_pool{dims}d"
+    return (getattr(ops, name), getattr(ops, name + "_backward"), getattr(torch.ops.aten, name),
+            getattr(torch.ops.aten, name + "_backward"))
+
+
+def test_fractional_forward_and_backward_parity():
+    @SETTINGS
+    @given(fractional_case(), st.integers(0, 2**31 - 1))
+    def check(case, grad_seed):
+        dims, kernel, out, x_cpu, samples_cpu = case
+        x, samples = x_cpu.cuda(), samples_cpu.cuda()
+        ours, ours_bw, theirs, theirs_bw = fractional_ops(dims)
+        values, indices = ours(x, list(kernel), list(out), samples)
+        ref_values, ref_indices = theirs(x, list(kernel), list(out), samples)
+        assert_bits_equal(values, ref_values)
+        assert torch.equal(indices, ref_indices)
+        assert values.stride() == ref_values.stride() and indices.stride() == ref_indices.stride()
+        g = torch.Generator().manual_seed(grad_seed)
+        grad = (torch.randn(values.shape, generator=g, dtype=torch.float64) * 3).to(x.dtype).cuda()
+        got = ours_bw(grad, x, list(kernel), list(out), indices)
+        assert_bits_equal(got, ours_bw(grad, x, list(kernel), list(out), indices))  # deterministic
+        assert_bits_equal(got.cpu(), theirs_bw(grad.cpu(), x_cpu, list(kernel), list(out), indices.cpu()))
+        want = theirs_bw(grad, x, list(kernel), list(out), indices)
+        tol = 2e-2 if x.dtype in (torch.float16, torch.bfloat16) else 1e-5
+        assert got.stride() == want.stride()
+        assert torch.allclose(got.double(), want.double(), rtol=tol, atol=tol, equal_nan=True)
+
+    check()
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_fractional_functional_and_autograd(dims, dtype):
+    x = torch.randn((2, 3, 9, 11, 10)[:dims + 2], device="cuda").to(dtype)
+    fn, ref = getattr(fastpool, f"fractional_max_pool{dims}d"), getattr(F, f"fractional_max_pool{dims}d")
+    torch.manual_seed(3)
+    a = fn(x, 2, output_ratio=0.6, return_indices=True)
+    torch.manual_seed(3)
+    b = ref(x, 2, output_ratio=0.6, return_indices=True)
+    assert_bits_equal(a[0], b[0])
+    assert torch.equal(a[1], b[1])
+    xg = x.detach().clone().requires_grad_()
+    torch.manual_seed(3)
+    fn(xg, 2, output_size=4).sum().backward()
+    xr = x.detach().clone().requires_grad_()
+    torch.manual_seed(3)
+    ref(xr, 2, output_size=4).sum().backward()
+    assert_bits_equal(xg.grad, xr.grad)  # fractional windows do not overlap for k=2 here: no sums to reorder
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+def test_fractional_backward_deterministic_where_torch_refuses(dims):
+    """torch's CUDA backward adds with atomicAdd and raises under
+    torch.use_deterministic_algorithms(True); fastpool's runs and repeats its bits."""
+    x = torch.randn((4, 16) + (24,) * dims, device="cuda", requires_grad=True)
+    fn = getattr(fastpool, f"fractional_max_pool{dims}d")
+    samples = torch.rand(4, 16, dims, device="cuda")
+    grad = torch.randn((4, 16) + (10,) * dims, device="cuda")
+    old = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        grads = []
+        for _ in range(3):
+            x.grad = None
+            fn(x, 4, output_size=10, _random_samples=samples).backward(grad)  # overlapping windows
+            grads.append(x.grad.clone())
+    finally:
+        torch.use_deterministic_algorithms(old)
+    for g in grads[1:]:
+        assert_bits_equal(g, grads[0])
+
+
+def test_fractional_bad_indices_raise():
+    x = torch.randn(2, 3, 6, 6, device="cuda")
+    values, indices = ops.fractional_max_pool2d(x, [2, 2], [3, 3], torch.rand(2, 3, 2, device="cuda"))
+    indices[1, 2, 2, 2] = 36
+    with pytest.raises(RuntimeError, match="index 36 is outside the input plane of 36 elements"):
+        ops.fractional_max_pool2d_backward(torch.randn_like(values), x, [2, 2], [3, 3], indices)
+    torch.cuda.synchronize()  # the context survives
+
+
+@pytest.mark.parametrize("case", range(len(FRACTIONAL_FORWARD_ERRORS)))
+def test_fractional_forward_errors_match_torch(case):
+    dims, x, kernel, out, samples, _ = FRACTIONAL_FORWARD_ERRORS[case]
+    x, samples = x.cuda(), samples.cuda()
+    name = f"fractional_max_pool{dims}d"
+    expected = first_line(lambda: getattr(torch.ops.aten, name)(x, kernel, out, samples))
+    assert expected is not None
+    assert first_line(lambda: getattr(ops, name)(x, kernel, out, samples)) == expected
+
+
+@pytest.mark.parametrize("case", range(len(FRACTIONAL_BACKWARD_ERRORS)))
+def test_fractional_backward_errors_match_torch(case):
+    dims, args, _ = FRACTIONAL_BACKWARD_ERRORS[case]
+    args = tuple(a.cuda() if isinstance(a, torch.Tensor) else a for a in args)
+    name = f"fractional_max_pool{dims}d_backward"
+    expected = first_line(lambda: getattr(torch.ops.aten, name)(*args))
+    assert expected is not None
+    assert first_line(lambda: getattr(ops, name)(*args)) == expected

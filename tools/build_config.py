@@ -37,7 +37,7 @@ def _cpu_sources(root):
     srcs = [os.path.join("csrc", "fastpool.cpp"), os.path.join("csrc", "pool_shape.cpp")]
     srcs += [os.path.join("csrc", f)
              for f in ("max_pool_meta.cpp", "autograd.cpp", "eager_calls.cpp", "build_info.cpp",
-                       "fractional_shape.cpp", "fractional_meta.cpp", "fractional_cuda_interim.cpp",
+                       "fractional_shape.cpp", "fractional_meta.cpp",
                        "max_unpool_meta.cpp", "max_unpool_autograd.cpp", "double_backward.cpp")]
     # The CUDA ops' host side (job preparation) and the host executor that runs
     # them, kernel bodies included, on the CPU: in every build, so tests run them.

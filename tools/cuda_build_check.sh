@@ -71,7 +71,8 @@ print("build_info:", info)
 assert info["cuda"], "extension was built without CUDA"
 assert fastpool.__file__.startswith(torch.__file__.rsplit("/torch/", 1)[0]), fastpool.__file__
 for op in ([f"max_pool{k}d{s}" for k in (1, 2, 3) for s in ("_with_indices", "", "_with_indices_backward")] +
-           [f"adaptive_max_pool{k}d{s}" for k in (1, 2, 3) for s in ("_with_indices", "", "_backward")]):
+           [f"adaptive_max_pool{k}d{s}" for k in (1, 2, 3) for s in ("_with_indices", "", "_backward")] +
+           [f"fractional_max_pool{k}d{s}" for k in (2, 3) for s in ("", "_backward")]):
     name = f"fastpool::{op}"
     for key in ("CUDA", "CPU"):
         assert torch._C._dispatch_has_kernel_for_dispatch_key(name, key), f"{name} has no {key} kernel"
@@ -88,6 +89,7 @@ EOF
 )
 
 step "host build of the CUDA logic vs torch $TORCH_CUDA_VERSION (and the GPU tests, skipped without a GPU)"
-(cd "$VENV" && "$PY" -m pytest -q -p no:cacheprovider "$ROOT/tests/test_cuda_host_executor.py" "$ROOT/tests/test_cuda.py")
+(cd "$VENV" && "$PY" -m pytest -q -p no:cacheprovider "$ROOT/tests/test_cuda_host_executor.py" "$ROOT/tests/test_cuda_host_fractional.py" \
+  "$ROOT/tests/test_cuda.py")
 
 step "done: venv ${T_VENV}s, CUDA build ${T_BUILD}s, total $((SECONDS - T0))s"

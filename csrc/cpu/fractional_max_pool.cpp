@@ -23,6 +23,7 @@
 #include <climits>
 #include <cmath>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "../fractional_pool.h"
@@ -112,13 +113,12 @@ void backward_planes(int dims, int64_t in_plane, int64_t out_plane, const scalar
     const scalar_t* go = grad_output + plane * out_plane;
     const int64_t* idx = indices + plane * out_plane;
     std::fill(gi, gi + in_plane, scalar_t(0));
-    for (int64_t o = 0; o < out_plane; ++o) {
-      const int64_t i = idx[o];
-      if (static_cast<uint64_t>(i) >= static_cast<uint64_t>(in_plane))  // one compare for both bounds
-        TORCH_CHECK(false, "fractional_max_pool", dims, "d_backward: index ", i, " is outside the input plane of ",
-                    in_plane, " elements");
-      gi[i] += go[o];
-    }
+    // The same per-plane loop as the CUDA kernel (fractional_pool.h).
+    using acc_t = std::conditional_t<std::is_same_v<scalar_t, double>, double, float>;
+    const int64_t bad = fractional_backward_plane<scalar_t, acc_t, int64_t>(go, idx, gi, in_plane, out_plane);
+    if (bad >= 0)
+      TORCH_CHECK(false, "fractional_max_pool", dims, "d_backward: index ", idx[bad],
+                  " is outside the input plane of ", in_plane, " elements");
   }
 }
 

@@ -1,5 +1,6 @@
 // The host executor: runs the CUDA ops of max_pool_launcher.h (max_pool and
-// adaptive_max_pool, 1-3 spatial dims) on CPU tensors,
+// adaptive_max_pool, 1-3 spatial dims), max_unpool_launcher.h and
+// fractional_launcher.h on CPU tensors,
 // each launch emulated as the GPU would run it (every block, every thread,
 // every grid-stride step, in the index type the launcher chose), with a given
 // card's limits. Exposed to the tests as fastpool._C.cuda_host_*; compiled in
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "../build_info.h"
+#include "fractional_launcher.h"
 #include "max_pool_launcher.h"
 #include "max_unpool_launcher.h"
 
@@ -244,6 +246,34 @@ py::tuple unpool_backward(const at::Tensor& grad_output, const at::Tensor& indic
   return py::make_tuple(gi, exec.info());
 }
 
+// fractional_max_pool{2,3}d and its backward; dims 0: len(output_size).
+int fractional_dims(int64_t dims, size_t output_size_len) {
+  if (dims == 0) dims = output_size_len == 3 ? 3 : 2;
+  TORCH_CHECK(dims == 2 || dims == 3, "the fractional host hooks take 2 or 3 spatial dims, got ", dims);
+  return static_cast<int>(dims);
+}
+
+py::tuple fractional_forward(const at::Tensor& input, std::vector<int64_t> kernel_size,
+                             std::vector<int64_t> output_size, const at::Tensor& random_samples, int64_t dims,
+                             int64_t sm_count, bool force_index64) {
+  check_cpu(input);
+  const HostExecutor exec = executor(sm_count, force_index64);
+  auto [out, idx] = cuda_fractional::fractional_max_pool(exec, fractional_dims(dims, output_size.size()), input,
+                                                         kernel_size, output_size, random_samples);
+  return py::make_tuple(out, idx, exec.info());
+}
+
+py::tuple fractional_backward(const at::Tensor& grad_output, const at::Tensor& input,
+                              std::vector<int64_t> kernel_size, std::vector<int64_t> output_size,
+                              const at::Tensor& indices, int64_t dims, int64_t sm_count, bool force_index64) {
+  check_cpu(input);
+  const HostExecutor exec = executor(sm_count, force_index64);
+  at::Tensor gi = cuda_fractional::fractional_max_pool_backward(exec, fractional_dims(dims, output_size.size()),
+                                                                grad_output, input, kernel_size, output_size,
+                                                                indices);
+  return py::make_tuple(gi, exec.info());
+}
+
 }  // namespace
 
 void register_test_hooks(pybind11::module_& m) {
@@ -276,6 +306,17 @@ void register_test_hooks(pybind11::module_& m) {
   m.def("cuda_host_max_unpool_backward", &unpool_backward,
         "The CUDA op max_unpool{dims}d_backward run by the host executor: (grad_input, info).",
         py::arg("grad_output"), py::arg("indices"), py::arg("dims"), py::arg("sm_count") = kDefaultSms,
+        py::arg("force_index64") = false);
+  m.def("cuda_host_fractional_max_pool", &fractional_forward,
+        "The CUDA op fractional_max_pool{dims}d (dims 0: len(output_size)) run by the host executor: "
+        "(output, indices, info).",
+        py::arg("input"), py::arg("kernel_size"), py::arg("output_size"), py::arg("random_samples"),
+        py::arg("dims") = 0, py::arg("sm_count") = kDefaultSms, py::arg("force_index64") = false);
+  m.def("cuda_host_fractional_max_pool_backward", &fractional_backward,
+        "The CUDA op fractional_max_pool{dims}d_backward (dims 0: len(output_size)) run by the host executor: "
+        "(grad_input, info).",
+        py::arg("grad_output"), py::arg("input"), py::arg("kernel_size"), py::arg("output_size"),
+        py::arg("indices"), py::arg("dims") = 0, py::arg("sm_count") = kDefaultSms,
         py::arg("force_index64") = false);
   m.def("cuda_adaptive_axis", &adaptive_axis,
         "One adaptive axis as the CUDA kernels compute it: (windows [out, 2], covering outputs [in, 2]).",

@@ -1,0 +1,327 @@
+// The CUDA fractional_max_pool{2,3}d op and its backward, written once over an
+// executor (max_pool_launcher.h describes executors): checks
+// (fractional_shape.h, shared with the CPU and Meta kernels), allocation,
+// kernel bodies, index width and grid. fractional_max_pool.cu registers them
+// over the CUDA executor, host_executor.cpp runs them over the host executor,
+// so CI runs every host-side decision and every body.
+//
+// Forward: one work item per output element (the output is contiguous, as
+// torch's CUDA op allocates it: its shape function is shared with the CPU op
+// and gives no strides, whatever the input's layout). The input is read in
+// place through its strides (any layout, views included, as torch's CUDA
+// kernel reads it through an accessor). Each item computes its window's start
+// along each dim from its plane's sample (fractional_pool.h) in acc_t, the
+// type torch's CUDA kernel computes in: float for float, Half and BFloat16
+// (the sample is converted exactly), double for double. So a Half input gets
+// the windows of its float upcast, where torch's CPU kernel computes in Half.
+// Then the window is scanned t, h, w with torch's rule (a tap wins if
+// `v > best || isnan(v)`: the first of equal values, the last NaN), the
+// running max starting at -inf with the window's first element as its index;
+// windows without taps (kernel sizes <= 0) keep that. Indices are flat per
+// plane ((t * H + h) * W + w), int64.
+// A window with taps that would leave the input (the samples cannot place one
+// there in float or double arithmetic; the check costs a compare per dim) is
+// not read: its position is recorded and the host raises the CPU op's error.
+//
+// Backward: deterministic, no atomics on the values. grad_input is zeroed
+// (a coalesced fill), then one work item per (n, c) plane adds that plane's
+// grad_output into grad_input at its indices, in output raster order, each
+// add rounded to the element type (Half/BFloat16: computed in float, rounded
+// to the type after every add). That is the order and rounding of torch's CPU
+// kernel and of fastpool's CPU op, so the gradients equal theirs bit for bit
+// for every dtype; torch's CUDA kernel adds with atomicAdd in no fixed order
+// (bit-equal to this only where no two outputs share an index). The backward
+// op has no samples, so its indices may point anywhere in the plane: a plane
+// item stops at its first index outside the plane, records its position (the
+// smallest over all planes: the first in (N, C, output raster) order, by an
+// integer atomicMin), and the host raises the CPU op's error after the kernel
+// (a device-to-host sync per call: the price of a clean error instead of a
+// write out of bounds). grad_output and indices are read as contiguous copies
+// (torch's CPU op does the same); grad_input is contiguous, as torch's.
+// A plane per thread leaves the GPU underused when N * C is small, and its
+// reads stride by a plane across a warp; the gain is determinism with no
+// atomics and no assumption on where the indices point.
+#pragma once
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <tuple>
+
+#include "../fractional_pool.h"
+#include "../fractional_shape.h"
+#include "launch.h"
+#include "max_pool_launcher.h"    // launch_items, acc_t, lowest_value
+#include "max_unpool_launcher.h"  // atomic_min
+
+namespace fastpool {
+namespace cuda_fractional {
+
+using cuda_impl::acc_t;
+
+constexpr long long kNoFirstBad = std::numeric_limits<long long>::max();
+
+// Sizes normalised to three spatial dims (2-d: a depth of 1), as the CPU op.
+struct FractionalSizes {
+  int dims;
+  int64_t batch, channels;
+  int64_t in[3], out[3], k[3];
+};
+
+inline FractionalSizes fractional_sizes(int dims, c10::IntArrayRef in_sizes, c10::IntArrayRef kernel_size,
+                                        c10::IntArrayRef output_size) {
+  FractionalSizes s{dims, 1, 1, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}};
+  const int64_t ndim = static_cast<int64_t>(in_sizes.size());
+  s.channels = in_sizes[ndim - dims - 1];
+  s.batch = ndim == dims + 2 ? in_sizes[0] : 1;
+  for (int i = 0; i < dims; ++i) {
+    s.in[3 - dims + i] = in_sizes[ndim - dims + i];
+    s.out[3 - dims + i] = output_size[i];
+    s.k[3 - dims + i] = kernel_size[i];
+  }
+  return s;
+}
+
+// The sample of spatial dim d (0 = T, 1 = H, 2 = W) among a plane's samples:
+// torch's 2-d kernels read W from sample 0 and H from sample 1, its 3-d
+// kernels T, H, W from samples 0, 1, 2.
+FASTPOOL_HOST_DEVICE inline int sample_slot(int dims, int d) { return dims == 2 ? 2 - d : d; }
+
+template <typename scalar_t, typename index_t>
+struct ForwardArgs {
+  using acc = acc_t<scalar_t>;
+  const scalar_t* input;
+  index_t in_stride[5];  // n, c, t, h, w (elements)
+  const scalar_t* samples;  // contiguous, (>= N, C, dims): plane n * C + c at (n * C + c) * dims
+  scalar_t* output;         // contiguous (N, C, out...)
+  int64_t* indices;
+  cuda_launch::Divider<index_t> by_ow, by_oh, by_ot, by_channels;
+  FractionalSizes s;
+  acc alpha[3];  // fractional_alpha per dim, in acc_t (what torch's kernel computes per window)
+  long long* first_bad;
+};
+
+template <typename scalar_t, typename index_t>
+struct Forward {
+  using Args = ForwardArgs<scalar_t, index_t>;
+  using acc = acc_t<scalar_t>;
+  static constexpr const char* kName = "fractional_forward";
+  static constexpr int kLanes = 1;
+  FASTPOOL_HOST_DEVICE static void run(const Args& a, index_t i) {
+    const FractionalSizes& s = a.s;
+    index_t o[3], rest = i, q;
+    q = a.by_ow.div(rest);
+    o[2] = rest - q * static_cast<index_t>(s.out[2]);
+    rest = q;
+    q = a.by_oh.div(rest);
+    o[1] = rest - q * static_cast<index_t>(s.out[1]);
+    rest = q;
+    q = a.by_ot.div(rest);
+    o[0] = rest - q * static_cast<index_t>(s.out[0]);
+    const index_t plane = q;  // n * C + c
+    const index_t n = a.by_channels.div(plane);
+    const index_t c = plane - n * static_cast<index_t>(s.channels);
+    const scalar_t* u = a.samples + plane * static_cast<index_t>(s.dims);
+    const bool has_taps = s.k[0] > 0 && s.k[1] > 0 && s.k[2] > 0;
+    int64_t start[3];
+    for (int d = 0; d < 3; ++d) {
+      start[d] = d < 3 - s.dims ? 0
+                                : fractional_window_start_at<acc>(static_cast<acc>(u[sample_slot(s.dims, d)]),
+                                                                  a.alpha[d], s.in[d], s.out[d], s.k[d], o[d]);
+      if (has_taps && (start[d] < 0 || start[d] + s.k[d] > s.in[d])) {
+        cuda_unpool::atomic_min(a.first_bad, static_cast<long long>(i));
+        return;
+      }
+    }
+    acc best = cuda_logic::lowest_value<acc>();
+    scalar_t best_v = static_cast<scalar_t>(best);
+    int64_t at = (start[0] * s.in[1] + start[1]) * s.in[2] + start[2];
+    if (has_taps) {
+      const index_t origin = n * a.in_stride[0] + c * a.in_stride[1];
+      for (int64_t dt = 0; dt < s.k[0]; ++dt) {
+        for (int64_t dh = 0; dh < s.k[1]; ++dh) {
+          const int64_t t = start[0] + dt, h = start[1] + dh;
+          const index_t row = origin + static_cast<index_t>(t) * a.in_stride[2] +
+                              static_cast<index_t>(h) * a.in_stride[3];
+          const int64_t flat_row = (t * s.in[1] + h) * s.in[2];
+          for (int64_t w = start[2]; w < start[2] + s.k[2]; ++w) {
+            const scalar_t v = a.input[row + static_cast<index_t>(w) * a.in_stride[4]];
+            const acc vf = static_cast<acc>(v);
+            if (vf > best || cuda_logic::is_nan(vf)) {
+              best = vf;
+              best_v = v;
+              at = flat_row + w;
+            }
+          }
+        }
+      }
+    }
+    a.output[i] = best_v;
+    a.indices[i] = at;
+  }
+};
+
+template <typename scalar_t, typename index_t>
+struct BackwardArgs {
+  const scalar_t* grad_output;  // contiguous
+  const int64_t* indices;       // contiguous
+  scalar_t* grad_input;         // contiguous, zeroed
+  index_t in_plane, out_plane;
+  long long* first_bad;
+};
+
+template <typename scalar_t, typename index_t>
+struct Backward {
+  using Args = BackwardArgs<scalar_t, index_t>;
+  using acc = acc_t<scalar_t>;
+  static constexpr const char* kName = "fractional_backward";
+  static constexpr int kLanes = 1;
+  FASTPOOL_HOST_DEVICE static void run(const Args& a, index_t plane) {
+    const index_t bad = fractional_backward_plane<scalar_t, acc, index_t>(
+        a.grad_output + plane * a.out_plane, a.indices + plane * a.out_plane, a.grad_input + plane * a.in_plane,
+        a.in_plane, a.out_plane);
+    if (bad >= 0) cuda_unpool::atomic_min(a.first_bad, static_cast<long long>(plane) * a.out_plane + bad);
+  }
+};
+
+// ---- host side: shared by the CUDA build and the host executor ----
+
+// The floating types torch's CUDA kernels dispatch, or its NotImplementedError.
+template <typename F>
+void with_float_type(const char* name, at::ScalarType dtype, F&& f) {
+  switch (dtype) {
+    case at::kFloat: return f(float{});
+    case at::kDouble: return f(double{});
+    case at::kHalf: return f(c10::Half{});
+    case at::kBFloat16: return f(c10::BFloat16{});
+    default: break;
+  }
+  TORCH_CHECK_NOT_IMPLEMENTED(false, "\"", name, "\" not implemented for '", dtype, "'");
+}
+
+// The check a typed accessor makes: torch's "expected scalar type" error.
+inline void check_dtype(const at::Tensor& t, at::ScalarType expected) {
+  TORCH_CHECK(t.scalar_type() == expected, "expected scalar type ", expected, " but found ", t.scalar_type());
+}
+
+template <class Exec>
+std::tuple<at::Tensor, at::Tensor> fractional_max_pool(const Exec& exec, int dims, const at::Tensor& input,
+                                                       at::IntArrayRef kernel_size, at::IntArrayRef output_size,
+                                                       const at::Tensor& random_samples) {
+  const auto shape = fractional_pool_output_shape<int64_t>(dims, input, kernel_size, output_size, random_samples);
+  at::Tensor output = at::empty(shape, input.options());
+  at::Tensor indices = at::empty(shape, input.options().dtype(at::kLong));
+  if (output.numel() == 0) return {output, indices};  // like torch's CUDA op: before the dtype dispatch
+  with_float_type(fractional_forward_kernel_name(dims, true), input.scalar_type(), [&](auto zero) {
+    using scalar_t = decltype(zero);
+    using acc = acc_t<scalar_t>;
+    const FractionalSizes s = fractional_sizes(dims, input.sizes(), kernel_size, output_size);
+    const at::Tensor samples = random_samples.contiguous();
+    // The input's strides as (n, c, t, h, w): read in place, whatever its layout.
+    const int64_t ndim = input.dim();
+    int64_t stride[5] = {0, 0, 0, 0, 0}, size[5] = {1, 1, 1, 1, 1};
+    const int64_t lead = ndim - dims - 1;  // the channel dim
+    if (lead == 1) {
+      stride[0] = input.stride(0);
+      size[0] = input.size(0);
+    }
+    stride[1] = input.stride(lead);
+    size[1] = input.size(lead);
+    for (int i = 0; i < dims; ++i) {
+      stride[5 - dims + i] = input.stride(ndim - dims + i);
+      size[5 - dims + i] = input.size(ndim - dims + i);
+    }
+    int64_t reach = 1;  // one past the largest element offset the kernel reads
+    for (int d = 0; d < 5; ++d) reach += (size[d] - 1) * stride[d];
+    const at::Tensor first_bad = at::full({1}, kNoFirstBad, indices.options());
+    const int64_t max_offset = std::max<int64_t>({reach, output.numel(), samples.numel()}) + 1;
+    cuda_impl::launch_items(exec, output.numel(), max_offset, [&](const cuda_launch::Grid& grid, auto index_zero,
+                                                                  auto n) {
+      using index_t = decltype(index_zero);
+      ForwardArgs<scalar_t, index_t> a{};
+      a.input = static_cast<const scalar_t*>(input.const_data_ptr());
+      for (int d = 0; d < 5; ++d) a.in_stride[d] = static_cast<index_t>(stride[d]);
+      a.samples = static_cast<const scalar_t*>(samples.const_data_ptr());
+      a.output = static_cast<scalar_t*>(output.mutable_data_ptr());
+      a.indices = indices.mutable_data_ptr<int64_t>();
+      a.by_ow = cuda_launch::Divider<index_t>(s.out[2]);
+      a.by_oh = cuda_launch::Divider<index_t>(s.out[1]);
+      a.by_ot = cuda_launch::Divider<index_t>(s.out[0]);
+      a.by_channels = cuda_launch::Divider<index_t>(s.channels);
+      a.s = s;
+      for (int d = 0; d < 3; ++d) a.alpha[d] = fractional_alpha<acc>(s.in[d], s.out[d], s.k[d]);
+      a.first_bad = reinterpret_cast<long long*>(first_bad.data_ptr());
+      exec.template launch<Forward<scalar_t, index_t>>(grid, a, n);
+    });
+    const int64_t bad = first_bad.item<int64_t>();  // the sync
+    if (bad != kNoFirstBad) {
+      // The output element's (plane, o) and the first dim whose window leaves the input, for the CPU op's error.
+      int64_t rest = bad, o[3];
+      for (int d = 2; d >= 0; --d) {
+        o[d] = rest % s.out[d];
+        rest /= s.out[d];
+      }
+      const int64_t plane = rest;
+      const at::Tensor u = samples.reshape({-1, dims});
+      for (int d = 3 - dims; d < 3; ++d) {
+        const scalar_t sample = u[plane][sample_slot(dims, d)].template item<scalar_t>();
+        const int64_t start = fractional_window_start_at<acc>(
+            static_cast<acc>(sample), fractional_alpha<acc>(s.in[d], s.out[d], s.k[d]), s.in[d], s.out[d], s.k[d],
+            o[d]);
+        if (start < 0 || start + s.k[d] > s.in[d])
+          TORCH_CHECK(false, "fractional_max_pool", dims, "d: the window of output ", o[d], " along spatial dim ",
+                      d - (3 - dims), " starts at ", start, ", outside the input's valid starts [0, ",
+                      s.in[d] - s.k[d], "] (the random samples round so in this dtype)");
+      }
+      TORCH_CHECK(false, "fractional_max_pool", dims, "d: a window leaves the input");  // not reached
+    }
+  });
+  return {output, indices};
+}
+
+template <class Exec>
+at::Tensor fractional_max_pool_backward(const Exec& exec, int dims, const at::Tensor& grad_output,
+                                        const at::Tensor& input, at::IntArrayRef kernel_size,
+                                        at::IntArrayRef output_size, const at::Tensor& indices) {
+  check_fractional_pool_backward(dims, grad_output, input, output_size, indices, /*cuda=*/true);
+  // torch's CUDA kernels: an empty grad_input returns before any dtype check;
+  // then 2-d reads the indices (int64) before it dispatches on grad_output's
+  // dtype, 3-d after; both take grad_input (the input's dtype) as grad_output's.
+  at::Tensor grad_input = at::zeros(input.sizes(), input.options().memory_format(at::MemoryFormat::Contiguous));
+  if (grad_input.numel() == 0) return grad_input;
+  if (dims == 2) check_dtype(indices, at::kLong);
+  with_float_type(fractional_backward_kernel_name(dims, true), grad_output.scalar_type(), [&](auto zero) {
+    using scalar_t = decltype(zero);
+    check_dtype(grad_input, grad_output.scalar_type());
+    check_dtype(indices, at::kLong);
+    const FractionalSizes s = fractional_sizes(dims, input.sizes(), kernel_size, output_size);
+    const at::Tensor go = grad_output.contiguous();
+    const at::Tensor idx = indices.contiguous();
+    const int64_t in_plane = s.in[0] * s.in[1] * s.in[2];
+    const int64_t out_plane = s.out[0] * s.out[1] * s.out[2];
+    const int64_t planes = s.batch * s.channels;
+    const at::Tensor first_bad = at::full({1}, kNoFirstBad, idx.options());
+    const int64_t max_offset = std::max<int64_t>(grad_input.numel(), go.numel()) + 1;
+    cuda_impl::launch_items(exec, planes, max_offset, [&](const cuda_launch::Grid& grid, auto index_zero, auto n) {
+      using index_t = decltype(index_zero);
+      const BackwardArgs<scalar_t, index_t> a{static_cast<const scalar_t*>(go.const_data_ptr()),
+                                              idx.const_data_ptr<int64_t>(),
+                                              static_cast<scalar_t*>(grad_input.mutable_data_ptr()),
+                                              static_cast<index_t>(in_plane), static_cast<index_t>(out_plane),
+                                              reinterpret_cast<long long*>(first_bad.data_ptr())};
+      exec.template launch<Backward<scalar_t, index_t>>(grid, a, n);
+    });
+    const int64_t bad = first_bad.item<int64_t>();  // the sync
+    if (bad != kNoFirstBad) {
+      const int64_t index = idx.reshape({-1})[bad].item<int64_t>();
+      TORCH_CHECK(false, "fractional_max_pool", dims, "d_backward: index ", index,
+                  " is outside the input plane of ", in_plane, " elements");
+    }
+  });
+  return grad_input;
+}
+
+}  // namespace cuda_fractional
+}  // namespace fastpool
