@@ -63,11 +63,11 @@ def fixed_cases(op, device):
     if op.family == "window":
         arg_sets = [dict(kernel_size=2), dict(kernel_size=1),
                     dict(kernel_size=3, stride=None, padding=1, ceil_mode=True)]
-        shapes = [(0, 3) + (8,) * dims, (3,) + (8,) * dims, (1, 1) + (1,) * dims, (2, 4) + (7, 5, 6)[:dims]]
+        shapes = [(0, 3) + (8,) * dims, (3,) + (8,) * dims, (1, 1) + (1,) * dims]
     else:
         spatial = (5, 7, 6)[-dims:]
         arg_sets = [dict(output_size=o) for o in ((2, 3, 4)[-dims:], spatial, (7, 9, 8)[-dims:], (1,) * dims)]
-        shapes = [(0, 3) + spatial, (3,) + spatial, (1, 1) + (1,) * dims, (2, 4) + spatial]
+        shapes = [(0, 3) + spatial, (3,) + spatial, (1, 1) + (1,) * dims]
     for shape in shapes:
         for args in arg_sets:
             args = dict(dict(stride=None, padding=0, dilation=1, ceil_mode=False), **args) \
@@ -87,10 +87,9 @@ def fixed_cases(op, device):
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("op", OP_PARAMS)
 def test_unbatched_empty_batch_and_small_planes(op, device):
-    for case in fixed_cases(op, device):
+    for i, case in enumerate(fixed_cases(op, device)):
         device.check_forward(op, case, device_default_variant(device))
-        device.check_backward(op, case, device_default_variant(device), False, 1)
-        device.check_backward(op, case, device_default_variant(device), True, 2)
+        device.check_backward(op, case, device_default_variant(device), bool(i % 2), i)
 
 
 def device_default_variant(device):
@@ -99,8 +98,7 @@ def device_default_variant(device):
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("op", OP_PARAMS)
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16], ids=str)
-def test_values_where_lane_order_matters(op, device, dtype):
+def test_values_where_lane_order_matters(op, device):
     """A vector reduction combines a window's lanes without their positions;
     these windows need them: -0.0 scanned before 0.0 (torch returns -0.0),
     NaN, and all-negative windows narrower than a vector (masked-off lanes)."""
@@ -111,15 +109,14 @@ def test_values_where_lane_order_matters(op, device, dtype):
     flat[0, :, 0], flat[0, :, -1] = -0.0, 0.0
     flat[1, :, 10], flat[1, :, 17] = -0.0, 0.0  # a later position in an earlier lane
     flat[2, :, 17] = float("nan")
-    x = base.to(dtype)
-    for output_size in (1, 2):
-        if op.family == "window":  # the whole plane, or halves of it
-            args = dict(kernel_size=tuple(n // output_size for n in sizes), stride=None, padding=0, dilation=1,
-                        ceil_mode=False)
-        else:
-            args = dict(output_size=output_size)
-        case = FixedInput(op, x, args)
-        device.check_forward(op, case, device_default_variant(device))
+    for dtype in (torch.float32, torch.float64, torch.float16, torch.bfloat16):
+        for output_size in (1, 2):
+            if op.family == "window":  # the whole plane, or halves of it
+                args = dict(kernel_size=tuple(n // output_size for n in sizes), stride=None, padding=0, dilation=1,
+                            ceil_mode=False)
+            else:
+                args = dict(output_size=output_size)
+            device.check_forward(op, FixedInput(op, base.to(dtype), args), device_default_variant(device))
 
 
 class FixedInput(Case):
