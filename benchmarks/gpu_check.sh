@@ -126,12 +126,12 @@ fi
 if want test; then
   run_step test 110 env CUDA_LAUNCH_BLOCKING=1 FASTPOOL_EXAMPLES="${FASTPOOL_EXAMPLES:-40}" \
     "$PY" -X faulthandler -m pytest -q \
-    -p no:cacheprovider -m "cuda and not slow" tests/test_cuda.py --junitxml="$OUT/pytest_cuda.xml"
+    -p no:cacheprovider -m "cuda and not slow" tests/test_cuda.py tests/test_ops.py --junitxml="$OUT/pytest_cuda.xml"
 fi
 
 if want host; then
-  run_step host 40 "$PY" -m pytest -q -p no:cacheprovider tests/test_cuda_host_executor.py \
-    tests/test_cuda_host_fractional.py
+  run_step host 60 "$PY" -m pytest -q -p no:cacheprovider tests/test_cuda_host_executor.py \
+    tests/test_cuda_host_fractional.py tests/test_ops.py -k "cuda-host or not test_ops"
 fi
 
 if want sanitizer; then

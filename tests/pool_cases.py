@@ -1,4 +1,5 @@
-"""Shared hypothesis strategies and comparison helpers for the CPU op tests.
+"""Shared inputs and the bit-equality helper of every op test (the op table
+and device list of the generic tests are in ops.py).
 
 The reference is always torch itself, run on the same input.
 """
@@ -87,13 +88,22 @@ def has_empty_window(args, sizes):
 
 
 def make_values(shape, dtype, seed, special):
-    """Small integers (many ties) or normals, with NaN/±inf/-0.0 sprinkled in."""
+    """Small integers (many ties) or normals, with NaN/±inf/-0.0 sprinkled in
+    ('specials'), or small integers under mostly the lowest value ('lowest':
+    -inf, or the type's minimum, in a third of the places, so whole windows of
+    it are common, with a little NaN, +inf and -0.0)."""
     g = torch.Generator().manual_seed(seed)
     if dtype.is_floating_point:
-        if special in ("ties", "specials"):
+        if special in ("ties", "specials", "lowest"):
             x = torch.randint(-3, 4, shape, generator=g).to(dtype)
         else:
             x = torch.randn(shape, generator=g, dtype=torch.float64).to(dtype)
+        if special == "lowest":
+            pick = torch.rand(shape, generator=g)
+            x[pick < 0.35] = float("-inf")
+            x[(pick >= 0.35) & (pick < 0.40)] = float("nan")
+            x[(pick >= 0.40) & (pick < 0.45)] = float("inf")
+            x[(pick >= 0.45) & (pick < 0.50)] = -0.0
         if special == "specials":
             pick = torch.rand(shape, generator=g)
             x[pick < 0.05] = float("nan")
@@ -105,6 +115,12 @@ def make_values(shape, dtype, seed, special):
     info = torch.iinfo(dtype)
     if special == "ties":
         return torch.randint(max(info.min, -3), min(info.max, 4), shape, generator=g).to(dtype)
+    if special == "lowest":
+        x = torch.randint(max(info.min, -4), min(info.max, 5), shape, generator=g).to(dtype)
+        pick = torch.rand(shape, generator=g)
+        x[pick < 0.35] = info.min
+        x[pick > 0.95] = info.max
+        return x
     x = torch.randint(max(info.min, -(2**31)), min(info.max, 2**31 - 1) + 1, shape, generator=g, dtype=torch.int64)
     x = x.to(dtype)
     if special == "specials":  # extremes play the part of ±inf
@@ -114,34 +130,46 @@ def make_values(shape, dtype, seed, special):
     return x
 
 
-def make_input(batch, channels, sizes, dtype, layout, seed, special):
+def make_input(batch, channels, sizes, dtype, layout, seed, special, device=None):
     """An input with `sizes` spatial dims in the given memory layout:
     'channels_last' stores C innermost (torch's channels_last /
     channels_last_3d; N,L,C in 1-d; unbatched inputs too); 'sliced' and 'transposed'
     are views (every other element along the last dim and channels; the last
-    two dims, or C and L in 1-d, swapped in memory)."""
+    two dims, or C and L in 1-d, swapped in memory). The values are drawn on
+    the CPU; `device` ('cuda') moves them there before the view is taken."""
     shape = ((batch,) if batch is not None else ()) + (channels,) + tuple(sizes)
+
+    def values(shape):
+        x = make_values(shape, dtype, seed, special)
+        return x if device is None else x.to(device)
     if layout == "sliced":
-        big = make_values(shape[:-len(sizes) - 1] + (channels * 2,) + tuple(sizes[:-1]) + (sizes[-1] * 2,), dtype,
-                          seed, special)
+        big = values(shape[:-len(sizes) - 1] + (channels * 2,) + tuple(sizes[:-1]) + (sizes[-1] * 2,))
         return big[..., ::2, *([slice(None)] * (len(sizes) - 1)), ::2]
     if layout == "transposed":
-        return make_values(shape[:-2] + (shape[-1], shape[-2]), dtype, seed, special).transpose(-1, -2)
-    x = make_values(shape, dtype, seed, special)
+        return values(shape[:-2] + (shape[-1], shape[-2])).transpose(-1, -2)
+    x = values(shape)
     if layout == "channels_last":
         channel = 0 if batch is None else 1
         x = x.movedim(channel, -1).contiguous().movedim(-1, channel)
     return x
 
 
-def assert_identical(actual, expected):
-    """Same values bit for bit (the sign of zero included), same shape, dtype
-    and strides. NaN is compared as NaN, not by payload: torch's own CPU
-    kernels return different NaN bits for different layouts (bfloat16
-    channels_last gives 0xffff where the input held 0x7fc0)."""
+def assert_identical(actual, expected, strides=True):
+    """Same values bit for bit (the sign of zero included), same shape, dtype,
+    device and strides (strides=True: of non-empty tensors; "always": of
+    empty ones too; "sized": of the dims longer than 1 where the tensor is
+    not empty, their strides being the only ones that place an element, and
+    of every dim where it is; False: values only). NaN is compared as NaN, not by
+    payload: torch's own CPU kernels return different NaN bits for different
+    layouts (bfloat16 channels_last gives 0xffff where the input held 0x7fc0)."""
     assert actual.shape == expected.shape, (actual.shape, expected.shape)
-    assert actual.dtype == expected.dtype
-    if actual.numel():
+    assert actual.dtype == expected.dtype, (actual.dtype, expected.dtype)
+    assert actual.device == expected.device, (actual.device, expected.device)
+    if strides == "sized" and actual.numel() and expected.numel():
+        sized = [i for i, n in enumerate(actual.shape) if n > 1]
+        assert [actual.stride(i) for i in sized] == [expected.stride(i) for i in sized], \
+            (actual.stride(), expected.stride())
+    elif strides in ("always", "sized") or (strides is True and actual.numel()):
         assert actual.stride() == expected.stride(), (actual.stride(), expected.stride())
     torch.testing.assert_close(actual, expected, rtol=0, atol=0, equal_nan=True)
     if expected.dtype in _BITS:

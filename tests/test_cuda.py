@@ -1,17 +1,20 @@
-"""fastpool's CUDA kernels against PyTorch's CUDA max_pool1d/2d/3d, bit for bit.
+"""fastpool's CUDA kernels on a GPU: what is specific to the device (dtype
+errors, grid limits, streams, device index, the sanitizer smoke test, tensors
+over 2^31 elements, determinism, adaptive autograd and gradcheck).
 
 Run on a GPU machine by benchmarks/gpu_check.sh (`pytest -m cuda`); skipped
-elsewhere. Same properties as the host-executor tests, for 1, 2 and 3 spatial
-dims: random shapes and parameters, all four float dtypes, both layouts,
-NaN/inf/-0.0 and ties, forward (with and without indices), backward,
-autograd, errors; integer dtypes (forward only, against torch CPU: PyTorch
-CUDA has no integer max-pool); plus grid limits, streams and tensors over
-2^31 elements.
+elsewhere. The generic properties, against PyTorch's CUDA max_pool1d/2d/3d
+and adaptive_max_pool1d/2d/3d bit for bit (random shapes and parameters, all
+four float dtypes, both layouts, NaN/inf/-0.0 and ties, forward with and
+without indices, backward, autograd; integer dtypes forward only, against
+torch CPU: PyTorch CUDA has no integer max-pool) are tests/test_ops.py's
+`cuda` device (marked `cuda` too), with these comparison rules (tests/ops.py
+CudaDevice):
 
 max_pool3d backward: PyTorch CUDA scatters with atomicAdd (in scalar_t, in no
 fixed order); fastpool gathers deterministically (in float for half types, in
 output raster order). Where windows overlap, the exact reference is
-test_cuda_host_executor.reference_backward (torch CPU's backward in that
+ops.reference_backward (torch CPU's backward in that
 order), and PyTorch CUDA's result is only close; where an index lies outside
 its own window (windows with no in-bounds tap), PyTorch CUDA's 3-d scatter adds
 the gradient there and fastpool does not.
@@ -21,7 +24,7 @@ indices, layout); integers refused with PyTorch CUDA's error. Backward:
 PyTorch CUDA scatters with atomicAdd (2-d always, 3-d where sizes do not
 divide); where sizes divide, windows tile the input and the bits are the
 same; where they do not, windows overlap and the exact reference is
-test_cuda_host_executor.torch_adaptive_backward (torch CPU's, in float for
+ops.torch_adaptive_backward (torch CPU's, in float for
 half types, rounded once), PyTorch CUDA's only close.
 
 fractional_max_pool2d/3d: forward against PyTorch CUDA bit for bit; backward
@@ -40,39 +43,18 @@ pytestmark = [
                        reason="needs an NVIDIA GPU (torch.cuda.is_available() is False)"),
 ]
 
-hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
 import fastpool  # noqa: E402
-from test_cuda_host_executor import (DIMS, DTYPES, INT_DTYPES, SETTINGS, adaptive_case,  # noqa: E402
-                                     adaptive_is_even, covered_by_own_window, make_input, pool_args, pool_case,
-                                     reference_backward, torch_adaptive, torch_adaptive_backward, torch_backward,
-                                     torch_forward, windows_overlap)
+from ops import DIMS, reference_backward, torch_adaptive, torch_backward  # noqa: E402
+from pool_cases import FLOAT_DTYPES as DTYPES  # noqa: E402
+from pool_cases import assert_identical as _assert_identical  # noqa: E402
+
+
+def assert_identical(a, b):
+    """Same values, NaN where NaN, the same sign on zeros, same shape, dtype and device."""
+    _assert_identical(a, b, strides=False)
+
 
 ops = torch.ops.fastpool
-
-
-def assert_bits_equal(a, b):
-    """Same values, NaN where NaN, and the same sign on zeros."""
-    assert a.shape == b.shape and a.dtype == b.dtype and a.device == b.device
-    a, b = a.cpu(), b.cpu()
-    if not a.dtype.is_floating_point:
-        assert torch.equal(a, b)
-        return
-    assert torch.equal(a.isnan(), b.isnan())
-    fill = torch.zeros((), dtype=a.dtype)
-    a0, b0 = torch.where(a.isnan(), fill, a), torch.where(b.isnan(), fill, b)
-    assert torch.equal(a0, b0)
-    assert torch.equal(torch.signbit(a0), torch.signbit(b0))
-
-
-def both(fn):
-    """(torch's result, its exception)."""
-    try:
-        return fn(), None
-    except (RuntimeError, NotImplementedError, ValueError, IndexError) as e:
-        return None, e
 
 
 def fastpool_ops(dims):
@@ -86,127 +68,6 @@ def torch_cuda_forward(x, dims, k, s, p, d, ceil):
     fn = {1: torch.ops.aten.max_pool1d_with_indices, 2: torch.ops.aten.max_pool2d_with_indices,
           3: torch.ops.aten.max_pool3d_with_indices}[dims]
     return fn(x, k, s, p, d, ceil)
-
-
-@pytest.mark.parametrize("dims", DIMS)
-def test_forward_parity(dims):
-    @SETTINGS
-    @given(pool_case(dims))
-    def check(case):
-        x = make_input(case).cuda()
-        k, s, p, d, ceil = pool_args(case)
-        with_indices, values, _ = fastpool_ops(dims)
-        ref, err = both(lambda: torch_cuda_forward(x, dims, k, s, p, d, ceil))
-        if err is not None:
-            with pytest.raises(type(err)):
-                with_indices(x, k, s, p, d, ceil)
-            return
-        out, idx = with_indices(x, k, s, p, d, ceil)
-        assert_bits_equal(out, ref[0])
-        assert torch.equal(idx, ref[1])
-        assert out.stride() == ref[0].stride() and idx.stride() == ref[1].stride()
-        assert_bits_equal(values(x, k, s, p, d, ceil), ref[0])
-        # The public API, whichever op it picks (where fastpool has it).
-        public = getattr(fastpool, f"max_pool{dims}d", None)
-        if public is not None:
-            torch_fn = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}[dims]
-            assert_bits_equal(public(x, k, s, p, d, ceil_mode=ceil), torch_fn(x, k, s, p, d, ceil_mode=ceil))
-
-    check()
-
-
-@pytest.mark.parametrize("dims", DIMS)
-def test_integer_forward_matches_torch_cpu(dims):
-    """PyTorch CUDA refuses integer inputs; fastpool's CUDA forward gives torch CPU's result."""
-    @settings(SETTINGS, max_examples=SETTINGS.max_examples // 2)
-    @given(pool_case(dims, dtypes=INT_DTYPES))
-    def check(case):
-        x = make_input(case)
-        k, s, p, d, ceil = pool_args(case)
-        with_indices, values, backward = fastpool_ops(dims)
-        ref, err = both(lambda: torch_forward(x, case))
-        if err is not None:
-            with pytest.raises(type(err)):
-                with_indices(x.cuda(), k, s, p, d, ceil)
-            return
-        out, idx = with_indices(x.cuda(), k, s, p, d, ceil)
-        assert_bits_equal(out.cpu(), ref[0])
-        assert torch.equal(idx.cpu(), ref[1])
-        assert out.stride() == ref[0].stride() and idx.stride() == ref[1].stride()
-        assert_bits_equal(values(x.cuda(), k, s, p, d, ceil).cpu(), ref[0])
-        if out.numel():
-            with pytest.raises(NotImplementedError):
-                backward(out, x.cuda(), k, s, p, d, ceil, idx)
-
-    check()
-
-
-def gpu_grad(ref_out, case, grad_seed):
-    g = torch.Generator().manual_seed(grad_seed)
-    grad = (torch.randn(ref_out.shape, generator=g, dtype=torch.float64) * 3).to(ref_out.dtype)
-    if case["special"] and grad.numel():
-        grad.view(-1)[0] = -0.0
-    return torch.empty_like(ref_out).copy_(grad.to(ref_out.device))  # in the forward output's layout
-
-
-@pytest.mark.parametrize("dims", DIMS)
-def test_backward_parity(dims):
-    @SETTINGS
-    @given(pool_case(dims), st.integers(0, 2**31 - 1))
-    def check(case, grad_seed):
-        x = make_input(case).cuda()
-        k, s, p, d, ceil = pool_args(case)
-        _, _, backward = fastpool_ops(dims)
-        ref, err = both(lambda: torch_cuda_forward(x, dims, k, s, p, d, ceil))
-        if err is not None:
-            return
-        grad = gpu_grad(ref[0], case, grad_seed)
-        want = torch_backward(grad, x, case, ref[1])
-        got = backward(grad, x, k, s, p, d, ceil, ref[1])
-        assert got.stride() == want.stride() or x.numel() == 0
-        own = covered_by_own_window(ref[1].cpu(), x.shape, case).all()
-        if dims < 3 or (not windows_overlap(case) and own):
-            assert_bits_equal(got, want)  # PyTorch CUDA's gather, or one atomicAdd onto 0 per input
-            return
-        # 3-d, overlapping windows or indices outside their window: the deterministic reference.
-        exact = reference_backward(grad.cpu(), x.cpu(), case, ref[1].cpu())
-        assert_bits_equal(got.cpu(), exact)
-        if own:
-            tol = dict(rtol=2e-2, atol=2e-2) if x.dtype in (torch.float16, torch.bfloat16) else {}
-            torch.testing.assert_close(got, want, equal_nan=True, **tol)
-
-    check()
-
-
-@pytest.mark.parametrize("dims", DIMS)
-def test_autograd_parity(dims):
-    public = getattr(fastpool, f"max_pool{dims}d", None)
-    if public is None:
-        pytest.skip(f"fastpool.max_pool{dims}d is not in the public API yet")
-
-    @SETTINGS
-    @given(pool_case(dims))
-    def check(case):
-        x = make_input(case).cuda()
-        k, s, p, d, ceil = pool_args(case)
-        if both(lambda: torch_cuda_forward(x, dims, k, s, p, d, ceil))[1] is not None:
-            return
-        torch_fn = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}[dims]
-        xa = x.clone().requires_grad_()
-        xb = x.clone().requires_grad_()
-        ya = public(xa, k, s, p, d, ceil_mode=ceil)
-        yb = torch_fn(xb, k, s, p, d, ceil_mode=ceil)
-        gy = torch.ones_like(yb)
-        ya.backward(gy)
-        yb.backward(gy)
-        assert_bits_equal(ya.detach(), yb.detach())
-        if dims < 3 or not windows_overlap(case):
-            assert_bits_equal(xa.grad, xb.grad)
-        else:  # PyTorch CUDA's 3-d backward: atomicAdd in no fixed order
-            tol = dict(rtol=2e-2, atol=2e-2) if x.dtype in (torch.float16, torch.bfloat16) else {}
-            torch.testing.assert_close(xa.grad, xb.grad, equal_nan=True, **tol)
-
-    check()
 
 
 @pytest.mark.parametrize("dims", DIMS)
@@ -230,10 +91,10 @@ def test_batch_beyond_grid_limits(layout):
         x = x.contiguous(memory_format=torch.channels_last)
     out, idx = ops.max_pool2d_with_indices(x, [3, 3], [2, 2], [1, 1], [1, 1], False)
     ref = torch.ops.aten.max_pool2d_with_indices(x, [3, 3], [2, 2], [1, 1], [1, 1], False)
-    assert_bits_equal(out, ref[0])
+    assert_identical(out, ref[0])
     assert torch.equal(idx, ref[1])
     g = torch.randn_like(out)
-    assert_bits_equal(ops.max_pool2d_with_indices_backward(g, x, [3, 3], [2, 2], [1, 1], [1, 1], False, idx),
+    assert_identical(ops.max_pool2d_with_indices_backward(g, x, [3, 3], [2, 2], [1, 1], [1, 1], False, idx),
                       torch.ops.aten.max_pool2d_with_indices_backward(g, x, [3, 3], [2, 2], [1, 1], [1, 1], False,
                                                                       idx))
 
@@ -263,7 +124,7 @@ def test_other_device_index():
     x = torch.randn(2, 3, 9, 9, device="cuda:1")
     out = ops.max_pool2d(x, [2, 2], [], [0, 0], [1, 1], False)
     assert out.device == x.device
-    assert_bits_equal(out, F.max_pool2d(x, 2))
+    assert_identical(out, F.max_pool2d(x, 2))
 
 
 @pytest.mark.parametrize("dims", DIMS)
@@ -295,16 +156,16 @@ def test_sanitizer_smoke(dims, dtype, layout, channels, offset):
             assert torch.equal(values(x, k, s, p, d, ceil).cpu(), ref[0])
             continue
         ref = torch_cuda_forward(x, dims, k, s, p, d, ceil)
-        assert_bits_equal(out, ref[0])
+        assert_identical(out, ref[0])
         assert torch.equal(idx, ref[1])
-        assert_bits_equal(values(x, k, s, p, d, ceil), ref[0])
+        assert_identical(values(x, k, s, p, d, ceil), ref[0])
         g = torch.randn_like(ref[0])
         case = dict(dims=dims, k=k, s=s, p=p, d=d, ceil=ceil)
         got = backward(g, x, k, s, p, d, ceil, idx)
         if dims < 3:
-            assert_bits_equal(got, torch_backward(g, x, case, idx))
+            assert_identical(got, torch_backward(g, x, case, idx))
         else:
-            assert_bits_equal(got.cpu(), reference_backward(g.cpu(), x.cpu(), case, idx.cpu()))
+            assert_identical(got.cpu(), reference_backward(g.cpu(), x.cpu(), case, idx.cpu()))
     torch.cuda.synchronize()
 
 
@@ -316,7 +177,7 @@ def _chunked_check(x, out, idx, k, s, rows):
         r1 = min(H_out, r0 + rows)
         xb = x[..., r0 * s:r1 * s, :]
         ref_o, ref_i = torch.ops.aten.max_pool2d_with_indices(xb, [k, k], [s, s], [0, 0], [1, 1], False)
-        assert_bits_equal(out[..., r0:r1, :], ref_o)
+        assert_identical(out[..., r0:r1, :], ref_o)
         assert torch.equal(idx[..., r0:r1, :] - r0 * s * x.shape[-1], ref_i)
 
 
@@ -373,7 +234,7 @@ def test_backward_deterministic_where_torch_refuses(dims):
     finally:
         torch.use_deterministic_algorithms(old)
     for g in grads[1:]:
-        assert_bits_equal(g, grads[0])
+        assert_identical(g, grads[0])
 
 # ---- adaptive_max_pool1d/2d/3d ---------------------------------------------
 
@@ -382,57 +243,6 @@ def fastpool_adaptive_ops(dims):
     """(with_indices, values, backward) ops of adaptive_max_pool{dims}d."""
     name = f"adaptive_max_pool{dims}d"
     return getattr(ops, f"{name}_with_indices"), getattr(ops, name), getattr(ops, f"{name}_backward")
-
-
-@pytest.mark.parametrize("dims", DIMS)
-def test_adaptive_forward_parity(dims):
-    @SETTINGS
-    @given(adaptive_case(dims))
-    def check(case):
-        x = make_input(case).cuda()
-        with_indices, values, _ = fastpool_adaptive_ops(dims)
-        ref_out, ref_idx = torch_adaptive(x, case["out"])
-        out, idx = with_indices(x, list(case["out"]))
-        assert_bits_equal(out, ref_out)
-        assert torch.equal(idx, ref_idx)
-        assert out.stride() == ref_out.stride() and idx.stride() == ref_idx.stride()
-        assert_bits_equal(values(x, list(case["out"])), ref_out)
-
-    check()
-
-
-def torch_cuda_adaptive_backward(grad, x, idx, dims):
-    """PyTorch's own adaptive backward op (1-d: the 2-d op on the unsqueezed tensors)."""
-    if dims == 1:
-        return torch.ops.aten.adaptive_max_pool2d_backward(grad.unsqueeze(-2), x.unsqueeze(-2),
-                                                           idx.unsqueeze(-2)).squeeze(-2)
-    op = torch.ops.aten.adaptive_max_pool2d_backward if dims == 2 else torch.ops.aten.adaptive_max_pool3d_backward
-    return op(grad, x, idx)
-
-
-@pytest.mark.parametrize("dims", DIMS)
-def test_adaptive_backward_parity(dims):
-    @SETTINGS
-    @given(adaptive_case(dims), st.integers(0, 2**31 - 1))
-    def check(case, grad_seed):
-        x = make_input(case).cuda()
-        with_indices, _, backward = fastpool_adaptive_ops(dims)
-        out, idx = with_indices(x, list(case["out"]))
-        g = torch.Generator().manual_seed(grad_seed)
-        grad = torch.empty_like(out).copy_((torch.randn(out.shape, generator=g, dtype=torch.float64) * 3).cuda())
-        got = backward(grad, x, idx)
-        # fastpool's deterministic gather: torch CPU's sums in the same order (float for half types).
-        assert_bits_equal(got.cpu(), torch_adaptive_backward(grad.cpu(), x.cpu(), idx.cpu(), dims))
-        if x.numel() == 0:
-            return
-        want = torch_cuda_adaptive_backward(grad, x, idx, dims)
-        if adaptive_is_even(case):
-            assert_bits_equal(got, want)
-        else:  # PyTorch CUDA's atomicAdd: close
-            tol = 2e-2 if x.dtype in (torch.float16, torch.bfloat16) else 1e-5
-            assert torch.allclose(got.double(), want.double(), rtol=tol, atol=tol, equal_nan=True)
-
-    check()
 
 
 @pytest.mark.parametrize("dims", DIMS)

@@ -1,428 +1,52 @@
-"""The CUDA ops run by the host executor (csrc/cuda/host_executor.cpp), against
-torch on CPU, for max_pool1d/2d/3d and adaptive_max_pool1d/2d/3d (the latter
-at the end of the file, with their own notes on PyTorch CUDA's semantics).
+"""The CUDA ops run by the host executor (csrc/cuda/host_executor.cpp): what is
+specific to the launcher (vector width and alignment, band and gather
+backward kinds, grid-stride steps, launch plans, the divider, adaptive window
+closed forms, 64-bit index choice, argument and dtype errors with PyTorch
+CUDA's words). The generic properties (values, indices, layouts, special
+values, batches, gradients against torch CPU adjusted by the documented CUDA
+differences, on an H100's grid and on one SM, with 32- and 64-bit indices)
+are tests/test_ops.py's `cuda-host` device; the differences themselves are
+listed in tests/ops.py.
 
 This is how CI checks the CUDA code without a GPU: fastpool._C.cuda_host_* run
 the very functions the CUDA registration runs (max_pool_launcher.h: checks,
 allocation, layout, kernel body, vector width, index width, grid), with only
 the kernel launch replaced by an emulation of the grid (every block, thread
 and grid-stride step, with an H100's limits or a single SM's). The spatial
-dims of a call are len(kernel_size). The reference is torch's CPU
-max_pool{1,2,3}d, adjusted only where PyTorch's CUDA result differs from its
-CPU one (the CUDA kernels match CUDA), or where fastpool's CUDA ops differ
-from PyTorch's CUDA ops on purpose:
-  * channels_last forward of max_pool1d/2d (PyTorch CUDA runs its 2-d kernel
-    for both): when no tap beats -inf (all taps -inf), the index is 0, not
-    the first tap. max_pool3d's channels-last kernel starts at the first tap,
-    like CPU; so do the integer types (PyTorch CUDA has no integer kernel,
-    fastpool follows PyTorch CPU);
-  * torch CPU's own quirk: its 3-d channels-last kernel, in the channels it
-    does not vectorise (C below or past its vector width), starts the index
-    without the depth term (h0*W + w0), which shows when no tap beats the
-    start; the reference takes the index from torch CPU's planar kernel there
-    (the full first tap, as PyTorch CUDA's 3-d kernels and fastpool, integers
-    included); and its channels-last kernels (every dims) raise for 1-byte
-    integers once a plane passes 127 elements, so for channels-last integers
-    the reference is its planar kernel's result;
-  * float16/bfloat16 backward: CUDA accumulates in float and rounds once, CPU
-    rounds after every add; the reference is CPU's backward run in float32
-    (same order of adds) rounded once;
-  * backward with an index outside its own output's window (that NHWC index 0,
-    or a window with no in-bounds tap, which dilation and padding allow):
-    fastpool gathers only over the outputs covering each input, so such an
-    output adds nothing; CPU scatters its gradient to that index. PyTorch
-    CUDA's max_pool1d/2d gather as fastpool does; its max_pool3d scatters,
-    like CPU, so there fastpool differs from PyTorch CUDA;
-  * max_pool3d backward, overlapping windows: PyTorch CUDA scatters with
-    atomicAdd, in scalar_t and in no fixed order (float16/bfloat16 round
-    after every add; float32 sums may differ run to run). fastpool sums
-    deterministically, in output raster order and in float for the half
-    types, which is the reference here; results may differ from PyTorch
-    CUDA's in the last bits. Non-overlapping windows give the same bits;
-  * adaptive_max_pool backward, uneven sizes (overlapping windows): PyTorch
-    CUDA scatters with atomicAdd (AdaptiveMaxPooling{2,3}d.cu), in scalar_t
-    and in no fixed order; fastpool gathers in output raster order, in float
-    for the half types, rounding once: the reference here is torch CPU's
-    backward in that order (float32 for half types, rounded once); PyTorch
-    CUDA's result may differ in the last bits. Sizes that divide give the
-    same bits (the windows tile the input);
-  * integer dtypes: PyTorch CUDA refuses them (pytorch/pytorch#107412);
-    fastpool's CUDA forward takes uint8/int8/int16/int32/int64 and returns
-    PyTorch CPU's values and indices; its backward raises NotImplementedError
-    like PyTorch. Adaptive max pooling refuses integers, forward and
-    backward, with PyTorch CUDA's NotImplementedError (it has floating
-    kernels only, and so does PyTorch CPU).
+dims of a call are len(kernel_size).
 """
 import math
-import os
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-import fastpool  # noqa: E402
-from fastpool import _C  # noqa: E402
-
-DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
-INT_DTYPES = [torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64]
-HALF_TYPES = (torch.float16, torch.bfloat16)
-DIMS = [1, 2, 3]
-# FASTPOOL_EXAMPLES=3000 for a deeper run. SETTINGS is also what the GPU tests
-# (test_cuda.py) use, per dims; the host runs are cheap, so they take more.
-SETTINGS = settings(max_examples=int(os.environ.get("FASTPOOL_EXAMPLES", "100")), deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow])
-HOST_SETTINGS = settings(SETTINGS, max_examples=2 * SETTINGS.max_examples)
-
-# Largest spatial size drawn per dims: 3-d volumes stay small (host runs emulate every thread).
-MAX_SIZE = {1: 24, 2: 14, 3: 7}
-
-
-@st.composite
-def pool_case(draw, dims=2, min_c=1, max_c=12, channels_multiple=1, dtypes=DTYPES):
-    # Kernels up to 7 (5 in 3-d): padding can then exceed the stride, so the
-    # first outputs' bands start before the input (see owned_band).
-    k = tuple(draw(st.integers(1, 7 if dims < 3 else 5)) for _ in range(dims))
-    s = tuple(draw(st.integers(1, 4)) for _ in range(dims))
-    d = tuple(draw(st.integers(1, 3)) for _ in range(dims))
-    # Padding up to half the kernel: torch's bound in every dims (argument
-    # errors are tested on their own).
-    p = tuple(draw(st.integers(0, k[i] // 2)) for i in range(dims))
-    ceil = draw(st.booleans())
-    # Big enough for at least one window.
-    spatial = tuple(draw(st.integers(max(1, (k[i] - 1) * d[i] + 1 - 2 * p[i]), max(MAX_SIZE[dims],
-                                                                               (k[i] - 1) * d[i] + 1)))
-                    for i in range(dims))
-    c = draw(st.integers(min_c, max_c if dims < 3 else min(max_c, 6))) * channels_multiple
-    batched = draw(st.integers(0, 5)) > 0
-    n = draw(st.integers(0, 3 if dims < 3 else 2)) if batched else None
-    layout = draw(st.sampled_from(["contiguous", "channels_last"])) if batched else "contiguous"
-    dtype = draw(st.sampled_from(dtypes))
-    special = draw(st.booleans())
-    seed = draw(st.integers(0, 2**31 - 1))
-    return dict(dims=dims, k=k, s=s, p=p, d=d, ceil=ceil, shape=((n,) if batched else ()) + (c,) + spatial,
-                layout=layout, dtype=dtype, special=special, seed=seed)
-
-
-def to_layout(x, dims, layout):
-    """x stored channels last (N,L,C / N,H,W,C / N,D,H,W,C) if asked; batched only."""
-    if layout != "channels_last":
-        return x
-    if dims > 1:  # torch's own formats (they fix the strides of size-1 dims)
-        return x.contiguous(memory_format=torch.channels_last if dims == 2 else torch.channels_last_3d)
-    order = [0] + list(range(2, x.dim())) + [1]
-    back = [0, x.dim() - 1] + list(range(1, x.dim() - 1))
-    return x.permute(order).contiguous().permute(back)
+import fastpool
+from fastpool import _C
+from ops import (DIMS, H100_SMS, HALF_TYPES, backward_kind, check_info, cuda_expected_indices,  # noqa: F401
+                 is_channels_last, padded3, pool_args, reference_backward, run_adaptive, run_adaptive_backward,
+                 run_backward, run_forward, summarize, to_layout, torch_adaptive, torch_adaptive_backward,
+                 torch_backward, torch_forward)
+from pool_cases import FLOAT_DTYPES as DTYPES
+from pool_cases import INT_DTYPES, assert_identical
+from pool_cases import make_input as make_values_input
 
 
 def make_input(case):
-    """Small integers (many ties, exact in every dtype), optionally with NaN,
-    +-inf and -0.0 sprinkled in (for integer types: the type's lowest and
-    highest values), in the case's layout."""
-    g = torch.Generator().manual_seed(case["seed"])
-    dtype = case["dtype"]
-    x = torch.randint(-4, 5, case["shape"], generator=g).to(torch.float64)
-    if not dtype.is_floating_point:
-        info = torch.iinfo(dtype)
-        x = x.to(torch.int64) + (4 if info.min == 0 else 0)
-        if case["special"] and x.numel():
-            r = torch.rand(case["shape"], generator=g)
-            x = torch.where(r < 0.3, torch.full_like(x, info.min), x)
-            x = torch.where((r >= 0.3) & (r < 0.35), torch.full_like(x, info.max), x)
-        return to_layout(x.to(dtype), case["dims"], case["layout"])
-    if case["special"] and x.numel():
-        r = torch.rand(case["shape"], generator=g)
-        x = torch.where(r < 0.08, torch.full_like(x, float("nan")), x)
-        x = torch.where((r >= 0.08) & (r < 0.3), torch.full_like(x, -math.inf), x)
-        x = torch.where((r >= 0.3) & (r < 0.35), torch.full_like(x, math.inf), x)
-        x = torch.where((r >= 0.35) & (r < 0.4), torch.full_like(x, -0.0), x)
-    return to_layout(x.to(dtype), case["dims"], case["layout"])
-
-
-def pool_args(case):
-    return list(case["k"]), list(case["s"]), list(case["p"]), list(case["d"]), case["ceil"]
-
-
-def padded3(values, fill):
-    """A per-dim tuple right-aligned into (D, H, W), as the kernels see it."""
-    return (fill,) * (3 - len(values)) + tuple(values)
-
-
-def is_channels_last(t, dims):
-    """Whether a batched result is stored channels last (and not also contiguous)."""
-    if t.dim() != dims + 2 or t.is_contiguous():
-        return False
-    return to_layout(t, dims, "channels_last").stride() == t.stride()
-
-
-def torch_forward(x, case):
-    """torch CPU's values and indices; for 3-d channels-last inputs, the index
-    of windows where no tap beats the start comes from torch's planar kernel
-    (see the module docstring: torch CPU's channels-last one drops the depth
-    term in its scalar channels)."""
-    k, s, p, d, ceil = pool_args(case)
-    fn = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}[case["dims"]]
-    if is_channels_last(x, case["dims"]) and not x.dtype.is_floating_point:
-        # torch CPU's channels-last kernels raise for 1-byte integers once a
-        # plane passes 127 elements: its planar kernel's result, stored channels last.
-        # (Its layout: that of torch's result for a float copy.)
-        out, idx = fn(x.contiguous(), k, s, p, d, ceil_mode=ceil, return_indices=True)
-        like, _ = fn(x.double(), k, s, p, d, ceil_mode=ceil, return_indices=True)  # (1-d without indices: planar)
-        return torch.empty_like(like, dtype=x.dtype).copy_(out), torch.empty_like(like, dtype=torch.int64).copy_(idx)
-    out, idx = fn(x, k, s, p, d, ceil_mode=ceil, return_indices=True)
-    if case["dims"] == 3 and is_channels_last(x, 3) and out.numel():
-        _, planar_idx = fn(x.contiguous(), k, s, p, d, ceil_mode=ceil, return_indices=True)
-        lowest = -math.inf if x.dtype.is_floating_point else torch.iinfo(x.dtype).min
-        idx = torch.empty_like(idx).copy_(torch.where(out == lowest, planar_idx, idx))  # keeping idx's strides
-    return out, idx
-
-
-def torch_backward(grad, x, case, idx):
-    """torch's max_pool{1,2,3}d backward (1-d: the 2-d op on the unsqueezed tensors, as torch's own autograd)."""
-    k, s, p, d, ceil = pool_args(case)
-    if case["dims"] == 1:
-        return torch.ops.aten.max_pool2d_with_indices_backward(
-            grad.unsqueeze(-2), x.unsqueeze(-2), [1] + k, [1] + s, [0] + p, [1] + d, ceil, idx.unsqueeze(-2)).squeeze(-2)
-    op = torch.ops.aten.max_pool2d_with_indices_backward if case["dims"] == 2 else \
-        torch.ops.aten.max_pool3d_with_indices_backward
-    return op(grad, x, k, s, p, d, ceil, idx)
-
-
-def index_starts_at_zero(case, dtype):
-    """PyTorch CUDA's 2-d channels-last forward (max_pool1d and 2d) starts the index at 0."""
-    return case["dims"] < 3 and dtype.is_floating_point
-
-
-def cuda_expected_indices(info, out, idx, case):
-    if info["layout"] == "nhwc" and index_starts_at_zero(case, out.dtype):
-        return torch.where(out == -math.inf, torch.zeros_like(idx), idx)
-    return idx
+    """The case's input (pool_cases.make_input: small integers with NaN, ±inf
+    and -0.0 where case["special"], ties otherwise), stored channels last with
+    torch's own memory formats where asked."""
+    shape = case["shape"]
+    dims = case["dims"]
+    batch = shape[0] if len(shape) == dims + 2 else None
+    x = make_values_input(batch, shape[-dims - 1], shape[-dims:], case["dtype"], "contiguous", case["seed"],
+                          "specials" if case["special"] else "ties")
+    return to_layout(x, dims, case["layout"])
 
 
 def assert_same(a, b):
-    assert a.shape == b.shape and a.dtype == b.dtype
-    if not a.dtype.is_floating_point:
-        assert torch.equal(a, b)
-        return
-    assert torch.equal(a.isnan(), b.isnan())
-    fill = torch.zeros((), dtype=a.dtype)
-    assert torch.equal(torch.where(a.isnan(), fill, a), torch.where(b.isnan(), fill, b))
-
-
-H100_SMS = 132
-
-
-def summarize(info):
-    """The launch of a host run (at most one per op call): layout, lanes, index width."""
-    launches = info["launches"]
-    assert len(launches) <= 1
-    if not launches:
-        return dict(info, layout=None, lanes=1, index_bits=None, body=None)
-    launch = launches[0]
-    layout = "nhwc" if launch["body"].endswith("nhwc") else "nchw"
-    return dict(info, layout=layout, lanes=launch["lanes"], index_bits=launch["index_bits"], body=launch["body"],
-                blocks=launch["blocks"], max_steps=launch["max_steps"], items=launch["items"])
-
-
-def run_forward(x, case, with_indices=True, force_index64=False, sm_count=H100_SMS):
-    k, s, p, d, ceil = pool_args(case)
-    out, idx, info = _C.cuda_host_max_pool(x, k, s, p, d, ceil, with_indices=with_indices,
-                                           force_index64=force_index64, sm_count=sm_count)
-    return out, idx, summarize(info)
-
-
-def run_backward(grad, x, case, idx, force_index64=False, sm_count=H100_SMS):
-    k, s, p, d, ceil = pool_args(case)
-    gi, info = _C.cuda_host_max_pool_backward(grad, x, k, s, p, d, ceil, idx, force_index64=force_index64,
-                                              sm_count=sm_count)
-    return gi, summarize(info)
-
-
-def windows_overlap(case):
-    return any((k - 1) * d + 1 > s for k, s, d in zip(case["k"], case["s"], case["d"]))
-
-
-def backward_kind(case):
-    """The backward algorithm the launcher must pick (see max_pool_launcher.h)."""
-    if not windows_overlap(case):
-        return "bands"
-    sd, sh, sw = padded3(case["s"], 1)
-    return "band_gather" if (sh, sw) == (2, 2) and sd in (1, 2) else "gather"
-
-
-def check_info(info, x, dims):
-    assert info["misaligned"] == 0
-    c = x.shape[-dims - 1]
-    assert c % info["lanes"] == 0
-    assert info["lanes"] in (1, 8 // x.element_size(), 16 // x.element_size())
-    if info["lanes"] > 1:
-        assert info["layout"] == "nhwc"
-        assert info["vector_accesses"] > 0 or x.numel() == 0
-
-
-# A real card's limits, or a single SM (a smaller grid, so more grid-stride steps).
-SM_COUNTS = st.sampled_from([H100_SMS, 1])
-
-
-def check_forward(case, sms):
-    x = make_input(case)
-    try:
-        ref_out, ref_idx = torch_forward(x, case)
-    except RuntimeError as e:
-        with pytest.raises(type(e)):
-            run_forward(x, case, sm_count=sms)
-        return
-    out, idx, info = run_forward(x, case, sm_count=sms)
-    assert_same(out, ref_out)
-    assert torch.equal(idx, cuda_expected_indices(info, ref_out, ref_idx, case))
-    assert out.stride() == ref_out.stride() and idx.stride() == ref_idx.stride()
-    if out.numel() == 0:
-        assert info["body"] is None  # nothing is launched for an empty output
-        return
-    # Square 2x2 and 3x3 (h, w) windows in NCHW take the unrolled bodies.
-    _, kh, kw = padded3(case["k"], 1)
-    k_square = kh if kh == kw and kh in (2, 3) else None
-    assert info["body"] in ("forward_nhwc", "forward_nchw" + (f"_k{k_square}" if k_square else ""))
-    if is_channels_last(ref_out, case["dims"]):
-        assert info["layout"] == "nhwc"
-    assert info["index_bits"] == 32
-    assert info["items"] * info["lanes"] == out.numel()
-    check_info(info, x, case["dims"])
-
-    # The inference op: same values, no indices; and the 64-bit index path.
-    out2, none, _ = run_forward(x, case, with_indices=False, sm_count=sms)
-    assert none is None
-    assert_same(out2, ref_out)
-    out3, idx3, info3 = run_forward(x, case, force_index64=True, sm_count=sms)
-    assert info3["index_bits"] == 64
-    assert_same(out3, ref_out)
-    assert torch.equal(idx3, idx)
-
-
-@pytest.mark.parametrize("dims", DIMS)
-def test_forward_matches_torch(dims):
-    @HOST_SETTINGS
-    @given(pool_case(dims), SM_COUNTS)
-    def check(case, sms):
-        check_forward(case, sms)
-
-    check()
-
-
-@pytest.mark.parametrize("dims", DIMS)
-def test_integer_forward_matches_torch_cpu(dims):
-    """Integer inputs (no PyTorch CUDA kernel): PyTorch CPU's values and indices,
-    the running max starting at the type's lowest value."""
-    @settings(SETTINGS, max_examples=SETTINGS.max_examples // 2)
-    @given(pool_case(dims, dtypes=INT_DTYPES), SM_COUNTS)
-    def check(case, sms):
-        check_forward(case, sms)
-
-    check()
-
-
-def covered_by_own_window(idx, x_shape, case):
-    """Whether each output's index lies inside that output's window span (the
-    outputs a gather visits for that input)."""
-    dims = case["dims"]
-    sizes = x_shape[-dims:]
-    inside = (idx >= 0) & (idx < math.prod(sizes))  # past the volume: no input has it
-    rest = idx.clone()
-    for axis in reversed(range(dims)):  # a flattened index aliases as it does on the GPU
-        pos = rest % sizes[axis]
-        rest = rest // sizes[axis]
-        shape = [1] * dims
-        shape[axis] = -1
-        o = torch.arange(idx.shape[-dims + axis]).view(shape)
-        start = o * case["s"][axis] - case["p"][axis]
-        inside &= (pos >= start) & (pos <= start + (case["k"][axis] - 1) * case["d"][axis])
-    return inside
-
-
-def reference_backward(grad, x, case, idx):
-    """fastpool CUDA's backward (PyTorch CUDA's for 1-d/2-d), from torch CPU's:
-    outputs whose index lies outside their own window add nothing (a gather
-    over covering outputs; CPU would scatter there), and half types sum in
-    float32 (same order) and round once."""
-    keep = covered_by_own_window(idx, x.shape, case)
-    grad = torch.where(keep, grad, torch.zeros_like(grad))
-    idx = torch.where(keep, idx, torch.full_like(idx, -1))  # CPU skips -1
-    if x.dtype in HALF_TYPES:
-        return torch_backward(grad.float(), x.float(), case, idx).to(x.dtype)
-    return torch_backward(grad, x, case, idx)
-
-
-def check_backward(case, grad_seed, sms):
-    x = make_input(case)
-    try:
-        ref_out, _ = torch_forward(x, case)
-    except RuntimeError:
-        return
-    g = torch.Generator().manual_seed(grad_seed)
-    # Grads with a few significant bits, so sums round differently per order.
-    grad = (torch.randn(ref_out.shape, generator=g, dtype=torch.float64) * 3).to(x.dtype)
-    grad = torch.empty_like(ref_out).copy_(grad)  # in the forward output's layout
-    _, idx, _ = run_forward(x, case)  # the indices CUDA's forward gives
-    gi, info = run_backward(grad, x, case, idx, sm_count=sms)
-    ref = reference_backward(grad, x, case, idx)
-    assert_same(gi, ref)
-    assert gi.stride() == ref.stride() or x.numel() == 0
-    if x.numel() == 0:
-        assert info["body"] is None
-        return
-    # Overlapping windows gather (per input, or per band for stride 2); the others write each output's band.
-    kind = backward_kind(case)
-    assert info["body"] == f"backward_{kind}_{info['layout']}"
-    if is_channels_last(x, case["dims"]):
-        assert info["layout"] == "nhwc"
-    assert info["items"] * info["lanes"] == (x.numel() if kind == "gather" else ref_out.numel())
-    check_info(info, x, case["dims"])
-    gi64, info64 = run_backward(grad, x, case, idx, force_index64=True, sm_count=sms)
-    assert info64["index_bits"] == 64
-    assert_same(gi64, gi)
-
-
-@pytest.mark.parametrize("dims", DIMS)
-def test_backward_matches_torch(dims):
-    @HOST_SETTINGS
-    @given(pool_case(dims), st.integers(0, 2**31 - 1), SM_COUNTS)
-    def check(case, grad_seed, sms):
-        check_backward(case, grad_seed, sms)
-
-    check()
-
-
-@pytest.mark.parametrize("dims", DIMS)
-def test_vector_paths_aligned(dims):
-    """Channel counts that take the 8/16-byte paths: full width when aligned."""
-    @HOST_SETTINGS
-    @given(pool_case(dims, min_c=1, max_c=4, channels_multiple=8), st.integers(0, 2**31 - 1))
-    def check(case, grad_seed):
-        case = dict(case, layout="channels_last", shape=(max(1, (case["shape"][0] or 1)),) + case["shape"][-dims - 1:])
-        x = make_input(case)
-        try:
-            ref_out, ref_idx = torch_forward(x, case)
-        except RuntimeError:
-            return
-        out, idx, info = run_forward(x, case)
-        # Fresh CPU tensors are 64-byte aligned and C is a multiple of 8: 16
-        # bytes (unless the spatial size is 1, where torch calls the layout contiguous).
-        nhwc = info["layout"] == "nhwc"
-        assert info["lanes"] == (16 // x.element_size() if nhwc else 1)
-        check_info(info, x, dims)
-        assert_same(out, ref_out)
-        assert torch.equal(idx, cuda_expected_indices(info, ref_out, ref_idx, case))
-        grad = torch.randn(ref_out.shape, generator=torch.Generator().manual_seed(grad_seed)).to(x.dtype)
-        grad = torch.empty_like(ref_out).copy_(grad)
-        gi, binfo = run_backward(grad, x, case, idx)
-        assert binfo["lanes"] == (16 // x.element_size() if nhwc else 1)
-        check_info(binfo, x, dims)
-        assert_same(gi, reference_backward(grad, x, case, idx))
-
-    check()
+    """Same values bit for bit (NaN as NaN, the sign of zero included), shape and dtype."""
+    assert_identical(a, b, strides=False)
 
 
 def offset_channels_last(x, offset_elems):
@@ -515,22 +139,6 @@ def test_all_minus_inf_window_index_and_backward(dims, layout):
     assert flat[:, :, 0].eq(0).all() and flat[:, :, peak].eq(1).all()
     windows = out.flatten(2).shape[-1]
     assert gi.sum() == 2 * (1 if index_zero else windows)  # else every far window's first tap
-
-
-@pytest.mark.parametrize("dims", DIMS)
-def test_unbatched_and_empty_batch(dims):
-    x = torch.randn((3,) + (7, 5, 6)[:dims])
-    k, p = [2] * dims, [1] * dims
-    case = dict(dims=dims, k=k, s=k, p=p, d=[1] * dims, ceil=True)
-    out, idx, info = _C.cuda_host_max_pool(x, k, [], p, [1] * dims, True)
-    ref_out, ref_idx = torch_forward(x, case)
-    assert summarize(info)["layout"] == "nchw"
-    assert_same(out, ref_out) and torch.equal(idx, ref_idx)
-    e = to_layout(torch.randn((0, 4) + (6,) * dims), dims, "channels_last")
-    out, idx, _ = _C.cuda_host_max_pool(e, k, [], [0] * dims, [1] * dims, False)
-    assert out.shape == (0, 4) + (3,) * dims and idx.shape == out.shape
-    gi, _ = _C.cuda_host_max_pool_backward(out, e, k, [], [0] * dims, [1] * dims, False, idx)
-    assert gi.shape == e.shape
 
 
 @pytest.mark.parametrize("dims", DIMS)
@@ -696,113 +304,6 @@ def test_cuda_kernels_raise_before_touching_the_device(kwargs):
 # reference reproduces (CPU's backward in float32, rounded once). Where sizes
 # divide the windows tile the input and both give the same bits.
 
-ADAPTIVE_MAX_SIZE = {1: 24, 2: 11, 3: 6}
-
-
-@st.composite
-def adaptive_case(draw, dims):
-    sizes = tuple(draw(st.integers(1, ADAPTIVE_MAX_SIZE[dims])) for _ in range(dims))
-    # Below, equal to and above the input's size; divisors take the fixed description.
-    out = tuple(draw(st.one_of(st.integers(1, n + 3), st.sampled_from([d for d in range(1, n + 1) if n % d == 0])))
-                for n in sizes)
-    c = draw(st.integers(1, 12 if dims < 3 else 6))
-    batched = draw(st.integers(0, 5)) > 0
-    n = draw(st.integers(0, 3 if dims < 3 else 2)) if batched else None
-    layout = draw(st.sampled_from(["contiguous", "channels_last"])) if batched else "contiguous"
-    return dict(dims=dims, out=out, shape=((n,) if batched else ()) + (c,) + sizes, layout=layout,
-                dtype=draw(st.sampled_from(DTYPES)), special=draw(st.booleans()), seed=draw(st.integers(0, 2**31 - 1)))
-
-
-def torch_adaptive(x, out):
-    fn = {1: F.adaptive_max_pool1d, 2: F.adaptive_max_pool2d, 3: F.adaptive_max_pool3d}[len(out)]
-    return fn(x, out[0] if len(out) == 1 else out, return_indices=True)
-
-
-def torch_adaptive_backward(grad, x, idx, dims):
-    """torch CPU's adaptive backward; half types in float32 (same order), rounded once."""
-    if dims == 1:
-        return torch_adaptive_backward(grad.unsqueeze(-2), x.unsqueeze(-2), idx.unsqueeze(-2), 2).squeeze(-2)
-    op = torch.ops.aten.adaptive_max_pool2d_backward if dims == 2 else torch.ops.aten.adaptive_max_pool3d_backward
-    if x.dtype in HALF_TYPES:
-        return op(grad.float(), x.float(), idx).to(x.dtype)
-    return op(grad, x, idx)
-
-
-def run_adaptive(x, out, **kw):
-    o, i, info = _C.cuda_host_adaptive_max_pool(x, list(out), **kw)
-    return o, i, summarize(info)
-
-
-def run_adaptive_backward(grad, x, idx, dims, **kw):
-    gi, info = _C.cuda_host_adaptive_max_pool_backward(grad, x, idx, dims, **kw)
-    return gi, summarize(info)
-
-
-def adaptive_is_even(case):
-    return all(n % o == 0 for n, o in zip(case["shape"][-case["dims"]:], case["out"]))
-
-
-@pytest.mark.parametrize("dims", DIMS)
-def test_adaptive_forward_matches_torch(dims):
-    @SETTINGS
-    @given(adaptive_case(dims), SM_COUNTS)
-    def check(case, sms):
-        x = make_input(case)
-        ref_out, ref_idx = torch_adaptive(x, case["out"])
-        out, idx, info = run_adaptive(x, case["out"], sm_count=sms)
-        assert_same(out, ref_out)
-        assert torch.equal(idx, ref_idx)
-        assert out.stride() == ref_out.stride() and idx.stride() == ref_idx.stride()
-        if out.numel() == 0:
-            assert info["body"] is None
-            return
-        if is_channels_last(ref_out, dims):
-            assert info["layout"] == "nhwc"
-        # Uneven (h, w) windows vary in size: never the unrolled square bodies.
-        plane = dict(case, dims=min(dims, 2), out=case["out"][-2:])
-        if not adaptive_is_even(plane):
-            assert info["body"] in ("forward_nhwc", "forward_nchw")
-        assert info["index_bits"] == 32 and info["items"] * info["lanes"] == out.numel()
-        check_info(info, x, dims)
-        values, none, _ = run_adaptive(x, case["out"], with_indices=False, sm_count=sms)
-        assert none is None
-        assert_same(values, ref_out)
-        out64, idx64, info64 = run_adaptive(x, case["out"], force_index64=True, sm_count=sms)
-        assert info64["index_bits"] == 64
-        assert_same(out64, ref_out)
-        assert torch.equal(idx64, ref_idx)
-
-    check()
-
-
-@pytest.mark.parametrize("dims", DIMS)
-def test_adaptive_backward_matches_torch(dims):
-    @SETTINGS
-    @given(adaptive_case(dims), st.integers(0, 2**31 - 1), SM_COUNTS)
-    def check(case, grad_seed, sms):
-        x = make_input(case)
-        ref_out, _ = torch_adaptive(x, case["out"])
-        _, idx, _ = run_adaptive(x, case["out"])
-        g = torch.Generator().manual_seed(grad_seed)
-        grad = torch.empty_like(ref_out).copy_((torch.randn(ref_out.shape, generator=g, dtype=torch.float64) * 3))
-        gi, info = run_adaptive_backward(grad, x, idx, dims, sm_count=sms)
-        ref = torch_adaptive_backward(grad, x, idx, dims)
-        assert_same(gi, ref)
-        assert gi.stride() == ref.stride() or x.numel() == 0
-        if x.numel() == 0:
-            assert info["body"] is None
-            return
-        # Uneven windows overlap: the per-input gather; even ones tile the input: bands.
-        kind = "bands" if adaptive_is_even(case) else "gather"
-        assert info["body"] == f"backward_{kind}_{info['layout']}"
-        check_info(info, x, dims)
-        gi64, info64 = run_adaptive_backward(grad, x, idx, dims, force_index64=True, sm_count=sms)
-        assert info64["index_bits"] == 64
-        assert_same(gi64, gi)
-
-    check()
-
-
 def test_adaptive_axis_closed_forms():
     """The kernels' adaptive window bounds and covering outputs (closed forms,
     multiply-high division) against their definitions, for every in, out <= 64
@@ -839,15 +340,9 @@ def test_adaptive_products_past_int32_take_64_bit_indices():
 
 
 @pytest.mark.parametrize("dims", DIMS)
-def test_adaptive_unbatched_empty_batch_and_zero_output(dims):
+def test_adaptive_empty_batch_and_zero_output(dims):
     spatial = (5, 7, 6)[-dims:]
     x = torch.randn((3,) + spatial)
-    for out in [(2, 3, 4)[-dims:], spatial, (7, 9, 8)[-dims:]]:
-        ref = torch_adaptive(x, out)
-        got = run_adaptive(x, out)
-        assert_same(got[0], ref[0]) and torch.equal(got[1], ref[1])
-        grad = torch.randn(ref[0].shape)
-        assert_same(run_adaptive_backward(grad, x, got[1], dims)[0], torch_adaptive_backward(grad, x, ref[1], dims))
     # Empty batch: empty results, nothing launched (and, as PyTorch CUDA, no dtype check).
     for dtype in (torch.float32, torch.int64):
         e = torch.zeros((0, 3) + spatial, dtype=dtype)
@@ -863,6 +358,19 @@ def test_adaptive_unbatched_empty_batch_and_zero_output(dims):
         run_adaptive_backward(out, x, idx, dims)
     assert str(ours.value).splitlines()[0] == str(ref.value).splitlines()[0]
 
+
+
+@pytest.mark.xfail(strict=True, reason="known difference, kept visible: fastpool's CUDA NHWC gather returns -0.0 "
+                   "where only -0.0 gradients reach an input; torch CPU (and PyTorch CUDA's gather, which starts "
+                   "its sum at 0) give +0.0. The generic tests' cuda-host gradients hold no -0.0 (test_cuda.py's did)")
+def test_gather_of_minus_zero_gradients():
+    case = dict(dims=2, k=(2, 2), s=(1, 1), p=(0, 0), d=(1, 1), ceil=False, shape=(2, 3, 2, 33), layout="channels_last",
+                dtype=torch.float32, special=False, seed=0)
+    x = make_input(case)
+    _, idx, _ = run_forward(x, case)
+    grad = torch.full_like(torch_forward(x, case)[0], -0.0)
+    gi, _ = run_backward(grad, x, case, idx)
+    assert_same(gi, reference_backward(grad, x, case, idx))
 
 @pytest.mark.parametrize("dims", DIMS)
 @pytest.mark.parametrize("dtype", [torch.int64, torch.uint8, torch.bool], ids=str)

@@ -1,5 +1,8 @@
-"""fastpool.max_pool{1,2,3}d on the CPU against torch.nn.functional's:
-values, indices, layouts, gradients, every ISA path, thread counts.
+"""fastpool.max_pool{1,2,3}d on the CPU: what is specific to the op or the
+CPU (the backward op, gradcheck, thread counts, ISA selection, out-of-plane
+indices, large tensors, memory-format rules). Values, indices, layouts,
+special values, batches and gradients against torch on every ISA path are
+the generic tests of tests/test_ops.py (op table: tests/ops.py).
 
 Beyond torch: fastpool's max_pool1d without indices takes integer dtypes
 (torch's max_pool1d takes them only with return_indices), and keeps an input's
@@ -8,150 +11,15 @@ N,L,C storage in its output as torch does with indices or under autograd
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import HealthCheck, assume, given, settings
-from hypothesis import strategies as st
 
 import fastpool
-from pool_cases import (ALL_DTYPES, FLOAT_DTYPES, ISAS, LAYOUTS, assert_identical, cpu_isa, has_empty_window,
-                        make_input, per_dim, pool_params, torch_max_pool)
-
-PROPERTY = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
+from pool_cases import ISAS, assert_identical, cpu_isa, make_input, torch_max_pool
 
 DIMS = [1, 2, 3]
 
 
 def pool_fn(dims, lib=fastpool):
     return getattr(lib, f"max_pool{dims}d") if lib is fastpool else getattr(F, f"max_pool{dims}d")
-
-
-def check_forward(dims, x, args, isa, expected):
-    """Both forward ops on the given ISA path against torch's (values, indices)."""
-    with cpu_isa(isa):
-        out, idx = pool_fn(dims)(x, return_indices=True, **args)
-        values_only = pool_fn(dims)(x, **args)
-    assert_identical(out, expected[0])
-    assert_identical(idx, expected[1])
-    assert_identical(values_only, expected[0])
-
-
-@st.composite
-def forward_case(draw, dtypes=ALL_DTYPES):
-    dims = draw(st.sampled_from(DIMS))
-    args, sizes = draw(pool_params(dims))
-    batch = draw(st.sampled_from([None, 0, 1, 2, 3]))
-    channels = draw(st.integers(1, 40 if dims < 3 else 20))  # crosses every vector width, with remainders
-    layout = draw(st.sampled_from(LAYOUTS))
-    dtype = draw(st.sampled_from(dtypes))
-    special = draw(st.sampled_from(["normal", "ties", "specials"]))
-    seed = draw(st.integers(0, 2**31 - 1))
-    isa = draw(st.sampled_from(ISAS))
-    return dims, args, make_input(batch, channels, sizes, dtype, layout, seed, special), isa
-
-
-@PROPERTY
-@given(case=forward_case())
-def test_forward_matches_torch(case):
-    dims, args, x, isa = case
-    check_forward(dims, x, args, isa, torch_max_pool(dims, x, **args))
-
-
-# Wide rows and many channels, so every vector path (full chunks, overlapped
-# last chunk, de-interleaving stride-2 loads) runs, not only the scalar edges.
-# The (H, W) window is drawn as in 2-d; 1-d keeps its W part, 3-d adds a depth.
-@settings(max_examples=60, deadline=None)
-@given(
-    dims=st.sampled_from(DIMS),
-    hw=st.tuples(st.integers(1, 8), st.integers(33, 140)),
-    kernel=st.sampled_from([(2, 2), (3, 3), (1, 3), (3, 1), (2, 5), (4, 4)]),
-    stride=st.sampled_from([(1, 1), (2, 2), (1, 2), (2, 3), (3, 3), (1, 4), (4, 4)]),
-    padding=st.sampled_from([(0, 0), (1, 1), (0, 1)]),
-    dilation=st.sampled_from([(1, 1), (1, 2), (2, 1)]),
-    depth=st.tuples(st.integers(1, 4), st.integers(1, 2), st.integers(1, 2), st.integers(0, 1)),
-    ceil_mode=st.booleans(),
-    layout=st.sampled_from(["contiguous", "channels_last"]),
-    channels=st.sampled_from([1, 3, 16, 33, 64]),
-    dtype=st.sampled_from(FLOAT_DTYPES),
-    special=st.sampled_from(["normal", "ties", "specials"]),
-    seed=st.integers(0, 2**31 - 1),
-    isa=st.sampled_from(ISAS),
-)
-def test_forward_vector_paths(dims, hw, kernel, stride, padding, dilation, depth, ceil_mode, layout, channels, dtype,
-                              special, seed, isa):
-    padding = tuple(min(p, k // 2) for p, k in zip(padding, kernel))
-    hw = tuple(max(n, (k - 1) * d + 1) for n, k, d in zip(hw, kernel, dilation))
-    if dims == 3:  # depth: size, kernel, stride, padding
-        d_size, d_kernel, d_stride, d_pad = depth
-        hw, kernel, stride = (max(d_size, d_kernel),) + hw, (d_kernel,) + kernel, (d_stride,) + stride
-        padding, dilation = (min(d_pad, d_kernel // 2),) + padding, (1,) + dilation
-    elif dims == 1:
-        hw, kernel, stride, padding, dilation = hw[1:], kernel[1:], stride[1:], padding[1:], dilation[1:]
-    x = make_input(2, channels, hw, dtype, layout, seed, special)
-    args = dict(kernel_size=kernel, stride=stride, padding=padding, dilation=dilation, ceil_mode=ceil_mode)
-    check_forward(dims, x, args, isa, pool_fn(dims, F)(x, return_indices=True, **args))
-
-
-# Narrow rows with wide windows (global pooling, k >= 4 with stride > 2): one
-# masked load per window row, then the lanes combined in scan order.
-@settings(max_examples=80, deadline=None)
-@given(
-    kh=st.integers(1, 9), kw=st.integers(4, 17), extra_w=st.integers(0, 6), h_extra=st.integers(0, 3),
-    stride=st.integers(3, 8), padding=st.integers(0, 2), ceil_mode=st.booleans(),
-    layout=st.sampled_from(["contiguous", "sliced"]), channels=st.integers(1, 5),
-    dtype=st.sampled_from(FLOAT_DTYPES), special=st.sampled_from(["normal", "ties", "specials"]),
-    seed=st.integers(0, 2**31 - 1), isa=st.sampled_from(ISAS),
-)
-def test_forward_wide_windows_on_narrow_rows(kh, kw, extra_w, h_extra, stride, padding, ceil_mode, layout, channels,
-                                             dtype, special, seed, isa):
-    padding = min(padding, kh // 2, kw // 2)
-    x = make_input(2, channels, (kh + h_extra, kw + extra_w), dtype, layout, seed, special)
-    args = dict(kernel_size=(kh, kw), stride=stride, padding=padding, ceil_mode=ceil_mode)
-    check_forward(2, x, args, isa, F.max_pool2d(x, return_indices=True, **args))
-
-
-@PROPERTY
-@given(case=forward_case(dtypes=FLOAT_DTYPES), return_indices=st.booleans())
-def test_backward_matches_torch(case, return_indices):
-    """Training through autograd: without indices the forward saves 1-byte
-    taps, with indices torch's int64 indices. Either way the gradient is
-    torch's, bit for bit, in every dtype (half types round after every add, in
-    output order, as torch's CPU backward does)."""
-    dims, args, x, isa = case
-    assume(not has_empty_window(args, x.shape[-dims:]))  # see test_windows_without_in_bounds_taps
-    x_fp = x.detach().clone().requires_grad_()
-    expected_out, expected_idx = torch_max_pool(dims, x, **args)
-    grad = torch.empty_like(expected_out).copy_(torch.randn(expected_out.shape, dtype=torch.float64))
-    with cpu_isa(isa):
-        out = pool_fn(dims)(x_fp, return_indices=return_indices, **args)
-        (out[0] if return_indices else out).backward(grad)
-    assert_identical((out[0] if return_indices else out).detach(), expected_out)
-    # torch's own backward op over its indices. The taps have no
-    # counterpart of the indices torch's channels-last 3-d kernel gives its
-    # remainder channels where a whole window is -inf (without the depth
-    # term, outside that window): their gradient goes to the window's first
-    # tap, as in every other channel, whose indices torch's planar kernel gives.
-    indices = expected_idx if return_indices else torch_max_pool(dims, x.contiguous(), **args)[1]
-    reference = aten_backward(dims, grad, x, args, indices)
-    # (x.grad's strides are autograd's choice, so only values are compared here.)
-    assert_identical(x_fp.grad, torch.empty_like(x_fp.grad).copy_(reference))
-    if return_indices or dims != 3:
-        # Then that is torch's own training result too.
-        x_torch = x.detach().clone().requires_grad_()
-        pool_fn(dims, F)(x_torch, **args).backward(grad)
-        assert_identical(x_fp.grad, x_torch.grad)
-
-
-def aten_backward(dims, grad, x, args, indices):
-    """torch's backward op for max_pool{dims}d (1-d: the 2-d op on the input
-    unsqueezed to (N,) C, 1, L, as torch's max_pool1d runs it)."""
-    k, p, d = (list(per_dim(args[n], dims)) for n in ("kernel_size", "padding", "dilation"))
-    s = k if args["stride"] is None else list(per_dim(args["stride"], dims))
-    if dims == 1:
-        k, s, p, d = [1] + k, [1] + s, [0] + p, [1] + d
-        return torch.ops.aten.max_pool2d_with_indices_backward(
-            grad.unsqueeze(-2), x.unsqueeze(-2), k, s, p, d, args["ceil_mode"], indices.unsqueeze(-2)).squeeze(-2)
-    op = getattr(torch.ops.aten, f"max_pool{dims}d_with_indices_backward")
-    return op(grad, x, k, s, p, d, args["ceil_mode"], indices)
 
 
 SHAPES = {1: (23,), 2: (11, 13), 3: (5, 7, 6)}
@@ -221,22 +89,6 @@ def test_thread_count_does_not_change_results(dims, layout, dtype, batch):
     if dtype == torch.float32:  # exact in float32: torch adds in the same order
         aten_backward = getattr(torch.ops.aten, f"max_pool{dims}d_with_indices_backward")
         assert_identical(g1, aten_backward(torch.ones_like(out), x, k, s, p, d, False, expected_idx))
-
-
-@pytest.mark.parametrize("dims", DIMS)
-def test_empty_batch_and_unbatched(dims):
-    for shape in [(0, 3) + (8,) * dims, (3,) + (8,) * dims, (1, 1) + (1,) * dims]:
-        x = torch.randn(shape)
-        for args in [dict(kernel_size=2), dict(kernel_size=1), dict(kernel_size=3, padding=1, ceil_mode=True)]:
-            if min(shape[-dims:]) < 2 and args["kernel_size"] == 2:
-                continue
-            expected = pool_fn(dims, F)(x, return_indices=True, **args)
-            got = pool_fn(dims)(x, return_indices=True, **args)
-            assert_identical(got[0], expected[0])
-            assert_identical(got[1], expected[1])
-    x = torch.randn((0, 3) + (8,) * dims, requires_grad=True)
-    pool_fn(dims)(x, 2).sum().backward()
-    assert x.grad.shape == x.shape
 
 
 def test_every_isa_path_is_available_here():

@@ -17,8 +17,10 @@ cd "$WORK"
 echo "== build with AddressSanitizer in $WORK (log: $WORK/asan-build.log)"
 FASTPOOL_DEBUG_INFO=1 CFLAGS="-fsanitize=address -fno-omit-frame-pointer" LDFLAGS="-fsanitize=address" \
   "$PY" setup.py build_ext --inplace > asan-build.log 2>&1 || { tail -20 asan-build.log; exit 1; }
+ARGS=("$@")
+((${#ARGS[@]})) || ARGS=(tests/test_cuda_host_executor.py tests/test_ops.py -k "cuda-host or not test_ops")
 echo "== pytest under AddressSanitizer"
 LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libstdc++.so)" \
   ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:halt_on_error=1} PYTHONPATH="$WORK" \
   FASTPOOL_EXAMPLES=${FASTPOOL_EXAMPLES:-1000} "$PY" -X faulthandler -m pytest -q -p no:cacheprovider \
-  "${@:-tests/test_cuda_host_executor.py}"
+  "${ARGS[@]}"

@@ -89,7 +89,7 @@ EOF
 )
 
 step "host build of the CUDA logic vs torch $TORCH_CUDA_VERSION (and the GPU tests, skipped without a GPU)"
-(cd "$VENV" && "$PY" -m pytest -q -p no:cacheprovider "$ROOT/tests/test_cuda_host_executor.py" "$ROOT/tests/test_cuda_host_fractional.py" \
-  "$ROOT/tests/test_cuda.py")
+(cd "$VENV" && "$PY" -m pytest -q -p no:cacheprovider "$ROOT/tests/test_cuda_host_executor.py" \
+  "$ROOT/tests/test_cuda_host_fractional.py" "$ROOT/tests/test_cuda.py" "$ROOT/tests/test_ops.py" -k "not cpu:")
 
 step "done: venv ${T_VENV}s, CUDA build ${T_BUILD}s, total $((SECONDS - T0))s"
