@@ -1,6 +1,6 @@
 #include "fractional_shape.h"
 
-#include <ATen/ATen.h>
+#include <ATen/core/Tensor.h>
 #include <c10/util/Exception.h>
 
 #include <sstream>
@@ -133,8 +133,8 @@ void check_fractional_pool_backward(int dims, const at::Tensor& grad_output, con
     // torch compares both with the input's sizes and output_size.
     std::vector<c10::SymInt> expected(in_sizes.begin(), in_sizes.end() - std::min<int64_t>(2, ndim));
     for (int64_t s : output_size) expected.emplace_back(s);
-    TORCH_CHECK(grad_output.sym_sizes() == c10::SymIntArrayRef(expected), op, "(): gradOutput sizes unexpected");
-    TORCH_CHECK(indices.sym_sizes() == c10::SymIntArrayRef(expected), op, "(): indices sizes unexpected");
+    TORCH_CHECK(grad_output.sym_sizes() == expected, op, "(): gradOutput sizes unexpected");
+    TORCH_CHECK(indices.sym_sizes() == expected, op, "(): indices sizes unexpected");
   } else {
     // torch checks each spatial size of grad_output against output_size.
     const int64_t batched = ndim == 5 ? 1 : 0;
@@ -146,11 +146,12 @@ void check_fractional_pool_backward(int dims, const at::Tensor& grad_output, con
     // What torch leaves unchecked (it reads outside the tensors otherwise).
     TORCH_CHECK(output_size.size() == 3, op, ": output_size must have three entries, but got ", output_size);
     TORCH_CHECK(ndim == 4 || ndim == 5, op, ": expected a 4D or 5D input, but got: ", in_sizes);
-    std::vector<c10::SymInt> expected(in_sizes.begin(), in_sizes.end() - 3);
-    for (int64_t s : output_size) expected.emplace_back(s);
-    TORCH_CHECK(grad_output.sym_sizes() == c10::SymIntArrayRef(expected), op, ": grad_output of size ", expected,
+    std::vector<c10::SymInt> expected_sizes(in_sizes.begin(), in_sizes.end() - 3);
+    for (int64_t s : output_size) expected_sizes.emplace_back(s);
+    const c10::SymIntArrayRef expected(expected_sizes);
+    TORCH_CHECK(grad_output.sym_sizes() == expected, op, ": grad_output of size ", expected,
                 " expected, but got ", grad_output.sym_sizes());
-    TORCH_CHECK(indices.sym_sizes() == c10::SymIntArrayRef(expected), op, ": indices of size ", expected,
+    TORCH_CHECK(indices.sym_sizes() == expected, op, ": indices of size ", expected,
                 " expected, but got ", indices.sym_sizes());
   }
   if (cuda) return;

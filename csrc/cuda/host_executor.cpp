@@ -7,7 +7,9 @@
 // every build, so CI runs the CUDA ops' host-side decisions and kernel bodies
 // against torch without a GPU. Only the kernel launch itself differs from
 // max_pool.cu.
-#include <torch/extension.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/empty_like.h>
+#include <torch/csrc/utils/pybind.h>  // at::Tensor <-> Python
 
 #include <algorithm>
 #include <limits>
