@@ -7,7 +7,6 @@ import contextlib
 import os
 
 import torch
-from hypothesis import strategies as st
 
 import fastpool
 
@@ -46,32 +45,6 @@ def out_size(n, k, s, p, d, ceil):
 
 def per_dim(value, dims):
     return (value,) * dims if isinstance(value, int) else tuple(value)
-
-
-@st.composite
-def pool_params(draw, dims=2, max_size=24):
-    """kernel/stride/padding/dilation/ceil_mode over `dims` spatial dims and
-    input sizes they accept (kept small in 3-d)."""
-    max_size = {1: 3 * max_size, 2: max_size, 3: max(6, max_size // 3)}[dims]
-    k = tuple(draw(st.integers(1, 5 if dims < 3 else 3)) for _ in range(dims))
-    s = tuple(draw(st.integers(1, 4)) for _ in range(dims))
-    d = tuple(draw(st.integers(1, 3 if dims < 3 else 2)) for _ in range(dims))
-    p = tuple(draw(st.integers(0, k[i] // 2)) for i in range(dims))
-    ceil = draw(st.booleans())
-    sizes = []
-    for i in range(dims):
-        lo = max(1, (k[i] - 1) * d[i] + 1 - 2 * p[i])
-        sizes.append(draw(st.integers(lo, max(lo, max_size))))
-    # How the user spells the args: ints, tuples, or stride=None.
-    spell = draw(st.sampled_from(["tuple", "int", "none"]))
-    if spell == "int" and len({(k[i], s[i], p[i], d[i]) for i in range(dims)}) == 1:
-        args = dict(kernel_size=k[0], stride=s[0], padding=p[0], dilation=d[0])
-    elif spell == "none":
-        args = dict(kernel_size=k, stride=None, padding=p, dilation=d)
-    else:
-        args = dict(kernel_size=k, stride=s, padding=p, dilation=d)
-    args["ceil_mode"] = ceil
-    return args, tuple(sizes)
 
 
 def has_empty_window(args, sizes):
@@ -193,3 +166,12 @@ def torch_max_pool(dims, x, **args):
         out, idx = fn(x.contiguous(), return_indices=True, **args)
         channels = x.dim() - dims - 1  # 0 for an unbatched input
         return tuple(t.movedim(channels, -1).contiguous().movedim(-1, channels) for t in (out, idx))
+
+
+def first_line(fn):
+    """The exception type and the first line of its message that fn raises (None if none)."""
+    try:
+        fn()
+    except Exception as e:  # noqa: BLE001
+        return type(e), str(e).splitlines()[0]
+    return None

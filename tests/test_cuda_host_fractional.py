@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fastpool import _C
-from pool_cases import FLOAT_DTYPES, LAYOUTS, assert_identical, make_input
+from pool_cases import FLOAT_DTYPES, LAYOUTS, assert_identical, first_line, make_input
 
 PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -151,14 +151,6 @@ def test_bad_indices_raise_the_cpu_error():
     _, i3, _ = host_forward(x5, [2, 2, 2], [2, 2, 2], torch.rand(1, 4, 3))
     with pytest.raises(RuntimeError, match=r"^fractional_max_pool3d_backward: index 64 is outside"):
         host_backward(torch.randn(4, 2, 2, 2), x5, [2, 2, 2], [2, 2, 2], torch.full_like(i3, 64))
-
-
-def first_line(fn):
-    try:
-        fn()
-    except Exception as e:  # noqa: BLE001
-        return type(e), str(e).splitlines()[0]
-    return None
 
 
 x4, s2 = torch.randn(2, 3, 10, 12), torch.rand(2, 3, 2)

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import fastpool
-from pool_cases import FLOAT_DTYPES, ISAS, LAYOUTS, assert_identical, cpu_isa, make_input
+from pool_cases import FLOAT_DTYPES, ISAS, LAYOUTS, assert_identical, cpu_isa, first_line, make_input
 
 PROPERTY = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -242,14 +242,6 @@ def test_module_with_fixed_samples_and_3d():
 
 
 # ---- errors: torch's exception type and first line -----------------------------------------
-
-def first_line(fn):
-    try:
-        fn()
-    except Exception as e:  # noqa: BLE001
-        return type(e), str(e).splitlines()[0]
-    return None
-
 
 x4, s2 = torch.randn(2, 3, 10, 12), torch.rand(2, 3, 2)
 x5, s3 = torch.randn(2, 3, 6, 7, 8), torch.rand(2, 3, 3)
