@@ -156,7 +156,7 @@ void record_backward_node(const at::Tensor& input, const at::Tensor& output, con
     node->saved[i] = torch::autograd::SavedVariable(tensors[i], /*is_output=*/false);
   node->sizes = std::move(sizes);
   node->args = std::move(args);
-  torch::autograd::set_history(const_cast<at::Tensor&>(output), node);
+  torch::autograd::set_history(output, node);
 }
 
 }  // namespace fastpool

@@ -223,18 +223,24 @@ def test_backward_deterministic_where_torch_refuses(dims):
     kwargs = dict(kernel_size=3, stride=2, padding=1)  # overlapping windows
     fp = getattr(fastpool, f"max_pool{dims}d")
     grad = torch.randn_like(fp(x, **kwargs))
+    grads = grads_under_deterministic_algorithms(lambda t: fp(t, **kwargs), x, grad)
+    for g in grads[1:]:
+        assert_identical(g, grads[0])
+
+
+def grads_under_deterministic_algorithms(pool, x, grad, runs=3):
+    """x's gradient through pool, `runs` times, under torch.use_deterministic_algorithms(True)."""
     old = torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(True)
     try:
         grads = []
-        for _ in range(3):
+        for _ in range(runs):
             x.grad = None
-            fp(x, **kwargs).backward(grad)
+            pool(x).backward(grad)
             grads.append(x.grad.clone())
     finally:
         torch.use_deterministic_algorithms(old)
-    for g in grads[1:]:
-        assert_identical(g, grads[0])
+    return grads
 
 # ---- adaptive_max_pool1d/2d/3d ---------------------------------------------
 
@@ -345,16 +351,8 @@ def test_fractional_backward_deterministic_where_torch_refuses(dims):
     fn = getattr(fastpool, f"fractional_max_pool{dims}d")
     samples = torch.rand(4, 16, dims, device="cuda")
     grad = torch.randn((4, 16) + (10,) * dims, device="cuda")
-    old = torch.are_deterministic_algorithms_enabled()
-    torch.use_deterministic_algorithms(True)
-    try:
-        grads = []
-        for _ in range(3):
-            x.grad = None
-            fn(x, 4, output_size=10, _random_samples=samples).backward(grad)  # overlapping windows
-            grads.append(x.grad.clone())
-    finally:
-        torch.use_deterministic_algorithms(old)
+    pool = lambda t: fn(t, 4, output_size=10, _random_samples=samples)  # noqa: E731  (overlapping windows)
+    grads = grads_under_deterministic_algorithms(pool, x, grad)
     for g in grads[1:]:
         assert_bits_equal(g, grads[0])
 
