@@ -2,7 +2,6 @@
 // torch.compile and torch.export. SymInt-aware through pool_shape.h's
 // templated output-size math (the same code the CPU and CUDA paths use).
 #include <ATen/core/Tensor.h>
-#include <ATen/ops/empty.h>
 #include <torch/library.h>
 
 #include "op_list.h"
@@ -58,11 +57,8 @@ struct MetaWindowPool {
                                      at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation,
                                      bool ceil_mode, bool channels_last) {
     const std::string op = window_pool_name(kDims, "_offsets_backward");
-    const at::Tensor input = at::empty_symint(input_size, grad_output.options());  // Meta: sizes only
-    PoolArgs a;
-    const auto expected = max_pool_output_shape<c10::SymInt>(kDims, PoolCall::values, input, kernel_size, stride,
-                                                             padding, dilation, ceil_mode, &a);
-    check_offsets_backward<c10::SymInt>(op.c_str(), grad_output, offsets, expected, window_pool_argmax_dtype(a));
+    check_window_offsets_backward<c10::SymInt>(kDims, op.c_str(), grad_output, offsets, input_size, kernel_size,
+                                               stride, padding, dilation, ceil_mode);
     return empty_in_layout<c10::SymInt>(input_size, grad_output.options(), layout_from_flag(channels_last), kDims);
   }
 };
@@ -92,16 +88,7 @@ struct MetaAdaptivePool {
   static at::Tensor offsets_backward(const at::Tensor& grad_output, const at::Tensor& offsets,
                                      c10::SymIntArrayRef input_size, bool channels_last) {
     const std::string op = adaptive_pool_name(kDims, "_offsets_backward");
-    TORCH_CHECK(grad_output.dim() == static_cast<int64_t>(input_size.size()), op,
-                ": grad_output must have as many dims as the input, but got ", grad_output.sym_sizes(),
-                " for input size ", input_size);
-    // The output size is a list of ints in the forward's schema: concrete.
-    std::vector<int64_t> output_size;
-    for (const c10::SymInt& s : grad_output.sym_sizes().slice(grad_output.dim() - kDims))
-      output_size.push_back(s.guard_int(__FILE__, __LINE__));
-    const at::Tensor input = at::empty_symint(input_size, grad_output.options());  // Meta: sizes only
-    const auto expected = adaptive_pool_output_shape<c10::SymInt>(kDims, input, output_size);
-    check_offsets_backward<c10::SymInt>(op.c_str(), grad_output, offsets, expected, kAdaptiveArgmaxDtype);
+    check_adaptive_offsets_backward<c10::SymInt>(kDims, op.c_str(), grad_output, offsets, input_size);
     return empty_in_layout<c10::SymInt>(input_size, grad_output.options(), layout_from_flag(channels_last), kDims);
   }
 };

@@ -537,11 +537,10 @@ MaxPoolPlan plan_max_pool(int spatial_dims, PoolCall call, const at::Tensor& inp
   return plan;
 }
 
+namespace {
 template <typename T>
-std::vector<T> adaptive_pool_output_shape(int sd, const at::Tensor& input, c10::IntArrayRef output_size) {
-  const Style st = style_of(input);
-  const c10::ArrayRef<T> sizes = sizes_of<T>(input);
-  const int64_t ndim = input.dim();
+std::vector<T> adaptive_output_shape(Style st, int sd, c10::ArrayRef<T> sizes, c10::IntArrayRef output_size) {
+  const int64_t ndim = static_cast<int64_t>(sizes.size());
   const std::string op = op_name("adaptive_max_pool", sd);
   if (sd == 1) {
     // aten's adaptive_max_pool1d checks these, then runs adaptive_max_pool2d
@@ -565,6 +564,12 @@ std::vector<T> adaptive_pool_output_shape(int sd, const at::Tensor& input, c10::
   if (sd == 1) allocated.insert(allocated.end() - 1, T(1));
   check_nonnegative_shape<T>(allocated);
   return out;
+}
+}  // namespace
+
+template <typename T>
+std::vector<T> adaptive_pool_output_shape(int sd, const at::Tensor& input, c10::IntArrayRef output_size) {
+  return adaptive_output_shape<T>(style_of(input), sd, sizes_of<T>(input), output_size);
 }
 
 template std::vector<int64_t> adaptive_pool_output_shape<int64_t>(int, const at::Tensor&, c10::IntArrayRef);
@@ -733,6 +738,7 @@ at::ScalarType window_pool_argmax_dtype(const PoolArgs& args) {
   return taps <= INT32_MAX ? at::kInt : at::kLong;
 }
 
+namespace {
 template <typename T>
 void check_offsets_backward(const char* op, const at::Tensor& grad_output, const at::Tensor& offsets,
                             c10::ArrayRef<T> expected_shape, at::ScalarType expected_dtype) {
@@ -748,10 +754,80 @@ void check_offsets_backward(const char* op, const at::Tensor& grad_output, const
               grad_output.device(), " and ", offsets.device());
 }
 
-template void check_offsets_backward<int64_t>(const char*, const at::Tensor&, const at::Tensor&,
-                                              c10::ArrayRef<int64_t>, at::ScalarType);
-template void check_offsets_backward<c10::SymInt>(const char*, const at::Tensor&, const at::Tensor&,
-                                                  c10::ArrayRef<c10::SymInt>, at::ScalarType);
+
+// The input_size of an offsets backward: (N,) C, then spatial_dims sizes.
+template <typename T>
+void check_input_size_rank(int sd, const char* op, c10::ArrayRef<T> input_size) {
+  const auto ndim = static_cast<int64_t>(input_size.size());
+  TORCH_CHECK(ndim == sd + 1 || ndim == sd + 2, op, ": input_size must have ", sd + 1, " or ", sd + 2,
+              " entries, but got ", input_size);
+}
+}  // namespace
+
+template <typename T>
+PoolArgs check_window_offsets_backward(int sd, const char* op, const at::Tensor& grad_output,
+                                       const at::Tensor& offsets, c10::ArrayRef<T> input_size,
+                                       c10::IntArrayRef kernel_size, c10::IntArrayRef stride,
+                                       c10::IntArrayRef padding, c10::IntArrayRef dilation, bool ceil_mode) {
+  check_input_size_rank<T>(sd, op, input_size);
+  // The forward's checks on the sizes, as its with_indices op makes them
+  // (1-d: the 2-d op's, over (N,) C, 1, L); the input was planar or channels
+  // last, which the checks of a batched input do not tell apart.
+  const Style st = style_of(grad_output);
+  const int dims = sd == 1 ? 2 : sd;
+  if (sd == 1) {
+    check_one_int(op, "kernel_size", kernel_size);
+    check_one_int(op, "stride", stride.empty() ? kernel_size : stride);
+    check_one_int(op, "padding", padding);
+    check_one_int(op, "dilation", dilation);
+  }
+  c10::SmallVector<T, 5> sizes(input_size.begin(), input_size.end());  // (no allocation: a per-step path)
+  if (sd == 1) sizes.insert(sizes.end() - 1, T(1));
+  const auto lift = [sd](c10::IntArrayRef v, int64_t fill) {
+    c10::SmallVector<int64_t, 3> out(v.begin(), v.end());
+    if (sd == 1 && !v.empty()) out.insert(out.begin(), fill);
+    return out;
+  };
+  const WindowArgs w =
+      unpack_window_args(st, dims, lift(kernel_size, 1), lift(stride, 1), lift(padding, 0), lift(dilation, 1));
+  const std::vector<T> spatial = window_output_sizes<T>(st, sizes, w, ceil_mode);
+  if (dims == 2) pool2d_shape_check<T>(st, sizes, w, spatial, at::MemoryFormat::Contiguous);
+  else pool3d_shape_check<T>(st, op, sizes, w, spatial);
+  std::vector<T> expected(input_size.begin(), input_size.end());
+  std::copy(spatial.end() - sd, spatial.end(), expected.end() - sd);
+  const PoolArgs args = pool_args(sd, kernel_size, stride, padding, dilation, ceil_mode);
+  check_offsets_backward<T>(op, grad_output, offsets, expected, window_pool_argmax_dtype(args));
+  return args;
+}
+
+template <typename T>
+void check_adaptive_offsets_backward(int sd, const char* op, const at::Tensor& grad_output,
+                                     const at::Tensor& offsets, c10::ArrayRef<T> input_size) {
+  check_input_size_rank<T>(sd, op, input_size);
+  TORCH_CHECK(grad_output.dim() == static_cast<int64_t>(input_size.size()), op,
+              ": grad_output must have as many dims as the input, but got ", sizes_of<T>(grad_output),
+              " for input size ", input_size);
+  // The output size is a list of ints in the forward's schema: concrete.
+  std::vector<int64_t> output_size;
+  for (const T& o : sizes_of<T>(grad_output).slice(grad_output.dim() - sd)) {
+    if constexpr (std::is_same_v<T, c10::SymInt>) output_size.push_back(o.guard_int(__FILE__, __LINE__));
+    else output_size.push_back(o);
+  }
+  const std::vector<T> expected = adaptive_output_shape<T>(style_of(grad_output), sd, input_size, output_size);
+  check_offsets_backward<T>(op, grad_output, offsets, expected, kAdaptiveArgmaxDtype);
+}
+
+template PoolArgs check_window_offsets_backward<int64_t>(int, const char*, const at::Tensor&, const at::Tensor&,
+                                                         c10::ArrayRef<int64_t>, c10::IntArrayRef,
+                                                         c10::IntArrayRef, c10::IntArrayRef, c10::IntArrayRef, bool);
+template PoolArgs check_window_offsets_backward<c10::SymInt>(int, const char*, const at::Tensor&, const at::Tensor&,
+                                                             c10::ArrayRef<c10::SymInt>, c10::IntArrayRef,
+                                                             c10::IntArrayRef, c10::IntArrayRef, c10::IntArrayRef,
+                                                             bool);
+template void check_adaptive_offsets_backward<int64_t>(int, const char*, const at::Tensor&, const at::Tensor&,
+                                                       c10::ArrayRef<int64_t>);
+template void check_adaptive_offsets_backward<c10::SymInt>(int, const char*, const at::Tensor&, const at::Tensor&,
+                                                           c10::ArrayRef<c10::SymInt>);
 
 }  // namespace fastpool
 

@@ -130,12 +130,20 @@ namespace fastpool {
 at::ScalarType window_pool_argmax_dtype(const PoolArgs& args);
 constexpr at::ScalarType kAdaptiveArgmaxDtype = at::kInt;
 
-// Checks an offsets backward call against the forward's output shape: grad_output
-// and offsets of that shape, offsets of the dtype the forward writes, grad_output
-// floating. T is int64_t or c10::SymInt (Meta).
+// Check an offsets backward call, which gets the input's sizes and not the
+// input: the forward's checks on those sizes (the arguments, an input of
+// (N,) C, spatial... with non-empty planes, the output shape), then
+// grad_output and offsets of that output shape, offsets of the dtype the
+// forward writes, grad_output floating. Returns the args (window pooling).
+// T is int64_t or c10::SymInt (Meta).
 template <typename T>
-void check_offsets_backward(const char* op, const at::Tensor& grad_output, const at::Tensor& offsets,
-                            c10::ArrayRef<T> expected_shape, at::ScalarType expected_dtype);
+PoolArgs check_window_offsets_backward(int spatial_dims, const char* op, const at::Tensor& grad_output,
+                                       const at::Tensor& offsets, c10::ArrayRef<T> input_size,
+                                       c10::IntArrayRef kernel_size, c10::IntArrayRef stride,
+                                       c10::IntArrayRef padding, c10::IntArrayRef dilation, bool ceil_mode);
+template <typename T>
+void check_adaptive_offsets_backward(int spatial_dims, const char* op, const at::Tensor& grad_output,
+                                     const at::Tensor& offsets, c10::ArrayRef<T> input_size);
 
 // The layout flag the offsets backward ops take (the forward outputs' layout).
 inline PoolLayout layout_from_flag(bool channels_last) {

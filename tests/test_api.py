@@ -428,6 +428,38 @@ def test_training_ops_refuse_mismatched_offsets(dims):
     assert backward(torch.ones_like(out), garbage, *args).count_nonzero() == 0
 
 
+@pytest.mark.parametrize("device", ["cpu", "meta"])
+@pytest.mark.parametrize("dims", [1, 2, 3])
+def test_training_ops_check_the_input_size(dims, device):
+    # The offsets backward gets the input's sizes, not the input: they are
+    # checked as the forward checks its input, on every device, before any kernel.
+    x = torch.randn((2, 3) + (6, 7, 8)[:dims])
+    k = [2] * dims
+    out, offsets = getattr(torch.ops.fastpool, f"max_pool{dims}d_with_offsets")(x, k, [], [0] * dims, [1] * dims, False)
+    out, offsets = out.to(device), offsets.to(device)
+    backward = getattr(torch.ops.fastpool, f"max_pool{dims}d_offsets_backward")
+    pooling = ([0] * dims, [1] * dims, False, False)
+    with pytest.raises(RuntimeError, match="input_size must have"):
+        backward(out, offsets, [3] + list(x.shape), k, [], *pooling)
+    with pytest.raises(RuntimeError, match="Output size is too small"):
+        backward(out, offsets, list(x.shape[:2]) + [1] * dims, k, [], *pooling)
+    with pytest.raises(RuntimeError, match="grad_output must have size"):  # sizes of another forward
+        backward(out, offsets, list(x.shape[:2]) + [9] * dims, k, [], *pooling)
+    if dims == 1:
+        with pytest.raises(RuntimeError, match="'kernel_size' should contain one int"):
+            backward(out, offsets, list(x.shape), [2, 2], [], *pooling)
+    adaptive = getattr(torch.ops.fastpool, f"adaptive_max_pool{dims}d_offsets_backward")
+    out, offsets = getattr(torch.ops.fastpool, f"adaptive_max_pool{dims}d_with_offsets")(x, [2] * dims)
+    out, offsets = out.to(device), offsets.to(device)
+    with pytest.raises(RuntimeError, match="input_size must have"):
+        adaptive(out, offsets, list(x.shape) + [1], False)
+    with pytest.raises(RuntimeError, match="grad_output must have size"):
+        adaptive(out, offsets, [1] + list(x.shape[1:]), False)
+    with pytest.raises(RuntimeError, match="non-zero size for non-batch dimensions"):
+        adaptive(out, offsets, list(x.shape[:2]) + [0] * dims, False)
+    assert adaptive(out, offsets, list(x.shape), False).shape == x.shape
+
+
 class _Net1d3d(torch.nn.Module):
     def __init__(self):
         super().__init__()

@@ -1,7 +1,6 @@
 // CPU implementations of the fastpool max-pooling ops: validate (pool_shape.h),
 // allocate, pick the kernel for layout x dtype x ISA, run it in parallel.
 #include <ATen/core/Tensor.h>
-#include <ATen/EmptyTensor.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
@@ -136,12 +135,6 @@ at::Tensor run_backward(const std::string& op, c10::IntArrayRef input_sizes, con
   return grad_input;
 }
 
-// A tensor with the input's sizes and no data, for the shape checks of the
-// ops that get only the sizes (the offsets backward ops).
-at::Tensor shape_only(c10::IntArrayRef sizes, const at::Tensor& like) {
-  return at::detail::empty_meta(sizes, like.scalar_type());
-}
-
 // Whether PyTorch's channels-last CPU kernel gives a result for this dtype and
 // plane: it numbers an integer plane in the signed integer of the dtype's
 // width and raises when the plane has more elements than that holds (fastpool
@@ -195,12 +188,9 @@ struct CpuWindowPool {
                                      at::IntArrayRef padding, at::IntArrayRef dilation, bool ceil_mode,
                                      bool channels_last) {
     static const std::string op = window_pool_name(kDims, "_offsets_backward");
-    const at::Tensor input = shape_only(input_size, grad_output);
-    PoolArgs args;
-    const auto out_shape = max_pool_output_shape<int64_t>(kDims, PoolCall::values, input, kernel_size, stride,
-                                                          padding, dilation, ceil_mode, &args);
-    check_offsets_backward<int64_t>(op.c_str(), grad_output, offsets, out_shape, window_pool_argmax_dtype(args));
-    return run_backward(op, input_size, make_geometry(input, args), layout_from_flag(channels_last), kDims,
+    const PoolArgs args = check_window_offsets_backward<int64_t>(kDims, op.c_str(), grad_output, offsets, input_size,
+                                                                 kernel_size, stride, padding, dilation, ceil_mode);
+    return run_backward(op, input_size, make_geometry(input_size, args), layout_from_flag(channels_last), kDims,
                         grad_output, offsets);
   }
 
@@ -260,14 +250,9 @@ struct CpuAdaptivePool {
   static at::Tensor offsets_backward(const at::Tensor& grad_output, const at::Tensor& offsets,
                                      at::IntArrayRef input_size, bool channels_last) {
     static const std::string op = adaptive_pool_name(kDims, "_offsets_backward");
-    TORCH_CHECK(grad_output.dim() == static_cast<int64_t>(input_size.size()), op,
-                ": grad_output must have as many dims as the input, but got ", grad_output.sizes(), " for input size ",
-                input_size);
-    const at::Tensor input = shape_only(input_size, grad_output);
+    check_adaptive_offsets_backward<int64_t>(kDims, op.c_str(), grad_output, offsets, input_size);
     const at::IntArrayRef output_size = grad_output.sizes().slice(grad_output.dim() - kDims);
-    const auto out_shape = adaptive_pool_output_shape<int64_t>(kDims, input, output_size);
-    check_offsets_backward<int64_t>(op.c_str(), grad_output, offsets, out_shape, kAdaptiveArgmaxDtype);
-    return run_backward(op, input_size, make_adaptive_geometry(input, kDims, output_size),
+    return run_backward(op, input_size, make_adaptive_geometry(input_size, kDims, output_size),
                         layout_from_flag(channels_last), kDims, grad_output, offsets);
   }
 
