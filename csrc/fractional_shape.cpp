@@ -163,4 +163,9 @@ void check_fractional_pool_backward(int dims, const at::Tensor& grad_output, con
   TORCH_CHECK(indices.scalar_type() == at::kLong, "expected scalar type Long but found ", indices.scalar_type());
 }
 
+void throw_invalid_fractional_index(int spatial_dims, int64_t index, int64_t in_plane) {
+  TORCH_CHECK(false, "fractional_max_pool", spatial_dims, "d_backward: index ", index,
+              " is outside the input plane of ", in_plane, " elements");
+}
+
 }  // namespace fastpool

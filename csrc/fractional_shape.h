@@ -34,4 +34,8 @@ const char* fractional_backward_kernel_name(int spatial_dims, bool cuda = false)
 void check_fractional_pool_backward(int spatial_dims, const at::Tensor& grad_output, const at::Tensor& input,
                                     c10::IntArrayRef output_size, const at::Tensor& indices, bool cuda = false);
 
+// The backward's error for an index outside the input plane (torch reads
+// such an index out of bounds; fastpool's backends stop and raise this).
+[[noreturn]] void throw_invalid_fractional_index(int spatial_dims, int64_t index, int64_t in_plane);
+
 }  // namespace fastpool

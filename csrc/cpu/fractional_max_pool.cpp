@@ -117,9 +117,7 @@ void backward_planes(int dims, int64_t in_plane, int64_t out_plane, const scalar
     // The same per-plane loop as the CUDA kernel (fractional_pool.h).
     using acc_t = std::conditional_t<std::is_same_v<scalar_t, double>, double, float>;
     const int64_t bad = fractional_backward_plane<scalar_t, acc_t, int64_t>(go, idx, gi, in_plane, out_plane);
-    if (bad >= 0)
-      TORCH_CHECK(false, "fractional_max_pool", dims, "d_backward: index ", idx[bad],
-                  " is outside the input plane of ", in_plane, " elements");
+    if (bad >= 0) throw_invalid_fractional_index(dims, idx[bad], in_plane);
   }
 }
 

@@ -317,11 +317,7 @@ at::Tensor fractional_max_pool_backward(const Exec& exec, int dims, const at::Te
       exec.template launch<Backward<scalar_t, index_t>>(grid, a, n);
     });
     const int64_t bad = first_bad.item<int64_t>();  // the sync
-    if (bad != kNoFirstBad) {
-      const int64_t index = idx.reshape({-1})[bad].item<int64_t>();
-      TORCH_CHECK(false, "fractional_max_pool", dims, "d_backward: index ", index,
-                  " is outside the input plane of ", in_plane, " elements");
-    }
+    if (bad != kNoFirstBad) throw_invalid_fractional_index(dims, idx.reshape({-1})[bad].item<int64_t>(), in_plane);
   });
   return grad_input;
 }
