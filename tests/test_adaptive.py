@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 import fastpool
-from pool_cases import assert_identical, make_input
+from pool_cases import ISAS, assert_identical, cpu_isa, make_input
 
 DIMS = [1, 2, 3]
 
@@ -31,6 +31,37 @@ def test_global_pooling_and_gradcheck(dims):
             assert torch.autograd.gradcheck(lambda t: ours(t, out, return_indices=True)[0], (x,))
             assert torch.autograd.gradgradcheck(lambda t: ours(t, out), (x,))
             assert torch.autograd.gradgradcheck(lambda t: ours(t, out, return_indices=True)[0], (x,))
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("dims", DIMS)
+def test_global_planes_match_torch(dims, dtype, isa):
+    # Global pooling of a planar input has a path of its own (whole planes,
+    # the lanes' maxima combined at the end; planes of a vector or more):
+    # special values, ties, zeros of either sign as the maximum, with and
+    # without indices, the training path's gradient, on every ISA.
+    sizes = ((50,), (7, 7), (3, 4, 5))[dims - 1]
+    ours_adaptive, theirs_adaptive = fns(dims)
+    ours_window = getattr(fastpool, f"max_pool{dims}d")
+    theirs_window = getattr(F, f"max_pool{dims}d")
+    calls = [(ours_adaptive, theirs_adaptive, (1,) * dims), (ours_window, theirs_window, sizes)]
+    for seed, special in enumerate(["specials", "lowest", "ties", "normal", "zeros"] * 2):
+        if special == "zeros":  # a maximum of -0.0 or 0.0, the first of which decides the sign
+            x = make_input(3, 5, sizes, torch.float64, "contiguous", seed, "normal")
+            x = torch.where(x > 0.5, -0.0, torch.where(x < -1, -1.0, 0.0)).to(dtype)
+        else:
+            x = make_input(3, 5, sizes, dtype, "contiguous", seed, special)
+        grad = torch.randn(x.shape[:2] + (1,) * dims, generator=torch.Generator().manual_seed(seed)).to(dtype)
+        for ours, theirs, arg in calls:
+            with cpu_isa(isa):
+                got = [ours(x, arg), *ours(x, arg, return_indices=True)]
+                xr = x.clone().requires_grad_()
+                ours(xr, arg).backward(grad)
+            xt = x.clone().requires_grad_()
+            theirs(xt, arg).backward(grad)
+            for a, b in zip(got + [xr.grad], [theirs(x, arg), *theirs(x, arg, return_indices=True), xt.grad]):
+                assert_identical(a, b)
 
 
 @pytest.mark.parametrize("dims", DIMS)

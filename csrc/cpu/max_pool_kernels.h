@@ -591,12 +591,81 @@ inline void forward_planar_interior_kw(const PoolGeometry& g, const T* plane, co
   }
 }
 
+// Global pooling of a planar input: each window is one whole plane (ResNet's
+// head: 7x7 planes, adaptive output 1 or a 7x7 kernel). One contiguous run per
+// output, plane after plane, without the per-row walk of forward_planar_rows,
+// which cost more than the reduction itself on planes this small. The window
+// is the plane, so a tap sink's tap is the flat position. With an argmax, a
+// plane without NaN (the sum screens for it) is scanned with plain v > best,
+// each lane keeping the first position of its maximum; the least position
+// among the lanes holding the plane's maximum is PyTorch's answer (the first
+// of equals, -0.0 and 0.0 included: the value is copied from there).
+// Branch-free: which vector holds the maximum is random. Other planes are
+// scanned lane by lane under PyTorch's rule.
+template <typename T>
+inline bool is_global_plane(const PoolGeometry& g) {
+  if constexpr (!kHasVectorPath<T> || !Simd<ComputeT<T>>::kMasked) {
+    return false;
+  } else {
+    for (int d = 0; d < kMaxSpatialDims; ++d)
+      if (g.out_size[d] != 1 || g.kernel[d] != g.in_size[d] || g.pad[d] != 0 ||
+          (g.dilation[d] != 1 && g.kernel[d] != 1))
+        return false;
+    const int64_t plane = in_plane_elems(g);
+    return plane >= Simd<ComputeT<T>>::kLanes && plane <= std::numeric_limits<int32_t>::max();
+  }
+}
+
+template <typename T, typename Sink>
+void forward_global_planes(const T* input, int64_t plane, T* output, typename Sink::E* indices, int64_t begin,
+                           int64_t end) {
+  using Sd = Simd<ComputeT<T>>;
+  if constexpr (Sd::kMasked) {  // (is_global_plane)
+    const typename Sd::I lane = Sd::index_iota(1);
+    const auto at = [&](int64_t i) __attribute__((always_inline)) {
+      return Sd::index_add(Sd::index_set1(static_cast<int32_t>(i)), lane);
+    };
+    for (int64_t p = begin; p < end; ++p) {
+      const T* x = input + p * plane;
+      const auto scan = [&](auto& acc) __attribute__((always_inline)) {
+        acc.first(Sd::load(x), at(0));
+        int64_t i = Sd::kLanes;
+        for (; i + Sd::kLanes <= plane; i += Sd::kLanes) acc.step(Sd::load(x + i), at(i));
+        if (i < plane) acc.step(Sd::load(x + plane - Sd::kLanes), at(plane - Sd::kLanes));  // overlapping tail
+      };
+      if constexpr (!Sink::kAny) {
+        WindowMax<Sd, NoArgmax, false> fast;
+        scan(fast);
+        if (fast.trusted()) {
+          const ComputeT<T> top = Sd::reduce_max(fast.best);
+          if (top != 0) {  // (a zero takes the sign of the first one: the exact scan below)
+            output[p] = Scalar<T>::store(top);
+            continue;
+          }
+        }
+      } else {
+        WindowMax<Sd, FlatIndex, false> fast;
+        scan(fast);
+        if (fast.trusted()) {
+          const int64_t first = Sd::min_index_where(fast.best, Sd::reduce_max(fast.best), fast.best_index);
+          output[p] = x[first];
+          indices[p] = static_cast<typename Sink::E>(first);
+          continue;
+        }
+      }
+      reduce_window_lanes<T, Sink>(scan, Sd::kLanes, output + p, Sink::kAny ? indices + p : nullptr,
+                                   [](int64_t position) { return position; });
+    }
+  }
+}
+
 // Output rows [begin, end) of a planar input; a row is (plane, od, oh).
 template <typename T, typename Sink>
 void forward_planar_rows(const PoolGeometry& g, const T* input, T* output, typename Sink::E* indices, int64_t begin,
                          int64_t end) {
   const int64_t OW = g.out_size[2], W = g.in_size[2];
   const int64_t plane_elems = in_plane_elems(g);
+  if (is_global_plane<T>(g)) return forward_global_planes<T, Sink>(input, plane_elems, output, indices, begin, end);
   // The vector path keeps indices in int32 lanes.
   const bool vector_ok = kHasVectorPath<T> && plane_elems <= std::numeric_limits<int32_t>::max();
   int64_t lo = 0, hi = 0;

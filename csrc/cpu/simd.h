@@ -25,7 +25,9 @@
 //                    load_n / load_stride2_n / store_n / store_indices_n
 //                    touch only the first n lanes' elements (n < kLanes),
 //                    and add_masked(p, m, g) adds g into the lanes in m
-//                    (AVX-512 float only)
+//                    (AVX-512 float only); reduce_max(v) is the largest
+//                    lane and min_index_where(v, x, idx) the least of idx's
+//                    lanes where v equals x (-0.0 == 0.0; v without NaN)
 // Storage types: float, double, fp16_t, bf16_t (see kernel_table.h).
 #pragma once
 #include <immintrin.h>
@@ -96,6 +98,10 @@ struct Simd<float> {
     return _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
   }
   static inline M greater(V v, V best) { return _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ); }
+  static inline float reduce_max(V v) { return _mm512_reduce_max_ps(v); }
+  static inline int32_t min_index_where(V v, float x, I idx) {
+    return _mm512_mask_reduce_min_epi32(_mm512_cmp_ps_mask(v, _mm512_set1_ps(x), _CMP_EQ_OQ), idx);
+  }
   static inline V max(V v, V best) { return _mm512_max_ps(v, best); }
   static inline V add(V a, V b) { return _mm512_add_ps(a, b); }
   static inline bool any_nan(V v) { return _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q) != 0; }
@@ -191,6 +197,11 @@ struct Simd<double> {
     return _mm512_cmp_pd_mask(v, best, _CMP_GT_OQ) | _mm512_cmp_pd_mask(v, v, _CMP_UNORD_Q);
   }
   static inline M greater(V v, V best) { return _mm512_cmp_pd_mask(v, best, _CMP_GT_OQ); }
+  static inline double reduce_max(V v) { return _mm512_reduce_max_pd(v); }
+  static inline int32_t min_index_where(V v, double x, I idx) {  // idx: 8 int32 lanes
+    return _mm512_mask_reduce_min_epi32(_mm512_cmp_pd_mask(v, _mm512_set1_pd(x), _CMP_EQ_OQ),
+                                        _mm512_castsi256_si512(idx));
+  }
   static inline V max(V v, V best) { return _mm512_max_pd(v, best); }
   static inline V add(V a, V b) { return _mm512_add_pd(a, b); }
   static inline bool any_nan(V v) { return _mm512_cmp_pd_mask(v, v, _CMP_UNORD_Q) != 0; }
