@@ -91,6 +91,26 @@ def test_thread_count_does_not_change_results(dims, layout, dtype, batch):
         assert_identical(g1, aten_backward(torch.ones_like(out), x, k, s, p, d, False, expected_idx))
 
 
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.float16])
+def test_padded_rows_of_stride_one(dtype, isa):
+    # Values only with stride 1 along W and border outputs: whole rows of
+    # vectors whose taps outside the row read as -inf (narrow rows, rows of a
+    # few vectors, long rows with an interior between bounded ends; windows of
+    # negative values at the borders, where anything but -inf would win).
+    for seed, (width, k, p, ceil) in enumerate([(5, 3, 1, False), (20, 3, 1, True), (28, 3, 1, True), (40, 5, 2, False),
+                                                (70, 3, 1, False), (130, 7, 3, True), (66, 2, 1, False), (17, 4, 2, True)]):
+        for special in ["normal", "specials", "lowest"]:
+            x = make_input(2, 3, (4, width), dtype, "contiguous", seed, special)
+            if special == "normal":
+                x = -x.abs() - 1  # every window's maximum negative
+            for dims, view in [(2, x), (1, x[:, :, 0])]:
+                kw = dict(kernel_size=(k, k)[:dims], stride=1, padding=(p, p)[:dims], ceil_mode=ceil)
+                with cpu_isa(isa):
+                    got = pool_fn(dims)(view, **kw)
+                assert_identical(got, pool_fn(dims, F)(view, **kw))
+
+
 def test_every_isa_path_is_available_here():
     info = fastpool.build_info()
     assert info["cpu_isas_compiled"] == ["avx512", "avx2", "portable"]

@@ -342,7 +342,11 @@ inline typename Sd::V load_lanes(const T* p, int64_t s, int64_t n) {
 // small buffer so nothing outside them is read or written.
 // Returns false (and writes nothing) when the fast variant cannot vouch for
 // its result.
-template <typename T, typename Sink, int kStride, int kKW, bool kFull, bool kExact>
+// kBounded: taps may lie outside the row (border outputs; stride and dilation
+// 1, values only): those lanes read -inf (Simd::load_range), which never
+// wins, so each lane's maximum is that of its in-bounds taps (-inf if none,
+// as PyTorch's loop leaves it).
+template <typename T, typename Sink, int kStride, int kKW, bool kFull, bool kExact, bool kBounded = false>
 FASTPOOL_ALWAYS_INLINE bool forward_planar_chunk(const PoolGeometry& g, const T* plane, const RowScratch& rs,
                                                  int64_t num_rows, int64_t ow, int64_t n, T* out,
                                                  typename Sink::E* index) {
@@ -372,7 +376,16 @@ FASTPOOL_ALWAYS_INLINE bool forward_planar_chunk(const PoolGeometry& g, const T*
         Sink::kTap ? Sd::index_set1(static_cast<int32_t>(rs.taps.data[r] * kw_count))
                    : Sd::index_add(Sd::index_set1(static_cast<int32_t>(row_off)), lane_offsets);
     for (int64_t kw = 0; kw < kw_count; ++kw) {
-      const typename Sd::V v = load_taps(row_off + kw * dil);
+      typename Sd::V v;
+      if constexpr (kBounded) {
+        static_assert(kStride == 1 && !Sink::kAny, "bounded chunks: stride 1, values only");
+        const int64_t col = base + kw, W = g.in_size[2];  // lane j reads column col + j
+        const int64_t lanes_from = col < 0 ? (-col < n ? -col : n) : 0;
+        const int64_t lanes_to = W - col < n ? (W - col > 0 ? W - col : 0) : n;
+        v = Sd::load_range(plane + row_off + kw, lanes_from, lanes_to);
+      } else {
+        v = load_taps(row_off + kw * dil);
+      }
       if (r == 0 && kw == 0) acc.first(v, index);
       else acc.step(v, index);
       if constexpr (Sink::kAny) index = Sd::index_add(index, tap_step);
@@ -383,12 +396,12 @@ FASTPOOL_ALWAYS_INLINE bool forward_planar_chunk(const PoolGeometry& g, const T*
   return true;
 }
 
-template <typename T, typename Sink, int kStride, int kKW, bool kFull>
+template <typename T, typename Sink, int kStride, int kKW, bool kFull, bool kBounded = false>
 FASTPOOL_ALWAYS_INLINE void forward_planar_chunk_checked(const PoolGeometry& g, const T* plane, const RowScratch& rs,
                                                          int64_t num_rows, int64_t ow, int64_t n, T* out,
                                                          typename Sink::E* index) {
-  if (!forward_planar_chunk<T, Sink, kStride, kKW, kFull, false>(g, plane, rs, num_rows, ow, n, out, index))
-    forward_planar_chunk<T, Sink, kStride, kKW, kFull, true>(g, plane, rs, num_rows, ow, n, out, index);
+  if (!forward_planar_chunk<T, Sink, kStride, kKW, kFull, false, kBounded>(g, plane, rs, num_rows, ow, n, out, index))
+    forward_planar_chunk<T, Sink, kStride, kKW, kFull, true, kBounded>(g, plane, rs, num_rows, ow, n, out, index);
 }
 
 // Outputs [lo, hi) of one row, all interior along W. A ragged end is covered
@@ -409,6 +422,33 @@ inline void forward_planar_interior(const PoolGeometry& g, const T* plane, const
   if (ow < hi)
     forward_planar_chunk_checked<T, Sink, kStride, kKW, true>(g, plane, rs, num_rows, hi - L, L, out + hi - L,
                                                               at(hi - L));
+}
+
+// A whole row of outputs, borders included, with bounded chunks (values only,
+// stride and dilation 1 along W): the border outputs of a padded pool went
+// through the scalar loop, which took two thirds of a 3x3 s1 p1 pool over
+// 28x28 planes (GoogLeNet's branch pools).
+// Rows of up to 4 vectors are all bounded chunks (fewest chunks); longer ones
+// bounded only where [lo, hi), the interior outputs, ends.
+template <typename T, typename Sink, int kKW>
+inline void forward_planar_bounded_row(const PoolGeometry& g, const T* plane, const RowScratch& rs, int64_t num_rows,
+                                       int64_t lo, int64_t hi, T* out) {
+  constexpr int L = Simd<ComputeT<T>>::kLanes;
+  const int64_t OW = g.out_size[2];
+  const auto bounded = [&](int64_t ow) __attribute__((always_inline)) {
+    forward_planar_chunk_checked<T, Sink, 1, kKW, true, true>(g, plane, rs, num_rows, ow, L, out + ow, nullptr);
+  };
+  if (OW < L) {
+    forward_planar_chunk_checked<T, Sink, 1, kKW, false, true>(g, plane, rs, num_rows, 0, OW, out, nullptr);
+  } else if (OW <= 4 * L || hi - lo < L) {
+    int64_t ow = 0;
+    for (; ow + L <= OW; ow += L) bounded(ow);
+    if (ow < OW) bounded(OW - L);  // an overlapping last chunk, as in forward_planar_interior
+  } else {
+    for (int64_t ow = 0; ow < lo; ow += L) bounded(ow < OW - L ? ow : OW - L);
+    forward_planar_interior<T, Sink, 1, kKW>(g, plane, rs, num_rows, lo, hi, out, nullptr);
+    for (int64_t end = OW; end > hi; end -= L) bounded(end - L > 0 ? end - L : 0);
+  }
 }
 
 // Combines per-lane results (lane j: value, flat position) in scan order,
@@ -679,6 +719,13 @@ void forward_planar_rows(const PoolGeometry& g, const T* input, T* output, typen
     if (hi - lo < Sd::kLanes && !cheap_partial) lo = hi = OW;
   }
   if (!vector_ok) lo = hi = OW;
+  // Values only, stride and dilation 1 along W, border outputs present: whole
+  // rows of bounded chunks (forward_planar_bounded_row).
+  bool bounded_rows = false;
+  if constexpr (Simd<ComputeT<T>>::kMasked && !Sink::kAny) {
+    bounded_rows = vector_ok && g.stride[2] == 1 && g.dilation[2] == 1 &&
+                   !g.adaptive[2] && (lo > 0 || hi < OW);
+  }
   const WindowTables tables(g);
   RowScratch rows(g);
 
@@ -699,6 +746,16 @@ void forward_planar_rows(const PoolGeometry& g, const T* input, T* output, typen
       const int64_t row_bytes = W * static_cast<int64_t>(sizeof(T));
       const int64_t bytes = row_bytes > kMaxPrefetchRowBytes ? 0 : kPrefetchRows * g.stride[1] * row_bytes;
       for (int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(next + b);
+    }
+    if constexpr (Simd<ComputeT<T>>::kMasked && !Sink::kAny) {
+      if (bounded_rows && wr.count > 0) {
+        switch (g.kernel[2]) {
+          case 2: forward_planar_bounded_row<T, Sink, 2>(g, plane, rows, wr.count, lo, hi, out); break;
+          case 3: forward_planar_bounded_row<T, Sink, 3>(g, plane, rows, wr.count, lo, hi, out); break;
+          default: forward_planar_bounded_row<T, Sink, 0>(g, plane, rows, wr.count, lo, hi, out);
+        }
+        continue;
+      }
     }
     const bool vectorize = wr.count > 0 && hi > lo;
     auto scalar = [&](int64_t ow_begin, int64_t ow_end) __attribute__((always_inline)) {

@@ -24,6 +24,8 @@
 //   kMasked          true when the ISA has masked loads/stores; then
 //                    load_n / load_stride2_n / store_n / store_indices_n
 //                    touch only the first n lanes' elements (n < kLanes),
+//                    load_range(p, lo, hi) only lanes [lo, hi) (0 <= lo,
+//                    hi <= kLanes), the others -inf,
 //                    and add_masked(p, m, g) adds g into the lanes in m
 //                    (AVX-512 float only); reduce_max(v) is the largest
 //                    lane and min_index_where(v, x, idx) the least of idx's
@@ -122,11 +124,18 @@ struct Simd<float> {
 
   static constexpr bool kMasked = true;
   static inline __mmask16 first(int64_t n) { return static_cast<__mmask16>((1u << n) - 1); }
-  static inline V load_n(const float* p, int64_t n) { return _mm512_maskz_loadu_ps(first(n), p); }
-  static inline V load_n(const fp16_t* p, int64_t n) { return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(first(n), p)); }
-  static inline V load_n(const bf16_t* p, int64_t n) {
-    const __m512i wide = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(first(n), p));
+  static inline V load_mask(const float* p, __mmask16 m) { return _mm512_maskz_loadu_ps(m, p); }
+  static inline V load_mask(const fp16_t* p, __mmask16 m) { return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p)); }
+  static inline V load_mask(const bf16_t* p, __mmask16 m) {
+    const __m512i wide = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p));
     return _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16));
+  }
+  template <typename T>
+  static inline V load_n(const T* p, int64_t n) { return load_mask(p, first(n)); }
+  template <typename T>
+  static inline V load_range(const T* p, int64_t lo, int64_t hi) {
+    const __mmask16 m = first(hi) & static_cast<__mmask16>(~first(lo));
+    return _mm512_mask_blend_ps(m, _mm512_set1_ps(-__builtin_inff()), load_mask(p, m));
   }
   template <typename T>
   static inline V load_stride2_n(const T* p, int64_t n) {  // reads p[0 .. 2n-2]
@@ -219,6 +228,10 @@ struct Simd<double> {
   static constexpr bool kMasked = true;
   static inline __mmask8 first(int64_t n) { return static_cast<__mmask8>((1u << n) - 1); }
   static inline V load_n(const double* p, int64_t n) { return _mm512_maskz_loadu_pd(first(n), p); }
+  static inline V load_range(const double* p, int64_t lo, int64_t hi) {
+    const __mmask8 m = first(hi) & static_cast<__mmask8>(~first(lo));
+    return _mm512_mask_blend_pd(m, _mm512_set1_pd(-__builtin_inf()), _mm512_maskz_loadu_pd(m, p));
+  }
   static inline V load_stride2_n(const double* p, int64_t n) {
     const int64_t span = 2 * n - 1;
     const __m512i even = _mm512_set_epi64(15, 13, 11, 9, 6, 4, 2, 0);
