@@ -93,22 +93,34 @@ def test_thread_count_does_not_change_results(dims, layout, dtype, batch):
 
 @pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.float16])
-def test_padded_rows_of_stride_one(dtype, isa):
-    # Values only with stride 1 along W and border outputs: whole rows of
-    # vectors whose taps outside the row read as -inf (narrow rows, rows of a
-    # few vectors, long rows with an interior between bounded ends; windows of
-    # negative values at the borders, where anything but -inf would win).
-    for seed, (width, k, p, ceil) in enumerate([(5, 3, 1, False), (20, 3, 1, True), (28, 3, 1, True), (40, 5, 2, False),
-                                                (70, 3, 1, False), (130, 7, 3, True), (66, 2, 1, False), (17, 4, 2, True)]):
+def test_padded_rows(dtype, isa):
+    # Stride 1 or 2 along W with border outputs: whole rows of vectors whose
+    # taps outside the row read as -inf and whose lanes start at their first
+    # in-bounds tap (narrow rows, rows of a few vectors, long rows with an
+    # interior between bounded ends; windows of negative values or of -inf
+    # alone at the borders): values, indices and the training path's gradient.
+    rows = [(5, 3, 1, 1, False), (20, 3, 1, 1, True), (28, 3, 1, 1, True), (40, 5, 2, 1, False),
+            (70, 3, 1, 1, False), (130, 7, 3, 1, True), (66, 2, 1, 1, False), (17, 4, 2, 1, True),
+            (7, 3, 1, 2, False), (28, 3, 1, 2, True), (112, 3, 1, 2, False), (150, 3, 1, 2, True),
+            (33, 4, 2, 2, False), (9, 2, 1, 2, True)]
+    for seed, (width, k, p, s, ceil) in enumerate(rows):
         for special in ["normal", "specials", "lowest"]:
             x = make_input(2, 3, (4, width), dtype, "contiguous", seed, special)
             if special == "normal":
                 x = -x.abs() - 1  # every window's maximum negative
             for dims, view in [(2, x), (1, x[:, :, 0])]:
-                kw = dict(kernel_size=(k, k)[:dims], stride=1, padding=(p, p)[:dims], ceil_mode=ceil)
+                kw = dict(kernel_size=(k, k)[:dims], stride=(1, s)[2 - dims:], padding=(p, p)[:dims],
+                          ceil_mode=ceil)
+                grad = torch.randn(pool_fn(dims, F)(view, **kw).shape).to(dtype)
                 with cpu_isa(isa):
-                    got = pool_fn(dims)(view, **kw)
-                assert_identical(got, pool_fn(dims, F)(view, **kw))
+                    got = [pool_fn(dims)(view, **kw), *pool_fn(dims)(view, **kw, return_indices=True)]
+                    ours = view.detach().clone().requires_grad_()
+                    pool_fn(dims)(ours, **kw).backward(grad)
+                theirs = view.detach().clone().requires_grad_()
+                pool_fn(dims, F)(theirs, **kw).backward(grad)
+                expected = [pool_fn(dims, F)(view, **kw), *pool_fn(dims, F)(view, **kw, return_indices=True)]
+                for a, b in zip(got + [ours.grad], expected + [theirs.grad]):
+                    assert_identical(a, b)
 
 
 def test_every_isa_path_is_available_here():

@@ -265,6 +265,12 @@ struct WindowMax {
     if constexpr (!kExact) sum = v;
     if constexpr (kIndices) best_index = index;
   }
+  // A start that is not a tap (bounded chunks): every tap then goes to step.
+  inline void init(typename Sd::V start, typename Sd::I index) {
+    best = start;
+    if constexpr (!kExact) sum = Sd::splat(0);
+    if constexpr (kIndices) best_index = index;
+  }
   inline void step(typename Sd::V v, typename Sd::I index) {
     if constexpr (kExact) {
       const typename Sd::M m = Sd::takes(v, best);
@@ -342,10 +348,10 @@ inline typename Sd::V load_lanes(const T* p, int64_t s, int64_t n) {
 // small buffer so nothing outside them is read or written.
 // Returns false (and writes nothing) when the fast variant cannot vouch for
 // its result.
-// kBounded: taps may lie outside the row (border outputs; stride and dilation
-// 1, values only): those lanes read -inf (Simd::load_range), which never
-// wins, so each lane's maximum is that of its in-bounds taps (-inf if none,
-// as PyTorch's loop leaves it).
+// kBounded: taps may lie outside the row (border outputs; stride 1 or 2,
+// dilation 1): those lanes read -inf (Simd::load_range), which never wins,
+// and every lane starts as PyTorch's loop does, at -inf with the argmax of its
+// first in-bounds tap, so each lane's result is that of its in-bounds taps.
 template <typename T, typename Sink, int kStride, int kKW, bool kFull, bool kExact, bool kBounded = false>
 FASTPOOL_ALWAYS_INLINE bool forward_planar_chunk(const PoolGeometry& g, const T* plane, const RowScratch& rs,
                                                  int64_t num_rows, int64_t ow, int64_t n, T* out,
@@ -369,25 +375,54 @@ FASTPOOL_ALWAYS_INLINE bool forward_planar_chunk(const PoolGeometry& g, const T*
     else return load_lanes<Sd>(plane + off, s, n);
   };
 
+  // Lane j reads column col + j * s of a tap at column col; a bounded load
+  // takes the lanes whose column lies in the row, the others -inf.
+  const auto load_bounded = [&](int64_t off, int64_t col) __attribute__((always_inline)) -> typename Sd::V {
+    if constexpr (!kBounded) {
+      return load_taps(off);
+    } else {
+      const int64_t W = g.in_size[2];
+      const int64_t first = col < 0 ? -col : 0;  // raw elements [first, end) of the row, from col
+      const int64_t end = W - col < (n - 1) * kStride + 1 ? W - col : (n - 1) * kStride + 1;
+      const auto part = [&](int64_t from) __attribute__((always_inline)) {  // raw elements [from, from + kLanes)
+        const int64_t lo = first - from, hi = end - from;
+        return Sd::load_range(plane + off + from, lo < 0 ? 0 : (lo > Sd::kLanes ? Sd::kLanes : lo),
+                              hi < 0 ? 0 : (hi > Sd::kLanes ? Sd::kLanes : hi));
+      };
+      if constexpr (kStride == 1) return part(0);
+      else return Sd::deinterleave2(part(0), part(Sd::kLanes - 1));
+    }
+  };
+
   WindowMax<Sd, Sink, kExact> acc;
+  if constexpr (kBounded) {
+    static_assert(kStride == 1 || kStride == 2, "bounded chunks: stride 1 or 2");
+    // PyTorch's start: -inf, the argmax at the first in-bounds tap (flat:
+    // first row, column max(0, base + j * s); taps: first row, its column
+    // max(0, -(base + j * s))).
+    const typename Sd::I zero = Sd::index_set1(0);
+    const typename Sd::I start_col = Sd::index_add(Sd::index_set1(static_cast<int32_t>(base)), lane_offsets);
+    typename Sd::I start;
+    if constexpr (Sink::kTap)
+      start = Sd::index_add(Sd::index_set1(static_cast<int32_t>(rs.taps.data[0] * kw_count)),
+                            Sd::index_max(zero, Sd::index_sub(zero, start_col)));
+    else
+      start = Sd::index_add(Sd::index_set1(static_cast<int32_t>(rows[0])), Sd::index_max(zero, start_col));
+    acc.init(Sd::splat(-std::numeric_limits<ComputeT<T>>::infinity()), start);
+  }
   for (int64_t r = 0; r < num_rows; ++r) {
     const int64_t row_off = rows[r] + base;
     typename Sd::I index =
         Sink::kTap ? Sd::index_set1(static_cast<int32_t>(rs.taps.data[r] * kw_count))
                    : Sd::index_add(Sd::index_set1(static_cast<int32_t>(row_off)), lane_offsets);
     for (int64_t kw = 0; kw < kw_count; ++kw) {
-      typename Sd::V v;
       if constexpr (kBounded) {
-        static_assert(kStride == 1 && !Sink::kAny, "bounded chunks: stride 1, values only");
-        const int64_t col = base + kw, W = g.in_size[2];  // lane j reads column col + j
-        const int64_t lanes_from = col < 0 ? (-col < n ? -col : n) : 0;
-        const int64_t lanes_to = W - col < n ? (W - col > 0 ? W - col : 0) : n;
-        v = Sd::load_range(plane + row_off + kw, lanes_from, lanes_to);
+        acc.step(load_bounded(row_off + kw, base + kw), index);
       } else {
-        v = load_taps(row_off + kw * dil);
+        const typename Sd::V v = load_taps(row_off + kw * dil);
+        if (r == 0 && kw == 0) acc.first(v, index);
+        else acc.step(v, index);
       }
-      if (r == 0 && kw == 0) acc.first(v, index);
-      else acc.step(v, index);
       if constexpr (Sink::kAny) index = Sd::index_add(index, tap_step);
     }
   }
@@ -424,30 +459,44 @@ inline void forward_planar_interior(const PoolGeometry& g, const T* plane, const
                                                               at(hi - L));
 }
 
-// A whole row of outputs, borders included, with bounded chunks (values only,
-// stride and dilation 1 along W): the border outputs of a padded pool went
-// through the scalar loop, which took two thirds of a 3x3 s1 p1 pool over
-// 28x28 planes (GoogLeNet's branch pools).
-// Rows of up to 4 vectors are all bounded chunks (fewest chunks); longer ones
-// bounded only where [lo, hi), the interior outputs, ends.
-template <typename T, typename Sink, int kKW>
+// A whole row of outputs, borders included, with bounded chunks (stride 1 or
+// 2, dilation 1 along W): the border outputs of a padded pool went through
+// the scalar loop, whose cost per output was some 45 vector outputs' (the
+// left border column alone was a third of the ResNet stem's time; two thirds
+// of a 3x3 s1 p1 pool over 28x28 planes, GoogLeNet's branch pools). A
+// bounded chunk costs about two interior ones: rows of up to 2 vectors are all
+// bounded chunks (fewest chunks), longer ones bounded only where [lo, hi), the
+// interior outputs, ends.
+template <typename T, typename Sink, int kStride, int kKW>
 inline void forward_planar_bounded_row(const PoolGeometry& g, const T* plane, const RowScratch& rs, int64_t num_rows,
-                                       int64_t lo, int64_t hi, T* out) {
+                                       int64_t lo, int64_t hi, T* out, typename Sink::E* index) {
   constexpr int L = Simd<ComputeT<T>>::kLanes;
   const int64_t OW = g.out_size[2];
+  auto at = [&](int64_t ow) { return Sink::kAny ? index + ow : nullptr; };
   const auto bounded = [&](int64_t ow) __attribute__((always_inline)) {
-    forward_planar_chunk_checked<T, Sink, 1, kKW, true, true>(g, plane, rs, num_rows, ow, L, out + ow, nullptr);
+    forward_planar_chunk_checked<T, Sink, kStride, kKW, true, true>(g, plane, rs, num_rows, ow, L, out + ow, at(ow));
   };
   if (OW < L) {
-    forward_planar_chunk_checked<T, Sink, 1, kKW, false, true>(g, plane, rs, num_rows, 0, OW, out, nullptr);
-  } else if (OW <= 4 * L || hi - lo < L) {
+    forward_planar_chunk_checked<T, Sink, kStride, kKW, false, true>(g, plane, rs, num_rows, 0, OW, out, at(0));
+  } else if (OW <= 2 * L || hi - lo < L) {
     int64_t ow = 0;
     for (; ow + L <= OW; ow += L) bounded(ow);
     if (ow < OW) bounded(OW - L);  // an overlapping last chunk, as in forward_planar_interior
   } else {
     for (int64_t ow = 0; ow < lo; ow += L) bounded(ow < OW - L ? ow : OW - L);
-    forward_planar_interior<T, Sink, 1, kKW>(g, plane, rs, num_rows, lo, hi, out, nullptr);
+    forward_planar_interior<T, Sink, kStride, kKW>(g, plane, rs, num_rows, lo, hi, out, index);
     for (int64_t end = OW; end > hi; end -= L) bounded(end - L > 0 ? end - L : 0);
+  }
+}
+
+template <typename T, typename Sink, int kStride>
+inline void forward_planar_bounded_row_kw(const PoolGeometry& g, const T* plane, const RowScratch& rs,
+                                          int64_t num_rows, int64_t lo, int64_t hi, T* out,
+                                          typename Sink::E* index) {
+  switch (g.kernel[2]) {
+    case 2: return forward_planar_bounded_row<T, Sink, kStride, 2>(g, plane, rs, num_rows, lo, hi, out, index);
+    case 3: return forward_planar_bounded_row<T, Sink, kStride, 3>(g, plane, rs, num_rows, lo, hi, out, index);
+    default: return forward_planar_bounded_row<T, Sink, kStride, 0>(g, plane, rs, num_rows, lo, hi, out, index);
   }
 }
 
@@ -719,12 +768,12 @@ void forward_planar_rows(const PoolGeometry& g, const T* input, T* output, typen
     if (hi - lo < Sd::kLanes && !cheap_partial) lo = hi = OW;
   }
   if (!vector_ok) lo = hi = OW;
-  // Values only, stride and dilation 1 along W, border outputs present: whole
-  // rows of bounded chunks (forward_planar_bounded_row).
+  // Stride 1 or 2 and dilation 1 along W, border outputs present: whole rows
+  // of bounded chunks (forward_planar_bounded_row).
   bool bounded_rows = false;
-  if constexpr (Simd<ComputeT<T>>::kMasked && !Sink::kAny) {
-    bounded_rows = vector_ok && g.stride[2] == 1 && g.dilation[2] == 1 &&
-                   !g.adaptive[2] && (lo > 0 || hi < OW);
+  if constexpr (Simd<ComputeT<T>>::kMasked) {
+    bounded_rows = vector_ok && (g.stride[2] == 1 || g.stride[2] == 2) && g.dilation[2] == 1 && !g.adaptive[2] &&
+                   (lo > 0 || hi < OW);
   }
   const WindowTables tables(g);
   RowScratch rows(g);
@@ -747,13 +796,10 @@ void forward_planar_rows(const PoolGeometry& g, const T* input, T* output, typen
       const int64_t bytes = row_bytes > kMaxPrefetchRowBytes ? 0 : kPrefetchRows * g.stride[1] * row_bytes;
       for (int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(next + b);
     }
-    if constexpr (Simd<ComputeT<T>>::kMasked && !Sink::kAny) {
+    if constexpr (Simd<ComputeT<T>>::kMasked) {
       if (bounded_rows && wr.count > 0) {
-        switch (g.kernel[2]) {
-          case 2: forward_planar_bounded_row<T, Sink, 2>(g, plane, rows, wr.count, lo, hi, out); break;
-          case 3: forward_planar_bounded_row<T, Sink, 3>(g, plane, rows, wr.count, lo, hi, out); break;
-          default: forward_planar_bounded_row<T, Sink, 0>(g, plane, rows, wr.count, lo, hi, out);
-        }
+        if (g.stride[2] == 1) forward_planar_bounded_row_kw<T, Sink, 1>(g, plane, rows, wr.count, lo, hi, out, index);
+        else forward_planar_bounded_row_kw<T, Sink, 2>(g, plane, rows, wr.count, lo, hi, out, index);
         continue;
       }
     }

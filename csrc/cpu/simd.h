@@ -25,7 +25,9 @@
 //                    load_n / load_stride2_n / store_n / store_indices_n
 //                    touch only the first n lanes' elements (n < kLanes),
 //                    load_range(p, lo, hi) only lanes [lo, hi) (0 <= lo,
-//                    hi <= kLanes), the others -inf,
+//                    hi <= kLanes), the others -inf, deinterleave2(a, b)
+//                    load_stride2's permute of its two loads, index_max and
+//                    index_sub lane-wise on indices,
 //                    and add_masked(p, m, g) adds g into the lanes in m
 //                    (AVX-512 float only); reduce_max(v) is the largest
 //                    lane and min_index_where(v, x, idx) the least of idx's
@@ -68,10 +70,11 @@ struct Simd<float> {
     return _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16));
   }
   template <typename T>
-  static inline V load_stride2(const T* p) {
-    // a = p[0..15], b = p[15..30]: even elements are a's even lanes, b's odd lanes.
+  static inline V load_stride2(const T* p) { return deinterleave2(load(p), load(p + kLanes - 1)); }
+  // a = p[0..15], b = p[15..30]: even elements are a's even lanes, b's odd lanes.
+  static inline V deinterleave2(V a, V b) {
     const __m512i even = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 14, 12, 10, 8, 6, 4, 2, 0);
-    return _mm512_permutex2var_ps(load(p), even, load(p + kLanes - 1));
+    return _mm512_permutex2var_ps(a, even, b);
   }
   static constexpr bool kHasStride4 = true;
   template <typename T>
@@ -111,6 +114,8 @@ struct Simd<float> {
   static inline I select(M m, I a, I b) { return _mm512_mask_blend_epi32(m, a, b); }
   static inline V splat(float x) { return _mm512_set1_ps(x); }
   static inline I index_set1(int32_t x) { return _mm512_set1_epi32(x); }
+  static inline I index_max(I a, I b) { return _mm512_max_epi32(a, b); }
+  static inline I index_sub(I a, I b) { return _mm512_sub_epi32(a, b); }
   static inline I index_add(I a, I b) { return _mm512_add_epi32(a, b); }
   static inline I index_iota(int32_t step) {
     return _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
@@ -189,9 +194,10 @@ struct Simd<double> {
   static constexpr int kLanes = 8;
 
   static inline V load(const double* p) { return _mm512_loadu_pd(p); }
-  static inline V load_stride2(const double* p) {
-    const __m512i even = _mm512_set_epi64(15, 13, 11, 9, 6, 4, 2, 0);  // a = p[0..7], b = p[7..14]
-    return _mm512_permutex2var_pd(load(p), even, load(p + kLanes - 1));
+  static inline V load_stride2(const double* p) { return deinterleave2(load(p), load(p + kLanes - 1)); }
+  static inline V deinterleave2(V a, V b) {  // a = p[0..7], b = p[7..14]
+    const __m512i even = _mm512_set_epi64(15, 13, 11, 9, 6, 4, 2, 0);
+    return _mm512_permutex2var_pd(a, even, b);
   }
   static constexpr bool kHasStride4 = true;
   static inline V load_stride4(const double* p) {  // as Simd<float>'s: reads p[0..28]
@@ -218,6 +224,8 @@ struct Simd<double> {
   static inline I select(M m, I a, I b) { return _mm256_mask_blend_epi32(m, a, b); }
   static inline V splat(double x) { return _mm512_set1_pd(x); }
   static inline I index_set1(int32_t x) { return _mm256_set1_epi32(x); }
+  static inline I index_max(I a, I b) { return _mm256_max_epi32(a, b); }
+  static inline I index_sub(I a, I b) { return _mm256_sub_epi32(a, b); }
   static inline I index_add(I a, I b) { return _mm256_add_epi32(a, b); }
   static inline I index_iota(int32_t step) {
     return _mm256_mullo_epi32(_mm256_set_epi32(7, 6, 5, 4, 3, 2, 1, 0), _mm256_set1_epi32(step));
