@@ -19,6 +19,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "fastpool native extension: operators are registered as torch.ops.fastpool.*";
   m.def("build_info", &fastpool::build_info,
         "Dict with the CPU ISA paths compiled in, the one this machine would use, and the CUDA build.");
+  m.def("cpu_unpool_dense_runs", &fastpool::cpu::unpool_dense_runs,
+        "How many max_unpool calls (forward or backward) took the CPU dense path, for the tests.");
   fastpool::register_test_hooks(m);
   fastpool::register_eager_calls(m);
 }
