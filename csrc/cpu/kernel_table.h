@@ -68,8 +68,9 @@ struct UnpoolBlocks {
   int64_t channels;
 };
 
-// Forward over output rows (image, ot, oh) in [begin, end); backward over
-// input rows (image, t, h), writing a planar grad_input. false: an index lies
+// Forward and backward over input rows (image, t, h) in [begin, end): the
+// forward writes their blocks' output rows (and the rows no block reaches),
+// the backward their planar grad_input rows. false: an index lies
 // outside its cell's block (the rows written so far are to be redone).
 using UnpoolForwardFn = bool (*)(const UnpoolBlocks& b, const void* values, const int64_t* indices, void* output,
                                  int64_t begin, int64_t end);

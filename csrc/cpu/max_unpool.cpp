@@ -476,7 +476,8 @@ struct CpuUnpool {
       if (blocks) {
         const UnpoolForwardFn fn = active_kernels().unpool_forward[static_cast<int>(cl ? Layout::channels_last : Layout::planar)][word_slot(sizeof(E))];
         const int64_t images = cl ? ov.batch : ov.batch * ov.channels;
-        const bool done = run_dense(images * blocks->out[0] * blocks->out[1], blocks->out[2] * blocks->channels,
+        const bool done = run_dense(images * blocks->in[0] * blocks->in[1],
+                                    blocks->out[2] * blocks->channels * blocks->s[0] * blocks->s[1],
                                     [&](int64_t begin, int64_t end) {
           return fn(*blocks, in_data, idx.const_data_ptr<int64_t>(), out_data, begin, end);
         });

@@ -28,161 +28,353 @@
 namespace fastpool::cpu {
 namespace FASTPOOL_ISA {
 
-// Word types by size: the dtype does not matter to a copy.
+// Word types by size: the dtype does not matter to a copy. Pair: two words
+// as one wider one (little endian: the first word in the low half), so that a
+// 2-wide block's two outputs are one lane of a loop over cells; none for
+// 8-byte words (their 2-wide blocks take the general loops).
 template <int kBytes> struct UnpoolWord;
-template <> struct UnpoolWord<2> { using E = uint16_t; };
-template <> struct UnpoolWord<4> { using E = uint32_t; };
-template <> struct UnpoolWord<8> { using E = uint64_t; };
+template <> struct UnpoolWord<2> { using E = uint16_t; using Pair = uint32_t; };
+template <> struct UnpoolWord<4> { using E = uint32_t; using Pair = uint64_t; };
+template <> struct UnpoolWord<8> { using E = uint64_t; using Pair = void; };
+
+template <typename P, typename E>
+inline P load_pair(const E* p) {
+  P v;
+  std::memcpy(&v, p, sizeof v);  // unaligned when a row starts at an odd position
+  return v;
+}
 
 // Flat position (in the output plane) of the first element of output row
-// (ot, oh), and the row's block-row offsets seen from a cell row: the cells of
-// input row (t, h) own output rows t*s0 + a, h*s1 + b (a < s0, b < s1).
+// (ot, oh).
 inline int64_t unpool_row_start(const UnpoolBlocks& b, int64_t ot, int64_t oh) {
   return (ot * b.out[1] + oh) * b.out[2];
 }
 
-// Whether every index x[k * stride] (k < n) lies in the block of its cell:
-// the block's rows start at base + k * step + unpool_row_start(t*s0 + a,
-// h*s1 + b) and are s2 wide. One compare per block row (2 for SegNet's 2x2),
-// unsigned so that one test bounds both sides; no early exit, so the loop
-// vectorises (the indices are in L1: the caller then reads them again).
-inline bool unpool_in_blocks(const UnpoolBlocks& b, const int64_t* x, int64_t n, int64_t stride, int64_t base,
-                             int64_t step, int64_t t, int64_t h) {
+// The output rows of input row (t, h)'s blocks, k < s[0] * s[1]: t*s0 + a, h*s1 + r.
+inline int64_t unpool_block_row(const UnpoolBlocks& b, int64_t t, int64_t h, int64_t k) {
+  return unpool_row_start(b, t * b.s[0] + k / b.s[1], h * b.s[1] + k % b.s[1]);
+}
+
+// Walks rows numbered (image, i, k) with k < n_k, i < n_i, and for each the
+// block coordinate k / s and its remainder, by increments: a division per row
+// would cost as much as a narrow row's copy.
+struct UnpoolRowCursor {
+  int64_t image, i, k, block, within;
+  int64_t n_i, n_k, s;
+  UnpoolRowCursor(int64_t row, int64_t n_i_, int64_t n_k_, int64_t s_) : n_i(n_i_), n_k(n_k_), s(s_) {
+    image = row / (n_i * n_k);
+    const int64_t rest = row % (n_i * n_k);
+    i = rest / n_k;
+    k = rest % n_k;
+    block = k / s;
+    within = k % s;
+  }
+  void next() {
+    if (++within == s) {
+      within = 0;
+      ++block;
+    }
+    if (++k == n_k) {
+      k = block = within = 0;
+      if (++i == n_i) {
+        i = 0;
+        ++image;
+      }
+    }
+  }
+};
+
+// SegNet's 2x2 blocks (and a 1-d unpool's 2-wide ones): 1 or 2 block rows of
+// width 2, for which the loops below are written with constant trip counts.
+inline int unpool_rows_of_2wide(const UnpoolBlocks& b) {
+  const int64_t rows = b.s[0] * b.s[1];
+  return b.s[2] == 2 && rows <= 2 ? static_cast<int>(rows) : 0;
+}
+
+// Runs kernel<n>(j, n) over cells [0, cells) in pieces of kPiece with the
+// count a constant (the compiler then emits whole vectors and no scalar
+// remainder, which would dominate a row of 30 cells), the last piece moved
+// back to end at `cells` (it redoes a few cells: the kernels' writes are
+// idempotent); rows shorter than a piece run once with a runtime count.
+// false as soon as a piece is.
+constexpr int kUnpoolPiece = 16;
+template <typename F>
+inline bool unpool_in_pieces(int64_t cells, F&& kernel) {
+  if (cells < kUnpoolPiece) return kernel(std::integral_constant<int, 0>{}, int64_t{0}, cells);
+  for (int64_t j = 0;; j += kUnpoolPiece) {
+    if (j > cells - kUnpoolPiece) j = cells - kUnpoolPiece;
+    if (!kernel(std::integral_constant<int, kUnpoolPiece>{}, j, int64_t{kUnpoolPiece})) return false;
+    if (j == cells - kUnpoolPiece) return true;
+  }
+}
+
+// Whether every index x[k] (k < n) lies in the block of its cell: the
+// block's rows start at base + k * step + unpool_block_row(t, h, r), s[2]
+// wide. One unsigned compare per block row bounds both sides; no early exit,
+// so the loop vectorises (the indices are in L1: the caller reads them again).
+inline bool unpool_in_blocks(const UnpoolBlocks& b, const int64_t* x, int64_t n, int64_t base, int64_t step,
+                             int64_t t, int64_t h) {
   const uint64_t width = static_cast<uint64_t>(b.s[2]);
-  if (b.s[0] * b.s[1] == 2) {  // the 2-d 2-row blocks, unrolled
-    const int64_t r0 = base + unpool_row_start(b, t * b.s[0], h * b.s[1]);
-    const int64_t r1 = base + (b.s[0] == 2 ? unpool_row_start(b, t * 2 + 1, h * b.s[1])
-                                           : unpool_row_start(b, t * b.s[0], h * b.s[1] + 1));
-    int miss = 0;
+  const int64_t rows = b.s[0] * b.s[1];
+  int miss = 0;
+  if (rows <= 2) {  // unrolled (a single row compares twice)
+    const int64_t r0 = base + unpool_block_row(b, t, h, 0), r1 = base + unpool_block_row(b, t, h, rows - 1);
     for (int64_t k = 0; k < n; ++k) {
-      const int64_t d = x[k * stride] - k * step;
+      const int64_t d = x[k] - k * step;
       miss |= (static_cast<uint64_t>(d - r0) >= width) & (static_cast<uint64_t>(d - r1) >= width);
     }
     return miss == 0;
   }
-  int miss = 0;
   for (int64_t k = 0; k < n; ++k) {
-    const int64_t d = x[k * stride] - k * step - base;
+    const int64_t d = x[k] - k * step - base;
     int in = 0;
-    for (int64_t a = 0; a < b.s[0]; ++a)
-      for (int64_t r = 0; r < b.s[1]; ++r)
-        in |= static_cast<uint64_t>(d - unpool_row_start(b, t * b.s[0] + a, h * b.s[1] + r)) < width;
+    for (int64_t r = 0; r < rows; ++r) in |= static_cast<uint64_t>(d - unpool_block_row(b, t, h, r)) < width;
     miss |= !in;
   }
   return miss == 0;
 }
 
-// Calls f(kSW) with the block width as a constant where it is SegNet's (2) or
-// 1 (the compiler then vectorises the per-cell lanes), else with 0 (runtime).
-template <typename F>
-inline void with_block_width(int64_t sw, F&& f) {
-  if (sw == 2) return f(std::integral_constant<int, 2>{});
-  if (sw == 1) return f(std::integral_constant<int, 1>{});
-  f(std::integral_constant<int, 0>{});
-}
-
 // ---------------------------------------------------------------- forward
 
-// Planar: one output row of `cells` blocks, o[0] at flat position pos.
-template <typename E, int kSW>
-inline void unpool_row_planar(const E* v, const int64_t* x, E* o, int64_t cells, int64_t sw_runtime, int64_t pos) {
-  const int64_t sw = kSW ? kSW : sw_runtime;
-  for (int64_t j = 0; j < cells; ++j)
-    for (int64_t q = 0; q < sw; ++q) o[j * sw + q] = x[j] == pos + j * sw + q ? v[j] : E{};
+// Planar, 2-wide blocks of kRows rows: the block rows o0 (at flat position
+// pos0) and o1 (pos1) of one cell row, written in one pass that also checks
+// every index (false: one outside its block).
+template <int kBytes, int kRows, int kN>
+inline bool unpool_rows_planar_2wide(const typename UnpoolWord<kBytes>::E* __restrict v, const int64_t* __restrict x,
+                                     typename UnpoolWord<kBytes>::E* __restrict o0,
+                                     typename UnpoolWord<kBytes>::E* __restrict o1, int64_t cells, int64_t pos0,
+                                     int64_t pos1) {
+  using E = typename UnpoolWord<kBytes>::E;
+  using P = typename UnpoolWord<kBytes>::Pair;
+  int miss = 0;
+  for (int64_t j = 0; j < (kN ? kN : cells); ++j) {
+    const int64_t d0 = x[j] - (pos0 + 2 * j), d1 = x[j] - (pos1 + 2 * j);
+    if constexpr (std::is_void_v<P>) {  // 8-byte words: two stores a row
+      o0[2 * j] = d0 == 0 ? v[j] : E{};
+      o0[2 * j + 1] = d0 == 1 ? v[j] : E{};
+      if (kRows == 2) {
+        o1[2 * j] = d1 == 0 ? v[j] : E{};
+        o1[2 * j + 1] = d1 == 1 ? v[j] : E{};
+      }
+    } else {
+      const P w = v[j], high = static_cast<P>(w << (8 * kBytes));
+      const P pair0 = (d0 == 0 ? w : P{0}) | (d0 == 1 ? high : P{0});
+      std::memcpy(o0 + 2 * j, &pair0, sizeof pair0);
+      if (kRows == 2) {
+        const P pair1 = (d1 == 0 ? w : P{0}) | (d1 == 1 ? high : P{0});
+        std::memcpy(o1 + 2 * j, &pair1, sizeof pair1);
+      }
+    }
+    miss |= (static_cast<uint64_t>(d0) >= 2) & (static_cast<uint64_t>(d1) >= 2);
+  }
+  return miss == 0;
 }
 
-// Output rows [begin, end), numbered (image, ot, oh); an image is a plane
+// Channels last, 2-wide blocks of kRows rows: cell j's channels written to
+// its block's pixels (rows o0, o1; columns 2j, 2j + 1), checking each index.
+template <typename E, int kRows>
+inline bool unpool_pixels_2wide(const E* __restrict v, const int64_t* __restrict x, E* __restrict o0,
+                                E* __restrict o1, int64_t C, int64_t p0, int64_t p1) {
+  int miss = 0;
+  for (int64_t c = 0; c < C; ++c) {
+    const int64_t i = x[c];
+    o0[c] = i == p0 ? v[c] : E{};
+    o0[C + c] = i == p0 + 1 ? v[c] : E{};
+    int in = (i == p0) | (i == p0 + 1);
+    if (kRows == 2) {
+      o1[c] = i == p1 ? v[c] : E{};
+      o1[C + c] = i == p1 + 1 ? v[c] : E{};
+      in |= (i == p1) | (i == p1 + 1);
+    }
+    miss |= !in;
+  }
+  return miss == 0;
+}
+
+// Input rows [begin, end), numbered (image, t, h); an image is a plane
 // (planar) or all channels of a batch entry (channels last, b.channels > 1).
+// Each writes the output rows of its blocks, full width (columns past the
+// blocks are zero), and the last of an image's row also the rows no block
+// reaches (past in * s), so every output element is written once.
 template <int kBytes, bool kChannelsLast>
 bool unpool_forward(const UnpoolBlocks& b, const void* values, const int64_t* indices, void* output, int64_t begin,
                     int64_t end) {
   using E = typename UnpoolWord<kBytes>::E;
-  const int64_t C = b.channels;
-  const int64_t in_plane = b.in[0] * b.in[1] * b.in[2], out_plane = b.out[0] * b.out[1] * b.out[2];
-  const int64_t covered_t = b.in[0] * b.s[0], covered_h = b.in[1] * b.s[1], covered_w = b.in[2] * b.s[2];
-  for (int64_t row = begin; row < end; ++row) {
-    const int64_t image = row / (b.out[0] * b.out[1]), rest = row % (b.out[0] * b.out[1]);
-    const int64_t ot = rest / b.out[1], oh = rest % b.out[1];
-    const int64_t pos = unpool_row_start(b, ot, oh);
-    E* o = static_cast<E*>(output) + (image * out_plane + pos) * C;
-    if (ot >= covered_t || oh >= covered_h) {  // no cell's block reaches this row
-      std::memset(o, 0, b.out[2] * C * sizeof(E));
-      continue;
-    }
-    const int64_t t = ot / b.s[0], h = oh / b.s[1];
-    const int64_t cell0 = image * in_plane + (t * b.in[1] + h) * b.in[2];
+  const int64_t C = b.channels, Wi = b.in[2], Wo = b.out[2];
+  const int64_t in_plane = b.in[0] * b.in[1] * Wi, out_plane = b.out[0] * b.out[1] * Wo;
+  const int64_t rows = b.s[0] * b.s[1], covered_w = Wi * b.s[2];
+  const int rows_2wide = unpool_rows_of_2wide(b);
+  UnpoolRowCursor cur(begin, b.in[0], b.in[1], 1);
+  for (int64_t row = begin; row < end; ++row, cur.next()) {
+    const int64_t image = cur.image, t = cur.i, h = cur.k;
+    const int64_t cell0 = image * in_plane + (t * b.in[1] + h) * Wi;
     const E* v = static_cast<const E*>(values) + cell0 * C;
     const int64_t* x = indices + cell0 * C;
-    // The cell row is checked once, at its blocks' first output row.
-    if (ot % b.s[0] == 0 && oh % b.s[1] == 0) {
-      if (kChannelsLast) {
-        for (int64_t j = 0; j < b.in[2]; ++j)
-          if (!unpool_in_blocks(b, x + j * C, C, 1, j * b.s[2], 0, t, h)) return false;
-      } else if (!unpool_in_blocks(b, x, b.in[2], 1, 0, b.s[2], t, h)) {
-        return false;
-      }
-    }
-    if (kChannelsLast) {
-      // Each pixel: its cell's channels against one position, contiguous.
-      for (int64_t w = 0; w < covered_w; ++w) {
-        const int64_t j = w / b.s[2], p = pos + w;
-        const int64_t* xc = x + j * C;
-        const E* vc = v + j * C;
-        E* oc = o + w * C;
-        for (int64_t c = 0; c < C; ++c) oc[c] = xc[c] == p ? vc[c] : E{};
+    E* o = static_cast<E*>(output) + image * out_plane * C;
+    const int64_t pos0 = unpool_block_row(b, t, h, 0), pos1 = unpool_block_row(b, t, h, rows - 1);
+    if (rows_2wide && !kChannelsLast) {
+      const bool ok = unpool_in_pieces(Wi, [&](auto n, int64_t j, int64_t count) {
+        E* o0 = o + pos0 + 2 * j;
+        E* o1 = o + pos1 + 2 * j;
+        return rows_2wide == 2
+                   ? unpool_rows_planar_2wide<kBytes, 2, decltype(n)::value>(v + j, x + j, o0, o1, count, pos0 + 2 * j, pos1 + 2 * j)
+                   : unpool_rows_planar_2wide<kBytes, 1, decltype(n)::value>(v + j, x + j, o0, o1, count, pos0 + 2 * j, pos1 + 2 * j);
+      });
+      if (!ok) return false;
+    } else if (rows_2wide) {
+      for (int64_t j = 0; j < Wi; ++j) {
+        const int64_t p0 = pos0 + 2 * j, p1 = pos1 + 2 * j;
+        const bool ok = rows_2wide == 2 ? unpool_pixels_2wide<E, 2>(v + j * C, x + j * C, o + p0 * C, o + p1 * C, C, p0, p1)
+                                        : unpool_pixels_2wide<E, 1>(v + j * C, x + j * C, o + p0 * C, o + p1 * C, C, p0, p1);
+        if (!ok) return false;
       }
     } else {
-      with_block_width(b.s[2], [&](auto sw) { unpool_row_planar<E, decltype(sw)::value>(v, x, o, b.in[2], b.s[2], pos); });
+      // Any other blocks: check the row's indices, then write each block row.
+      if (kChannelsLast) {
+        for (int64_t j = 0; j < Wi; ++j)
+          if (!unpool_in_blocks(b, x + j * C, C, j * b.s[2], 0, t, h)) return false;
+      } else if (!unpool_in_blocks(b, x, Wi, 0, b.s[2], t, h)) {
+        return false;
+      }
+      for (int64_t k = 0; k < rows; ++k) {
+        const int64_t pos = unpool_block_row(b, t, h, k);
+        E* ok = o + pos * C;
+        if (kChannelsLast) {
+          for (int64_t w = 0; w < covered_w; ++w) {
+            const int64_t j = w / b.s[2], p = pos + w;
+            const int64_t* __restrict xc = x + j * C;
+            const E* __restrict vc = v + j * C;
+            E* __restrict oc = ok + w * C;
+            for (int64_t c = 0; c < C; ++c) oc[c] = xc[c] == p ? vc[c] : E{};
+          }
+        } else {
+          for (int64_t j = 0; j < Wi; ++j)
+            for (int64_t q = 0; q < b.s[2]; ++q) ok[j * b.s[2] + q] = x[j] == pos + j * b.s[2] + q ? v[j] : E{};
+        }
+      }
     }
-    std::memset(o + covered_w * C, 0, (b.out[2] - covered_w) * C * sizeof(E));
+    // The columns past the blocks, then the rows past them.
+    if (covered_w < Wo)
+      for (int64_t k = 0; k < rows; ++k)
+        std::memset(o + (unpool_block_row(b, t, h, k) + covered_w) * C, 0, (Wo - covered_w) * C * sizeof(E));
+    if (h == b.in[1] - 1 && b.in[1] * b.s[1] < b.out[1])
+      for (int64_t a = 0; a < b.s[0]; ++a)
+        std::memset(o + unpool_row_start(b, t * b.s[0] + a, b.in[1] * b.s[1]) * C, 0,
+                    (b.out[1] - b.in[1] * b.s[1]) * Wo * C * sizeof(E));
+    if (h == b.in[1] - 1 && t == b.in[0] - 1 && b.in[0] * b.s[0] < b.out[0])
+      std::memset(o + unpool_row_start(b, b.in[0] * b.s[0], 0) * C, 0,
+                  (b.out[0] - b.in[0] * b.s[0]) * b.out[1] * Wo * C * sizeof(E));
   }
   return true;
 }
 
 // ---------------------------------------------------------------- backward
 
-// Planar: gi[j] = the g row's element of cell j's block columns whose
-// position (pos + its column) is x[j], where this block row holds it.
-template <typename E, int kSW>
-inline void unpool_select_planar(const E* g, const int64_t* x, E* gi, int64_t cells, int64_t sw_runtime,
-                                 int64_t pos) {
-  const int64_t sw = kSW ? kSW : sw_runtime;
-  for (int64_t j = 0; j < cells; ++j)
-    for (int64_t q = 0; q < sw; ++q) gi[j] = x[j] == pos + j * sw + q ? g[j * sw + q] : gi[j];
+// Planar, 2-wide blocks of kRows rows (unpool_rows_of_2wide): gi[j] = the
+// gradient of the block position x[j] names, each block row read as pairs;
+// one pass that also checks every index (false: one outside its block).
+template <int kBytes, int kRows, int kN>
+inline bool unpool_select_planar_2wide(const typename UnpoolWord<kBytes>::E* __restrict g, const int64_t* __restrict x,
+                                       typename UnpoolWord<kBytes>::E* __restrict gi, int64_t cells,
+                                       int64_t pos0, int64_t pos1) {
+  using E = typename UnpoolWord<kBytes>::E;
+  using P = typename UnpoolWord<kBytes>::Pair;
+  int miss = 0;
+  for (int64_t j = 0; j < (kN ? kN : cells); ++j) {
+    E lo0, hi0, lo1, hi1;
+    if constexpr (std::is_void_v<P>) {  // 8-byte words: two loads
+      lo0 = g[pos0 + 2 * j], hi0 = g[pos0 + 2 * j + 1], lo1 = g[pos1 + 2 * j], hi1 = g[pos1 + 2 * j + 1];
+    } else {
+      const P p0 = load_pair<P>(g + pos0 + 2 * j), p1 = load_pair<P>(g + pos1 + 2 * j);
+      lo0 = static_cast<E>(p0), hi0 = static_cast<E>(p0 >> (8 * kBytes));
+      lo1 = static_cast<E>(p1), hi1 = static_cast<E>(p1 >> (8 * kBytes));
+    }
+    const int64_t d0 = x[j] - (pos0 + 2 * j);
+    E r = d0 == 0 ? lo0 : hi0;
+    int in = static_cast<uint64_t>(d0) < 2;
+    if (kRows == 2) {
+      const int64_t d1 = x[j] - (pos1 + 2 * j);
+      r = d1 == 0 ? lo1 : d1 == 1 ? hi1 : r;
+      in |= static_cast<uint64_t>(d1) < 2;
+    }
+    gi[j] = r;
+    miss |= !in;
+  }
+  return miss == 0;
+}
+
+// Channels last, 2-wide blocks of kRows rows: the C channels of cell j's
+// gradients (tile row), selected from its block's kRows x 2 pixels; checks
+// each index as it goes.
+template <typename E, int kRows>
+inline bool unpool_select_channels_2wide(const E* __restrict g, const int64_t* __restrict x, E* __restrict tile,
+                                         int64_t n, int64_t C, int64_t p0, int64_t p1) {
+  const E* g00 = g + p0 * C;
+  const E* g01 = g00 + C;
+  const E* g10 = g + p1 * C;
+  const E* g11 = g10 + C;
+  int miss = 0;
+  for (int64_t c = 0; c < n; ++c) {
+    const int64_t v = x[c];
+    E r = v == p0 ? g00[c] : g01[c];
+    int in = (v == p0) | (v == p0 + 1);
+    if (kRows == 2) {
+      r = v == p1 ? g10[c] : v == p1 + 1 ? g11[c] : r;
+      in |= (v == p1) | (v == p1 + 1);
+    }
+    tile[c] = r;
+    miss |= !in;
+  }
+  return miss == 0;
 }
 
 // Input rows [begin, end), numbered (image, t, h); grad_input is planar in
-// both layouts (PyTorch's gradient is contiguous): channels last transposes
-// through a small tile so that each plane's row is written contiguously.
+// both layouts (PyTorch's gradient is contiguous): channels last goes through
+// a small tile (kJ cells x kC channels) so that each plane's row is written
+// in runs of kJ cells rather than one element per line.
 template <int kBytes, bool kChannelsLast>
 bool unpool_backward(const UnpoolBlocks& b, const void* grad_output, const int64_t* indices, void* grad_input,
                      int64_t begin, int64_t end) {
   using E = typename UnpoolWord<kBytes>::E;
   const int64_t C = b.channels;
   const int64_t in_plane = b.in[0] * b.in[1] * b.in[2], out_plane = b.out[0] * b.out[1] * b.out[2];
-  const int64_t W = b.in[2];
-  for (int64_t row = begin; row < end; ++row) {
-    const int64_t image = row / (b.in[0] * b.in[1]), rest = row % (b.in[0] * b.in[1]);
-    const int64_t t = rest / b.in[1], h = rest % b.in[1];
+  const int64_t W = b.in[2], rows = b.s[0] * b.s[1];
+  const int rows_2wide = unpool_rows_of_2wide(b);
+  UnpoolRowCursor cur(begin, b.in[0], b.in[1], 1);
+  for (int64_t row = begin; row < end; ++row, cur.next()) {
+    const int64_t image = cur.image, t = cur.i, h = cur.k;
     const int64_t cell0 = (t * b.in[1] + h) * W;
     const int64_t* x = indices + (image * in_plane + cell0) * C;
     const E* g = static_cast<const E*>(grad_output) + image * out_plane * C;
     E* gi = static_cast<E*>(grad_input) + image * C * in_plane + cell0;
+    const int64_t pos0 = unpool_block_row(b, t, h, 0), pos1 = unpool_block_row(b, t, h, rows - 1);
     if (!kChannelsLast) {
-      if (!unpool_in_blocks(b, x, W, 1, 0, b.s[2], t, h)) return false;
+      if (rows_2wide) {
+        const bool ok = unpool_in_pieces(W, [&](auto n, int64_t j, int64_t count) {
+          return rows_2wide == 2
+                     ? unpool_select_planar_2wide<kBytes, 2, decltype(n)::value>(g, x + j, gi + j, count, pos0 + 2 * j, pos1 + 2 * j)
+                     : unpool_select_planar_2wide<kBytes, 1, decltype(n)::value>(g, x + j, gi + j, count, pos0 + 2 * j, pos1 + 2 * j);
+        });
+        if (!ok) return false;
+        continue;
+      }
+      if (!unpool_in_blocks(b, x, W, 0, b.s[2], t, h)) return false;
       for (int64_t j = 0; j < W; ++j) gi[j] = E{};
-      for (int64_t a = 0; a < b.s[0]; ++a)
-        for (int64_t r = 0; r < b.s[1]; ++r) {
-          const int64_t pos = unpool_row_start(b, t * b.s[0] + a, h * b.s[1] + r);
-          with_block_width(b.s[2], [&](auto sw) { unpool_select_planar<E, decltype(sw)::value>(g + pos, x, gi, W, b.s[2], pos); });
-        }
+      for (int64_t k = 0; k < rows; ++k) {
+        const int64_t pos = unpool_block_row(b, t, h, k);
+        for (int64_t j = 0; j < W; ++j)
+          for (int64_t q = 0; q < b.s[2]; ++q)
+            gi[j] = x[j] == pos + j * b.s[2] + q ? g[pos + j * b.s[2] + q] : gi[j];
+      }
       continue;
     }
-    for (int64_t j = 0; j < W; ++j)
-      if (!unpool_in_blocks(b, x + j * C, C, 1, j * b.s[2], 0, t, h)) return false;
-    // Tiles of kJ cells x kC channels: selected pixel by pixel (contiguous
-    // channels), then written out channel by channel (kJ contiguous cells).
-    constexpr int64_t kJ = 16, kC = 64;
+    if (!rows_2wide)
+      for (int64_t j = 0; j < W; ++j)
+        if (!unpool_in_blocks(b, x + j * C, C, j * b.s[2], 0, t, h)) return false;
+    // A tile row is 1 KiB of channels: a cell's gradients are read as two
+    // sequential streams (its block rows) when C fits, which the hardware
+    // prefetches; 8 rows keep the tile in L1 (8 KiB).
+    constexpr int64_t kJ = 8, kC = 1024 / sizeof(E);
     E tile[kJ * kC];
     for (int64_t j0 = 0; j0 < W; j0 += kJ) {
       const int64_t nj = W - j0 < kJ ? W - j0 : kJ;
@@ -192,18 +384,31 @@ bool unpool_backward(const UnpoolBlocks& b, const void* grad_output, const int64
           const int64_t j = j0 + jj;
           const int64_t* xc = x + j * C + c0;
           E* tc = tile + jj * kC;
+          if (rows_2wide) {
+            const bool ok = rows_2wide == 2
+                                ? unpool_select_channels_2wide<E, 2>(g + c0, xc, tc, nc, C, pos0 + 2 * j, pos1 + 2 * j)
+                                : unpool_select_channels_2wide<E, 1>(g + c0, xc, tc, nc, C, pos0 + 2 * j, pos1 + 2 * j);
+            if (!ok) return false;
+            continue;
+          }
           for (int64_t c = 0; c < nc; ++c) tc[c] = E{};
-          for (int64_t a = 0; a < b.s[0]; ++a)
-            for (int64_t r = 0; r < b.s[1]; ++r)
-              for (int64_t q = 0; q < b.s[2]; ++q) {
-                const int64_t p = unpool_row_start(b, t * b.s[0] + a, h * b.s[1] + r) + j * b.s[2] + q;
-                const E* gc = g + p * C + c0;
-                for (int64_t c = 0; c < nc; ++c) tc[c] = xc[c] == p ? gc[c] : tc[c];
-              }
+          for (int64_t k = 0; k < rows; ++k)
+            for (int64_t q = 0; q < b.s[2]; ++q) {
+              const int64_t p = unpool_block_row(b, t, h, k) + j * b.s[2] + q;
+              const E* gc = g + p * C + c0;
+              for (int64_t c = 0; c < nc; ++c) tc[c] = xc[c] == p ? gc[c] : tc[c];
+            }
         }
-        for (int64_t c = 0; c < nc; ++c) {
-          E* out = gi + (c0 + c) * in_plane + j0;
-          for (int64_t jj = 0; jj < nj; ++jj) out[jj] = tile[jj * kC + c];
+        if (nj == kJ) {  // the usual full tile, unrolled
+          for (int64_t c = 0; c < nc; ++c) {
+            E* out = gi + (c0 + c) * in_plane + j0;
+            for (int64_t jj = 0; jj < kJ; ++jj) out[jj] = tile[jj * kC + c];
+          }
+        } else {
+          for (int64_t c = 0; c < nc; ++c) {
+            E* out = gi + (c0 + c) * in_plane + j0;
+            for (int64_t jj = 0; jj < nj; ++jj) out[jj] = tile[jj * kC + c];
+          }
         }
       }
     }
