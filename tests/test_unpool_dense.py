@@ -7,7 +7,9 @@ scattering, and reads the gradient densely instead of gathering; any other
 index makes it fall back to the scatter and gather. Both must give torch's
 bits. fastpool._C.cpu_unpool_dense_runs() counts the calls that took the dense
 path, so these tests also check that the path runs exactly where it applies
-(its results are by design those of the scatter)."""
+(its results are by design those of the scatter): where the indices allow it
+and the active ISA's build has the kernel (cpu_unpool_has_dense_kernel; each
+build keeps the kernels that beat the scatter there)."""
 import pytest
 import torch
 import torch.nn.functional as F
@@ -24,6 +26,22 @@ CL = {2: torch.channels_last, 3: torch.channels_last_3d}
 
 def dense_runs():
     return fastpool._C.cpu_unpool_dense_runs()
+
+
+def has_kernel(backward, values, idx, dims, grad=None):
+    """Whether the active ISA has the dense kernel for these tensors' layout
+    (fastpool's planar or 2-d channels-last views) and word size."""
+    def channels_last(t):
+        return (dims == 2 and t.dim() == 4 and not t.is_contiguous()
+                and t.is_contiguous(memory_format=torch.channels_last))
+    # 1-d runs the 2-d op on (N, C, L, 1) views of the same memory
+    first = grad if backward else values
+    if dims == 1:
+        first, idx, dims = first.unsqueeze(-1), idx.unsqueeze(-1), 2
+    cl = channels_last(first)
+    if cl != channels_last(idx):
+        return False
+    return fastpool._C.cpu_unpool_has_dense_kernel(backward, cl, first.element_size())
 
 
 def dense_applies(idx, out_spatial):
@@ -125,7 +143,9 @@ def test_matches_torch_and_takes_dense_path_where_it_applies(case, threads, isa)
         got = same_outcome(lambda: ours(x_ours, idx, k, output_size=out_spatial),
                            lambda: theirs(x_torch, idx, k, output_size=out_spatial))
     applies = dense_applies(idx, out_spatial)
-    assert dense_runs() - before == (1 if applies and got is not None and got.numel() else 0)
+    with cpu_isa(isa):
+        kernel = has_kernel(False, values, idx, dims)
+    assert dense_runs() - before == (1 if applies and kernel and got is not None and got.numel() else 0)
     if got is None:
         return
     expected = theirs(x_torch, idx, k, output_size=out_spatial)
@@ -141,7 +161,9 @@ def test_matches_torch_and_takes_dense_path_where_it_applies(case, threads, isa)
     with cpu_isa(isa), torch_threads(threads):
         got.backward(grad)
     assert_identical(x_ours.grad, x_torch.grad)
-    assert dense_runs() - before == (1 if applies and values.numel() else 0)
+    with cpu_isa(isa):
+        kernel = has_kernel(True, values, idx, dims, grad)
+    assert dense_runs() - before == (1 if applies and kernel and values.numel() else 0)
 
 
 def segnet_pair(shape, dtype, layout, seed=0):
@@ -183,7 +205,7 @@ def test_big_maps_over_threads(shape, layout, threads, change):
         before = dense_runs()
         with torch_threads(threads):
             got = same_outcome(lambda: op(values, idx, out_spatial, *extra), lambda: ref(values, idx, out_spatial, *extra))
-        assert dense_runs() - before == (change == "none")
+        assert dense_runs() - before == (change == "none" and has_kernel(False, values, idx, dims))
         if got is None:
             continue
         grad = torch.empty_like(got).copy_(torch.randn(got.shape, dtype=torch.float64))
@@ -191,7 +213,7 @@ def test_big_maps_over_threads(shape, layout, threads, change):
         before = dense_runs()
         with torch_threads(threads):
             grad_input = backward(grad, idx)
-        assert dense_runs() - before == (change == "none")
+        assert dense_runs() - before == (change == "none" and has_kernel(True, values, idx, dims, grad))
         expected = grad.flatten(-dims).gather(-1, idx.flatten(-dims)).view(idx.shape)
         assert_identical(grad_input, expected.contiguous())
 
@@ -219,10 +241,10 @@ def test_non_contiguous_views_take_the_dense_path(view):
     values, idx = in_layout(values, view, 2), in_layout(idx, view, 2)
     before = dense_runs()
     got = torch.ops.fastpool.max_unpool2d(values, idx, [12, 14])
-    assert dense_runs() - before == 1
+    assert dense_runs() - before == fastpool._C.cpu_unpool_has_dense_kernel(False, False, 4)
     assert_identical(got, torch._C._nn.max_unpool2d(values, idx, [12, 14]))
     grad = torch.randn(2, 8, 14, 12).transpose(-1, -2)
     before = dense_runs()
     grad_input = torch.ops.fastpool.max_unpool2d_backward(grad, idx)
-    assert dense_runs() - before == 1
+    assert dense_runs() - before == fastpool._C.cpu_unpool_has_dense_kernel(True, False, 4)
     assert_identical(grad_input, grad.flatten(-2).gather(-1, idx.flatten(-2)).view(idx.shape).contiguous())

@@ -409,7 +409,23 @@ std::optional<UnpoolBlocks> dense_blocks(at::IntArrayRef in, at::IntArrayRef out
   return b;
 }
 
-constexpr int word_slot(size_t bytes) { return bytes == 2 ? 0 : bytes == 4 ? 1 : 2; }
+// The active ISA's dense kernels for a layout and word size (null where its
+// build has none: unpool_kernels.h's with_unpool).
+std::pair<UnpoolForwardFn, UnpoolBackwardFn> dense_kernels(bool channels_last, size_t word_bytes) {
+  const KernelTable& k = active_kernels();
+  const int layout = static_cast<int>(channels_last ? Layout::channels_last : Layout::planar);
+  const int word = word_bytes == 2 ? 0 : word_bytes == 4 ? 1 : 2;
+  return {k.unpool_forward[layout][word], k.unpool_backward[layout][word]};
+}
+
+}  // namespace
+
+bool unpool_has_dense_kernel(bool backward, bool channels_last, int64_t word_bytes) {
+  const auto fns = dense_kernels(channels_last, static_cast<size_t>(word_bytes));
+  return backward ? fns.second != nullptr : fns.first != nullptr;
+}
+
+namespace {
 
 // Runs a dense kernel over `rows` rows (fn(begin, end) -> false: an index
 // outside its block) on every thread, in pieces of about 32K elements so that
@@ -473,8 +489,8 @@ struct CpuUnpool {
       if (cl == channels_last_view(iv) && cl == channels_last_view(xv))
         blocks = dense_blocks(self.sizes().slice(self.dim() - kDims), output.sizes().slice(output.dim() - kDims),
                               cl ? ov.channels : 1);
-      if (blocks) {
-        const UnpoolForwardFn fn = active_kernels().unpool_forward[static_cast<int>(cl ? Layout::channels_last : Layout::planar)][word_slot(sizeof(E))];
+      const UnpoolForwardFn fn = dense_kernels(cl, sizeof(E)).first;
+      if (blocks && fn) {
         const int64_t images = cl ? ov.batch : ov.batch * ov.channels;
         const bool done = run_dense(images * blocks->in[0] * blocks->in[1],
                                     blocks->out[2] * blocks->channels * blocks->s[0] * blocks->s[1],
@@ -508,11 +524,11 @@ struct CpuUnpool {
       const at::Tensor& idx = idx_view.first;
       const PlaneView& xv = idx_view.second;
       const bool cl = channels_last_view(gv);
-      if (cl == channels_last_view(xv)) {
+      const UnpoolBackwardFn fn = dense_kernels(cl, sizeof(E)).second;
+      if (cl == channels_last_view(xv) && fn) {
         if (const auto blocks = dense_blocks(indices.sizes().slice(indices.dim() - kDims),
                                              grad_output.sizes().slice(grad_output.dim() - kDims),
                                              cl ? xv.channels : 1)) {
-          const UnpoolBackwardFn fn = active_kernels().unpool_backward[static_cast<int>(cl ? Layout::channels_last : Layout::planar)][word_slot(sizeof(E))];
           const int64_t images = cl ? xv.batch : xv.batch * xv.channels;
           const bool done = run_dense(images * blocks->in[0] * blocks->in[1],
                                       blocks->in[2] * blocks->channels * blocks->s[0] * blocks->s[1] * blocks->s[2],
