@@ -28,20 +28,18 @@ def dense_runs():
     return fastpool._C.cpu_unpool_dense_runs()
 
 
-def has_kernel(backward, values, idx, dims, grad=None):
-    """Whether the active ISA has the dense kernel for these tensors' layout
-    (fastpool's planar or 2-d channels-last views) and word size."""
-    def channels_last(t):
-        return (dims == 2 and t.dim() == 4 and not t.is_contiguous()
-                and t.is_contiguous(memory_format=torch.channels_last))
-    # 1-d runs the 2-d op on (N, C, L, 1) views of the same memory
-    first = grad if backward else values
-    if dims == 1:
-        first, idx, dims = first.unsqueeze(-1), idx.unsqueeze(-1), 2
-    cl = channels_last(first)
-    if cl != channels_last(idx):
+def has_kernel(backward, dims, *tensors):
+    """Whether the dense path can run on these tensors (forward: values,
+    indices, output; backward: grad_output, indices): all in one of
+    fastpool's views (planar, or 2-d channels last), and the active ISA has
+    the kernel for that layout and word size."""
+    if dims == 1:  # 1-d runs the 2-d op on (N, C, L, 1) views of the same memory
+        tensors, dims = [t.unsqueeze(-1) for t in tensors], 2
+    cl = {dims == 2 and t.dim() == 4 and not t.is_contiguous() and t.is_contiguous(memory_format=torch.channels_last)
+          for t in tensors}
+    if len(cl) != 1:
         return False
-    return fastpool._C.cpu_unpool_has_dense_kernel(backward, cl, first.element_size())
+    return fastpool._C.cpu_unpool_has_dense_kernel(backward, cl.pop(), tensors[0].element_size())
 
 
 def dense_applies(idx, out_spatial):
@@ -143,11 +141,12 @@ def test_matches_torch_and_takes_dense_path_where_it_applies(case, threads, isa)
         got = same_outcome(lambda: ours(x_ours, idx, k, output_size=out_spatial),
                            lambda: theirs(x_torch, idx, k, output_size=out_spatial))
     applies = dense_applies(idx, out_spatial)
-    with cpu_isa(isa):
-        kernel = has_kernel(False, values, idx, dims)
-    assert dense_runs() - before == (1 if applies and kernel and got is not None and got.numel() else 0)
     if got is None:
+        assert dense_runs() == before
         return
+    with cpu_isa(isa):
+        kernel = has_kernel(False, dims, values, idx, got)
+    assert dense_runs() - before == (1 if applies and kernel and got.numel() else 0)
     expected = theirs(x_torch, idx, k, output_size=out_spatial)
     grad = torch.randn(expected.shape, dtype=torch.float64).to(values.dtype)
     grad = torch.empty_like(expected).copy_(grad)  # in the output's layout, as autograd passes it
@@ -162,7 +161,7 @@ def test_matches_torch_and_takes_dense_path_where_it_applies(case, threads, isa)
         got.backward(grad)
     assert_identical(x_ours.grad, x_torch.grad)
     with cpu_isa(isa):
-        kernel = has_kernel(True, values, idx, dims, grad)
+        kernel = has_kernel(True, dims, grad, idx)
     assert dense_runs() - before == (1 if applies and kernel and values.numel() else 0)
 
 
@@ -205,7 +204,7 @@ def test_big_maps_over_threads(shape, layout, threads, change):
         before = dense_runs()
         with torch_threads(threads):
             got = same_outcome(lambda: op(values, idx, out_spatial, *extra), lambda: ref(values, idx, out_spatial, *extra))
-        assert dense_runs() - before == (change == "none" and has_kernel(False, values, idx, dims))
+        assert dense_runs() - before == (change == "none" and has_kernel(False, dims, values, idx, got))
         if got is None:
             continue
         grad = torch.empty_like(got).copy_(torch.randn(got.shape, dtype=torch.float64))
@@ -213,7 +212,7 @@ def test_big_maps_over_threads(shape, layout, threads, change):
         before = dense_runs()
         with torch_threads(threads):
             grad_input = backward(grad, idx)
-        assert dense_runs() - before == (change == "none" and has_kernel(True, values, idx, dims, grad))
+        assert dense_runs() - before == (change == "none" and has_kernel(True, dims, grad, idx))
         expected = grad.flatten(-dims).gather(-1, idx.flatten(-dims)).view(idx.shape)
         assert_identical(grad_input, expected.contiguous())
 
