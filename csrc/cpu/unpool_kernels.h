@@ -10,11 +10,13 @@
 //   backward  grad_in[cell] = grad_out[q] for the q of the cell's block
 //             equal to idx[cell], grad_out read densely.
 // Blocks are disjoint, so no two cells can name one output: the result equals
-// the scatter's (and the gather's) exactly. Every cell row's indices are
-// checked before use; a kernel returns false at the first index outside its
-// cell's block (a bad index, an overlapping or padded pool, any other pattern)
-// and the caller then runs the scatter or gather, which keep their rules
-// (errors, duplicates) and write every element again.
+// the scatter's (and the gather's) exactly. Every index is checked (in the
+// same pass for SegNet's 2-wide blocks, in a pass over the cell row first
+// otherwise); a kernel returns false at the first index outside its cell's
+// block (a bad index, an overlapping or padded pool, any other pattern) and
+// the caller then runs the scatter or gather, which keep their rules (errors,
+// duplicates) and write every element again. Which kernels each ISA's build
+// has, and why: with_unpool at the end.
 //
 // No std containers or algorithms here (see max_pool_kernels.h: inline code
 // built with AVX-512 flags must not be shared with other ISAs).
