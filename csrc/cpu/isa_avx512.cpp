@@ -3,10 +3,11 @@
 #define FASTPOOL_ISA avx512
 #include "max_pool_kernels.h"
 #include "fractional_kernels.h"
+#include "unpool_kernels.h"
 
 namespace fastpool::cpu {
 const KernelTable& kernels_avx512() {
-  static const KernelTable table = avx512::with_fractional(avx512::make_table("avx512"));
+  static const KernelTable table = avx512::with_unpool(avx512::with_fractional(avx512::make_table("avx512")));
   return table;
 }
 }  // namespace fastpool::cpu

@@ -3,10 +3,11 @@
 #define FASTPOOL_ISA portable
 #include "max_pool_kernels.h"
 #include "fractional_kernels.h"
+#include "unpool_kernels.h"
 
 namespace fastpool::cpu {
 const KernelTable& kernels_portable() {
-  static const KernelTable table = portable::with_fractional(portable::make_table("portable"));
+  static const KernelTable table = portable::with_unpool(portable::with_fractional(portable::make_table("portable")));
   return table;
 }
 }  // namespace fastpool::cpu

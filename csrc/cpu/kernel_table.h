@@ -58,12 +58,34 @@ struct FractionalPlan {
 using FractionalForwardFn = void (*)(const FractionalPlan& p, const void* input, void* output, int64_t* indices,
                                      int64_t begin, int64_t end);
 
+// max_unpool{2,3}d's dense path (unpool_kernels.h): each input cell (t, h, w)
+// owns the output block [t*s[0], +s[0]) x [h*s[1], +s[1]) x [w*s[2], +s[2]);
+// sizes normalised to (T, H, W). Elements sit at (image * plane + position) *
+// channels + channel: planar tensors are images of one channel (channels == 1),
+// channels-last ones batch entries of `channels`.
+struct UnpoolBlocks {
+  int64_t in[3], out[3], s[3];
+  int64_t channels;
+};
+
+// Forward and backward over input rows (image, t, h) in [begin, end): the
+// forward writes their blocks' output rows (and the rows no block reaches),
+// the backward their planar grad_input rows. false: an index lies
+// outside its cell's block (the rows written so far are to be redone).
+using UnpoolForwardFn = bool (*)(const UnpoolBlocks& b, const void* values, const int64_t* indices, void* output,
+                                 int64_t begin, int64_t end);
+using UnpoolBackwardFn = bool (*)(const UnpoolBlocks& b, const void* grad_output, const int64_t* indices,
+                                  void* grad_input, int64_t begin, int64_t end);
+constexpr int kNumUnpoolWords = 3;  // 2-, 4-, 8-byte words: the values are moved, never computed on
+
 struct KernelTable {
   const char* isa;
   int vector_bits;  // width of the float SIMD path (0: scalar)
   ForwardFn forward[kNumLayouts][kNumDTypes][kNumArgmax];
   BackwardFn backward[kNumLayouts][kNumDTypes][kNumArgmax];  // [..][Argmax::none] unused
   FractionalForwardFn fractional_forward[kNumDTypes];        // floating types only
+  UnpoolForwardFn unpool_forward[kNumLayouts][kNumUnpoolWords];
+  UnpoolBackwardFn unpool_backward[kNumLayouts][kNumUnpoolWords];
 };
 
 const KernelTable& kernels_avx512();
