@@ -445,19 +445,25 @@ def check_full_lanes(info, x, dims):
 
 # ---- the op table ---------------------------------------------------------
 
-class WindowOp:
-    """max_pool{dims}d."""
-    family = "window"
-    examples = {"cpu": (44, 28), "cuda-host": (230, 200), "cuda": (150, 100)}  # (forward, backward) per op x device
+class _PoolOp:
+    """An op of the table: `prefix`{dims}d in fastpool and torch.nn.functional."""
+    prefix = ""
 
     def __init__(self, dims):
         self.dims = dims
-        self.name = f"max_pool{dims}d"
+        self.name = f"{self.prefix}{dims}d"
         self.fastpool_fn = getattr(fastpool, self.name)
         self.torch_fn = getattr(F, self.name)
 
     def __repr__(self):
         return self.name
+
+
+class WindowOp(_PoolOp):
+    """max_pool{dims}d."""
+    family = "window"
+    prefix = "max_pool"
+    examples = {"cpu": (44, 28), "cuda-host": (230, 200), "cuda": (150, 100)}  # (forward, backward) per op x device
 
     def dtypes(self, device_kind):
         """Forward dtypes (every device: integers too, forward only; on CUDA beyond torch)."""
@@ -540,19 +546,11 @@ class WindowOp:
         return backward_kind(case.geometry)
 
 
-class AdaptiveOp:
+class AdaptiveOp(_PoolOp):
     """adaptive_max_pool{dims}d."""
     family = "adaptive"
+    prefix = "adaptive_max_pool"
     examples = {"cpu": (17, 17), "cuda-host": (100, 100), "cuda": (100, 100)}
-
-    def __init__(self, dims):
-        self.dims = dims
-        self.name = f"adaptive_max_pool{dims}d"
-        self.fastpool_fn = getattr(fastpool, self.name)
-        self.torch_fn = getattr(F, self.name)
-
-    def __repr__(self):
-        return self.name
 
     def dtypes(self, device_kind):
         return FLOAT_DTYPES  # floating kernels only, as torch's
