@@ -322,6 +322,8 @@ FASTPOOL_ALWAYS_INLINE void store_argmax(typename Sink::E* p, typename Sd::I lan
       Sd::store_indices(wide, lanes);
       for (int64_t j = 0; j < n; ++j) p[j] = wide[j];
     }
+  } else if constexpr (Sd::kMasked) {
+    Sd::store_taps_n(p, lanes, n);
   } else {
     alignas(64) int32_t taps[Sd::kLanes];
     Sd::store_index32(taps, lanes);
@@ -349,13 +351,14 @@ inline typename Sd::V load_lanes(const T* p, int64_t s, int64_t n) {
 // Returns false (and writes nothing) when the fast variant cannot vouch for
 // its result.
 // kBounded: taps may lie outside the row (border outputs; stride 1 or 2,
-// dilation 1): those lanes read -inf (Simd::load_range), which never wins,
+// dilation 1): those lanes read -inf (Simd::load_where with the chunk's
+// BoundedRowPlan masks, one per load: `masks`), which never wins,
 // and every lane starts as PyTorch's loop does, at -inf with the argmax of its
 // first in-bounds tap, so each lane's result is that of its in-bounds taps.
 template <typename T, typename Sink, int kStride, int kKW, bool kFull, bool kExact, bool kBounded = false>
 FASTPOOL_ALWAYS_INLINE bool forward_planar_chunk(const PoolGeometry& g, const T* plane, const RowScratch& rs,
                                                  int64_t num_rows, int64_t ow, int64_t n, T* out,
-                                                 typename Sink::E* index) {
+                                                 typename Sink::E* index, const uint32_t* masks = nullptr) {
   using Sd = Simd<ComputeT<T>>;
   const int64_t s = g.stride[2], dil = g.dilation[2];
   const int64_t kw_count = kKW > 0 ? kKW : g.kernel[2];
@@ -375,22 +378,16 @@ FASTPOOL_ALWAYS_INLINE bool forward_planar_chunk(const PoolGeometry& g, const T*
     else return load_lanes<Sd>(plane + off, s, n);
   };
 
-  // Lane j reads column col + j * s of a tap at column col; a bounded load
-  // takes the lanes whose column lies in the row, the others -inf.
-  const auto load_bounded = [&](int64_t off, int64_t col) __attribute__((always_inline)) -> typename Sd::V {
+  // A bounded load of kernel column kw: the lanes of the row, the others -inf.
+  const auto load_bounded = [&](int64_t off, int64_t kw) __attribute__((always_inline)) -> typename Sd::V {
     if constexpr (!kBounded) {
       return load_taps(off);
     } else {
-      const int64_t W = g.in_size[2];
-      const int64_t first = col < 0 ? -col : 0;  // raw elements [first, end) of the row, from col
-      const int64_t end = W - col < (n - 1) * kStride + 1 ? W - col : (n - 1) * kStride + 1;
-      const auto part = [&](int64_t from) __attribute__((always_inline)) {  // raw elements [from, from + kLanes)
-        const int64_t lo = first - from, hi = end - from;
-        return Sd::load_range(plane + off + from, lo < 0 ? 0 : (lo > Sd::kLanes ? Sd::kLanes : lo),
-                              hi < 0 ? 0 : (hi > Sd::kLanes ? Sd::kLanes : hi));
+      const auto part = [&](int64_t from, int k) __attribute__((always_inline)) {
+        return Sd::load_where(plane + off + from, static_cast<typename Sd::M>(masks[kw * 2 + k]));
       };
-      if constexpr (kStride == 1) return part(0);
-      else return Sd::deinterleave2(part(0), part(Sd::kLanes - 1));
+      if constexpr (kStride == 1) return part(0, 0);
+      else return Sd::deinterleave2(part(0, 0), part(Sd::kLanes - 1, 1));
     }
   };
 
@@ -417,7 +414,7 @@ FASTPOOL_ALWAYS_INLINE bool forward_planar_chunk(const PoolGeometry& g, const T*
                    : Sd::index_add(Sd::index_set1(static_cast<int32_t>(row_off)), lane_offsets);
     for (int64_t kw = 0; kw < kw_count; ++kw) {
       if constexpr (kBounded) {
-        acc.step(load_bounded(row_off + kw, base + kw), index);
+        acc.step(load_bounded(row_off + kw, kw), index);
       } else {
         const typename Sd::V v = load_taps(row_off + kw * dil);
         if (r == 0 && kw == 0) acc.first(v, index);
@@ -434,9 +431,11 @@ FASTPOOL_ALWAYS_INLINE bool forward_planar_chunk(const PoolGeometry& g, const T*
 template <typename T, typename Sink, int kStride, int kKW, bool kFull, bool kBounded = false>
 FASTPOOL_ALWAYS_INLINE void forward_planar_chunk_checked(const PoolGeometry& g, const T* plane, const RowScratch& rs,
                                                          int64_t num_rows, int64_t ow, int64_t n, T* out,
-                                                         typename Sink::E* index) {
-  if (!forward_planar_chunk<T, Sink, kStride, kKW, kFull, false, kBounded>(g, plane, rs, num_rows, ow, n, out, index))
-    forward_planar_chunk<T, Sink, kStride, kKW, kFull, true, kBounded>(g, plane, rs, num_rows, ow, n, out, index);
+                                                         typename Sink::E* index, const uint32_t* masks = nullptr) {
+  if (!forward_planar_chunk<T, Sink, kStride, kKW, kFull, false, kBounded>(g, plane, rs, num_rows, ow, n, out, index,
+                                                                            masks))
+    forward_planar_chunk<T, Sink, kStride, kKW, kFull, true, kBounded>(g, plane, rs, num_rows, ow, n, out, index,
+                                                                        masks);
 }
 
 // Outputs [lo, hi) of one row, all interior along W. A ragged end is covered
@@ -467,36 +466,90 @@ inline void forward_planar_interior(const PoolGeometry& g, const T* plane, const
 // bounded chunk costs about two interior ones: rows of up to 2 vectors are all
 // bounded chunks (fewest chunks), longer ones bounded only where [lo, hi), the
 // interior outputs, ends.
+//
+// Which chunks a row has, and which lanes of each tap's loads lie in the row,
+// is the same for every row of every plane: BoundedRowPlan works it out once
+// per call (on 14-output rows, the mask arithmetic per tap was most of the
+// time).
+struct BoundedRowPlan {
+  Scratch<int64_t> starts;  // chunk starts: the left border's, then the right's
+  Scratch<uint32_t> masks;  // [(chunk * KW + kw) * 2 + load]: lanes of each load in the row
+  int64_t left = 0, count = 0, lanes = 0;  // chunks before [lo, hi), in all; lanes per chunk
+  bool interior = false;                   // [lo, hi) by forward_planar_interior
+
+  // L = 0: no bounded rows, an empty plan.
+  BoundedRowPlan(const PoolGeometry& g, int64_t L, int64_t lo, int64_t hi)
+      : starts(max_chunks(g, L, lo, hi)), masks(max_chunks(g, L, lo, hi) * g.kernel[2] * 2) {
+    if (L == 0) return;
+    const int64_t OW = g.out_size[2];
+    lanes = OW < L ? OW : L;
+    if (OW < L) {
+      starts.data[count++] = 0;
+      left = count;
+    } else if (OW <= 2 * L || hi - lo < L) {
+      int64_t ow = 0;
+      for (; ow + L <= OW; ow += L) starts.data[count++] = ow;
+      if (ow < OW) starts.data[count++] = OW - L;  // an overlapping last chunk, as in forward_planar_interior
+      left = count;
+    } else {
+      for (int64_t ow = 0; ow < lo; ow += L) starts.data[count++] = ow < OW - L ? ow : OW - L;
+      left = count;
+      interior = true;
+      for (int64_t end = OW; end > hi; end -= L) starts.data[count++] = end - L > 0 ? end - L : 0;
+    }
+    // Lane j of kernel column kw's tap reads row column col + j * s (col =
+    // ow * s - pad + kw): raw elements [first, end) from col are in the row;
+    // a stride-2 tap is two loads, of raw elements [0, L) and [L - 1, 2L - 1).
+    const int64_t s = g.stride[2], W = g.in_size[2], KW = g.kernel[2];
+    for (int64_t c = 0; c < count; ++c)
+      for (int64_t kw = 0; kw < KW; ++kw) {
+        const int64_t col = starts.data[c] * s - g.pad[2] + kw;
+        const int64_t first = col < 0 ? -col : 0;
+        const int64_t end = W - col < (lanes - 1) * s + 1 ? W - col : (lanes - 1) * s + 1;
+        for (int load = 0; load < 2; ++load) {
+          const int64_t from = load * (L - 1);
+          const int64_t lo_lane = clamp(first - from, L), hi_lane = clamp(end - from, L);
+          masks.data[(c * KW + kw) * 2 + load] =
+              hi_lane > lo_lane ? ((1u << hi_lane) - 1) & ~((1u << lo_lane) - 1) : 0u;
+        }
+      }
+  }
+  static int64_t clamp(int64_t v, int64_t L) { return v < 0 ? 0 : (v > L ? L : v); }
+  static int64_t max_chunks(const PoolGeometry& g, int64_t L, int64_t lo, int64_t hi) {
+    return L == 0 ? 0 : (lo + L - 1) / L + (g.out_size[2] - hi + L - 1) / L + 2;
+  }
+  const uint32_t* chunk_masks(int64_t c, int64_t KW) const { return masks.data + c * KW * 2; }
+};
+
 template <typename T, typename Sink, int kStride, int kKW>
 inline void forward_planar_bounded_row(const PoolGeometry& g, const T* plane, const RowScratch& rs, int64_t num_rows,
-                                       int64_t lo, int64_t hi, T* out, typename Sink::E* index) {
+                                       const BoundedRowPlan& plan, int64_t lo, int64_t hi, T* out,
+                                       typename Sink::E* index) {
   constexpr int L = Simd<ComputeT<T>>::kLanes;
-  const int64_t OW = g.out_size[2];
+  const int64_t KW = kKW > 0 ? kKW : g.kernel[2];
   auto at = [&](int64_t ow) { return Sink::kAny ? index + ow : nullptr; };
-  const auto bounded = [&](int64_t ow) __attribute__((always_inline)) {
-    forward_planar_chunk_checked<T, Sink, kStride, kKW, true, true>(g, plane, rs, num_rows, ow, L, out + ow, at(ow));
+  const auto bounded = [&](int64_t c) __attribute__((always_inline)) {
+    const int64_t ow = plan.starts.data[c];
+    if (plan.lanes < L)
+      forward_planar_chunk_checked<T, Sink, kStride, kKW, false, true>(g, plane, rs, num_rows, ow, plan.lanes,
+                                                                       out + ow, at(ow), plan.chunk_masks(c, KW));
+    else
+      forward_planar_chunk_checked<T, Sink, kStride, kKW, true, true>(g, plane, rs, num_rows, ow, L, out + ow,
+                                                                      at(ow), plan.chunk_masks(c, KW));
   };
-  if (OW < L) {
-    forward_planar_chunk_checked<T, Sink, kStride, kKW, false, true>(g, plane, rs, num_rows, 0, OW, out, at(0));
-  } else if (OW <= 2 * L || hi - lo < L) {
-    int64_t ow = 0;
-    for (; ow + L <= OW; ow += L) bounded(ow);
-    if (ow < OW) bounded(OW - L);  // an overlapping last chunk, as in forward_planar_interior
-  } else {
-    for (int64_t ow = 0; ow < lo; ow += L) bounded(ow < OW - L ? ow : OW - L);
-    forward_planar_interior<T, Sink, kStride, kKW>(g, plane, rs, num_rows, lo, hi, out, index);
-    for (int64_t end = OW; end > hi; end -= L) bounded(end - L > 0 ? end - L : 0);
-  }
+  for (int64_t c = 0; c < plan.left; ++c) bounded(c);
+  if (plan.interior) forward_planar_interior<T, Sink, kStride, kKW>(g, plane, rs, num_rows, lo, hi, out, index);
+  for (int64_t c = plan.left; c < plan.count; ++c) bounded(c);
 }
 
 template <typename T, typename Sink, int kStride>
 inline void forward_planar_bounded_row_kw(const PoolGeometry& g, const T* plane, const RowScratch& rs,
-                                          int64_t num_rows, int64_t lo, int64_t hi, T* out,
-                                          typename Sink::E* index) {
+                                          int64_t num_rows, const BoundedRowPlan& plan, int64_t lo, int64_t hi,
+                                          T* out, typename Sink::E* index) {
   switch (g.kernel[2]) {
-    case 2: return forward_planar_bounded_row<T, Sink, kStride, 2>(g, plane, rs, num_rows, lo, hi, out, index);
-    case 3: return forward_planar_bounded_row<T, Sink, kStride, 3>(g, plane, rs, num_rows, lo, hi, out, index);
-    default: return forward_planar_bounded_row<T, Sink, kStride, 0>(g, plane, rs, num_rows, lo, hi, out, index);
+    case 2: return forward_planar_bounded_row<T, Sink, kStride, 2>(g, plane, rs, num_rows, plan, lo, hi, out, index);
+    case 3: return forward_planar_bounded_row<T, Sink, kStride, 3>(g, plane, rs, num_rows, plan, lo, hi, out, index);
+    default: return forward_planar_bounded_row<T, Sink, kStride, 0>(g, plane, rs, num_rows, plan, lo, hi, out, index);
   }
 }
 
@@ -777,6 +830,7 @@ void forward_planar_rows(const PoolGeometry& g, const T* input, T* output, typen
   }
   const WindowTables tables(g);
   RowScratch rows(g);
+  const BoundedRowPlan plan(g, bounded_rows ? Simd<ComputeT<T>>::kLanes : 0, lo, hi);
 
   RowCursor cursor(g, begin);
   for (int64_t r = begin; r < end; ++r, cursor.next()) {
@@ -798,8 +852,10 @@ void forward_planar_rows(const PoolGeometry& g, const T* input, T* output, typen
     }
     if constexpr (Simd<ComputeT<T>>::kMasked) {
       if (bounded_rows && wr.count > 0) {
-        if (g.stride[2] == 1) forward_planar_bounded_row_kw<T, Sink, 1>(g, plane, rows, wr.count, lo, hi, out, index);
-        else forward_planar_bounded_row_kw<T, Sink, 2>(g, plane, rows, wr.count, lo, hi, out, index);
+        if (g.stride[2] == 1)
+          forward_planar_bounded_row_kw<T, Sink, 1>(g, plane, rows, wr.count, plan, lo, hi, out, index);
+        else
+          forward_planar_bounded_row_kw<T, Sink, 2>(g, plane, rows, wr.count, plan, lo, hi, out, index);
         continue;
       }
     }

@@ -22,10 +22,12 @@
 //   store_indices    int32 lanes widened to int64; store_index32 as they are
 //   splat(x)         every lane x
 //   kMasked          true when the ISA has masked loads/stores; then
-//                    load_n / load_stride2_n / store_n / store_indices_n
+//                    load_n / load_stride2_n / store_n / store_indices_n /
+//                    store_taps_n (int32 lanes narrowed to uint8 or as int32)
 //                    touch only the first n lanes' elements (n < kLanes),
-//                    load_range(p, lo, hi) only lanes [lo, hi) (0 <= lo,
-//                    hi <= kLanes), the others -inf, deinterleave2(a, b)
+//                    range(lo, hi) the mask of lanes [lo, hi) (0 <= lo,
+//                    hi <= kLanes), load_where(p, m) the lanes in mask m
+//                    (reading only those), the others -inf, deinterleave2(a, b)
 //                    load_stride2's permute of its two loads, index_max and
 //                    index_sub lane-wise on indices,
 //                    and add_masked(p, m, g) adds g into the lanes in m
@@ -137,9 +139,10 @@ struct Simd<float> {
   }
   template <typename T>
   static inline V load_n(const T* p, int64_t n) { return load_mask(p, first(n)); }
+  static inline M range(int64_t lo, int64_t hi) { return first(hi) & static_cast<M>(~first(lo)); }
+  static inline V load_where(const float* p, M m) { return _mm512_mask_loadu_ps(_mm512_set1_ps(-__builtin_inff()), m, p); }
   template <typename T>
-  static inline V load_range(const T* p, int64_t lo, int64_t hi) {
-    const __mmask16 m = first(hi) & static_cast<__mmask16>(~first(lo));
+  static inline V load_where(const T* p, M m) {
     return _mm512_mask_blend_ps(m, _mm512_set1_ps(-__builtin_inff()), load_mask(p, m));
   }
   template <typename T>
@@ -184,6 +187,8 @@ struct Simd<float> {
     _mm512_mask_storeu_epi64(p + 8, static_cast<__mmask8>(m >> 8),
                              _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(idx, 1)));
   }
+  static inline void store_taps_n(uint8_t* p, I idx, int64_t n) { _mm512_mask_cvtepi32_storeu_epi8(p, first(n), idx); }
+  static inline void store_taps_n(int32_t* p, I idx, int64_t n) { _mm512_mask_storeu_epi32(p, first(n), idx); }
 };
 
 template <>
@@ -236,10 +241,8 @@ struct Simd<double> {
   static constexpr bool kMasked = true;
   static inline __mmask8 first(int64_t n) { return static_cast<__mmask8>((1u << n) - 1); }
   static inline V load_n(const double* p, int64_t n) { return _mm512_maskz_loadu_pd(first(n), p); }
-  static inline V load_range(const double* p, int64_t lo, int64_t hi) {
-    const __mmask8 m = first(hi) & static_cast<__mmask8>(~first(lo));
-    return _mm512_mask_blend_pd(m, _mm512_set1_pd(-__builtin_inf()), _mm512_maskz_loadu_pd(m, p));
-  }
+  static inline M range(int64_t lo, int64_t hi) { return first(hi) & static_cast<M>(~first(lo)); }
+  static inline V load_where(const double* p, M m) { return _mm512_mask_loadu_pd(_mm512_set1_pd(-__builtin_inf()), m, p); }
   static inline V load_stride2_n(const double* p, int64_t n) {
     const int64_t span = 2 * n - 1;
     const __m512i even = _mm512_set_epi64(15, 13, 11, 9, 6, 4, 2, 0);
@@ -251,6 +254,8 @@ struct Simd<double> {
   static inline void store_indices_n(int64_t* p, I idx, int64_t n) {
     _mm512_mask_storeu_epi64(p, first(n), _mm512_cvtepi32_epi64(idx));
   }
+  static inline void store_taps_n(uint8_t* p, I idx, int64_t n) { _mm256_mask_cvtepi32_storeu_epi8(p, first(n), idx); }
+  static inline void store_taps_n(int32_t* p, I idx, int64_t n) { _mm256_mask_storeu_epi32(p, first(n), idx); }
 };
 
 #elif defined(__AVX2__)
