@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 import fastpool
-from pool_cases import ISAS, assert_identical, cpu_isa, make_input, torch_max_pool
+from pool_cases import ISAS, assert_identical, cpu_isa, make_input, per_dim, torch_max_pool
 
 DIMS = [1, 2, 3]
 
@@ -160,6 +160,53 @@ def test_backward_ignores_out_of_plane_indices():
         got = torch.ops.fastpool.max_pool2d_with_indices_backward(
             grad, x, [2, 2], [2, 2], [0, 0], [1, 1], False, broken)
         assert_identical(got, _scatter_reference(grad, broken, x))
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+def test_tiling_windows_channels_last_backward(dtype, isa):
+    # Windows that tile the input (stride = kernel, no padding): the
+    # channels-last backward writes each tap's lanes once instead of adding
+    # into zeros, zeroes the rows and columns no window covers, stores
+    # 0 + grad (-0.0 becomes 0.0), and redoes a task by adds when an index is
+    # no tap of its window (which may point into another band). Batch 1 on
+    # two threads splits an image into bands; the largest case (over 16 MiB
+    # touched) takes non-temporal stores.
+    old = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        cases = [(1, 24, (9, 11), 2, False), (3, 16, (8, 8), 2, False), (2, 5, (7, 9), 3, True),
+                 (1, 40, (10, 7), (2, 3), True), (2, 64, (222, 224), 2, False)]
+        for batch, channels, sizes, k, ceil in cases:
+            x = make_input(batch, channels, sizes, dtype, "channels_last", seed=7, special="ties")
+            args = dict(kernel_size=k, stride=k, ceil_mode=ceil)
+            out, idx = F.max_pool2d(x, return_indices=True, **args)
+            grad = torch.randn(out.shape, generator=torch.Generator().manual_seed(1)).to(dtype)
+            grad.view(-1)[::5] = -0.0
+            grad.view(-1)[3::17] = float("nan")
+            grad = grad.contiguous(memory_format=torch.channels_last)
+            ks = list(per_dim(k, 2))
+            foreign = idx.clone()
+            # Into the window below (another band at batch 1), and onto a tap
+            # another output's argmax also takes.
+            foreign[0, 1, 0, 0] = idx[0, 1, -1, -1]
+            foreign[0, 2, 0, 1] = idx[0, 2, 0, 0]
+            for indices in (idx, foreign):
+                expected = torch.ops.aten.max_pool2d_with_indices_backward(
+                    grad, x, ks, ks, [0, 0], [1, 1], ceil, indices)
+                with cpu_isa(isa):
+                    got = torch.ops.fastpool.max_pool2d_with_indices_backward(
+                        grad, x, ks, ks, [0, 0], [1, 1], ceil, indices)
+                assert_identical(got, expected)
+            # The training path (window taps instead of flat indices).
+            xr = x.detach().requires_grad_()
+            with cpu_isa(isa):
+                fastpool.max_pool2d(xr, **args).backward(grad)
+            xt = x.detach().requires_grad_()
+            F.max_pool2d(xt, **args).backward(grad)
+            assert_identical(xr.grad, xt.grad)
+    finally:
+        torch.set_num_threads(old)
 
 
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])

@@ -31,7 +31,8 @@
 //                    load_stride2's permute of its two loads, index_max and
 //                    index_sub lane-wise on indices,
 //                    and add_masked(p, m, g) adds g into the lanes in m
-//                    (AVX-512 float only); reduce_max(v) is the largest
+//                    (AVX-512 float only), store_stream(p, v) a
+//                    non-temporal store (Simd<float>, p aligned to its bytes); reduce_max(v) is the largest
 //                    lane and min_index_where(v, x, idx) the least of idx's
 //                    lanes where v equals x (-0.0 == 0.0; v without NaN)
 // Storage types: float, double, fp16_t, bf16_t (see kernel_table.h).
@@ -100,6 +101,15 @@ struct Simd<float> {
     // Exact for values that came from bf16 (their low 16 bits are zero).
     const __m512i bits = _mm512_srli_epi32(_mm512_castps_si512(v), 16);
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtepi32_epi16(bits));
+  }
+  // store(p, v) past the caches (non-temporal); p aligned to the vector's bytes.
+  static inline void store_stream(float* p, V v) { _mm512_stream_ps(p, v); }
+  static inline void store_stream(fp16_t* p, V v) {
+    _mm256_stream_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT));
+  }
+  static inline void store_stream(bf16_t* p, V v) {
+    const __m512i bits = _mm512_srli_epi32(_mm512_castps_si512(v), 16);
+    _mm256_stream_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtepi32_epi16(bits));
   }
   static inline M takes(V v, V best) {
     return _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
