@@ -163,47 +163,52 @@ def test_backward_ignores_out_of_plane_indices():
 
 
 @pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
-def test_tiling_windows_channels_last_backward(dtype, isa):
-    # Windows that tile the input (stride = kernel, no padding): the
-    # channels-last backward writes each tap's lanes once instead of adding
-    # into zeros, zeroes the rows and columns no window covers, stores
-    # 0 + grad (-0.0 becomes 0.0), and redoes a task by adds when an index is
-    # no tap of its window (which may point into another band). Batch 1 on
-    # two threads splits an image into bands; the largest case (over 16 MiB
+def test_tiling_windows_backward(dtype, layout, isa):
+    # Windows that tile the input (stride = kernel, no padding): the backward
+    # writes each tap's gradient once instead of adding into zeros (channels
+    # last: 16 channels of a tap; planar with kernel 2 along W, rows of 48 or
+    # more: 8 windows' columns), zeroes what no window covers, stores 0 + grad (-0.0 becomes
+    # 0.0), and redoes a task by adds when an index is no tap of its window
+    # (which may point into another task's rows). Batch 1 on two threads
+    # splits a channels-last image into bands; the largest case (over 16 MiB
     # touched) takes non-temporal stores.
     old = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
         cases = [(1, 24, (9, 11), 2, False), (3, 16, (8, 8), 2, False), (2, 5, (7, 9), 3, True),
-                 (1, 40, (10, 7), (2, 3), True), (2, 64, (222, 224), 2, False)]
+                 (1, 40, (10, 7), (2, 3), True), (2, 6, (9, 67), (3, 2), True), (1, 4, (7, 65), 2, False),
+                 (2, 3, (4, 50), 2, True), (2, 4, (5, 6, 7), 2, True), (1, 3, (2, 4, 66), 2, False),
+                 (2, 64, (222, 224), 2, False)]
         for batch, channels, sizes, k, ceil in cases:
-            x = make_input(batch, channels, sizes, dtype, "channels_last", seed=7, special="ties")
+            dims = len(sizes)
+            x = make_input(batch, channels, sizes, dtype, layout, seed=7, special="ties")
             args = dict(kernel_size=k, stride=k, ceil_mode=ceil)
-            out, idx = F.max_pool2d(x, return_indices=True, **args)
+            out, idx = pool_fn(dims, F)(x, return_indices=True, **args)
             grad = torch.randn(out.shape, generator=torch.Generator().manual_seed(1)).to(dtype)
             grad.view(-1)[::5] = -0.0
             grad.view(-1)[3::17] = float("nan")
-            grad = grad.contiguous(memory_format=torch.channels_last)
-            ks = list(per_dim(k, 2))
+            grad = grad if layout == "contiguous" else \
+                grad.movedim(1, -1).contiguous().movedim(-1, 1)
+            ks, zeros, ones = list(per_dim(k, dims)), [0] * dims, [1] * dims
             foreign = idx.clone()
             # Into the window below (another band at batch 1), and onto a tap
             # another output's argmax also takes.
-            foreign[0, 1, 0, 0] = idx[0, 1, -1, -1]
-            foreign[0, 2, 0, 1] = idx[0, 2, 0, 0]
+            foreign[0, 1].view(-1)[0] = idx[0, 1].reshape(-1)[-1]
+            foreign[0, 2].view(-1)[1] = idx[0, 2].reshape(-1)[0]
+            name = f"max_pool{dims}d_with_indices_backward"
             for indices in (idx, foreign):
-                expected = torch.ops.aten.max_pool2d_with_indices_backward(
-                    grad, x, ks, ks, [0, 0], [1, 1], ceil, indices)
+                expected = getattr(torch.ops.aten, name)(grad, x, ks, ks, zeros, ones, ceil, indices)
                 with cpu_isa(isa):
-                    got = torch.ops.fastpool.max_pool2d_with_indices_backward(
-                        grad, x, ks, ks, [0, 0], [1, 1], ceil, indices)
+                    got = getattr(torch.ops.fastpool, name)(grad, x, ks, ks, zeros, ones, ceil, indices)
                 assert_identical(got, expected)
             # The training path (window taps instead of flat indices).
             xr = x.detach().requires_grad_()
             with cpu_isa(isa):
-                fastpool.max_pool2d(xr, **args).backward(grad)
+                pool_fn(dims)(xr, **args).backward(grad)
             xt = x.detach().requires_grad_()
-            F.max_pool2d(xt, **args).backward(grad)
+            pool_fn(dims, F)(xt, **args).backward(grad)
             assert_identical(xr.grad, xt.grad)
     finally:
         torch.set_num_threads(old)

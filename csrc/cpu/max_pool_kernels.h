@@ -1071,31 +1071,6 @@ struct ArgmaxDecoder<TapOffset<U>> {
   }
 };
 
-template <typename T, typename Source>
-void backward_planar(const PoolGeometry& g, const void* grad_output, const void* argmax, void* grad_input,
-                     int64_t /*bands*/, int64_t begin, int64_t end) {
-  using E = typename Source::E;
-  const int64_t in_elems = in_plane_elems(g), out_elems = out_plane_elems(g);
-  const ArgmaxDecoder<Source> decoder(g);
-  for (int64_t p = begin; p < end; ++p) {
-    const T* go = static_cast<const T*>(grad_output) + p * out_elems;
-    const E* idx = static_cast<const E*>(argmax) + p * out_elems;
-    T* gi = static_cast<T*>(grad_input) + p * in_elems;
-    // A plane usually fits in L1/L2: zero it at once (cheaper than ZeroAhead's checks).
-    std::memset(static_cast<void*>(gi), 0, sizeof(T) * in_elems);
-    int64_t o = 0;
-    for (int64_t od = 0; od < g.out_size[0]; ++od)
-      for (int64_t oh = 0; oh < g.out_size[1]; ++oh) {
-        const int64_t base = decoder.window_base(od, oh);
-        for (int64_t ow = 0; ow < g.out_size[2]; ++ow, ++o) {
-          const int64_t i = decoder.position(base, ow, idx[o]);
-          if (static_cast<uint64_t>(i) < static_cast<uint64_t>(in_elems))
-            gi[i] = Scalar<T>::store(Scalar<T>::load(gi[i]) + Scalar<T>::load(go[o]));
-        }
-      }
-  }
-}
-
 // Zeroes grad_input one input row at a time, just before the first add into
 // it: outputs go in order, so their argmaxes mostly move forward and the rows
 // being added to are still in cache from their zeroing (one pass over
@@ -1245,7 +1220,8 @@ bool backward_tiled_task(const PoolGeometry& g, const BandTask<T, Source>& t, co
       std::memset(static_cast<void*>(t.gi + (row * W - t.first + from) * C), 0, sizeof(T) * (W - from) * C);
   }
   const S::V zero = S::splat(0.0f);
-  const bool stream = stream_output(g.batch * C *
+  // Whole vectors only (see backward_planar).
+  const bool stream = C % kLanes == 0 && stream_output(g.batch * C *
                                     (in_plane_elems(g) * static_cast<int64_t>(sizeof(T)) +
                                      out_plane_elems(g) * static_cast<int64_t>(sizeof(T) + sizeof(typename Source::E))));
   int64_t o = 0;
@@ -1341,7 +1317,128 @@ void backward_channels_last_lanes(const PoolGeometry& g, const void* grad_output
     t.zero.upto(t.count);
   }
 }
+// The planar backward of one plane over windows that tile it with kernel 2
+// along W (VGG's and U-Net's k2 s2), 16 input columns (8 windows) at a time:
+// each column gets its window's gradient where the argmax is that column,
+// else zero, written once as in backward_tiled_task instead of a memset and
+// a scatter. False (the plane partly written) when an argmax is no tap of its
+// window: the caller redoes the plane by adds.
+template <typename T, typename Source>
+bool backward_planar_tiled_w2(const PoolGeometry& g, const T* go, const typename Source::E* idx, T* gi,
+                              const WindowTables& tables, RowScratch& rs, bool stream) {
+  using S = Simd<float>;
+  const int64_t W = g.in_size[2], H = g.in_size[1], OW = g.out_size[2];
+  const int64_t covered_d = min64(g.in_size[0], g.out_size[0] * g.kernel[0]);
+  const int64_t covered_h = min64(H, g.out_size[1] * g.kernel[1]), covered_w = min64(W, 2 * OW);
+  if (covered_d < g.in_size[0] || covered_h < H || covered_w < W)  // zero what no window covers
+    for (int64_t d = 0, row = 0; d < g.in_size[0]; ++d)
+      for (int64_t h = 0; h < H; ++h, ++row) {
+        const int64_t from = d < covered_d && h < covered_h ? covered_w : 0;
+        if (from < W) std::memset(static_cast<void*>(gi + row * W + from), 0, sizeof(T) * (W - from));
+      }
+  const S::V zero = S::splat(0.0f);
+  const __m512i pairs = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
+  const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+  const __m512i column_tap = _mm512_and_si512(lane, _mm512_set1_epi32(1));
+  int64_t o = 0;
+  for (int64_t od = 0; od < g.out_size[0]; ++od)
+    for (int64_t oh = 0; oh < g.out_size[1]; ++oh, o += OW) {
+      const WindowRows wr = rs.collect(g, tables, od, oh);
+      for (int64_t ow0 = 0; ow0 < OW; ow0 += 8) {
+        const int64_t n = min64(8, OW - ow0);  // windows in this chunk
+        const int64_t w0 = 2 * ow0, columns = min64(2 * n, W - w0);
+        const __mmask16 in_row = S::first(columns);
+        // Each window's gradient and argmax, twice: lanes 2j and 2j + 1 are window j's columns.
+        const S::V grad = S::add(_mm512_permutexvar_ps(pairs, S::load_n(go + o + ow0, n)), zero);
+        __m512i keys;
+        if constexpr (Source::kTap) {
+          __m512i k;
+          if constexpr (sizeof(typename Source::E) == 1)
+            k = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(S::first(n), idx + o + ow0));
+          else
+            k = _mm512_maskz_loadu_epi32(S::first(n), idx + o + ow0);
+          keys = _mm512_permutexvar_epi32(pairs, k);
+        } else {
+          // int64 positions: any not in [0, 2^31) matches no column; clamp to -1.
+          const __m512i k = _mm512_maskz_loadu_epi64(static_cast<__mmask8>(S::first(n)), idx + o + ow0);
+          const __mmask8 fits = _mm512_cmplt_epu64_mask(k, _mm512_set1_epi64(int64_t{1} << 31));
+          keys = _mm512_permutexvar_epi32(pairs, _mm512_castsi256_si512(_mm512_mask_cvtepi64_epi32(
+                                                      _mm256_set1_epi32(-1), fits, k)));
+        }
+        __mmask16 matched = 0;
+        for (int64_t r = 0; r < wr.count; ++r) {
+          const int64_t row = rs.rows.data[r];
+          const __m512i expect =
+              Source::kTap ? _mm512_add_epi32(_mm512_set1_epi32(static_cast<int32_t>(rs.taps.data[r] * 2)), column_tap)
+                           : _mm512_add_epi32(_mm512_set1_epi32(static_cast<int32_t>(row + w0)), lane);
+          const __mmask16 m = _mm512_cmpeq_epi32_mask(keys, expect) & in_row;
+          matched |= m;
+          T* dst = gi + row + w0;
+          const S::V v = _mm512_maskz_mov_ps(m, grad);
+          if (columns < 16) S::store_n(dst, v, columns);
+          else if (stream && reinterpret_cast<uintptr_t>(dst) % (16 * sizeof(T)) == 0) S::store_stream(dst, v);
+          else S::store(dst, v);
+        }
+        // Every window's argmax one of its columns: bit 2j or 2j + 1.
+        const uint32_t found = (matched | (matched >> 1)) & 0x5555u;
+        if (found != (0x5555u & ((1u << (2 * n)) - 1))) return false;
+      }
+    }
+  return true;
+}
 #endif
+
+template <typename T, typename Source>
+void backward_planar(const PoolGeometry& g, const void* grad_output, const void* argmax, void* grad_input,
+                     int64_t /*bands*/, int64_t begin, int64_t end) {
+  using E = typename Source::E;
+  const int64_t in_elems = in_plane_elems(g), out_elems = out_plane_elems(g);
+  const ArgmaxDecoder<Source> decoder(g);
+#if defined(__AVX512F__)
+  // Windows that tile the plane, 2 wide (16 columns in one int32 vector of
+  // positions), on rows wide enough to pay: each chunk's setup (argmaxes
+  // widened and paired, gradients paired) costs more than the scalar
+  // scatter's 1 ns per output on narrower rows, more so for int64 indices
+  // (1 thread: 28 columns 1.7x slower, 56 columns 1.7x faster with taps and
+  // even with int64, 224 columns 2.5-3x faster).
+  const bool tiled_w2 = kVectorBackward<T> && windows_tile(g) && g.kernel[2] == 2 &&
+                        g.in_size[2] >= (Source::kTap ? 48 : 64) && in_elems < (int64_t{1} << 31);
+  const WindowTables tables(g);
+  RowScratch rs(g);
+  // Streamed only where every store is a whole vector (rows of 16 columns):
+  // a line both streamed and written through the cache is evicted and fetched
+  // back (a 28-wide row was 2.3x slower so).
+  const bool stream = g.in_size[2] % 16 == 0 &&
+                      stream_output(g.batch * g.channels *
+                                    (in_elems * static_cast<int64_t>(sizeof(T)) +
+                                     out_elems * static_cast<int64_t>(sizeof(T) + sizeof(E))));
+#endif
+  for (int64_t p = begin; p < end; ++p) {
+    const T* go = static_cast<const T*>(grad_output) + p * out_elems;
+    const E* idx = static_cast<const E*>(argmax) + p * out_elems;
+    T* gi = static_cast<T*>(grad_input) + p * in_elems;
+#if defined(__AVX512F__)
+    if constexpr (kVectorBackward<T>) {
+      if (tiled_w2 && backward_planar_tiled_w2<T, Source>(g, go, idx, gi, tables, rs, stream)) continue;
+    }
+#endif
+    // A plane usually fits in L1/L2: zero it at once (cheaper than ZeroAhead's checks).
+    std::memset(static_cast<void*>(gi), 0, sizeof(T) * in_elems);
+    int64_t o = 0;
+    for (int64_t od = 0; od < g.out_size[0]; ++od)
+      for (int64_t oh = 0; oh < g.out_size[1]; ++oh) {
+        const int64_t base = decoder.window_base(od, oh);
+        for (int64_t ow = 0; ow < g.out_size[2]; ++ow, ++o) {
+          const int64_t i = decoder.position(base, ow, idx[o]);
+          if (static_cast<uint64_t>(i) < static_cast<uint64_t>(in_elems))
+            gi[i] = Scalar<T>::store(Scalar<T>::load(gi[i]) + Scalar<T>::load(go[o]));
+        }
+      }
+  }
+#if defined(__AVX512F__)
+  if (stream) _mm_sfence();  // streamed stores are weakly ordered: done before the task is
+#endif
+}
 
 // The backward over channels-last tasks (BandTask; bands > 1 lets a small
 // batch use every thread, each band its own contiguous stretch of memory).
