@@ -93,24 +93,19 @@ struct Simd<float> {
     const V high = _mm512_permutex2var_ps(load(p + 32), even_shifted, load(p + 45));
     return _mm512_permutex2var_ps(low, even, high);
   }
-  static inline void store(float* p, V v) { _mm512_storeu_ps(p, v); }
-  static inline void store(fp16_t* p, V v) {
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT));
-  }
-  static inline void store(bf16_t* p, V v) {
+  // 16 lanes in a 16-bit storage type.
+  static inline __m256i narrow(const fp16_t*, V v) { return _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT); }
+  static inline __m256i narrow(const bf16_t*, V v) {
     // Exact for values that came from bf16 (their low 16 bits are zero).
-    const __m512i bits = _mm512_srli_epi32(_mm512_castps_si512(v), 16);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtepi32_epi16(bits));
+    return _mm512_cvtepi32_epi16(_mm512_srli_epi32(_mm512_castps_si512(v), 16));
   }
+  static inline void store(float* p, V v) { _mm512_storeu_ps(p, v); }
+  template <typename T>
+  static inline void store(T* p, V v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), narrow(p, v)); }
   // store(p, v) past the caches (non-temporal); p aligned to the vector's bytes.
   static inline void store_stream(float* p, V v) { _mm512_stream_ps(p, v); }
-  static inline void store_stream(fp16_t* p, V v) {
-    _mm256_stream_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT));
-  }
-  static inline void store_stream(bf16_t* p, V v) {
-    const __m512i bits = _mm512_srli_epi32(_mm512_castps_si512(v), 16);
-    _mm256_stream_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtepi32_epi16(bits));
-  }
+  template <typename T>
+  static inline void store_stream(T* p, V v) { _mm256_stream_si256(reinterpret_cast<__m256i*>(p), narrow(p, v)); }
   static inline M takes(V v, V best) {
     return _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
   }
