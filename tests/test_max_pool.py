@@ -123,6 +123,33 @@ def test_padded_rows(dtype, isa):
                     assert_identical(a, b)
 
 
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.float16])
+def test_narrow_rows_in_pairs(dtype, isa):
+    # Rows of at most 8 outputs with every tap inside the row go two to a
+    # vector (AVX-512, float compute): row pairs that straddle two planes
+    # (odd output heights), rows padded along H whose windows have fewer
+    # kernel rows than their neighbour's (not paired), stride 1 and 2, NaN
+    # (the exact rerun), ties and zeros of either sign: values, indices and
+    # the training path's gradient.
+    cases = [((7, 14), 2, 2, 0, False), ((5, 8), 3, 1, 0, False), ((9, 13), 3, 2, (1, 0), True),
+             ((6, 15), 2, 2, 0, True), ((13, 7), 3, 1, (1, 0), False), ((3, 2), 2, 1, 0, False)]
+    for seed, (sizes, k, s, p, ceil) in enumerate(cases):
+        for special in ["normal", "specials", "ties"]:
+            x = make_input(3, 5, sizes, dtype, "contiguous", seed, special)
+            kw = dict(kernel_size=k, stride=s, padding=p, ceil_mode=ceil)
+            grad = torch.randn(F.max_pool2d(x, **kw).shape).to(dtype)
+            with cpu_isa(isa):
+                got = [fastpool.max_pool2d(x, **kw), *fastpool.max_pool2d(x, **kw, return_indices=True)]
+                ours = x.detach().clone().requires_grad_()
+                fastpool.max_pool2d(ours, **kw).backward(grad)
+            theirs = x.detach().clone().requires_grad_()
+            F.max_pool2d(theirs, **kw).backward(grad)
+            expected = [F.max_pool2d(x, **kw), *F.max_pool2d(x, **kw, return_indices=True)]
+            for a, b in zip(got + [ours.grad], expected + [theirs.grad]):
+                assert_identical(a, b)
+
+
 def test_every_isa_path_is_available_here():
     info = fastpool.build_info()
     assert info["cpu_isas_compiled"] == ["avx512", "avx2", "portable"]

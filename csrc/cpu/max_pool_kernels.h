@@ -744,6 +744,86 @@ inline void forward_planar_interior_kw(const PoolGeometry& g, const T* plane, co
   }
 }
 
+#if defined(__AVX512F__)
+// Two output rows of at most 8 outputs in one vector (VGG's and GoogLeNet's
+// 7-wide last pools): lanes 0-7 are row A's outputs, lanes 8-15 row B's, for
+// rows whose windows have the same kernel rows, every tap inside the row
+// (stride 1 or 2 along W). One vector step per tap serves both rows, where a
+// row to itself left half of each vector idle and paid every row's overhead
+// once per row. See forward_planar_chunk for kExact and the return value.
+template <typename T, typename Sink, int kStride, int kKW, bool kExact>
+FASTPOOL_ALWAYS_INLINE bool forward_planar_row_pair(const PoolGeometry& g, const T* plane_a, const T* plane_b,
+                                                    const RowScratch& ra, const RowScratch& rb, int64_t num_rows,
+                                                    T* out, typename Sink::E* index) {
+  using Sd = Simd<float>;
+  const int64_t OW = g.out_size[2], base = -g.pad[2];
+  const int64_t kw_count = kKW > 0 ? kKW : g.kernel[2];
+  const __mmask16 high = 0xFF00;
+  // Lane offsets within each half: j * s for lanes j and 8 + j.
+  const __m512i half_iota = _mm512_mullo_epi32(_mm512_set_epi32(7, 6, 5, 4, 3, 2, 1, 0, 7, 6, 5, 4, 3, 2, 1, 0),
+                                               _mm512_set1_epi32(kStride));
+  const typename Sd::I tap_step = Sd::index_set1(1);  // taps and flat positions alike: dilation 1
+  WindowMax<Sd, Sink, kExact> acc;
+  for (int64_t r = 0; r < num_rows; ++r) {
+    const T* a = plane_a + ra.rows.data[r] + base;
+    const T* b = plane_b + rb.rows.data[r] + base;
+    const __m512i row_starts = _mm512_mask_blend_epi32(high,  // flat positions of each half's first tap
+                                                       Sd::index_set1(static_cast<int32_t>(ra.rows.data[r] + base)),
+                                                       Sd::index_set1(static_cast<int32_t>(rb.rows.data[r] + base)));
+    typename Sd::I idx = Sink::kTap ? Sd::index_set1(static_cast<int32_t>(ra.taps.data[r] * kw_count))
+                                    : _mm512_add_epi32(row_starts, half_iota);
+    for (int64_t kw = 0; kw < kw_count; ++kw) {
+      typename Sd::V v;
+      if constexpr (kStride == 1) {
+        const __mmask16 b_lanes = high & Sd::first(8 + OW);  // lane 8 + j reads row B's element j
+        v = _mm512_mask_mov_ps(Sd::load_mask(a + kw, Sd::first(OW)), b_lanes, Sd::load_mask(b + kw - 8, b_lanes));
+      } else {
+        // Row A's raw elements [0, 2 OW - 1) in the first load, row B's from
+        // its lane 1 in the second: the even elements of each land in lanes
+        // 0-7 and 8-15 (deinterleave2).
+        v = Sd::deinterleave2(Sd::load_mask(a + kw, Sd::first(2 * OW - 1)),
+                              Sd::load_mask(b + kw - 1, static_cast<__mmask16>(Sd::first(2 * OW) & ~1u)));
+      }
+      if (r == 0 && kw == 0) acc.first(v, idx);
+      else acc.step(v, idx);
+      if constexpr (Sink::kAny) idx = Sd::index_add(idx, tap_step);
+    }
+  }
+  if (!acc.trusted()) return false;
+  // Row B's outputs moved next to row A's, then 2 OW stored at once.
+  const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+  const __mmask16 past_a = _mm512_cmpge_epi32_mask(lane, _mm512_set1_epi32(static_cast<int32_t>(OW)));
+  const __m512i pack = _mm512_mask_add_epi32(lane, past_a, lane, _mm512_set1_epi32(static_cast<int32_t>(8 - OW)));
+  acc.best = _mm512_permutexvar_ps(pack, acc.best);
+  if constexpr (Sink::kAny) acc.best_index = _mm512_permutexvar_epi32(pack, acc.best_index);
+  acc.template store<false>(out, index, 2 * OW);
+  return true;
+}
+
+template <typename T, typename Sink, int kStride, int kKW>
+inline void forward_planar_row_pair_checked(const PoolGeometry& g, const T* plane_a, const T* plane_b,
+                                            const RowScratch& ra, const RowScratch& rb, int64_t num_rows, T* out,
+                                            typename Sink::E* index) {
+  if (!forward_planar_row_pair<T, Sink, kStride, kKW, false>(g, plane_a, plane_b, ra, rb, num_rows, out, index))
+    forward_planar_row_pair<T, Sink, kStride, kKW, true>(g, plane_a, plane_b, ra, rb, num_rows, out, index);
+}
+
+template <typename T, typename Sink, int kStride>
+inline void forward_planar_row_pair_kw(const PoolGeometry& g, const T* plane_a, const T* plane_b,
+                                       const RowScratch& ra, const RowScratch& rb, int64_t num_rows, T* out,
+                                       typename Sink::E* index) {
+  const auto run = [&](auto kw) __attribute__((always_inline)) {
+    forward_planar_row_pair_checked<T, Sink, kStride, decltype(kw)::value>(g, plane_a, plane_b, ra, rb, num_rows,
+                                                                          out, index);
+  };
+  switch (g.kernel[2]) {
+    case 2: return run(std::integral_constant<int, 2>{});
+    case 3: return run(std::integral_constant<int, 3>{});
+    default: return run(std::integral_constant<int, 0>{});
+  }
+}
+#endif
+
 // Global pooling of a planar input: each window is one whole plane (ResNet's
 // head: 7x7 planes, adaptive output 1 or a 7x7 kernel). One contiguous run per
 // output, plane after plane, without the per-row walk of forward_planar_rows,
@@ -839,8 +919,16 @@ void forward_planar_rows(const PoolGeometry& g, const T* input, T* output, typen
     bounded_rows = vector_ok && (g.stride[2] == 1 || g.stride[2] == 2) && g.dilation[2] == 1 && !g.adaptive[2] &&
                    (lo > 0 || hi < OW);
   }
+  // Rows of at most half a vector, every tap inside the row: two rows per
+  // vector (forward_planar_row_pair), float compute on AVX-512.
+  bool pair_rows = false;
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<Simd<ComputeT<T>>, Simd<float>>)
+    pair_rows = vector_ok && lo == 0 && hi == OW && OW > 0 && 2 * OW <= Simd<float>::kLanes &&
+                (g.stride[2] == 1 || g.stride[2] == 2) && g.dilation[2] == 1 && !g.adaptive[2];
+#endif
   const WindowTables tables(g);
-  RowScratch rows(g);
+  RowScratch rows(g), next_rows(g);
   const BoundedRowPlan plan(g, bounded_rows ? Simd<ComputeT<T>>::kLanes : 0, lo, hi);
 
   RowCursor cursor(g, begin);
@@ -861,6 +949,27 @@ void forward_planar_rows(const PoolGeometry& g, const T* input, T* output, typen
       const int64_t bytes = row_bytes > kMaxPrefetchRowBytes ? 0 : kPrefetchRows * g.stride[1] * row_bytes;
       for (int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(next + b);
     }
+#if defined(__AVX512F__)
+    if constexpr (std::is_same_v<Simd<ComputeT<T>>, Simd<float>>) {
+      if (pair_rows && wr.count > 0 && r + 1 < end) {
+        RowCursor next = cursor;
+        next.next();
+        const WindowRows next_wr = next_rows.collect(g, tables, next.od, next.oh);
+        bool same_taps = next_wr.count == wr.count;
+        for (int64_t k = 0; same_taps && k < wr.count; ++k) same_taps = rows.taps.data[k] == next_rows.taps.data[k];
+        if (same_taps) {
+          const T* next_plane = input + next.outer * plane_elems;
+          if (g.stride[2] == 1)
+            forward_planar_row_pair_kw<T, Sink, 1>(g, plane, next_plane, rows, next_rows, wr.count, out, index);
+          else
+            forward_planar_row_pair_kw<T, Sink, 2>(g, plane, next_plane, rows, next_rows, wr.count, out, index);
+          ++r;
+          cursor.next();
+          continue;
+        }
+      }
+    }
+#endif
     if constexpr (Simd<ComputeT<T>>::kMasked) {
       if (bounded_rows && wr.count > 0) {
         if (g.stride[2] == 1)
