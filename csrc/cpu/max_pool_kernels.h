@@ -177,12 +177,13 @@ struct WindowRows {
 
 // The in-bounds taps of every output coordinate along each dim, computed once
 // per call: the per-output loops then need no divisions.
+// needed = false: empty (a path that may not run allocates nothing per call).
 struct WindowTables {
   Scratch<WindowTaps> dims[kMaxSpatialDims];
-  explicit WindowTables(const PoolGeometry& g)
-      : dims{Scratch<WindowTaps>(g.out_size[0]), Scratch<WindowTaps>(g.out_size[1]),
-             Scratch<WindowTaps>(g.out_size[2])} {
-    for (int d = 0; d < kMaxSpatialDims; ++d)
+  explicit WindowTables(const PoolGeometry& g, bool needed = true)
+      : dims{Scratch<WindowTaps>(needed ? g.out_size[0] : 0), Scratch<WindowTaps>(needed ? g.out_size[1] : 0),
+             Scratch<WindowTaps>(needed ? g.out_size[2] : 0)} {
+    for (int d = 0; needed && d < kMaxSpatialDims; ++d)
       for (int64_t o = 0; o < g.out_size[d]; ++o) dims[d].data[o] = window_taps(g, d, o);
   }
   const WindowTaps& width(int64_t ow) const { return dims[2].data[ow]; }
@@ -204,7 +205,8 @@ FASTPOOL_ALWAYS_INLINE WindowRows collect_rows(const PoolGeometry& g, const Wind
 // The rows of one window and their kernel rows, sized for the largest window.
 struct RowScratch {
   Scratch<int64_t> rows, taps;
-  explicit RowScratch(const PoolGeometry& g) : rows(g.kernel[0] * g.kernel[1]), taps(g.kernel[0] * g.kernel[1]) {}
+  explicit RowScratch(const PoolGeometry& g, bool needed = true)
+      : rows(needed ? g.kernel[0] * g.kernel[1] : 0), taps(needed ? g.kernel[0] * g.kernel[1] : 0) {}
   FASTPOOL_ALWAYS_INLINE WindowRows collect(const PoolGeometry& g, const WindowTables& t, int64_t od, int64_t oh) {
     return collect_rows(g, t, od, oh, rows.data, taps.data);
   }
@@ -928,7 +930,7 @@ void forward_planar_rows(const PoolGeometry& g, const T* input, T* output, typen
                 (g.stride[2] == 1 || g.stride[2] == 2) && g.dilation[2] == 1 && !g.adaptive[2];
 #endif
   const WindowTables tables(g);
-  RowScratch rows(g), next_rows(g);
+  RowScratch rows(g), next_rows(g, pair_rows);
   const BoundedRowPlan plan(g, bounded_rows ? Simd<ComputeT<T>>::kLanes : 0, lo, hi);
 
   RowCursor cursor(g, begin);
@@ -1512,8 +1514,8 @@ void backward_planar(const PoolGeometry& g, const void* grad_output, const void*
   // even with int64, 224 columns 2.5-3x faster).
   const bool tiled_w2 = kVectorBackward<T> && windows_tile(g) && g.kernel[2] == 2 &&
                         g.in_size[2] >= (Source::kTap ? 48 : 64) && in_elems < (int64_t{1} << 31);
-  const WindowTables tables(g);
-  RowScratch rs(g);
+  const WindowTables tables(g, tiled_w2);
+  RowScratch rs(g, tiled_w2);
   // Streamed only where every store is a whole vector (rows of 16 columns):
   // a line both streamed and written through the cache is evicted and fetched
   // back (a 28-wide row was 2.3x slower so).
