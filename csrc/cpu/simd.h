@@ -25,9 +25,8 @@
 //                    load_n / load_stride2_n / store_n / store_indices_n /
 //                    store_taps_n (int32 lanes narrowed to uint8 or as int32)
 //                    touch only the first n lanes' elements (n < kLanes),
-//                    range(lo, hi) the mask of lanes [lo, hi) (0 <= lo,
-//                    hi <= kLanes), load_where(p, m) the lanes in mask m
-//                    (reading only those), the others -inf, deinterleave2(a, b)
+//                    load_where(p, m) the lanes in mask m (reading only
+//                    those), the others -inf, deinterleave2(a, b)
 //                    load_stride2's permute of its two loads, index_max and
 //                    index_sub lane-wise on indices,
 //                    and add_masked(p, m, g) adds g into the lanes in m
@@ -144,7 +143,6 @@ struct Simd<float> {
   }
   template <typename T>
   static inline V load_n(const T* p, int64_t n) { return load_mask(p, first(n)); }
-  static inline M range(int64_t lo, int64_t hi) { return first(hi) & static_cast<M>(~first(lo)); }
   static inline V load_where(const float* p, M m) { return _mm512_mask_loadu_ps(_mm512_set1_ps(-__builtin_inff()), m, p); }
   template <typename T>
   static inline V load_where(const T* p, M m) {
@@ -246,7 +244,6 @@ struct Simd<double> {
   static constexpr bool kMasked = true;
   static inline __mmask8 first(int64_t n) { return static_cast<__mmask8>((1u << n) - 1); }
   static inline V load_n(const double* p, int64_t n) { return _mm512_maskz_loadu_pd(first(n), p); }
-  static inline M range(int64_t lo, int64_t hi) { return first(hi) & static_cast<M>(~first(lo)); }
   static inline V load_where(const double* p, M m) { return _mm512_mask_loadu_pd(_mm512_set1_pd(-__builtin_inf()), m, p); }
   static inline V load_stride2_n(const double* p, int64_t n) {
     const int64_t span = 2 * n - 1;
