@@ -159,6 +159,14 @@ inline bool stream_output(int64_t touched_bytes) {
   return touched_bytes > kStreamBytes;
 }
 
+// A backward call reads grad_output and the argmaxes and writes grad_input.
+template <typename T, typename Source>
+inline bool stream_backward(const PoolGeometry& g) {
+  const int64_t per_output = static_cast<int64_t>(sizeof(T) + sizeof(typename Source::E));
+  return stream_output(g.batch * g.channels *
+                       (in_plane_elems(g) * static_cast<int64_t>(sizeof(T)) + out_plane_elems(g) * per_output));
+}
+
 // How far ahead the forward kernels prefetch input: output rows (planar),
 // output positions (channels last).
 constexpr int64_t kPrefetchRows = 2;
@@ -1332,9 +1340,7 @@ bool backward_tiled_task(const PoolGeometry& g, const BandTask<T, Source>& t, co
   }
   const S::V zero = S::splat(0.0f);
   // Whole vectors only (see backward_planar).
-  const bool stream = C % kLanes == 0 && stream_output(g.batch * C *
-                                    (in_plane_elems(g) * static_cast<int64_t>(sizeof(T)) +
-                                     out_plane_elems(g) * static_cast<int64_t>(sizeof(T) + sizeof(typename Source::E))));
+  const bool stream = C % kLanes == 0 && stream_backward<T, Source>(g);
   int64_t o = 0;
   for (int64_t od = 0; od < g.out_size[0]; ++od)
     for (int64_t oh = 0; oh < g.out_size[1]; ++oh) {
@@ -1519,10 +1525,7 @@ void backward_planar(const PoolGeometry& g, const void* grad_output, const void*
   // Streamed only where every store is a whole vector (rows of 16 columns):
   // a line both streamed and written through the cache is evicted and fetched
   // back (a 28-wide row was 2.3x slower so).
-  const bool stream = g.in_size[2] % 16 == 0 &&
-                      stream_output(g.batch * g.channels *
-                                    (in_elems * static_cast<int64_t>(sizeof(T)) +
-                                     out_elems * static_cast<int64_t>(sizeof(T) + sizeof(E))));
+  const bool stream = g.in_size[2] % 16 == 0 && stream_backward<T, Source>(g);
 #endif
   for (int64_t p = begin; p < end; ++p) {
     const T* go = static_cast<const T*>(grad_output) + p * out_elems;
