@@ -217,6 +217,26 @@ def test_big_maps_over_threads(shape, layout, threads, change):
         assert_identical(grad_input, expected.contiguous())
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("change", ["none", "other block"])
+def test_big_channels_last_backward_dense_on_several_threads(threads, change):
+    """Past the 16 MiB the dense kernels are kept to, the channels-last
+    backward still takes its dense path when more than one thread runs (the
+    gather gains little from a second one), the gather on one; both give
+    torch's gradient, and an index outside its block falls back to it."""
+    x, values, idx = segnet_pair((1, 64, 200, 200), torch.float32, "channels_last")
+    assert idx.numel() * (8 + 4) + x.numel() * 4 > 16 << 20
+    idx = idx.clone()
+    if change == "other block":
+        idx[0, 40, 50, 50] = (idx[0, 40, 50, 50] + 20000) % 40000
+    grad = torch.randn(x.shape).contiguous(memory_format=CL[2])
+    before = dense_runs()
+    with torch_threads(threads):
+        grad_input = torch.ops.fastpool.max_unpool2d_backward(grad, idx)
+    assert dense_runs() - before == (threads > 1 and change == "none" and has_kernel(True, 2, grad, idx))
+    assert_identical(grad_input, grad.flatten(-2).gather(-1, idx.flatten(-2)).view(idx.shape).contiguous())
+
+
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
 def test_out_of_range_index_gradient_raises_torchs_error(layout):
     """The backward of a dense-looking map with one index out of the plane

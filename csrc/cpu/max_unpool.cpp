@@ -435,7 +435,10 @@ namespace {
 // channels-last bwd 2.8 -> 3.5): their output lines are read before being
 // written (no streaming stores) and nothing prefetches the gather's rows. So
 // they run up to this many bytes moved; the channels-last forward (faster at
-// both sizes: 0.46 -> 0.16 and 2.1 -> 1.8) always.
+// both sizes: 0.46 -> 0.16 and 2.1 -> 1.8) always, and the channels-last
+// backward on more than one thread: the scalar gather hardly gains from a
+// second (unpool2, 2026-11-27, ms, 1 -> 2 threads: fp32 2.6 -> 2.3, bf16 1.6
+// -> 1.3), the dense one halves (fp32 3.2 -> 1.55, bf16 1.8 -> 1.0).
 constexpr int64_t kDenseCachedBytes = int64_t{16} << 20;
 
 int64_t bytes_moved(int64_t in_numel, int64_t out_numel, size_t word_bytes) {
@@ -542,7 +545,7 @@ struct CpuUnpool {
       const bool cl = channels_last_view(gv);
       const UnpoolBackwardFn fn = dense_kernels(cl, sizeof(E)).second;
       const bool cached = bytes_moved(indices.numel(), grad_output.numel(), sizeof(E)) <= kDenseCachedBytes;
-      if (cl == channels_last_view(xv) && fn && cached) {
+      if (cl == channels_last_view(xv) && fn && (cached || (cl && at::get_num_threads() > 1))) {
         if (const auto blocks = dense_blocks(indices.sizes().slice(indices.dim() - kDims),
                                              grad_output.sizes().slice(grad_output.dim() - kDims),
                                              cl ? xv.channels : 1)) {
