@@ -175,3 +175,14 @@ def first_line(fn):
     except Exception as e:  # noqa: BLE001
         return type(e), str(e).splitlines()[0]
     return None
+
+
+@contextlib.contextmanager
+def torch_threads(count):
+    """torch's CPU thread count set to `count` for the block."""
+    saved = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved)

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 import fastpool
-from pool_cases import ISAS, assert_identical, cpu_isa, make_input, per_dim, torch_max_pool
+from pool_cases import ISAS, assert_identical, cpu_isa, make_input, per_dim, torch_max_pool, torch_threads
 
 DIMS = [1, 2, 3]
 
@@ -146,6 +146,35 @@ def test_narrow_rows_in_pairs(dtype, isa):
             theirs = x.detach().clone().requires_grad_()
             F.max_pool2d(theirs, **kw).backward(grad)
             expected = [F.max_pool2d(x, **kw), *F.max_pool2d(x, **kw, return_indices=True)]
+            for a, b in zip(got + [ours.grad], expected + [theirs.grad]):
+                assert_identical(a, b)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.float16])
+def test_interior_row_runs(dtype, isa):
+    # Consecutive output rows whose windows lie inside the plane run together,
+    # their window rows moved down a stride at a time: runs cut by padded or
+    # ceil-mode rows at either end, by 3-d depth slices, by the threads' row
+    # ranges (batch 1 on 2 and 3 threads), dilated rows, rows of up to 4
+    # vectors and wider (no runs); NaN, ties and zeros of either sign; values,
+    # indices and the training path's gradient.
+    cases = [(2, (9, 40), 2, 2, 0, 1, False), (2, (12, 30), 3, 1, 0, 2, False), (2, (11, 21), 3, 2, (1, 0), 1, True),
+             (2, (17, 70), 2, 2, 0, 1, True), (2, (10, 140), 2, 2, 0, 1, False), (3, (5, 9, 18), 2, 2, 0, 1, True),
+             (3, (6, 7, 20), 3, 1, (1, 0, 0), 1, False)]
+    for seed, (dims, sizes, k, s, p, d, ceil) in enumerate(cases):
+        for threads, special in [(1, "normal"), (2, "specials"), (3, "ties")]:
+            x = make_input(1, 6, sizes, dtype, "contiguous", seed, special)
+            kw = dict(kernel_size=k, stride=s, padding=p, dilation=d, ceil_mode=ceil)
+            ours_fn, torch_fn = pool_fn(dims), pool_fn(dims, F)
+            grad = torch.randn(torch_fn(x, **kw).shape).to(dtype)
+            with cpu_isa(isa), torch_threads(threads):
+                got = [ours_fn(x, **kw), *ours_fn(x, **kw, return_indices=True)]
+                ours = x.detach().clone().requires_grad_()
+                ours_fn(ours, **kw).backward(grad)
+            theirs = x.detach().clone().requires_grad_()
+            torch_fn(theirs, **kw).backward(grad)
+            expected = [torch_fn(x, **kw), *torch_fn(x, **kw, return_indices=True)]
             for a, b in zip(got + [ours.grad], expected + [theirs.grad]):
                 assert_identical(a, b)
 

@@ -2,7 +2,6 @@
 gradients, errors (bad indices included), the duplicate-index rule, the
 SegNet round trip (pool with indices, unpool), modules, convert, opcheck,
 torch.compile and torch.export."""
-import contextlib
 from typing import List
 
 import pytest
@@ -12,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import fastpool
-from pool_cases import FLOAT_DTYPES, LAYOUTS, assert_identical, make_input
+from pool_cases import FLOAT_DTYPES, LAYOUTS, assert_identical, make_input, torch_threads
 
 PROPERTY = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 DIMS = [1, 2, 3]
@@ -35,16 +34,6 @@ def in_layout(t, layout, dims):
         big[..., ::2] = t
         return big[..., ::2]
     return t.transpose(-1, -2).contiguous().transpose(-1, -2)  # transposed
-
-
-@contextlib.contextmanager
-def torch_threads(count):
-    saved = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(saved)
 
 
 def same_outcome(ours, theirs):

@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import fastpool
-from pool_cases import FLOAT_DTYPES, ISAS, assert_identical, cpu_isa, make_input
-from test_unpool import in_layout, same_outcome, torch_threads
+from pool_cases import FLOAT_DTYPES, ISAS, assert_identical, cpu_isa, make_input, torch_threads
+from test_unpool import in_layout, same_outcome
 
 PROPERTY = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 CL = {2: torch.channels_last, 3: torch.channels_last_3d}
