@@ -153,15 +153,17 @@ def test_narrow_rows_in_pairs(dtype, isa):
 @pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.float16])
 def test_interior_row_runs(dtype, isa):
-    # Consecutive output rows whose windows lie inside the plane run together,
-    # their window rows moved down a stride at a time: runs cut by padded or
+    # Consecutive output rows whose windows lie inside the plane along H run
+    # together (interior rows, or rows with padded borders along W), their
+    # window rows moved down a stride at a time: runs cut by padded or
     # ceil-mode rows at either end, by 3-d depth slices, by the threads' row
     # ranges (batch 1 on 2 and 3 threads), dilated rows, rows of up to 4
     # vectors and wider (no runs); NaN, ties and zeros of either sign; values,
     # indices and the training path's gradient.
     cases = [(2, (9, 40), 2, 2, 0, 1, False), (2, (12, 30), 3, 1, 0, 2, False), (2, (11, 21), 3, 2, (1, 0), 1, True),
              (2, (17, 70), 2, 2, 0, 1, True), (2, (10, 140), 2, 2, 0, 1, False), (3, (5, 9, 18), 2, 2, 0, 1, True),
-             (3, (6, 7, 20), 3, 1, (1, 0, 0), 1, False)]
+             (3, (6, 7, 20), 3, 1, (1, 0, 0), 1, False), (2, (12, 26), 3, 1, 1, 1, False),
+             (2, (13, 30), 3, 2, (0, 1), 1, True), (3, (4, 8, 9), 3, 2, 1, 1, False)]
     for seed, (dims, sizes, k, s, p, d, ceil) in enumerate(cases):
         for threads, special in [(1, "normal"), (2, "specials"), (3, "ties")]:
             x = make_input(1, 6, sizes, dtype, "contiguous", seed, special)

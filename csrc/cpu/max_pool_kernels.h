@@ -172,7 +172,7 @@ inline bool stream_backward(const PoolGeometry& g) {
 constexpr int64_t kPrefetchRows = 2;
 constexpr int64_t kPrefetchPositions = 8;
 constexpr int64_t kMaxPrefetchRowBytes = 2048;
-// A run of interior rows (forward_planar_interior_run) prefetches at least
+// A run of rows (forward_planar_row_run) prefetches at least
 // this far ahead: narrow rows go by in a few nanoseconds each (VGG's k2 s2
 // on 56x56 planes, 1 thread: 2 rows ahead 2.1-2.4 ms, 6 rows 1.7-1.9, 12
 // rows 1.6-1.7 in bf16; 4 KiB is 18 rows there, 9 in fp32).
@@ -759,15 +759,17 @@ inline void forward_planar_interior_kw(const PoolGeometry& g, const T* plane, co
   }
 }
 
-// n consecutive output rows of one plane (and depth), every tap inside the
-// plane: the rows' window rows move down by row_step elements per row, so the
-// rows of the first are moved along (rs is the caller's scratch) rather than
-// collected again; each row is whole interior chunks. The per-row work of
+// n consecutive output rows of one plane (and depth) whose windows lie inside
+// the plane along H (and D): their window rows move down by row_step elements
+// per row, so the first row's are moved along (rs is the caller's scratch)
+// rather than collected again. Each row is whole interior chunks, or
+// (kBounded) forward_planar_bounded_row's chunks. The per-row work of
 // forward_planar_rows (window rows, dispatch, the calls) was a quarter of a
 // VGG k2 s2 pool's time on 56x56 planes.
-template <typename T, typename Sink, int kStride, int kKW>
-void forward_planar_interior_run(const PoolGeometry& g, const T* plane, RowScratch& rs, int64_t num_rows, int64_t n,
-                                 int64_t row_step, T* out, typename Sink::E* index, int64_t prefetch_bytes) {
+template <typename T, typename Sink, int kStride, int kKW, bool kBounded>
+void forward_planar_row_run(const PoolGeometry& g, const T* plane, RowScratch& rs, int64_t num_rows, int64_t n,
+                            int64_t row_step, T* out, typename Sink::E* index, int64_t prefetch_bytes,
+                            const BoundedRowPlan& plan, int64_t lo, int64_t hi) {
   const int64_t OW = g.out_size[2], step_bytes = row_step * static_cast<int64_t>(sizeof(T));
   // Only the lines the row prefetch_bytes on adds (the rows before it
   // fetched the rest); see forward_planar_rows.
@@ -775,31 +777,36 @@ void forward_planar_interior_run(const PoolGeometry& g, const T* plane, RowScrat
   for (int64_t i = 0; i < n; ++i) {
     const char* ahead = reinterpret_cast<const char*>(plane + rs.rows.data[num_rows - 1] + g.in_size[2]);
     for (int64_t b = new_from; b < prefetch_bytes; b += 64) __builtin_prefetch(ahead + b);
-    forward_planar_interior<T, Sink, kStride, kKW>(g, plane, rs, num_rows, 0, OW, out + i * OW,
-                                                   Sink::kAny ? index + i * OW : nullptr);
+    typename Sink::E* row_index = Sink::kAny ? index + i * OW : nullptr;
+    if constexpr (kBounded)
+      forward_planar_bounded_row<T, Sink, kStride, kKW>(g, plane, rs, num_rows, plan, lo, hi, out + i * OW, row_index);
+    else
+      forward_planar_interior<T, Sink, kStride, kKW>(g, plane, rs, num_rows, 0, OW, out + i * OW, row_index);
     for (int64_t k = 0; k < num_rows; ++k) rs.rows.data[k] += row_step;
   }
 }
 
-template <typename T, typename Sink>
-void forward_planar_interior_run_kw(const PoolGeometry& g, const T* plane, RowScratch& rs, int64_t num_rows,
-                                    int64_t n, int64_t row_step, T* out, typename Sink::E* index,
-                                    int64_t prefetch_bytes) {
+template <typename T, typename Sink, bool kBounded>
+void forward_planar_row_run_kw(const PoolGeometry& g, const T* plane, RowScratch& rs, int64_t num_rows, int64_t n,
+                               int64_t row_step, T* out, typename Sink::E* index, int64_t prefetch_bytes,
+                               const BoundedRowPlan& plan, int64_t lo, int64_t hi) {
   const auto by_kw = [&](auto stride) {
     constexpr int S = decltype(stride)::value;
+    const auto run = [&](auto kw) {
+      forward_planar_row_run<T, Sink, S, decltype(kw)::value, kBounded>(g, plane, rs, num_rows, n, row_step, out,
+                                                                        index, prefetch_bytes, plan, lo, hi);
+    };
     switch (g.kernel[2]) {
-      case 2: return forward_planar_interior_run<T, Sink, S, 2>(g, plane, rs, num_rows, n, row_step, out, index,
-                                                                 prefetch_bytes);
-      case 3: return forward_planar_interior_run<T, Sink, S, 3>(g, plane, rs, num_rows, n, row_step, out, index,
-                                                                 prefetch_bytes);
-      default: return forward_planar_interior_run<T, Sink, S, 0>(g, plane, rs, num_rows, n, row_step, out, index,
-                                                                  prefetch_bytes);
+      case 2: return run(std::integral_constant<int, 2>{});
+      case 3: return run(std::integral_constant<int, 3>{});
+      default: return run(std::integral_constant<int, 0>{});
     }
   };
-  switch (g.stride[2]) {
+  switch (g.stride[2]) {  // bounded rows: stride 1 or 2
     case 1: return by_kw(std::integral_constant<int, 1>{});
     case 2: return by_kw(std::integral_constant<int, 2>{});
-    default: return by_kw(std::integral_constant<int, 0>{});
+    default:
+      if constexpr (!kBounded) return by_kw(std::integral_constant<int, 0>{});
   }
 }
 
@@ -989,13 +996,13 @@ void forward_planar_rows(const PoolGeometry& g, const T* input, T* output, typen
   const WindowTables tables(g);
   RowScratch rows(g), next_rows(g, pair_rows);
   const BoundedRowPlan plan(g, bounded_rows ? Simd<ComputeT<T>>::kLanes : 0, lo, hi);
-  // Whole rows of interior chunks whose windows lie inside the plane along H:
-  // consecutive ones run together (forward_planar_interior_run). Not rows of
-  // more than 4 vectors: their per-row work is small beside their chunks',
-  // and VGG's pool1 (112 outputs a row, fp32) ran 1.6x slower in runs (it
-  // stalls on its input; why, not understood).
+  // Whole rows of interior or bounded chunks whose windows lie inside the
+  // plane along H: consecutive ones run together (forward_planar_row_run).
+  // Not rows of more than 4 vectors: their per-row work is small beside
+  // their chunks', and VGG's pool1 (112 outputs a row, fp32) ran 1.6x slower
+  // in runs (it stalls on its input; why, not understood).
   int64_t run_lo = 0, run_hi = 0;
-  if (kHasVectorPath<T> && vector_ok && !pair_rows && !bounded_rows && lo == 0 && hi == OW && OW > 0 &&
+  if (kHasVectorPath<T> && vector_ok && !pair_rows && (bounded_rows || (lo == 0 && hi == OW)) && OW > 0 &&
       OW <= 4 * Simd<ComputeT<T>>::kLanes && g.stride[2] != 4)
     interior_range(g, 1, &run_lo, &run_hi);
 
@@ -1011,8 +1018,15 @@ void forward_planar_rows(const PoolGeometry& g, const T* input, T* output, typen
         const int64_t row_bytes = W * static_cast<int64_t>(sizeof(T)), step_bytes = g.stride[1] * row_bytes;
         const int64_t ahead = kRunPrefetchBytes / step_bytes > kPrefetchRows ? kRunPrefetchBytes / step_bytes
                                                                             : kPrefetchRows;
-        forward_planar_interior_run_kw<T, Sink>(g, plane, rows, wr.count, n, g.stride[1] * W, out, index,
-                                                row_bytes > kMaxPrefetchRowBytes ? 0 : ahead * step_bytes);
+        const int64_t prefetch_bytes = row_bytes > kMaxPrefetchRowBytes ? 0 : ahead * step_bytes;
+        if (bounded_rows) {
+          if constexpr (Simd<ComputeT<T>>::kMasked)
+            forward_planar_row_run_kw<T, Sink, true>(g, plane, rows, wr.count, n, g.stride[1] * W, out, index,
+                                                     prefetch_bytes, plan, lo, hi);
+        } else {
+          forward_planar_row_run_kw<T, Sink, false>(g, plane, rows, wr.count, n, g.stride[1] * W, out, index,
+                                                    prefetch_bytes, plan, lo, hi);
+        }
         for (int64_t i = 1; i < n; ++i) cursor.next();
         r += n - 1;
         continue;
