@@ -180,6 +180,17 @@ constexpr int64_t kRunPrefetchBytes = 4096;
 
 inline int64_t max_taps(const PoolGeometry& g) { return g.kernel[0] * g.kernel[1] * g.kernel[2]; }
 
+// Calls f with the kernel width along W as a compile-time constant where it
+// is a common one (2, 3: the tap loops unroll), else 0 (read at run time).
+template <typename F>
+FASTPOOL_ALWAYS_INLINE void with_kernel_width(const PoolGeometry& g, F&& f) {
+  switch (g.kernel[2]) {
+    case 2: return f(std::integral_constant<int, 2>{});
+    case 3: return f(std::integral_constant<int, 3>{});
+    default: return f(std::integral_constant<int, 0>{});
+  }
+}
+
 // Window rows: the in-bounds (d, h) taps of one (od, oh), as offsets
 // (id * H + ih) * W of the row starts, in scan order, and as kernel rows
 // kd * KH + kh (for the tap sinks: a tap is kernel row * KW + kw).
@@ -572,11 +583,9 @@ template <typename T, typename Sink, int kStride>
 inline void forward_planar_bounded_row_kw(const PoolGeometry& g, const T* plane, const RowScratch& rs,
                                           int64_t num_rows, const BoundedRowPlan& plan, int64_t lo, int64_t hi,
                                           T* out, typename Sink::E* index) {
-  switch (g.kernel[2]) {
-    case 2: return forward_planar_bounded_row<T, Sink, kStride, 2>(g, plane, rs, num_rows, plan, lo, hi, out, index);
-    case 3: return forward_planar_bounded_row<T, Sink, kStride, 3>(g, plane, rs, num_rows, plan, lo, hi, out, index);
-    default: return forward_planar_bounded_row<T, Sink, kStride, 0>(g, plane, rs, num_rows, plan, lo, hi, out, index);
-  }
+  with_kernel_width(g, [&](auto kw) {
+    forward_planar_bounded_row<T, Sink, kStride, decltype(kw)::value>(g, plane, rs, num_rows, plan, lo, hi, out, index);
+  });
 }
 
 // Combines per-lane results (lane j: value, flat position) in scan order,
@@ -752,11 +761,9 @@ inline bool forward_one_contiguous(const PoolGeometry& g, const T* plane, const 
 template <typename T, typename Sink, int kStride>
 inline void forward_planar_interior_kw(const PoolGeometry& g, const T* plane, const RowScratch& rs, int64_t num_rows,
                                        int64_t lo, int64_t hi, T* out, typename Sink::E* index) {
-  switch (g.kernel[2]) {
-    case 2: return forward_planar_interior<T, Sink, kStride, 2>(g, plane, rs, num_rows, lo, hi, out, index);
-    case 3: return forward_planar_interior<T, Sink, kStride, 3>(g, plane, rs, num_rows, lo, hi, out, index);
-    default: return forward_planar_interior<T, Sink, kStride, 0>(g, plane, rs, num_rows, lo, hi, out, index);
-  }
+  with_kernel_width(g, [&](auto kw) {
+    forward_planar_interior<T, Sink, kStride, decltype(kw)::value>(g, plane, rs, num_rows, lo, hi, out, index);
+  });
 }
 
 // n consecutive output rows of one plane (and depth) whose windows lie inside
@@ -791,16 +798,10 @@ void forward_planar_row_run_kw(const PoolGeometry& g, const T* plane, RowScratch
                                int64_t row_step, T* out, typename Sink::E* index, int64_t prefetch_bytes,
                                const BoundedRowPlan& plan, int64_t lo, int64_t hi) {
   const auto by_kw = [&](auto stride) {
-    constexpr int S = decltype(stride)::value;
-    const auto run = [&](auto kw) {
-      forward_planar_row_run<T, Sink, S, decltype(kw)::value, kBounded>(g, plane, rs, num_rows, n, row_step, out,
-                                                                        index, prefetch_bytes, plan, lo, hi);
-    };
-    switch (g.kernel[2]) {
-      case 2: return run(std::integral_constant<int, 2>{});
-      case 3: return run(std::integral_constant<int, 3>{});
-      default: return run(std::integral_constant<int, 0>{});
-    }
+    with_kernel_width(g, [&](auto kw) {
+      forward_planar_row_run<T, Sink, decltype(stride)::value, decltype(kw)::value, kBounded>(
+          g, plane, rs, num_rows, n, row_step, out, index, prefetch_bytes, plan, lo, hi);
+    });
   };
   switch (g.stride[2]) {  // bounded rows: stride 1 or 2
     case 1: return by_kw(std::integral_constant<int, 1>{});
@@ -878,15 +879,10 @@ template <typename T, typename Sink, int kStride>
 inline void forward_planar_row_pair_kw(const PoolGeometry& g, const T* plane_a, const T* plane_b,
                                        const RowScratch& ra, const RowScratch& rb, int64_t num_rows, T* out,
                                        typename Sink::E* index) {
-  const auto run = [&](auto kw) __attribute__((always_inline)) {
+  with_kernel_width(g, [&](auto kw) __attribute__((always_inline)) {
     forward_planar_row_pair_checked<T, Sink, kStride, decltype(kw)::value>(g, plane_a, plane_b, ra, rb, num_rows,
                                                                           out, index);
-  };
-  switch (g.kernel[2]) {
-    case 2: return run(std::integral_constant<int, 2>{});
-    case 3: return run(std::integral_constant<int, 3>{});
-    default: return run(std::integral_constant<int, 0>{});
-  }
+  });
 }
 #endif
 
