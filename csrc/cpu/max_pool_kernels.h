@@ -191,6 +191,16 @@ FASTPOOL_ALWAYS_INLINE void with_kernel_width(const PoolGeometry& g, F&& f) {
   }
 }
 
+// Calls f with the stride along W as a compile-time constant: 1 or 2, else
+// (kAny) 0, read at run time. Without kAny the caller has made sure it is 1
+// or 2 (bounded and paired rows).
+template <bool kAny, typename F>
+FASTPOOL_ALWAYS_INLINE void with_row_stride(const PoolGeometry& g, F&& f) {
+  if (g.stride[2] == 1) return f(std::integral_constant<int, 1>{});
+  if (!kAny || g.stride[2] == 2) return f(std::integral_constant<int, 2>{});
+  if constexpr (kAny) f(std::integral_constant<int, 0>{});
+}
+
 // Window rows: the in-bounds (d, h) taps of one (od, oh), as offsets
 // (id * H + ih) * W of the row starts, in scan order, and as kernel rows
 // kd * KH + kh (for the tap sinks: a tap is kernel row * KW + kw).
@@ -797,18 +807,12 @@ template <typename T, typename Sink, bool kBounded>
 void forward_planar_row_run_kw(const PoolGeometry& g, const T* plane, RowScratch& rs, int64_t num_rows, int64_t n,
                                int64_t row_step, T* out, typename Sink::E* index, int64_t prefetch_bytes,
                                const BoundedRowPlan& plan, int64_t lo, int64_t hi) {
-  const auto by_kw = [&](auto stride) {
+  with_row_stride<!kBounded>(g, [&](auto stride) {
     with_kernel_width(g, [&](auto kw) {
       forward_planar_row_run<T, Sink, decltype(stride)::value, decltype(kw)::value, kBounded>(
           g, plane, rs, num_rows, n, row_step, out, index, prefetch_bytes, plan, lo, hi);
     });
-  };
-  switch (g.stride[2]) {  // bounded rows: stride 1 or 2
-    case 1: return by_kw(std::integral_constant<int, 1>{});
-    case 2: return by_kw(std::integral_constant<int, 2>{});
-    default:
-      if constexpr (!kBounded) return by_kw(std::integral_constant<int, 0>{});
-  }
+  });
 }
 
 #if defined(__AVX512F__)
@@ -1050,10 +1054,10 @@ void forward_planar_rows(const PoolGeometry& g, const T* input, T* output, typen
         for (int64_t k = 0; same_taps && k < wr.count; ++k) same_taps = rows.taps.data[k] == next_rows.taps.data[k];
         if (same_taps) {
           const T* next_plane = input + next.outer * plane_elems;
-          if (g.stride[2] == 1)
-            forward_planar_row_pair_kw<T, Sink, 1>(g, plane, next_plane, rows, next_rows, wr.count, out, index);
-          else
-            forward_planar_row_pair_kw<T, Sink, 2>(g, plane, next_plane, rows, next_rows, wr.count, out, index);
+          with_row_stride<false>(g, [&](auto stride) __attribute__((always_inline)) {
+            forward_planar_row_pair_kw<T, Sink, decltype(stride)::value>(g, plane, next_plane, rows, next_rows,
+                                                                         wr.count, out, index);
+          });
           ++r;
           cursor.next();
           continue;
@@ -1063,10 +1067,10 @@ void forward_planar_rows(const PoolGeometry& g, const T* input, T* output, typen
 #endif
     if constexpr (Simd<ComputeT<T>>::kMasked) {
       if (bounded_rows && wr.count > 0) {
-        if (g.stride[2] == 1)
-          forward_planar_bounded_row_kw<T, Sink, 1>(g, plane, rows, wr.count, plan, lo, hi, out, index);
-        else
-          forward_planar_bounded_row_kw<T, Sink, 2>(g, plane, rows, wr.count, plan, lo, hi, out, index);
+        with_row_stride<false>(g, [&](auto stride) __attribute__((always_inline)) {
+          forward_planar_bounded_row_kw<T, Sink, decltype(stride)::value>(g, plane, rows, wr.count, plan, lo, hi,
+                                                                          out, index);
+        });
         continue;
       }
     }
