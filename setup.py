@@ -18,7 +18,7 @@ from torch.utils.cpp_extension import BuildExtension  # noqa: E402
 
 
 class BuildWithISA(BuildExtension):
-    """Compiles each csrc/cpu/isa_*.cpp with its own ISA flags, then links them in."""
+    """Compiles each csrc/cpu/isa_*.cpp with its own ISA flags, in parts, beside ninja; links them in."""
 
     def finalize_options(self):
         super().finalize_options()
@@ -43,31 +43,47 @@ class BuildWithISA(BuildExtension):
                 return False
 
         def compile_isa(entry):
-            src, flags = entry
+            src, flags, part = entry
             rel = os.path.relpath(os.path.join(ROOT, src))
-            (obj,) = self.compiler.object_filenames([rel], output_dir=self.build_temp)
-            args = build_config.ISA_COMMON_FLAGS + flags
+            output_dir = os.path.join(self.build_temp, f"isa_part{part}")
+            (obj,) = self.compiler.object_filenames([rel], output_dir=output_dir)
+            args = build_config.ISA_COMMON_FLAGS + flags + [f"-DFASTPOOL_ISA_PART={part}"]
             stamp = obj + ".flags"
+            name = f"{src} part {part}"
             up_to_date = (os.path.exists(obj) and os.path.exists(stamp) and newer_than_its_inputs(obj)
                           and open(stamp).read() == " ".join(args))
             if up_to_date:
-                print(f"fastpool: {src} is up to date", flush=True)
-                return [obj]
-            print(f"fastpool: compiling {src} ({' '.join(flags) or 'portable'})", flush=True)
-            objects = self.compiler.compile([rel], output_dir=self.build_temp,
-                                            include_dirs=[os.path.join(ROOT, "csrc")],
-                                            extra_postargs=args + ["-MMD", "-MF", obj + ".d"])
+                print(f"fastpool: {name} is up to date", flush=True)
+                return obj
+            print(f"fastpool: compiling {name} ({' '.join(flags) or 'portable'})", flush=True)
+            (compiled,) = compile_one([rel], output_dir=output_dir, include_dirs=[os.path.join(ROOT, "csrc")],
+                                      extra_postargs=args + ["-MMD", "-MF", obj + ".d"])
             with open(stamp, "w") as f:
                 f.write(" ".join(args))
-            return objects
+            print(f"fastpool: compiled {name}", flush=True)
+            return compiled
 
-        # One compiler process per ISA, side by side (each is a separate g++ run).
+        # The ISA objects compile beside ninja's (each a g++ run of its own,
+        # the longest first: the parts of the widest ISA); the link waits for them.
+        entries = [(src, flags, part) for src, flags in build_config.ISA_SOURCES
+                   for part in range(build_config.ISA_PARTS)]
         jobs = int(os.environ.get("MAX_JOBS") or os.cpu_count() or 1)
-        with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(build_config.ISA_SOURCES)))) as pool:
-            objects = [o for objs in pool.map(compile_isa, build_config.ISA_SOURCES) for o in objs]
-        for ext in self.extensions:
-            ext.extra_objects = list(ext.extra_objects or []) + objects
-        super().build_extensions()
+        # The compiler's own compile: BuildExtension swaps in its ninja one for
+        # the other sources while these threads run.
+        compile_one, link = self.compiler.compile, self.compiler.link
+        pool = ThreadPoolExecutor(max_workers=max(1, min(jobs, len(entries))))
+        isa_objects = [pool.submit(compile_isa, entry) for entry in entries]
+
+        def link_after_isa(target_desc, objects, *args, **kwargs):
+            isa = [f.result() for f in isa_objects]  # a failed compile raises here
+            return link(target_desc, list(objects) + isa, *args, **kwargs)
+
+        self.compiler.link = link_after_isa
+        try:
+            super().build_extensions()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+            self.compiler.link = link
 
 
 # The extension links against this torch's C++ ABI and loads into no other:

@@ -181,6 +181,35 @@ def test_interior_row_runs(dtype, isa):
                 assert_identical(a, b)
 
 
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_windows_of_over_255_taps(dtype, isa):
+    # Training saves 4-byte taps for windows of over 255 taps, and their
+    # planar forward takes the general paths only (stride and kernel width
+    # read at run time): windows 3 wide (the width other windows specialize),
+    # strides 1 and 2, padding along W (the border outputs), ceil mode,
+    # dilation, 3-d; NaN, ties and zeros of either sign; values, indices and
+    # the training path's gradient.
+    cases = [(2, (90, 40), (86, 3), 1, 0, 1, False), (2, (95, 41), (86, 3), (1, 2), (0, 1), 1, True),
+             (2, (20, 60), (16, 17), (2, 1), (8, 8), 1, False), (2, (40, 50), (15, 18), 2, 0, (2, 1), True),
+             (3, (6, 45, 30), (3, 43, 2), (1, 1, 2), 0, 1, False), (3, (4, 20, 50), (2, 8, 17), 1, (1, 4, 8), 1, True)]
+    for seed, (dims, sizes, k, s, p, d, ceil) in enumerate(cases):
+        for special in ["normal", "specials", "ties"]:
+            x = make_input(2, 3, sizes, dtype, "contiguous", seed, special)
+            kw = dict(kernel_size=k, stride=s, padding=p, dilation=d, ceil_mode=ceil)
+            ours_fn, torch_fn = pool_fn(dims), pool_fn(dims, F)
+            grad = torch.randn(torch_fn(x, **kw).shape).to(dtype)
+            with cpu_isa(isa):
+                got = [ours_fn(x, **kw), *ours_fn(x, **kw, return_indices=True)]
+                ours = x.detach().clone().requires_grad_()
+                ours_fn(ours, **kw).backward(grad)
+            theirs = x.detach().clone().requires_grad_()
+            torch_fn(theirs, **kw).backward(grad)
+            expected = [torch_fn(x, **kw), *torch_fn(x, **kw, return_indices=True)]
+            for a, b in zip(got + [ours.grad], expected + [theirs.grad]):
+                assert_identical(a, b)
+
+
 def test_every_isa_path_is_available_here():
     info = fastpool.build_info()
     assert info["cpu_isas_compiled"] == ["avx512", "avx2", "portable"]

@@ -23,6 +23,10 @@ ISA_SOURCES = [
     ("csrc/cpu/isa_avx2.cpp", ["-mavx2", "-mfma", "-mf16c"]),
     ("csrc/cpu/isa_portable.cpp", []),
 ]
+# Each ISA source is compiled in this many parts (-DFASTPOOL_ISA_PART=0..N-1,
+# max_pool_kernels.h: make_table), each its own object: one whole AVX-512
+# object took 160 s, most of it the planar forwards.
+ISA_PARTS = 3
 
 # -fopenmp: at::parallel_for is an inline `#pragma omp parallel` in torch's
 # headers; without the flag it silently runs on one thread. The extension then

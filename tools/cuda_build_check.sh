@@ -42,6 +42,19 @@ if git -C "$ROOT" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
 else
   (cd "$ROOT" && tar --exclude=./.venv* --exclude=./build --exclude='*.so' -cf - .) | tar -C "$VENV/src" -xpf -
 fi
+# The per-ISA kernel objects include no torch header: the CPU build's are the
+# same bytes for any torch. Where that build left newer ones, they come along
+# (mtimes kept, with their flag stamps and dependency lists), and setup.py's
+# up-to-date check keeps them unless a source or a flag changed since.
+for obj in "$ROOT"/build/temp/isa_part*/csrc/cpu/isa_*.o; do
+  [ -f "$obj" ] && [ -f "$obj.d" ] && [ -f "$obj.flags" ] || continue
+  rel="${obj#"$ROOT"/}"
+  mkdir -p "$VENV/src/$(dirname "$rel")"
+  if [ ! -f "$VENV/src/$rel" ] || [ "$obj" -nt "$VENV/src/$rel" ]; then
+    cp -p "$obj" "$obj.d" "$obj.flags" "$VENV/src/$(dirname "$rel")/"
+    echo "reusing the CPU build's $rel"
+  fi
+done
 
 # The oldest and the newest arch of the default list: what the kernels need
 # from the compiler at both ends, at less than half the build time of all five

@@ -1,13 +1,16 @@
 // The max-pooling kernels built for one ISA; setup.py compiles this file with
-// that ISA's flags (tools/build_config.py: ISA_SOURCES).
+// that ISA's flags, once per part (tools/build_config.py: ISA_SOURCES,
+// ISA_PARTS; max_pool_kernels.h: make_table). Part 0 holds the table.
 #define FASTPOOL_ISA avx2
 #include "max_pool_kernels.h"
 #include "fractional_kernels.h"
 #include "unpool_kernels.h"
 
+#if !defined(FASTPOOL_ISA_PART) || FASTPOOL_ISA_PART == 0
 namespace fastpool::cpu {
 const KernelTable& kernels_avx2() {
   static const KernelTable table = avx2::with_unpool(avx2::with_fractional(avx2::make_table("avx2")));
   return table;
 }
 }  // namespace fastpool::cpu
+#endif

@@ -959,6 +959,14 @@ void forward_global_planes(const T* input, int64_t plane, T* output, typename Si
 }
 
 // Output rows [begin, end) of a planar input; a row is (plane, od, oh).
+// The 4-byte taps are for windows of over 255 taps, rare and long enough that
+// per-row work hardly shows: they take the general interior path (stride and
+// kernel width read at run time) and the per-output one, not the paths
+// specialized by stride and kernel width (interior chunks, bounded rows,
+// paired rows, row runs), which would only add to every build's compile time.
+template <typename Sink>
+constexpr bool kSpecialized = !std::is_same_v<Sink, TapOffset<int32_t>>;
+
 template <typename T, typename Sink>
 void forward_planar_rows(const PoolGeometry& g, const T* input, T* output, typename Sink::E* indices, int64_t begin,
                          int64_t end) {
@@ -981,7 +989,7 @@ void forward_planar_rows(const PoolGeometry& g, const T* input, T* output, typen
   // Stride 1 or 2 and dilation 1 along W, border outputs present: whole rows
   // of bounded chunks (forward_planar_bounded_row).
   bool bounded_rows = false;
-  if constexpr (Simd<ComputeT<T>>::kMasked) {
+  if constexpr (Simd<ComputeT<T>>::kMasked && kSpecialized<Sink>) {
     bounded_rows = vector_ok && (g.stride[2] == 1 || g.stride[2] == 2) && g.dilation[2] == 1 && !g.adaptive[2] &&
                    (lo > 0 || hi < OW);
   }
@@ -989,7 +997,7 @@ void forward_planar_rows(const PoolGeometry& g, const T* input, T* output, typen
   // vector (forward_planar_row_pair), float compute on AVX-512.
   bool pair_rows = false;
 #if defined(__AVX512F__)
-  if constexpr (std::is_same_v<Simd<ComputeT<T>>, Simd<float>>)
+  if constexpr (std::is_same_v<Simd<ComputeT<T>>, Simd<float>> && kSpecialized<Sink>)
     pair_rows = vector_ok && lo == 0 && hi == OW && OW > 0 && 2 * OW <= Simd<float>::kLanes &&
                 (g.stride[2] == 1 || g.stride[2] == 2) && g.dilation[2] == 1 && !g.adaptive[2];
 #endif
@@ -1002,7 +1010,8 @@ void forward_planar_rows(const PoolGeometry& g, const T* input, T* output, typen
   // their chunks', and VGG's pool1 (112 outputs a row, fp32) ran 1.6x slower
   // in runs (it stalls on its input; why, not understood).
   int64_t run_lo = 0, run_hi = 0;
-  if (kHasVectorPath<T> && vector_ok && !pair_rows && (bounded_rows || (lo == 0 && hi == OW)) && OW > 0 &&
+  if (kHasVectorPath<T> && kSpecialized<Sink> && vector_ok && !pair_rows && (bounded_rows || (lo == 0 && hi == OW)) &&
+      OW > 0 &&
       OW <= 4 * Simd<ComputeT<T>>::kLanes && g.stride[2] != 4)
     interior_range(g, 1, &run_lo, &run_hi);
 
@@ -1012,7 +1021,7 @@ void forward_planar_rows(const PoolGeometry& g, const T* input, T* output, typen
     T* out = output + r * OW;
     typename Sink::E* index = Sink::kAny ? indices + r * OW : nullptr;
     const WindowRows wr = rows.collect(g, tables, cursor.od, cursor.oh);
-    if constexpr (kHasVectorPath<T>) {
+    if constexpr (kHasVectorPath<T> && kSpecialized<Sink>) {
       if (cursor.oh >= run_lo && cursor.oh < run_hi && wr.count > 0) {
         const int64_t n = min64(run_hi - cursor.oh, end - r);
         const int64_t row_bytes = W * static_cast<int64_t>(sizeof(T)), step_bytes = g.stride[1] * row_bytes;
@@ -1045,7 +1054,7 @@ void forward_planar_rows(const PoolGeometry& g, const T* input, T* output, typen
       for (int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(next + b);
     }
 #if defined(__AVX512F__)
-    if constexpr (std::is_same_v<Simd<ComputeT<T>>, Simd<float>>) {
+    if constexpr (std::is_same_v<Simd<ComputeT<T>>, Simd<float>> && kSpecialized<Sink>) {
       if (pair_rows && wr.count > 0 && r + 1 < end) {
         RowCursor next = cursor;
         next.next();
@@ -1065,7 +1074,7 @@ void forward_planar_rows(const PoolGeometry& g, const T* input, T* output, typen
       }
     }
 #endif
-    if constexpr (Simd<ComputeT<T>>::kMasked) {
+    if constexpr (Simd<ComputeT<T>>::kMasked && kSpecialized<Sink>) {
       if (bounded_rows && wr.count > 0) {
         with_row_stride<false>(g, [&](auto stride) __attribute__((always_inline)) {
           forward_planar_bounded_row_kw<T, Sink, decltype(stride)::value>(g, plane, rows, wr.count, plan, lo, hi,
@@ -1092,7 +1101,9 @@ void forward_planar_rows(const PoolGeometry& g, const T* input, T* output, typen
       continue;
     }
     scalar(0, lo);
-    if constexpr (kHasVectorPath<T>) {
+    if constexpr (kHasVectorPath<T> && !kSpecialized<Sink>) {
+      forward_planar_interior<T, Sink, 0, 0>(g, plane, rows, wr.count, lo, hi, out, index);
+    } else if constexpr (kHasVectorPath<T>) {
       switch (g.stride[2]) {
         case 1:
           forward_planar_interior_kw<T, Sink, 1>(g, plane, rows, wr.count, lo, hi, out, index);
@@ -1679,47 +1690,87 @@ void forward_channels_last(const PoolGeometry& g, const void* in, void* out, voi
                                            static_cast<typename Sink::E*>(argmax), begin, end);
 }
 
-template <typename T, typename Sink>
+template <typename T, typename Sink, Layout kLayout>
 void set_forward(KernelTable& k, DType dtype, Argmax argmax) {
-  const int d = static_cast<int>(dtype), a = static_cast<int>(argmax);
-  k.forward[static_cast<int>(Layout::planar)][d][a] = &forward_planar<T, Sink>;
-  k.forward[static_cast<int>(Layout::channels_last)][d][a] = &forward_channels_last<T, Sink>;
-}
-
-template <typename T, typename Source>
-void set_backward(KernelTable& k, DType dtype, Argmax argmax) {
-  const int d = static_cast<int>(dtype), a = static_cast<int>(argmax);
-  k.backward[static_cast<int>(Layout::planar)][d][a] = &backward_planar<T, Source>;
-  k.backward[static_cast<int>(Layout::channels_last)][d][a] = &backward_channels_last<T, Source>;
+  auto& entry = k.forward[static_cast<int>(kLayout)][static_cast<int>(dtype)][static_cast<int>(argmax)];
+  if constexpr (kLayout == Layout::planar)
+    entry = &forward_planar<T, Sink>;
+  else
+    entry = &forward_channels_last<T, Sink>;
 }
 
 // Every dtype has inference and indices; the differentiable ones also the
-// training taps and the backward over either.
-template <typename T>
-void set_entries(KernelTable& k, DType dtype, bool differentiable) {
-  set_forward<T, NoArgmax>(k, dtype, Argmax::none);
-  set_forward<T, FlatIndex>(k, dtype, Argmax::flat);
+// training taps.
+template <typename T, Layout kLayout>
+void set_forwards(KernelTable& k, DType dtype, bool differentiable) {
+  set_forward<T, NoArgmax, kLayout>(k, dtype, Argmax::none);
+  set_forward<T, FlatIndex, kLayout>(k, dtype, Argmax::flat);
   if (!differentiable) return;
-  set_forward<T, TapOffset<uint8_t>>(k, dtype, Argmax::tap_u8);
-  set_forward<T, TapOffset<int32_t>>(k, dtype, Argmax::tap_i32);
-  set_backward<T, FlatIndex>(k, dtype, Argmax::flat);
-  set_backward<T, TapOffset<uint8_t>>(k, dtype, Argmax::tap_u8);
-  set_backward<T, TapOffset<int32_t>>(k, dtype, Argmax::tap_i32);
+  set_forward<T, TapOffset<uint8_t>, kLayout>(k, dtype, Argmax::tap_u8);
+  set_forward<T, TapOffset<int32_t>, kLayout>(k, dtype, Argmax::tap_i32);
 }
+
+// The forwards of one layout in two dtype groups: float32, float64 and the
+// integer types; float16 and bfloat16.
+template <Layout kLayout>
+void set_forwards_full_width(KernelTable& k) {
+  set_forwards<float, kLayout>(k, DType::f32, true);
+  set_forwards<double, kLayout>(k, DType::f64, true);
+  set_forwards<uint8_t, kLayout>(k, DType::u8, false);
+  set_forwards<int8_t, kLayout>(k, DType::i8, false);
+  set_forwards<int16_t, kLayout>(k, DType::i16, false);
+  set_forwards<int32_t, kLayout>(k, DType::i32, false);
+  set_forwards<int64_t, kLayout>(k, DType::i64, false);
+}
+
+template <Layout kLayout>
+void set_forwards_half_width(KernelTable& k) {
+  set_forwards<fp16_t, kLayout>(k, DType::f16, true);
+  set_forwards<bf16_t, kLayout>(k, DType::bf16, true);
+}
+
+template <typename T>
+void set_backwards(KernelTable& k, DType dtype) {
+  const int d = static_cast<int>(dtype);
+  auto set = [&](auto source, Argmax argmax) {
+    using Source = decltype(source);
+    const int a = static_cast<int>(argmax);
+    k.backward[static_cast<int>(Layout::planar)][d][a] = &backward_planar<T, Source>;
+    k.backward[static_cast<int>(Layout::channels_last)][d][a] = &backward_channels_last<T, Source>;
+  };
+  set(FlatIndex{}, Argmax::flat);
+  set(TapOffset<uint8_t>{}, Argmax::tap_u8);
+  set(TapOffset<int32_t>{}, Argmax::tap_i32);
+}
+
+// The planar forwards are most of the compile time of an ISA's kernels, so
+// setup.py compiles each isa_*.cpp in parts (FASTPOOL_ISA_PART; build_config's
+// ISA_PARTS) that a build runs side by side: part 1 and part 2 the planar
+// forwards of either dtype group, part 0 the rest and the table. Without
+// FASTPOOL_ISA_PART, one object holds everything.
+#if !defined(FASTPOOL_ISA_PART) || FASTPOOL_ISA_PART == 1
+void set_planar_forwards_full_width(KernelTable& k) { set_forwards_full_width<Layout::planar>(k); }
+#else
+void set_planar_forwards_full_width(KernelTable& k);
+#endif
+#if !defined(FASTPOOL_ISA_PART) || FASTPOOL_ISA_PART == 2
+void set_planar_forwards_half_width(KernelTable& k) { set_forwards_half_width<Layout::planar>(k); }
+#else
+void set_planar_forwards_half_width(KernelTable& k);
+#endif
 
 inline KernelTable make_table(const char* isa) {
   KernelTable k{};
   k.isa = isa;
   k.vector_bits = Simd<float>::kLanes * 32;
-  set_entries<float>(k, DType::f32, true);
-  set_entries<double>(k, DType::f64, true);
-  set_entries<fp16_t>(k, DType::f16, true);
-  set_entries<bf16_t>(k, DType::bf16, true);
-  set_entries<uint8_t>(k, DType::u8, false);
-  set_entries<int8_t>(k, DType::i8, false);
-  set_entries<int16_t>(k, DType::i16, false);
-  set_entries<int32_t>(k, DType::i32, false);
-  set_entries<int64_t>(k, DType::i64, false);
+  set_planar_forwards_full_width(k);
+  set_planar_forwards_half_width(k);
+  set_forwards_full_width<Layout::channels_last>(k);
+  set_forwards_half_width<Layout::channels_last>(k);
+  set_backwards<float>(k, DType::f32);
+  set_backwards<double>(k, DType::f64);
+  set_backwards<fp16_t>(k, DType::f16);
+  set_backwards<bf16_t>(k, DType::bf16);
   return k;
 }
 
