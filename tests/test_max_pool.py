@@ -25,6 +25,22 @@ def pool_fn(dims, lib=fastpool):
 SHAPES = {1: (23,), 2: (11, 13), 3: (5, 7, 6)}
 
 
+def assert_matches_torch(dims, x, isa, threads, **kw):
+    """Values, indices and the training path's gradient of fastpool's
+    max_pool{dims}d on that ISA and thread count, against torch's."""
+    ours_fn, torch_fn = pool_fn(dims), pool_fn(dims, F)
+    grad = torch.randn(torch_fn(x, **kw).shape).to(x.dtype)
+    with cpu_isa(isa), torch_threads(threads):
+        got = [ours_fn(x, **kw), *ours_fn(x, **kw, return_indices=True)]
+        ours = x.detach().clone().requires_grad_()
+        ours_fn(ours, **kw).backward(grad)
+    theirs = x.detach().clone().requires_grad_()
+    torch_fn(theirs, **kw).backward(grad)
+    expected = [torch_fn(x, **kw), *torch_fn(x, **kw, return_indices=True)]
+    for a, b in zip(got + [ours.grad], expected + [theirs.grad]):
+        assert_identical(a, b)
+
+
 @pytest.mark.parametrize("dims", [2, 3])  # aten has no max_pool1d backward op
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
 @pytest.mark.parametrize("isa", ISAS)
@@ -109,18 +125,8 @@ def test_padded_rows(dtype, isa):
             if special == "normal":
                 x = -x.abs() - 1  # every window's maximum negative
             for dims, view in [(2, x), (1, x[:, :, 0])]:
-                kw = dict(kernel_size=(k, k)[:dims], stride=(1, s)[2 - dims:], padding=(p, p)[:dims],
-                          ceil_mode=ceil)
-                grad = torch.randn(pool_fn(dims, F)(view, **kw).shape).to(dtype)
-                with cpu_isa(isa):
-                    got = [pool_fn(dims)(view, **kw), *pool_fn(dims)(view, **kw, return_indices=True)]
-                    ours = view.detach().clone().requires_grad_()
-                    pool_fn(dims)(ours, **kw).backward(grad)
-                theirs = view.detach().clone().requires_grad_()
-                pool_fn(dims, F)(theirs, **kw).backward(grad)
-                expected = [pool_fn(dims, F)(view, **kw), *pool_fn(dims, F)(view, **kw, return_indices=True)]
-                for a, b in zip(got + [ours.grad], expected + [theirs.grad]):
-                    assert_identical(a, b)
+                assert_matches_torch(dims, view, isa, 1, kernel_size=(k, k)[:dims], stride=(1, s)[2 - dims:],
+                                     padding=(p, p)[:dims], ceil_mode=ceil)
 
 
 @pytest.mark.parametrize("isa", ISAS)
@@ -137,17 +143,7 @@ def test_narrow_rows_in_pairs(dtype, isa):
     for seed, (sizes, k, s, p, ceil) in enumerate(cases):
         for special in ["normal", "specials", "ties"]:
             x = make_input(3, 5, sizes, dtype, "contiguous", seed, special)
-            kw = dict(kernel_size=k, stride=s, padding=p, ceil_mode=ceil)
-            grad = torch.randn(F.max_pool2d(x, **kw).shape).to(dtype)
-            with cpu_isa(isa):
-                got = [fastpool.max_pool2d(x, **kw), *fastpool.max_pool2d(x, **kw, return_indices=True)]
-                ours = x.detach().clone().requires_grad_()
-                fastpool.max_pool2d(ours, **kw).backward(grad)
-            theirs = x.detach().clone().requires_grad_()
-            F.max_pool2d(theirs, **kw).backward(grad)
-            expected = [F.max_pool2d(x, **kw), *F.max_pool2d(x, **kw, return_indices=True)]
-            for a, b in zip(got + [ours.grad], expected + [theirs.grad]):
-                assert_identical(a, b)
+            assert_matches_torch(2, x, isa, 1, kernel_size=k, stride=s, padding=p, ceil_mode=ceil)
 
 
 @pytest.mark.parametrize("isa", ISAS)
@@ -167,18 +163,8 @@ def test_interior_row_runs(dtype, isa):
     for seed, (dims, sizes, k, s, p, d, ceil) in enumerate(cases):
         for threads, special in [(1, "normal"), (2, "specials"), (3, "ties")]:
             x = make_input(1, 6, sizes, dtype, "contiguous", seed, special)
-            kw = dict(kernel_size=k, stride=s, padding=p, dilation=d, ceil_mode=ceil)
-            ours_fn, torch_fn = pool_fn(dims), pool_fn(dims, F)
-            grad = torch.randn(torch_fn(x, **kw).shape).to(dtype)
-            with cpu_isa(isa), torch_threads(threads):
-                got = [ours_fn(x, **kw), *ours_fn(x, **kw, return_indices=True)]
-                ours = x.detach().clone().requires_grad_()
-                ours_fn(ours, **kw).backward(grad)
-            theirs = x.detach().clone().requires_grad_()
-            torch_fn(theirs, **kw).backward(grad)
-            expected = [torch_fn(x, **kw), *torch_fn(x, **kw, return_indices=True)]
-            for a, b in zip(got + [ours.grad], expected + [theirs.grad]):
-                assert_identical(a, b)
+            assert_matches_torch(dims, x, isa, threads, kernel_size=k, stride=s, padding=p, dilation=d,
+                                 ceil_mode=ceil)
 
 
 @pytest.mark.parametrize("isa", ISAS)
@@ -196,18 +182,7 @@ def test_windows_of_over_255_taps(dtype, isa):
     for seed, (dims, sizes, k, s, p, d, ceil) in enumerate(cases):
         for special in ["normal", "specials", "ties"]:
             x = make_input(2, 3, sizes, dtype, "contiguous", seed, special)
-            kw = dict(kernel_size=k, stride=s, padding=p, dilation=d, ceil_mode=ceil)
-            ours_fn, torch_fn = pool_fn(dims), pool_fn(dims, F)
-            grad = torch.randn(torch_fn(x, **kw).shape).to(dtype)
-            with cpu_isa(isa):
-                got = [ours_fn(x, **kw), *ours_fn(x, **kw, return_indices=True)]
-                ours = x.detach().clone().requires_grad_()
-                ours_fn(ours, **kw).backward(grad)
-            theirs = x.detach().clone().requires_grad_()
-            torch_fn(theirs, **kw).backward(grad)
-            expected = [torch_fn(x, **kw), *torch_fn(x, **kw, return_indices=True)]
-            for a, b in zip(got + [ours.grad], expected + [theirs.grad]):
-                assert_identical(a, b)
+            assert_matches_torch(dims, x, isa, 1, kernel_size=k, stride=s, padding=p, dilation=d, ceil_mode=ceil)
 
 
 def test_every_isa_path_is_available_here():
