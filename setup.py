@@ -64,7 +64,7 @@ class BuildWithISA(BuildExtension):
             return compiled
 
         # The ISA objects compile beside ninja's (each a g++ run of its own,
-        # the longest first: the parts of the widest ISA); the link waits for them.
+        # the widest ISA's parts first); the link waits for them.
         entries = [(src, flags, part) for src, flags in build_config.ISA_SOURCES
                    for part in range(build_config.ISA_PARTS)]
         jobs = int(os.environ.get("MAX_JOBS") or os.cpu_count() or 1)

@@ -958,7 +958,6 @@ void forward_global_planes(const T* input, int64_t plane, T* output, typename Si
   }
 }
 
-// Output rows [begin, end) of a planar input; a row is (plane, od, oh).
 // The 4-byte taps are for windows of over 255 taps, rare and long enough that
 // per-row work hardly shows: they take the general interior path (stride and
 // kernel width read at run time) and the per-output one, not the paths
@@ -967,6 +966,7 @@ void forward_global_planes(const T* input, int64_t plane, T* output, typename Si
 template <typename Sink>
 constexpr bool kSpecialized = !std::is_same_v<Sink, TapOffset<int32_t>>;
 
+// Output rows [begin, end) of a planar input; a row is (plane, od, oh).
 template <typename T, typename Sink>
 void forward_planar_rows(const PoolGeometry& g, const T* input, T* output, typename Sink::E* indices, int64_t begin,
                          int64_t end) {
@@ -1010,8 +1010,7 @@ void forward_planar_rows(const PoolGeometry& g, const T* input, T* output, typen
   // their chunks', and VGG's pool1 (112 outputs a row, fp32) ran 1.6x slower
   // in runs (it stalls on its input; why, not understood).
   int64_t run_lo = 0, run_hi = 0;
-  if (kHasVectorPath<T> && kSpecialized<Sink> && vector_ok && !pair_rows && (bounded_rows || (lo == 0 && hi == OW)) &&
-      OW > 0 &&
+  if (kHasVectorPath<T> && vector_ok && !pair_rows && (bounded_rows || (lo == 0 && hi == OW)) && OW > 0 &&
       OW <= 4 * Simd<ComputeT<T>>::kLanes && g.stride[2] != 4)
     interior_range(g, 1, &run_lo, &run_hi);
 
