@@ -728,7 +728,7 @@ template <typename T, typename Sink>
 inline bool forward_one_contiguous(const PoolGeometry& g, const T* plane, const RowScratch& rs, WindowRows wr,
                                    WindowTaps tw, T* out, typename Sink::E* index) {
   using Sd = Simd<ComputeT<T>>;
-  if constexpr (!Sd::kMasked) {
+  if constexpr (!kHasVectorPath<T>) {
     return false;
   } else {
     if (wr.count == 0) return false;
@@ -903,7 +903,7 @@ inline void forward_planar_row_pair_kw(const PoolGeometry& g, const T* plane_a, 
 // scanned lane by lane under PyTorch's rule.
 template <typename T>
 inline bool is_global_plane(const PoolGeometry& g) {
-  if constexpr (!kHasVectorPath<T> || !Simd<ComputeT<T>>::kMasked) {
+  if constexpr (!kHasVectorPath<T>) {
     return false;
   } else {
     for (int d = 0; d < kMaxSpatialDims; ++d)
@@ -919,7 +919,7 @@ template <typename T, typename Sink>
 void forward_global_planes(const T* input, int64_t plane, T* output, typename Sink::E* indices, int64_t begin,
                            int64_t end) {
   using Sd = Simd<ComputeT<T>>;
-  if constexpr (Sd::kMasked) {  // (is_global_plane)
+  if constexpr (kHasVectorPath<T>) {  // (is_global_plane)
     const typename Sd::I lane = Sd::index_iota(1);
     const auto at = [&](int64_t i) __attribute__((always_inline)) {
       return Sd::index_add(Sd::index_set1(static_cast<int32_t>(i)), lane);

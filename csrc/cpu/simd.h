@@ -31,9 +31,10 @@
 //                    index_sub lane-wise on indices,
 //                    and add_masked(p, m, g) adds g into the lanes in m
 //                    (AVX-512 float only), store_stream(p, v) a
-//                    non-temporal store (Simd<float>, p aligned to its bytes); reduce_max(v) is the largest
-//                    lane and min_index_where(v, x, idx) the least of idx's
-//                    lanes where v equals x (-0.0 == 0.0; v without NaN)
+//                    non-temporal store (Simd<float>, p aligned to its bytes)
+//   reduce_max(v)    the largest lane (v without NaN); with kLanes > 0
+//   min_index_where(v, x, idx)  the least of idx's lanes where v equals x
+//                    (-0.0 == 0.0; v without NaN); with kLanes > 0
 // Storage types: float, double, fp16_t, bf16_t (see kernel_table.h).
 #pragma once
 #include <immintrin.h>
@@ -305,6 +306,18 @@ struct Simd<float> {
     return _mm256_or_ps(_mm256_cmp_ps(v, best, _CMP_GT_OQ), _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
   }
   static inline M greater(V v, V best) { return _mm256_cmp_ps(v, best, _CMP_GT_OQ); }
+  static inline float reduce_max(V v) {
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    return _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
+  }
+  static inline int32_t min_index_where(V v, float x, I idx) {
+    // Lanes not equal to x become INT32_MAX, then the least lane wins.
+    const I masked = select(_mm256_cmp_ps(v, splat(x), _CMP_EQ_OQ), _mm256_set1_epi32(INT32_MAX), idx);
+    __m128i m = _mm_min_epi32(_mm256_castsi256_si128(masked), _mm256_extracti128_si256(masked, 1));
+    m = _mm_min_epi32(m, _mm_shuffle_epi32(m, _MM_SHUFFLE(1, 0, 3, 2)));
+    return _mm_cvtsi128_si32(_mm_min_epi32(m, _mm_shuffle_epi32(m, _MM_SHUFFLE(2, 3, 0, 1))));
+  }
   static inline V max(V v, V best) { return _mm256_max_ps(v, best); }
   static inline V add(V a, V b) { return _mm256_add_ps(a, b); }
   static inline bool any_nan(V v) { return _mm256_movemask_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q)) != 0; }
@@ -344,6 +357,15 @@ struct Simd<double> {
     return _mm256_or_pd(_mm256_cmp_pd(v, best, _CMP_GT_OQ), _mm256_cmp_pd(v, v, _CMP_UNORD_Q));
   }
   static inline M greater(V v, V best) { return _mm256_cmp_pd(v, best, _CMP_GT_OQ); }
+  static inline double reduce_max(V v) {
+    const __m128d m = _mm_max_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+    return _mm_cvtsd_f64(_mm_max_sd(m, _mm_unpackhi_pd(m, m)));
+  }
+  static inline int32_t min_index_where(V v, double x, I idx) {  // idx: 4 int32 lanes
+    const I masked = select(_mm256_cmp_pd(v, splat(x), _CMP_EQ_OQ), _mm_set1_epi32(INT32_MAX), idx);
+    const __m128i m = _mm_min_epi32(masked, _mm_shuffle_epi32(masked, _MM_SHUFFLE(1, 0, 3, 2)));
+    return _mm_cvtsi128_si32(_mm_min_epi32(m, _mm_shuffle_epi32(m, _MM_SHUFFLE(2, 3, 0, 1))));
+  }
   static inline V max(V v, V best) { return _mm256_max_pd(v, best); }
   static inline V add(V a, V b) { return _mm256_add_pd(a, b); }
   static inline bool any_nan(V v) { return _mm256_movemask_pd(_mm256_cmp_pd(v, v, _CMP_UNORD_Q)) != 0; }
