@@ -186,3 +186,30 @@ def torch_threads(count):
         yield
     finally:
         torch.set_num_threads(saved)
+
+
+@contextlib.contextmanager
+def before_guard_page(x):
+    """A copy of contiguous x whose last byte is the last before a page that
+    cannot be read (a read past the tensor's end faults), and the copy is
+    kept alive for the block."""
+    import ctypes
+    import mmap
+
+    page = mmap.PAGESIZE
+    nbytes = x.numel() * x.element_size()
+    data_pages = (nbytes + page - 1) // page
+    buf = mmap.mmap(-1, (data_pages + 1) * page)
+    base = ctypes.addressof(ctypes.c_char.from_buffer(buf))
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    prot_none = 0
+    assert libc.mprotect(base + data_pages * page, page, prot_none) == 0, os.strerror(ctypes.get_errno())
+    offset = data_pages * page - nbytes
+    guarded = torch.frombuffer(buf, dtype=torch.uint8, count=nbytes, offset=offset).view(x.dtype).view(x.shape)
+    guarded.copy_(x)
+    try:
+        yield guarded
+    finally:
+        del guarded
+        libc.mprotect(base + data_pages * page, page, mmap.PROT_READ | mmap.PROT_WRITE)

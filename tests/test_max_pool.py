@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 
 import fastpool
-from pool_cases import ISAS, assert_identical, cpu_isa, make_input, per_dim, torch_max_pool, torch_threads
+from pool_cases import (ISAS, assert_identical, before_guard_page, cpu_isa, make_input, per_dim, torch_max_pool,
+                        torch_threads)
 
 DIMS = [1, 2, 3]
 
@@ -168,6 +169,33 @@ def test_interior_row_runs(dtype, isa):
 
 
 @pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_rows_of_fewer_interior_outputs_than_lanes(dtype, isa):
+    # Rows with 2 to 15 interior outputs (a ResNet-stem pool of a 16x16 map
+    # has 7) take one partial vector. Without masked loads (AVX2) it loads
+    # whole vectors, whose extra lanes read past the row: so the input ends
+    # at a page that cannot be read, and the last plane's last rows must
+    # avoid it. Strides 1, 2 and 4, padded and unpadded, row runs, 1-d and
+    # 2-d, on 1 and 2 threads; NaN, ties and zeros of either sign; values,
+    # indices and the training path's gradient.
+    cases = [(2, (16, 16), 3, 2, 1, False), (2, (9, 10), 3, 1, 0, False), (2, (12, 18), 2, 2, 0, True),
+             (2, (7, 21), 3, 2, (0, 1), False), (1, (30,), 4, 4, 0, False), (1, (21,), 4, 4, 1, True),
+             (2, (5, 33), (2, 4), (2, 4), 0, False), (1, (19,), 5, 1, 2, False), (2, (6, 20), 3, 1, 0, True)]
+    for seed, (dims, sizes, k, s, p, ceil) in enumerate(cases):
+        for threads, special in [(1, "normal"), (2, "specials"), (1, "ties")]:
+            x = make_input(2, 3, sizes, dtype, "contiguous", seed, special)
+            assert_matches_torch(dims, x, isa, threads, kernel_size=k, stride=s, padding=p, ceil_mode=ceil)
+            with before_guard_page(x) as guarded, cpu_isa(isa), torch_threads(threads):
+                got = [pool_fn(dims)(guarded, k, s, p, ceil_mode=ceil),
+                       *pool_fn(dims)(guarded, k, s, p, ceil_mode=ceil, return_indices=True),
+                       pool_fn(dims)(guarded.detach().requires_grad_(), k, s, p, ceil_mode=ceil).detach()]
+            values = pool_fn(dims, F)(x, k, s, p, ceil_mode=ceil)
+            expected = [values, *pool_fn(dims, F)(x, k, s, p, ceil_mode=ceil, return_indices=True), values]
+            for a, b in zip(got, expected):
+                assert_identical(a, b)
+
+
+@pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_windows_of_over_255_taps(dtype, isa):
     # Training saves 4-byte taps for windows of over 255 taps, and their
@@ -242,7 +270,7 @@ def test_tiling_windows_backward(dtype, layout, isa):
         cases = [(1, 24, (9, 11), 2, False), (3, 16, (8, 8), 2, False), (2, 5, (7, 9), 3, True),
                  (1, 40, (10, 7), (2, 3), True), (2, 6, (9, 67), (3, 2), True), (1, 4, (7, 65), 2, False),
                  (2, 3, (4, 50), 2, True), (2, 4, (5, 6, 7), 2, True), (1, 3, (2, 4, 66), 2, False),
-                 (2, 64, (222, 224), 2, False)]
+                 (2, 13, (9, 10), 2, True), (2, 64, (222, 224), 2, False)]
         for batch, channels, sizes, k, ceil in cases:
             dims = len(sizes)
             x = make_input(batch, channels, sizes, dtype, layout, seed=7, special="ties")
@@ -274,6 +302,44 @@ def test_tiling_windows_backward(dtype, layout, isa):
             assert_identical(xr.grad, xt.grad)
     finally:
         torch.set_num_threads(old)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+def test_channels_last_backward_by_lanes(dtype, isa):
+    # Small windows that do not overlap but do not tile (stride past the
+    # kernel, padding): the channels-last backward adds a vector of channels
+    # per tap where the argmax is that tap (16 on AVX-512, 8 on AVX2, whose
+    # remainder channels take the scalar step), then the scalar step for
+    # argmaxes that are no tap of their window. Channel counts around the
+    # vector widths; gradients with -0.0 and NaN; a foreign index; 2 threads
+    # on batch 1 (bands); flat indices and the training path's taps.
+    cases = [(1, 8, (9, 11), 2, 3, 0), (2, 13, (8, 10), 3, 3, 1), (1, 21, (10, 7), 2, 3, 1), (2, 16, (7, 9), 1, 2, 0),
+             (1, 37, (5, 6, 7), 2, 3, 0), (2, 3, (9, 9), 2, 3, 1)]
+    with torch_threads(2):
+        for seed, (batch, channels, sizes, k, s, p) in enumerate(cases):
+            dims = len(sizes)
+            x = make_input(batch, channels, sizes, dtype, "channels_last", seed, "ties")
+            args = dict(kernel_size=k, stride=s, padding=p)
+            out, idx = pool_fn(dims, F)(x, return_indices=True, **args)
+            grad = torch.randn(out.shape, generator=torch.Generator().manual_seed(seed)).to(dtype)
+            grad.view(-1)[::5] = -0.0
+            grad.view(-1)[3::17] = float("nan")
+            grad = grad.movedim(1, -1).contiguous().movedim(-1, 1)
+            foreign = idx.clone()
+            foreign[0, 1].view(-1)[0] = idx[0, 1].reshape(-1)[-1]
+            name = f"max_pool{dims}d_with_indices_backward"
+            ks, ss, ps = (list(per_dim(v, dims)) for v in (k, s, p))
+            for indices in (idx, foreign):
+                expected = getattr(torch.ops.aten, name)(grad, x, ks, ss, ps, [1] * dims, False, indices)
+                with cpu_isa(isa):
+                    got = getattr(torch.ops.fastpool, name)(grad, x, ks, ss, ps, [1] * dims, False, indices)
+                assert_identical(got, expected)
+            xr, xt = x.detach().requires_grad_(), x.detach().requires_grad_()
+            with cpu_isa(isa):
+                pool_fn(dims)(xr, **args).backward(grad)
+            pool_fn(dims, F)(xt, **args).backward(grad)
+            assert_identical(xr.grad, xt.grad)
 
 
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])

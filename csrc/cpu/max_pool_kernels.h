@@ -378,6 +378,19 @@ FASTPOOL_ALWAYS_INLINE void store_argmax(typename Sink::E* p, typename Sd::I lan
   }
 }
 
+// The first n lanes of a vector of T; n < kLanes only where the ISA has
+// masked loads and stores (callers without them take whole vectors only).
+template <typename Sd, typename T>
+FASTPOOL_ALWAYS_INLINE typename Sd::V load_first(const T* p, int64_t n) {
+  if constexpr (Sd::kMasked) return Sd::load_n(p, n);
+  else return Sd::load(p);
+}
+template <typename Sd, typename T>
+FASTPOOL_ALWAYS_INLINE void store_first(T* p, typename Sd::V v, int64_t n) {
+  if constexpr (Sd::kMasked) Sd::store_n(p, v, n);
+  else Sd::store(p, v);
+}
+
 // `n` lanes of T at stride s (n < kLanes fills the rest with lane 0).
 template <typename Sd, typename T>
 inline typename Sd::V load_lanes(const T* p, int64_t s, int64_t n) {
@@ -393,8 +406,11 @@ inline typename Sd::V load_lanes(const T* p, int64_t s, int64_t n) {
 // where the ISA has it: 1-d audio pools) or 0 (any stride, element-wise fill;
 // hardware gathers were measured slower than that on AMD Zen). kKW: the kernel width when it is a
 // compile-time constant (so the tap loop unrolls), else 0. kFull = false: only
-// `n` < kLanes outputs remain (a row narrower than a vector); go through a
-// small buffer so nothing outside them is read or written.
+// `n` < kLanes outputs remain (a row narrower than a vector); they are stored
+// through a small buffer. Their loads touch only those outputs' taps where the
+// ISA has masked loads; without them, the loads are whole vectors (strides
+// 1, 2, 4), whose lanes past n the caller has checked stay inside the input
+// (forward_planar_rows: partial_reads_fit) and which are never stored.
 // Returns false (and writes nothing) when the fast variant cannot vouch for
 // its result.
 // kBounded: taps may lie outside the row (border outputs; stride 1 or 2,
@@ -416,12 +432,13 @@ FASTPOOL_ALWAYS_INLINE bool forward_planar_chunk(const PoolGeometry& g, const T*
   const typename Sd::I tap_step = Sd::index_set1(static_cast<int32_t>(Sink::kTap ? 1 : dil));
   const int64_t* rows = rs.rows.data;
 
+  constexpr bool kWhole = kFull || !Sd::kMasked;  // whole-vector loads
   auto load_taps = [&](int64_t off) -> typename Sd::V {
-    if constexpr (kFull && kStride == 1) return Sd::load(plane + off);
-    else if constexpr (kFull && kStride == 2) return Sd::load_stride2(plane + off);
-    else if constexpr (!kFull && kStride == 1 && Sd::kMasked) return Sd::load_n(plane + off, n);
-    else if constexpr (!kFull && kStride == 2 && Sd::kMasked) return Sd::load_stride2_n(plane + off, n);
-    else if constexpr (kFull && kStride == 4) return Sd::load_stride4(plane + off);
+    if constexpr (kWhole && kStride == 1) return Sd::load(plane + off);
+    else if constexpr (kWhole && kStride == 2) return Sd::load_stride2(plane + off);
+    else if constexpr (kWhole && kStride == 4) return Sd::load_stride4(plane + off);
+    else if constexpr (kStride == 1 && Sd::kMasked) return Sd::load_n(plane + off, n);
+    else if constexpr (kStride == 2 && Sd::kMasked) return Sd::load_stride2_n(plane + off, n);
     else return load_lanes<Sd>(plane + off, s, n);
   };
 
@@ -977,15 +994,34 @@ void forward_planar_rows(const PoolGeometry& g, const T* input, T* output, typen
   const bool vector_ok = kHasVectorPath<T> && plane_elems <= std::numeric_limits<int32_t>::max();
   int64_t lo = 0, hi = 0;
   interior_range(g, 2, &lo, &hi);
+  // Fewer interior outputs than lanes (small planes: 16x16 in, 8x8 out)
+  // still cost a whole vector per tap. That pays with masked loads (stride 1
+  // or 2), or with whole-vector loads (strides 1, 2, 4; see
+  // forward_planar_chunk) for two outputs or more, in rows whose extra lanes'
+  // reads stay inside the input (partial_reads_fit: all but the last rows of
+  // the last plane). Otherwise each vector would be filled lane by lane, and
+  // the scalar loop is faster (a global 7x7 pool was 5x slower than torch).
+  bool check_partial_reads = false;
   if constexpr (kHasVectorPath<T>) {
-    // Fewer interior outputs than lanes still cost a whole vector per tap, and
-    // without masked contiguous loads each vector is filled lane by lane: then
-    // the scalar loop is faster (a global 7x7 pool was 5x slower than torch).
     using Sd = Simd<ComputeT<T>>;
-    const bool cheap_partial = Sd::kMasked && g.stride[2] <= 2;
-    if (hi - lo < Sd::kLanes && !cheap_partial) lo = hi = OW;
+    const int64_t s = g.stride[2];
+    if (hi - lo < Sd::kLanes) {
+      const bool whole_loads = s == 1 || s == 2 || (s == 4 && Sd::kHasStride4);
+      const bool cheap_partial = Sd::kMasked ? s <= 2 : whole_loads && hi - lo >= 2;
+      if (!cheap_partial) lo = hi = OW;
+      check_partial_reads = !Sd::kMasked && hi > lo;
+    }
   }
   if (!vector_ok) lo = hi = OW;
+  // Whether a partial chunk's whole-vector loads over the window rows ending
+  // at plane[last_row] stay inside the input.
+  const T* input_end = input + g.batch * g.channels * plane_elems;
+  const auto partial_reads_fit = [&](const T* plane, int64_t last_row) {
+    const int64_t s = g.stride[2];
+    const int64_t last = last_row + lo * s - g.pad[2] + (g.kernel[2] - 1) * g.dilation[2] +
+                         (Simd<ComputeT<T>>::kLanes - 1) * s;
+    return last < input_end - plane;
+  };
   // Stride 1 or 2 and dilation 1 along W, border outputs present: whole rows
   // of bounded chunks (forward_planar_bounded_row).
   bool bounded_rows = false;
@@ -1021,8 +1057,10 @@ void forward_planar_rows(const PoolGeometry& g, const T* input, T* output, typen
     typename Sink::E* index = Sink::kAny ? indices + r * OW : nullptr;
     const WindowRows wr = rows.collect(g, tables, cursor.od, cursor.oh);
     if constexpr (kHasVectorPath<T> && kSpecialized<Sink>) {
-      if (cursor.oh >= run_lo && cursor.oh < run_hi && wr.count > 0) {
-        const int64_t n = min64(run_hi - cursor.oh, end - r);
+      const int64_t n = min64(run_hi - cursor.oh, end - r);
+      if (cursor.oh >= run_lo && cursor.oh < run_hi && wr.count > 0 &&
+          (!check_partial_reads ||
+           partial_reads_fit(plane, rows.rows.data[wr.count - 1] + (n - 1) * g.stride[1] * W))) {
         const int64_t row_bytes = W * static_cast<int64_t>(sizeof(T)), step_bytes = g.stride[1] * row_bytes;
         const int64_t ahead = kRunPrefetchBytes / step_bytes > kPrefetchRows ? kRunPrefetchBytes / step_bytes
                                                                             : kPrefetchRows;
@@ -1082,7 +1120,8 @@ void forward_planar_rows(const PoolGeometry& g, const T* input, T* output, typen
         continue;
       }
     }
-    const bool vectorize = wr.count > 0 && hi > lo;
+    const bool vectorize =
+        wr.count > 0 && hi > lo && (!check_partial_reads || partial_reads_fit(plane, rows.rows.data[wr.count - 1]));
     auto scalar = [&](int64_t ow_begin, int64_t ow_end) __attribute__((always_inline)) {
       for (int64_t ow = ow_begin; ow < ow_end; ++ow) {
         const WindowTaps tw = tables.width(ow);
@@ -1347,53 +1386,109 @@ struct BandTask {
   }
 };
 
-#if defined(__AVX512F__)
-// The argmaxes of 16 channels of one output, compared with one tap's key (the
-// tap for the training taps, the flat plane position for int64 indices).
+#if defined(__AVX512F__) || defined(__AVX2__)
+// The argmaxes of one vector of channels of one output (Simd<float>::kLanes:
+// 16 on AVX-512, 8 on AVX2), compared with one tap's key (the tap for the
+// training taps, the flat plane position for int64 indices): lane l is bit l
+// of equal()'s result (a Simd<float>::M). AVX2 has no masked loads: there
+// `lanes` is all of them.
 template <typename Source>
 struct ArgmaxLanes;
+#endif
+
+#if defined(__AVX512F__)
 
 template <>
 struct ArgmaxLanes<TapOffset<uint8_t>> {
   __m128i keys;
-  ArgmaxLanes(const uint8_t* p, __mmask16 lanes) : keys(_mm_maskz_loadu_epi8(lanes, p)) {}
+  __mmask16 lanes;
+  ArgmaxLanes(const uint8_t* p, __mmask16 lanes) : keys(_mm_maskz_loadu_epi8(lanes, p)), lanes(lanes) {}
   FASTPOOL_ALWAYS_INLINE __mmask16 equal(int64_t key) const {
-    return _mm_cmpeq_epi8_mask(keys, _mm_set1_epi8(static_cast<char>(key)));
+    return _mm_mask_cmpeq_epi8_mask(lanes, keys, _mm_set1_epi8(static_cast<char>(key)));
   }
 };
 
 template <>
 struct ArgmaxLanes<TapOffset<int32_t>> {
   __m512i keys;
-  ArgmaxLanes(const int32_t* p, __mmask16 lanes) : keys(_mm512_maskz_loadu_epi32(lanes, p)) {}
+  __mmask16 lanes;
+  ArgmaxLanes(const int32_t* p, __mmask16 lanes) : keys(_mm512_maskz_loadu_epi32(lanes, p)), lanes(lanes) {}
   FASTPOOL_ALWAYS_INLINE __mmask16 equal(int64_t key) const {
-    return _mm512_cmpeq_epi32_mask(keys, _mm512_set1_epi32(static_cast<int32_t>(key)));
+    return _mm512_mask_cmpeq_epi32_mask(lanes, keys, _mm512_set1_epi32(static_cast<int32_t>(key)));
   }
 };
 
 template <>
 struct ArgmaxLanes<FlatIndex> {
   __m512i low, high;  // lanes 0-7, 8-15
+  __mmask16 lanes;
   ArgmaxLanes(const int64_t* p, __mmask16 lanes)
       : low(_mm512_maskz_loadu_epi64(static_cast<__mmask8>(lanes), p)),
-        high(_mm512_maskz_loadu_epi64(static_cast<__mmask8>(lanes >> 8), p + 8)) {}
+        high(_mm512_maskz_loadu_epi64(static_cast<__mmask8>(lanes >> 8), p + 8)),
+        lanes(lanes) {}
   FASTPOOL_ALWAYS_INLINE __mmask16 equal(int64_t key) const {
     const __m512i k = _mm512_set1_epi64(key);
-    return static_cast<__mmask16>(_mm512_cmpeq_epi64_mask(low, k) | (_mm512_cmpeq_epi64_mask(high, k) << 8));
+    return static_cast<__mmask16>((_mm512_cmpeq_epi64_mask(low, k) | (_mm512_cmpeq_epi64_mask(high, k) << 8)) &
+                                  lanes);
+  }
+};
+#elif defined(__AVX2__)
+template <>
+struct ArgmaxLanes<TapOffset<uint8_t>> {
+  __m256i keys;
+  ArgmaxLanes(const uint8_t* p, uint32_t) : keys(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)))) {}
+  FASTPOOL_ALWAYS_INLINE __m256 equal(int64_t key) const {
+    return _mm256_castsi256_ps(_mm256_cmpeq_epi32(keys, _mm256_set1_epi32(static_cast<int32_t>(key))));
   }
 };
 
+template <>
+struct ArgmaxLanes<TapOffset<int32_t>> {
+  __m256i keys;
+  ArgmaxLanes(const int32_t* p, uint32_t) : keys(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))) {}
+  FASTPOOL_ALWAYS_INLINE __m256 equal(int64_t key) const {
+    return _mm256_castsi256_ps(_mm256_cmpeq_epi32(keys, _mm256_set1_epi32(static_cast<int32_t>(key))));
+  }
+};
+
+template <>
+struct ArgmaxLanes<FlatIndex> {
+  // Lanes 0, 1, 4, 5 and 2, 3, 6, 7: one 32-bit shuffle of the two 64-bit
+  // compares then gives the lanes in order.
+  __m256i low, high;
+  ArgmaxLanes(const int64_t* p, uint32_t) {
+    const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+    const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 4));
+    low = _mm256_permute2x128_si256(a, b, 0x20);
+    high = _mm256_permute2x128_si256(a, b, 0x31);
+  }
+  FASTPOOL_ALWAYS_INLINE __m256 equal(int64_t key) const {
+    const __m256i k = _mm256_set1_epi64x(key);
+    return _mm256_shuffle_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi64(low, k)),
+                             _mm256_castsi256_ps(_mm256_cmpeq_epi64(high, k)), _MM_SHUFFLE(2, 0, 2, 0));
+  }
+};
+#endif
+
+#if defined(__AVX512F__) || defined(__AVX2__)
+
+// On AVX2 (8 lanes; compares and blends where AVX-512 has mask registers)
+// the lanes kernel beat the scalar one for float16 and bfloat16 only (k2 s2,
+// 1 thread, Zen 3: 1.4-2.3x), not for float32 (0.7-0.8x: the scalar loop's
+// rows are zeroed by memset, the lanes' written through the cache).
 template <typename T>
-constexpr bool kVectorBackward = std::is_same_v<T, float> || std::is_same_v<T, bf16_t> || std::is_same_v<T, fp16_t>;
+constexpr bool kVectorBackward = (Simd<float>::kMasked && std::is_same_v<T, float>) || std::is_same_v<T, bf16_t> ||
+                                 std::is_same_v<T, fp16_t>;
 
 // Where the lanes kernel was measured faster than the scalar one: small
 // fixed windows that do not overlap (VGG's and U-Net's k2 s2: 1.3-1.5x in
-// bfloat16). Every tap costs a compare per 16 channels (a global 7x7 window:
-// 49), and overlapping windows re-add into rows a masked store has just
-// written (no store-to-load forwarding): both measured slower (stem k3 s2,
-// global pooling), as were fewer than 4 channels.
+// bfloat16). Every tap costs a compare per vector of channels (a global 7x7
+// window: 49), and overlapping windows re-add into rows a masked store has
+// just written (no store-to-load forwarding): both measured slower (stem k3
+// s2, global pooling), as were fewer than 4 channels, and on AVX2 windows of
+// 9 taps (k3 s3 in bfloat16: 0.74x).
 inline bool lanes_backward_pays(const PoolGeometry& g) {
-  constexpr int64_t kMinChannels = 4, kMaxTaps = 9;
+  constexpr int64_t kMinChannels = 4, kMaxTaps = Simd<float>::kMasked ? 9 : 4;
   if (g.channels < kMinChannels || max_taps(g) > kMaxTaps) return false;
   for (int d = 0; d < kMaxSpatialDims; ++d)
     if (g.adaptive[d] || (g.kernel[d] - 1) * g.dilation[d] + 1 > g.stride[d]) return false;
@@ -1440,29 +1535,56 @@ bool backward_tiled_task(const PoolGeometry& g, const BandTask<T, Source>& t, co
   for (int64_t od = 0; od < g.out_size[0]; ++od)
     for (int64_t oh = 0; oh < g.out_size[1]; ++oh) {
       const WindowRows wr = rs.collect(g, tables, od, oh);
+      // Each tap of output o's window: its position in the plane and its key.
+      const auto for_each_tap = [&](const WindowTaps& tw, auto&& f) __attribute__((always_inline)) {
+        for (int64_t r = 0; r < wr.count; ++r)
+          for (int64_t j = 0; j < tw.count; ++j) {
+            const int64_t position = rs.rows.data[r] + tw.first + j;
+            f(position, Source::kTap ? rs.taps.data[r] * KW + tw.first_tap + j : position);
+          }
+      };
       for (int64_t ow = 0; ow < g.out_size[2]; ++ow, ++o) {
         const WindowTaps& tw = tables.width(ow);
         for (int64_t c0 = 0; c0 < C; c0 += kLanes) {
           const int64_t lanes = min64(kLanes, C - c0);
-          const __mmask16 all = S::first(lanes);
-          const ArgmaxLanes<Source> keys(t.idx + o * C + c0, all);
-          const S::V grad = S::add(S::load_n(t.go + o * C + c0, lanes), zero);
-          __mmask16 matched = 0;
-          for (int64_t r = 0; r < wr.count; ++r)
-            for (int64_t j = 0; j < tw.count; ++j) {
-              const int64_t position = rs.rows.data[r] + tw.first + j;
-              const __mmask16 m = keys.equal(Source::kTap ? rs.taps.data[r] * KW + tw.first_tap + j : position) & all;
-              matched |= m;
-              const int64_t i = position - t.first;
-              if (static_cast<uint64_t>(i) < static_cast<uint64_t>(t.count)) {
-                T* dst = t.gi + i * C + c0;
-                if (lanes < kLanes) S::store_n(dst, _mm512_maskz_mov_ps(m, grad), lanes);
-                else if (stream && reinterpret_cast<uintptr_t>(dst) % (kLanes * sizeof(T)) == 0)
-                  S::store_stream(dst, _mm512_maskz_mov_ps(m, grad));
-                else S::store(dst, _mm512_maskz_mov_ps(m, grad));
+          if (!S::kMasked && lanes < kLanes) {
+            // Without masked loads and stores (AVX2): the last channels one
+            // at a time, as the lanes would.
+            for (int64_t c = c0; c < C; ++c) {
+              const int64_t key = static_cast<int64_t>(t.idx[o * C + c]);
+              const ComputeT<T> grad = Scalar<T>::load(t.go[o * C + c]) + ComputeT<T>(0);
+              bool matched = false;
+              for_each_tap(tw, [&](int64_t position, int64_t tap_key) __attribute__((always_inline)) {
+                const bool m = key == tap_key;
+                matched |= m;
+                const int64_t i = position - t.first;
+                if (static_cast<uint64_t>(i) < static_cast<uint64_t>(t.count))
+                  t.gi[i * C + c] = Scalar<T>::store(m ? grad : ComputeT<T>(0));
+              });
+              if (!matched) {
+                _mm_sfence();
+                return false;
               }
             }
-          if (matched != all) {
+            break;
+          }
+          const uint32_t all = static_cast<uint32_t>((uint64_t{1} << lanes) - 1);
+          const ArgmaxLanes<Source> keys(t.idx + o * C + c0, all);
+          const S::V grad = S::add(load_first<S>(t.go + o * C + c0, lanes), zero);
+          S::M matched = S::no_lanes();
+          for_each_tap(tw, [&](int64_t position, int64_t tap_key) __attribute__((always_inline)) {
+            const S::M m = keys.equal(tap_key);
+            matched = S::either(matched, m);
+            const int64_t i = position - t.first;
+            if (static_cast<uint64_t>(i) < static_cast<uint64_t>(t.count)) {
+              T* dst = t.gi + i * C + c0;
+              const S::V v = S::zero_unless(m, grad);
+              if (lanes < kLanes) store_first<S>(dst, v, lanes);
+              else if (stream && reinterpret_cast<uintptr_t>(dst) % (kLanes * sizeof(T)) == 0) S::store_stream(dst, v);
+              else S::store(dst, v);
+            }
+          });
+          if (S::bits_of(matched) != all) {
             _mm_sfence();
             return false;
           }
@@ -1503,16 +1625,21 @@ void backward_channels_last_lanes(const PoolGeometry& g, const void* grad_output
           const WindowTaps& tw = tables.width(ow);
           for (int64_t c0 = 0; c0 < C; c0 += kLanes) {
             const int64_t lanes = min64(kLanes, C - c0);
-            const ArgmaxLanes<Source> keys(t.idx + o * C + c0, S::first(lanes));
-            const S::V grad = S::load_n(t.go + o * C + c0, lanes);
-            __mmask16 left = S::first(lanes);
+            if (!S::kMasked && lanes < kLanes) {  // AVX2: the last channels by the scalar step
+              for (int64_t c = c0; c < C; ++c) t.add_scalar(decoder, base, ow, o, c);
+              break;
+            }
+            uint32_t left = static_cast<uint32_t>((uint64_t{1} << lanes) - 1);
+            const ArgmaxLanes<Source> keys(t.idx + o * C + c0, left);
+            const S::V grad = load_first<S>(t.go + o * C + c0, lanes);
             for (int64_t r = 0; r < wr.count && left; ++r) {
               for (int64_t j = 0; j < tw.count; ++j) {
                 const int64_t position = rs.rows.data[r] + tw.first + j * dil_w;  // in the plane
-                const __mmask16 m =
-                    keys.equal(Source::kTap ? rs.taps.data[r] * KW + tw.first_tap + j : position) & left;
-                if (!m) continue;
-                left &= static_cast<__mmask16>(~m);
+                // (a lane matches one tap at most: the window's keys differ)
+                const S::M m = keys.equal(Source::kTap ? rs.taps.data[r] * KW + tw.first_tap + j : position);
+                const uint32_t bits = S::bits_of(m);
+                if (!bits) continue;
+                left &= ~bits;
                 const int64_t i = position - t.first;
                 if (static_cast<uint64_t>(i) < static_cast<uint64_t>(t.count)) {
                   t.zero.reach(i);
@@ -1521,7 +1648,7 @@ void backward_channels_last_lanes(const PoolGeometry& g, const void* grad_output
                 if (!left) break;
               }
             }
-            for (; left; left &= static_cast<__mmask16>(left - 1))  // the scalar step, lane by lane
+            for (; left; left &= left - 1)  // the scalar step, lane by lane
               t.add_scalar(decoder, base, ow, o, c0 + __builtin_ctz(left));
           }
         }
@@ -1529,6 +1656,9 @@ void backward_channels_last_lanes(const PoolGeometry& g, const void* grad_output
     t.zero.upto(t.count);
   }
 }
+#endif
+
+#if defined(__AVX512F__)
 // The planar backward of one plane over windows that tile it with kernel 2
 // along W (VGG's and U-Net's k2 s2), 16 input columns (8 windows) at a time:
 // each column gets its window's gradient where the argmax is that column,
@@ -1654,7 +1784,7 @@ void backward_planar(const PoolGeometry& g, const void* grad_output, const void*
 template <typename T, typename Source>
 void backward_channels_last(const PoolGeometry& g, const void* grad_output, const void* argmax, void* grad_input,
                             int64_t bands, int64_t begin, int64_t end) {
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) || defined(__AVX2__)
   if constexpr (kVectorBackward<T>) {
     if (lanes_backward_pays(g))
       return backward_channels_last_lanes<T, Source>(g, grad_output, argmax, grad_input, bands, begin, end);

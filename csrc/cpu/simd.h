@@ -10,7 +10,7 @@
 //                    nothing outside p[0 .. 2*kLanes-2] (the second load
 //                    starts one element early so no lane past the end is read)
 //   load_stride4(p)  p[0], p[4], ..., p[4*(kLanes-1)], reading nothing else of
-//                    p[0 ..]; only where kHasStride4 (AVX-512)
+//                    p[0 ..]; only where kHasStride4 (AVX-512, AVX2 float)
 //   store(p, v)      back to the storage type (exact: values come from it)
 //   takes(v, best)   PyTorch's update rule, lane-wise: v > best || isnan(v)
 //   greater(v, best) v > best (the rule when no NaN can be present)
@@ -174,6 +174,10 @@ struct Simd<float> {
   // p[l] = p[l] + g[l] for the lanes l in m, rounded to the storage type
   // after the add as Scalar<T>::store does (nearest even; a NaN stays a quiet
   // NaN of the same payload): the backward's accumulation, 16 channels at once.
+  static inline V zero_unless(M m, V v) { return _mm512_maskz_mov_ps(m, v); }
+  static inline M no_lanes() { return 0; }
+  static inline M either(M a, M b) { return a | b; }
+  static inline uint32_t bits_of(M m) { return m; }
   static inline void add_masked(float* p, M m, V g) {
     _mm512_mask_storeu_ps(p, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, p), g));
   }
@@ -276,7 +280,6 @@ struct Simd<float> {
   using M = __m256;  // all-ones lanes
   static constexpr int kLanes = 8;
   static constexpr bool kMasked = false;
-  static constexpr bool kHasStride4 = false;
 
   static inline V load(const float* p) { return _mm256_loadu_ps(p); }
   static inline V load(const fp16_t* p) {
@@ -293,15 +296,57 @@ struct Simd<float> {
     const V mixed = _mm256_shuffle_ps(load(p), load(p + kLanes - 1), _MM_SHUFFLE(3, 1, 2, 0));
     return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(mixed), _MM_SHUFFLE(3, 1, 2, 0)));
   }
+  static constexpr bool kHasStride4 = true;
+  template <typename T>
+  static inline V load_stride4(const T* p) {
+    // a = p[0..7], b = p[8..15], c = p[16..23], d = p[21..28] (nothing past
+    // p[28] read): per 128-bit half, a's and b's lane 0 beside c's lane 0
+    // and d's lane 3 (0 8 16 24 | 4 12 20 28), then the lanes in order.
+    const V ab = _mm256_shuffle_ps(load(p), load(p + 8), _MM_SHUFFLE(0, 0, 0, 0));
+    const V cd = _mm256_shuffle_ps(load(p + 16), load(p + 21), _MM_SHUFFLE(3, 3, 0, 0));
+    const V mixed = _mm256_shuffle_ps(ab, cd, _MM_SHUFFLE(2, 0, 2, 0));
+    return _mm256_permutevar8x32_ps(mixed, _mm256_set_epi32(7, 3, 6, 2, 5, 1, 4, 0));
+  }
   static inline void store(float* p, V v) { _mm256_storeu_ps(p, v); }
   static inline void store(fp16_t* p, V v) {
     _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT));
   }
-  static inline void store(bf16_t* p, V v) {
-    const __m256i bits = _mm256_srli_epi32(_mm256_castps_si256(v), 16);
-    const __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi32(bits, bits), _MM_SHUFFLE(3, 1, 2, 0));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm256_castsi256_si128(packed));
+  static inline void store_stream(float* p, V v) { _mm256_stream_ps(p, v); }
+  static inline void store_stream(fp16_t* p, V v) {
+    _mm_stream_si128(reinterpret_cast<__m128i*>(p), _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT));
   }
+  static inline void store_stream(bf16_t* p, V v) { _mm_stream_si128(reinterpret_cast<__m128i*>(p), narrow_bf16(v)); }
+  static inline V zero_unless(M m, V v) { return _mm256_and_ps(m, v); }
+  static inline M no_lanes() { return _mm256_setzero_ps(); }
+  static inline M either(M a, M b) { return _mm256_or_ps(a, b); }
+  static inline uint32_t bits_of(M m) { return static_cast<uint32_t>(_mm256_movemask_ps(m)); }
+  // p[l] = p[l] + g[l] for the lanes l in m, rounded to the storage type
+  // after the add as Scalar<T>::store does. Without masked stores every lane
+  // is written back: the others unchanged, since a value of the storage type
+  // is exact in float and grad_input holds no signaling NaN (it starts at
+  // zero and every add quiets one).
+  template <typename T>
+  static inline void add_masked(T* p, M m, V g) {
+    const V old = load(p);
+    store_rounded(p, select(m, old, add(old, g)));
+  }
+  static inline void store_rounded(float* p, V v) { store(p, v); }
+  static inline void store_rounded(fp16_t* p, V v) { store(p, v); }
+  static inline void store_rounded(bf16_t* p, V v) {
+    // Nearest even; a NaN stays a quiet NaN of the same payload.
+    const __m256i u = _mm256_castps_si256(v);
+    const __m256i odd = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
+    const __m256i rounded = _mm256_add_epi32(u, _mm256_add_epi32(_mm256_set1_epi32(0x7fff), odd));
+    const __m256i quiet = _mm256_or_si256(u, _mm256_set1_epi32(0x400000));
+    const V nan = _mm256_cmp_ps(v, v, _CMP_UNORD_Q);
+    store(p, _mm256_castsi256_ps(_mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(rounded), _mm256_castsi256_ps(quiet), nan))));
+  }
+  // The high halves of v's lanes (exact for values that came from bf16).
+  static inline __m128i narrow_bf16(V v) {
+    const __m256i bits = _mm256_srli_epi32(_mm256_castps_si256(v), 16);
+    return _mm256_castsi256_si128(_mm256_permute4x64_epi64(_mm256_packus_epi32(bits, bits), _MM_SHUFFLE(3, 1, 2, 0)));
+  }
+  static inline void store(bf16_t* p, V v) { _mm_storeu_si128(reinterpret_cast<__m128i*>(p), narrow_bf16(v)); }
   static inline M takes(V v, V best) {
     return _mm256_or_ps(_mm256_cmp_ps(v, best, _CMP_GT_OQ), _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
   }
