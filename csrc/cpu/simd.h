@@ -19,7 +19,8 @@
 //                    (or if +inf and -inf met; callers then redo exactly)
 //   select(m, a, b)  m ? b : a, for values and for indices
 //   index_iota(step) lanes 0, step, 2*step, ...
-//   store_indices    int32 lanes widened to int64; store_index32 as they are
+//   store_indices    int32 lanes widened to int64; store_index32 as they are,
+//                    load_index32 back
 //   splat(x)         every lane x
 //   kMasked          true when the ISA has masked loads/stores; then
 //                    load_n / load_stride2_n / store_n / store_indices_n /
@@ -134,6 +135,7 @@ struct Simd<float> {
     return _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
                               _mm512_set1_epi32(step));
   }
+  static inline I load_index32(const int32_t* p) { return _mm512_loadu_si512(p); }
   static inline void store_index32(int32_t* p, I idx) { _mm512_storeu_si512(p, idx); }
   static inline void store_indices(int64_t* p, I idx) {
     _mm512_storeu_si512(p, _mm512_cvtepi32_epi64(_mm512_castsi512_si256(idx)));
@@ -249,6 +251,7 @@ struct Simd<double> {
   static inline I index_iota(int32_t step) {
     return _mm256_mullo_epi32(_mm256_set_epi32(7, 6, 5, 4, 3, 2, 1, 0), _mm256_set1_epi32(step));
   }
+  static inline I load_index32(const int32_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
   static inline void store_index32(int32_t* p, I idx) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), idx); }
   static inline void store_indices(int64_t* p, I idx) { _mm512_storeu_si512(p, _mm512_cvtepi32_epi64(idx)); }
 
@@ -376,6 +379,7 @@ struct Simd<float> {
   static inline I index_iota(int32_t step) {
     return _mm256_mullo_epi32(_mm256_set_epi32(7, 6, 5, 4, 3, 2, 1, 0), _mm256_set1_epi32(step));
   }
+  static inline I load_index32(const int32_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
   static inline void store_index32(int32_t* p, I idx) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), idx); }
   static inline void store_indices(int64_t* p, I idx) {
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm256_cvtepi32_epi64(_mm256_castsi256_si128(idx)));
@@ -426,6 +430,7 @@ struct Simd<double> {
   static inline I index_set1(int32_t x) { return _mm_set1_epi32(x); }
   static inline I index_add(I a, I b) { return _mm_add_epi32(a, b); }
   static inline I index_iota(int32_t step) { return _mm_mullo_epi32(_mm_set_epi32(3, 2, 1, 0), _mm_set1_epi32(step)); }
+  static inline I load_index32(const int32_t* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); }
   static inline void store_index32(int32_t* p, I idx) { _mm_storeu_si128(reinterpret_cast<__m128i*>(p), idx); }
   static inline void store_indices(int64_t* p, I idx) {
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm256_cvtepi32_epi64(idx));
