@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 import fastpool
-from pool_cases import ISAS, assert_identical, cpu_isa, make_input
+from pool_cases import ISAS, assert_identical, before_guard_page, cpu_isa, make_input
 
 DIMS = [1, 2, 3]
 
@@ -133,3 +133,22 @@ def test_opcheck(sample):
     grad = torch.randn(idx.shape, dtype=x.dtype).requires_grad_()
     torch.library.opcheck(getattr(torch.ops.fastpool, name + "_backward").default, (grad, x.detach(), idx))
 
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_window_rows_by_vectors_at_the_end_of_the_input(dtype, isa):
+    # Adaptive windows whose rows are 4 to 8 taps load a vector per window
+    # row; without masked loads (AVX2) a whole one, whose extra lanes must not
+    # read past the input: it ends at a page that cannot be read. SPP's
+    # bins over 13x13 maps, 1-d and 3-d, NaN and ties; values and indices.
+    cases = [((13, 13), (2, 4)), ((13, 13), 3), ((11, 9), (2, 1)), ((29,), 4), ((5, 9, 13), (1, 2, 3))]
+    for seed, (sizes, out) in enumerate(cases):
+        ours, theirs = fns(len(sizes))
+        for special in ["normal", "specials", "ties"]:
+            x = make_input(2, 3, sizes, dtype, "contiguous", seed, special)
+            expected = [theirs(x, out), *theirs(x, out, return_indices=True)]
+            with before_guard_page(x) as guarded, cpu_isa(isa):
+                got = [ours(guarded, out), *ours(guarded, out, return_indices=True)]
+            for a, b in zip(got, expected):
+                assert_identical(a, b)

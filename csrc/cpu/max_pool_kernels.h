@@ -378,8 +378,9 @@ FASTPOOL_ALWAYS_INLINE void store_argmax(typename Sink::E* p, typename Sd::I lan
   }
 }
 
-// The first n lanes of a vector of T; n < kLanes only where the ISA has
-// masked loads and stores (callers without them take whole vectors only).
+// The first n lanes of a vector of T. Without masked loads and stores, the
+// whole vector: there load_first takes n < kLanes only where the extra lanes
+// may be read (and are then ignored), store_first only n == kLanes.
 template <typename Sd, typename T>
 FASTPOOL_ALWAYS_INLINE typename Sd::V load_first(const T* p, int64_t n) {
   if constexpr (Sd::kMasked) return Sd::load_n(p, n);
@@ -705,26 +706,30 @@ FASTPOOL_ALWAYS_INLINE void reduce_window_lanes(const Scan& scan, int64_t lanes,
 }
 
 // One output of a planar input whose window rows are short contiguous runs
-// (dilation 1 along W, 4 to kLanes taps, e.g. a global 7x7 pool): one masked
-// load per window row, lane j following column j under PyTorch's rule, then
-// the lanes combined in scan order, which is increasing flat index: the last
-// NaN wins, else the largest value, the first of equals. Returns false (and
-// writes nothing) when the window does not fit this shape.
+// (dilation 1 along W, 4 to kLanes taps, e.g. adaptive pooling's windows):
+// one load per window row (masked, or a whole vector where the ISA has no
+// masks), lane j following column j under PyTorch's rule, then the lanes
+// combined in scan order, which is increasing flat index: the last NaN wins,
+// else the largest value, the first of equals. Returns false (and writes
+// nothing) when the window does not fit this shape.
 template <typename T, typename Sink>
 inline bool forward_one_by_rows(const PoolGeometry& g, const T* plane, const RowScratch& rs, WindowRows wr,
-                                WindowTaps tw, T* out, typename Sink::E* index) {
+                                WindowTaps tw, T* out, typename Sink::E* index, const T* input_end) {
   using Sd = Simd<ComputeT<T>>;
-  if constexpr (!Sd::kMasked) {
+  if constexpr (!kHasVectorPath<T>) {
     return false;
   } else {
     const int64_t n = tw.count;
     if (wr.count == 0 || n < 4 || n > Sd::kLanes) return false;
+    // Without masked loads, whole vectors: their lanes past n are never
+    // combined, but must lie inside the input (rows ascend: the last is highest).
+    if (!Sd::kMasked && plane + rs.rows.data[wr.count - 1] + tw.first + Sd::kLanes > input_end) return false;
     const typename Sd::I columns = Sd::index_iota(1);
     const auto scan = [&](auto& acc) __attribute__((always_inline)) {
       for (int64_t r = 0; r < wr.count; ++r) {
         const int64_t start = rs.rows.data[r] + tw.first;
         const int64_t first_at = Sink::kTap ? rs.taps.data[r] * g.kernel[2] + tw.first_tap : start;
-        const typename Sd::V v = Sd::load_n(plane + start, n);
+        const typename Sd::V v = load_first<Sd>(plane + start, n);
         const typename Sd::I at = Sd::index_add(Sd::index_set1(static_cast<int32_t>(first_at)), columns);
         if (r == 0) acc.first(v, at);
         else acc.step(v, at);
@@ -1128,7 +1133,8 @@ void forward_planar_rows(const PoolGeometry& g, const T* input, T* output, typen
         if constexpr (kHasVectorPath<T>) {
           if (vector_ok && g.dilation[2] == 1 &&
               (forward_one_contiguous<T, Sink>(g, plane, rows, wr, tw, out + ow, Sink::kAny ? index + ow : nullptr) ||
-               forward_one_by_rows<T, Sink>(g, plane, rows, wr, tw, out + ow, Sink::kAny ? index + ow : nullptr)))
+               forward_one_by_rows<T, Sink>(g, plane, rows, wr, tw, out + ow, Sink::kAny ? index + ow : nullptr,
+                                            input_end)))
             continue;
         }
         forward_one<T, Sink>(g, plane, 1, rows, wr, tw, out + ow, Sink::kAny ? index + ow : nullptr);
