@@ -1445,9 +1445,9 @@ struct BandTask {
 #if defined(__AVX512F__) || defined(__AVX2__)
 // The argmaxes of one vector of channels of one output (Simd<float>::kLanes:
 // 16 on AVX-512, 8 on AVX2), compared with one tap's key (the tap for the
-// training taps, the flat plane position for int64 indices): lane l is bit l
-// of equal()'s result (a Simd<float>::M). AVX2 has no masked loads: there
-// `lanes` is all of them.
+// training taps, the flat plane position for int64 indices): equal() gives
+// the matching lanes as a Simd<float>::M (mask bits on AVX-512, a vector of
+// all-ones lanes on AVX2). AVX2 has no masked loads: there `lanes` is all.
 template <typename Source>
 struct ArgmaxLanes;
 #endif
