@@ -1233,7 +1233,7 @@ void forward_global_channels_last(const PoolGeometry& g, const T* input, T* outp
         }
         for (; c < C; ++c) {
           const Compute v = Scalar<T>::load(row[c]);
-          if (v > best.data[c] || v != v) {
+          if (takes(v, best.data[c])) {
             best.data[c] = v;
             if constexpr (Sink::kAny) best_at.data[c] = static_cast<int32_t>(p);
           }
