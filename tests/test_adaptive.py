@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 import fastpool
-from pool_cases import ISAS, assert_identical, before_guard_page, cpu_isa, make_input
+from pool_cases import FLOAT_DTYPES, ISAS, assert_identical, before_guard_page, cpu_isa, make_input
 
 DIMS = [1, 2, 3]
 
@@ -154,3 +154,18 @@ def test_window_rows_by_vectors_at_the_end_of_the_input(dtype, isa):
                 got = [ours(guarded, out), *ours(guarded, out, return_indices=True)]
             for a, b in zip(got, expected):
                 assert_identical(a, b)
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+@pytest.mark.parametrize("batch", [None, 2])
+def test_3d_channels_last_input_gives_torchs_contiguous_results(dtype, batch):
+    # torch's adaptive 3-d pooling returns contiguous results for an NDHWC
+    # input; fastpool pools the input in place and transposes the results
+    # (layout_copy.cpp). 37 channels and 3x4x5 outputs leave remainder rows
+    # and channels in the transposer's blocks for every word size.
+    ours, theirs = fns(3)
+    x = make_input(batch, 37, (5, 6, 9), dtype, "channels_last", 11, "specials")
+    for kw in ({}, {"return_indices": True}):
+        got, expected = ours(x, (3, 4, 5), **kw), theirs(x, (3, 4, 5), **kw)
+        for a, b in zip(got if kw else [got], expected if kw else [expected]):
+            assert_identical(a, b)

@@ -468,6 +468,27 @@ def test_row_widths_around_vector_lengths(dims, dtype, isa):
             assert_identical(got[1], expected[1])
 
 
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+@pytest.mark.parametrize("dims", [2, 3])
+def test_channels_last_input_pooled_by_blocks_of_planes(dims, dtype, isa):
+    """A channels-last input is pooled without a planar copy: blocks of 64
+    bytes of channels (8 to 32 planes by dtype) are transposed into a
+    scratch buffer and pooled from there. 37 channels leave a partial last
+    block; batched and unbatched, with ties and NaN."""
+    sizes = (5, 7, 9) if dims == 3 else (13, 17)
+    out = tuple(n * 2 // 3 for n in sizes)
+    for batch in (None, 2):
+        x = make_input(batch, 37, sizes, dtype, "channels_last", 3 + dims, "specials")
+        samples = make_samples(batch, 37, dims, dtype, 9, "plain")
+        with cpu_isa(isa):
+            got, expected = call_both(dims, x, 2, out, samples, return_indices=True)
+        if expected is None:
+            continue
+        assert_identical(got[0], expected[0])
+        assert_identical(got[1], expected[1])
+
+
 # ---- TorchScript ---------------------------------------------------------------------------
 
 def _script_calls(pool):

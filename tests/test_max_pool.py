@@ -415,3 +415,26 @@ def test_channels_last_3d_remainder_channels_where_torch_refuses(dtype):
     assert torch.equal(out, expected[0])
     assert torch.equal(idx, expected[1])
     assert idx.is_contiguous(memory_format=torch.channels_last_3d)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+@pytest.mark.parametrize("input_layout", ["contiguous", "channels_last"])
+def test_backward_inputs_stored_in_the_other_layout(dtype, input_layout):
+    # The training backward reads grad_output and the offsets in the input's
+    # layout; stored in the other one they are transposed on the way in
+    # (layout_copy.cpp: blocks of 16 bytes, the remainder rows and channels
+    # word by word). 37 channels and 9x11 outputs leave remainders for every
+    # word size met: 1-byte offsets, 2-, 4- and 8-byte gradients.
+    x = make_input(2, 37, (17, 21), dtype, input_layout, 5, "ties")
+    cl = input_layout == "channels_last"
+    args = ([3, 3], [2, 2], [1, 1], [1, 1], False)
+    out, offsets = torch.ops.fastpool.max_pool2d_with_offsets(x, *args)
+    grad = torch.randn(out.shape, dtype=torch.float64).to(dtype)
+    other = torch.contiguous_format if cl else torch.channels_last
+    assert offsets.dtype == torch.uint8 and not offsets.is_contiguous(memory_format=other)
+    theirs = x.detach().clone().requires_grad_()
+    F.max_pool2d(theirs, *args[:3]).backward(grad)
+    backward = torch.ops.fastpool.max_pool2d_offsets_backward
+    for g, o in [(grad.contiguous(memory_format=other), offsets), (grad, offsets.contiguous(memory_format=other)),
+                 (grad.contiguous(memory_format=other), offsets.contiguous(memory_format=other))]:
+        assert_identical(backward(g, o, list(x.shape), *args, cl), theirs.grad)

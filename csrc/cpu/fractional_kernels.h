@@ -14,14 +14,16 @@
 // Work items are output rows (plane, ot, oh), so that a batch of one still
 // spreads over every thread. With vectors (simd.h), a row is pooled in two
 // steps: for every start w along W (contiguous, kLanes at a time) the max of
-// the row's window taps starting there, scanning the window rows (t, then h)
-// and in each the kw taps in torch's order; then each output reads the entry
-// at its window's start. That is torch's tap-by-tap scan per window, done for
-// every start (a few more than the outputs: ratio > 1/2) with contiguous
-// loads, where gathering each output's irregular taps was slower, and
-// branch-free (random data would mispredict scalar selects). Without a vector
-// path (portable builds, rows narrower than a vector without masked loads)
-// the scan runs per output.
+// the row's window taps starting there, scanning the taps in torch's order
+// (t, h, w); then each output reads the entry at its window's start. That is
+// torch's tap-by-tap scan per window, done for every start (a few more than
+// the outputs: ratio > 1/2) with contiguous loads, where gathering each
+// output's irregular taps was slower, and branch-free (random data would
+// mispredict scalar selects). The scan compares with plain > and screens for
+// NaN (max_pool_kernels.h's WindowMax), redoing a row exactly when one may
+// have decided; it tracks each lane's tap offset, not its position. Without
+// a vector path (portable builds, rows narrower than a vector without masked
+// loads, planes of 2^31 elements or more) the scan runs per output.
 //
 // The caller guarantees that every window with taps lies inside the input.
 #pragma once
@@ -78,35 +80,51 @@ void fractional_row_scalar(const FractionalPlan& p, const FractionalRow& row, co
   }
 }
 
-// Vector: the window maxima (and their flat positions) for the kLanes starts
-// from w (n of them where n < kLanes: masked loads), into best/at.
-template <typename T, bool kPartial>
-inline void fractional_starts_lanes(const FractionalPlan& p, int64_t first, const T* in, int64_t w, int64_t n,
+// Vector: the window maxima of the kLanes starts from w (n of them where
+// n < kLanes: masked loads) and their positions relative to the row's first
+// start, into best/at. taps[t]: tap t's offset from its window's start, in
+// scan order. A WindowMax (max_pool_kernels.h) started at torch's -inf on
+// tap 0: kExact applies torch's rule lane by lane; the fast scan uses plain
+// > and returns false where a NaN may have decided (then redo exactly).
+template <typename T, bool kExact, bool kPartial>
+inline bool fractional_starts_lanes(const int32_t* taps, int64_t n_taps, const T* window0, int64_t w, int64_t n,
                                     typename Scalar<T>::C* best_out, int32_t* at_out) {
   using C = typename Scalar<T>::C;
   using Vec = Simd<C>;
-  using V = typename Vec::V;
-  using I = typename Vec::I;
-  const int64_t H = p.in[1], W = p.in[2];
-  const int64_t kt = p.k[0], kh = p.k[1], kw = p.k[2];
-  const I lanes = Vec::index_iota(1);
-  V best = Vec::splat(-std::numeric_limits<C>::infinity());
-  I at = Vec::index_add(lanes, Vec::index_set1(static_cast<int32_t>(first + w)));
-  for (int64_t dt = 0; dt < kt; ++dt) {
-    for (int64_t dh = 0; dh < kh; ++dh) {
-      const int64_t base = first + (dt * H + dh) * W + w;
-      for (int64_t j = 0; j < kw; ++j) {
-        V v;
-        if constexpr (kPartial) v = Vec::load_n(in + base + j, n);
-        else v = Vec::load(in + base + j);
-        const auto take = Vec::takes(v, best);
-        best = Vec::select(take, best, v);
-        at = Vec::select(take, at, Vec::index_add(lanes, Vec::index_set1(static_cast<int32_t>(base + j))));
-      }
-    }
+  WindowMax<Vec, TapOffset<int32_t>, kExact> m;
+  m.init(Vec::splat(-std::numeric_limits<C>::infinity()), Vec::index_set1(taps[0]));
+  for (int64_t t = 0; t < n_taps; ++t) {
+    typename Vec::V v;
+    if constexpr (kPartial) v = Vec::load_n(window0 + w + taps[t], n);
+    else v = Vec::load(window0 + w + taps[t]);
+    m.step(v, Vec::index_set1(taps[t]));
   }
-  Vec::store(best_out + w, best);
-  Vec::store_index32(at_out + w, at);
+  Vec::store(best_out + w, m.best);
+  Vec::store_index32(at_out + w, Vec::index_add(m.best_index, Vec::index_add(Vec::index_iota(1), Vec::index_set1(static_cast<int32_t>(w)))));
+  return m.trusted();
+}
+
+// Every start's window max and tap along one output row (span starts),
+// screened first and redone exactly where a NaN may have decided.
+template <typename T>
+void fractional_row_starts(const int32_t* taps, int64_t n_taps, const T* window0, int64_t span,
+                           typename Scalar<T>::C* best, int32_t* at) {
+  constexpr int L = Simd<typename Scalar<T>::C>::kLanes;
+  const auto scan = [&](auto exact) {
+    constexpr bool kExact = decltype(exact)::value;
+    bool trusted = true;
+    if (span >= L) {
+      int64_t w = 0;
+      for (; w + L <= span; w += L) trusted &= fractional_starts_lanes<T, kExact, false>(taps, n_taps, window0, w, L, best, at);
+      // The last starts: one more full vector overlapping the previous one
+      // (pure, so computing some twice is harmless).
+      if (w < span) trusted &= fractional_starts_lanes<T, kExact, false>(taps, n_taps, window0, span - L, L, best, at);
+    } else if constexpr (Simd<typename Scalar<T>::C>::kMasked) {
+      trusted &= fractional_starts_lanes<T, kExact, true>(taps, n_taps, window0, 0, span, best, at);
+    }
+    return trusted;
+  };
+  if (!scan(std::false_type{})) scan(std::true_type{});
 }
 
 template <typename T>
@@ -116,25 +134,33 @@ void fractional_forward(const FractionalPlan& p, const void* input, void* output
   const T* in_all = static_cast<const T*>(input);
   T* out_all = static_cast<T*>(output);
   const int64_t in_plane = p.in[0] * p.in[1] * p.in[2];
-  const int64_t W = p.in[2], OW = p.out[2];
+  const int64_t H = p.in[1], W = p.in[2], OW = p.out[2];
   const bool has_taps = p.k[0] > 0 && p.k[1] > 0 && p.k[2] > 0;
   const int64_t span = W - p.k[2] + 1;  // the window starts along W
-  // Per-row scratch, a vector longer than the row (new[]: no std containers
-  // in per-ISA code, see max_pool_kernels.h).
+  const int64_t n_taps = p.k[0] * p.k[1] * p.k[2];
+  // Per-row scratch, a vector longer than the row, and each tap's offset from
+  // its window's start (new[]: no std containers in per-ISA code, see
+  // max_pool_kernels.h). Positions are int32 lanes: planes under 2^31.
   C* best = nullptr;
   int32_t* at = nullptr;
+  int32_t* taps = nullptr;
   bool vector_rows = false;
   if constexpr (Simd<C>::kLanes > 0) {
     constexpr int L = Simd<C>::kLanes;
-    vector_rows = has_taps && p.index32 && (span >= L || Simd<C>::kMasked);
+    vector_rows = has_taps && in_plane < INT32_MAX && (span >= L || Simd<C>::kMasked);
     if (vector_rows) {
       best = new C[span + L];
       at = new int32_t[span + L];
+      taps = new int32_t[n_taps];
+      int32_t* o = taps;
+      for (int64_t dt = 0; dt < p.k[0]; ++dt)
+        for (int64_t dh = 0; dh < p.k[1]; ++dh)
+          for (int64_t j = 0; j < p.k[2]; ++j) *o++ = static_cast<int32_t>((dt * H + dh) * W + j);
     }
   }
   for (int64_t r = begin; r < end; ++r) {
     const FractionalRow row = fractional_row(p, r);
-    const T* in = in_all + row.plane * in_plane;
+    const T* in = in_all + (row.plane - p.first_plane) * in_plane;
     T* out = out_all + r * OW;
     int64_t* idx = indices + r * OW;
     if (!has_taps) {  // torch's -inf at the window's start
@@ -145,21 +171,12 @@ void fractional_forward(const FractionalPlan& p, const void* input, void* output
       continue;
     }
     if constexpr (Simd<C>::kLanes > 0) {
-      constexpr int L = Simd<C>::kLanes;
       if (vector_rows) {
-        if (span >= L) {
-          int64_t w = 0;
-          for (; w + L <= span; w += L) fractional_starts_lanes<T, false>(p, row.first, in, w, L, best, at);
-          // The last starts: one more full vector overlapping the previous
-          // one (pure, so computing some twice is harmless).
-          if (w < span) fractional_starts_lanes<T, false>(p, row.first, in, span - L, L, best, at);
-        } else {
-          if constexpr (Simd<C>::kMasked) fractional_starts_lanes<T, true>(p, row.first, in, 0, span, best, at);
-        }
+        fractional_row_starts<T>(taps, n_taps, in + row.first, span, best, at);
         for (int64_t ow = 0; ow < OW; ++ow) {
           const int32_t w = row.starts_w[ow];
           out[ow] = Scalar<T>::store(best[w]);
-          idx[ow] = at[w];
+          idx[ow] = row.first + at[w];
         }
         continue;
       }
@@ -168,6 +185,7 @@ void fractional_forward(const FractionalPlan& p, const void* input, void* output
   }
   delete[] best;
   delete[] at;
+  delete[] taps;
 }
 
 // The table with this ISA's fractional kernels added.

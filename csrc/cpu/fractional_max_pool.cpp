@@ -1,14 +1,13 @@
 // CPU implementation of fractional_max_pool{2,3}d and their backward ops:
-// validate (fractional_shape.h), allocate (torch computes on a contiguous copy
-// and returns contiguous tensors, whatever the input's layout), run per (n, c)
-// plane in parallel.
+// validate (fractional_shape.h), allocate (torch returns contiguous tensors,
+// whatever the input's layout), run per (n, c) plane in parallel.
 //
 // Forward: every plane's window starts are tabled once per dim from its
 // samples (fractional_window_start, the rule torch uses, in the input's
 // dtype) and checked; then the ISA's kernel (fractional_kernels.h, picked at
 // run time as the max_pool kernels are) takes each output's max over its
 // k_T x k_H x k_W window with torch's argmax rule, in parallel over output
-// rows.
+// rows (channels-last inputs: over blocks of planes transposed on the fly).
 // Backward: per plane, grad_output added into grad_input at the indices in
 // output raster order, in the input's dtype (torch's order and rounding, so
 // Half/BFloat16 gradients are bit-identical), one thread per plane: no
@@ -24,6 +23,7 @@
 #include <climits>
 #include <cmath>
 #include <limits>
+#include <memory>
 #include <type_traits>
 #include <vector>
 
@@ -31,6 +31,7 @@
 #include "../fractional_shape.h"
 #include "../op_list.h"
 #include "dispatch.h"
+#include "layout_copy.h"
 
 namespace fastpool::cpu {
 namespace {
@@ -150,7 +151,6 @@ struct CpuFractionalPool {
     // torch's kernel computes on a contiguous copy; its sizes are ints.
     TORCH_CHECK(input.size(-1) <= INT32_MAX && input.size(-2) <= INT32_MAX && input.size(-3) <= INT32_MAX,
                 "fractional_max_pool", kDims, "d: input sizes beyond 2^31-1 are not supported");
-    const at::Tensor in = input.contiguous();
     const at::Tensor samples = random_samples.contiguous();
     const FractionalPlanes p = describe(kDims, input.sizes(), kernel_size, output_size);
     std::vector<int32_t> starts(p.planes * (p.out[0] + p.out[1] + p.out[2]));
@@ -168,20 +168,48 @@ struct CpuFractionalPool {
       plan.k[d] = p.k[d];
     }
     plan.starts = starts.data();
-    // Windows without taps may start past the plane (their "indices" too).
-    const int64_t in_plane = p.in[0] * p.in[1] * p.in[2];
-    const int64_t reach = (p.k[0] > 0 && p.k[1] > 0 && p.k[2] > 0) ? in_plane
-                                                                    : 2 * (p.in[0] + 1) * (p.in[1] + 1) * (p.in[2] + 1);
-    plan.index32 = reach < INT32_MAX;
     const FractionalForwardFn fn = active_kernels().fractional_forward[static_cast<int>(kernel_dtype(input.scalar_type()))];
+    void* out_ptr = output.mutable_data_ptr();
+    int64_t* idx_ptr = indices.mutable_data_ptr<int64_t>();
+    const int64_t rows_per_plane = p.out[0] * p.out[1];
+    if (!dense_in_layout(input, PoolLayout::planar, kDims) && dense_in_layout(input, PoolLayout::channels_last, kDims)) {
+      forward_channels_last(input, p, plan, fn, out_ptr, idx_ptr);
+      return {output, indices};
+    }
+    const at::Tensor in = input.contiguous();
     // Work items are output rows (plane, ot, oh): a batch of one spreads too.
     const int64_t work = std::max<int64_t>(1, p.out[2]) * std::max<int64_t>(1, p.k[0] * p.k[1] * p.k[2]);
     const void* in_ptr = in.const_data_ptr();
-    void* out_ptr = output.mutable_data_ptr();
-    int64_t* idx_ptr = indices.mutable_data_ptr<int64_t>();
-    at::parallel_for(0, p.planes * p.out[0] * p.out[1], grain_for(work),
+    at::parallel_for(0, p.planes * rows_per_plane, grain_for(work),
                      [&](int64_t begin, int64_t end) { fn(plan, in_ptr, out_ptr, idx_ptr, begin, end); });
     return {output, indices};
+  }
+
+  // A channels-last input, pooled without a planar copy of it: work items are
+  // (image, block of channels); each block's planes are transposed into a
+  // scratch buffer of the thread's (64 bytes of channels a position: one
+  // cache line read per position, the planes ~0.5 MB for a 94x94 map, in L2)
+  // and pooled from there. Against a planar copy of the whole input first
+  // (written to memory and read back), 2x faster on Graham's 94x94 layer.
+  static void forward_channels_last(const at::Tensor& input, const FractionalPlanes& p, const FractionalPlan& plan,
+                                    FractionalForwardFn fn, void* out_ptr, int64_t* idx_ptr) {
+    const int64_t bytes = input.element_size();
+    const int64_t C = p.channels, in_plane = p.in[0] * p.in[1] * p.in[2];
+    const int64_t block = std::min<int64_t>(C, std::max<int64_t>(1, 64 / bytes));
+    const int64_t blocks = (C + block - 1) / block;
+    const int64_t rows_per_plane = p.out[0] * p.out[1];
+    const char* in_ptr = static_cast<const char*>(input.const_data_ptr());
+    at::parallel_for(0, (p.planes / C) * blocks, 1, [&](int64_t begin, int64_t end) {
+      const std::unique_ptr<char[]> scratch(new char[block * in_plane * bytes]);
+      FractionalPlan q = plan;
+      for (int64_t item = begin; item < end; ++item) {
+        const int64_t n = item / blocks, c0 = (item % blocks) * block, nc = std::min(block, C - c0);
+        // (position, channel) of image n from c0 -> (channel, position).
+        transpose_words(in_ptr + (n * in_plane * C + c0) * bytes, C, scratch.get(), in_plane, in_plane, nc, bytes);
+        q.first_plane = n * C + c0;
+        fn(q, scratch.get(), out_ptr, idx_ptr, q.first_plane * rows_per_plane, (q.first_plane + nc) * rows_per_plane);
+      }
+    });
   }
 
   static at::Tensor backward(const at::Tensor& grad_output, const at::Tensor& input, at::IntArrayRef kernel_size,
@@ -189,8 +217,8 @@ struct CpuFractionalPool {
     check_fractional_pool_backward(kDims, grad_output, input, output_size, indices);
     at::Tensor grad_input = at::empty(input.sizes(), input.options().memory_format(at::MemoryFormat::Contiguous));
     if (grad_input.numel() == 0) return grad_input;
-    const at::Tensor go = grad_output.contiguous();
-    const at::Tensor idx = indices.contiguous();
+    const at::Tensor go = contiguous_in_cpu(grad_output, PoolLayout::planar, kDims);
+    const at::Tensor idx = contiguous_in_cpu(indices, PoolLayout::planar, kDims);
     const FractionalPlanes p = describe(kDims, input.sizes(), kernel_size, output_size);
     const int64_t in_plane = p.in[0] * p.in[1] * p.in[2];
     const int64_t out_plane = p.out[0] * p.out[1] * p.out[2];

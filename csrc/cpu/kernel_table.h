@@ -50,7 +50,7 @@ using BackwardFn = void (*)(const PoolGeometry& g, const void* grad_output, cons
 struct FractionalPlan {
   int64_t in[3], out[3], k[3];
   const int32_t* starts;
-  bool index32;  // the plane's flat indices fit int32 (the vector path's int32 index lanes)
+  int64_t first_plane;  // the plane the kernel's input pointer starts at (0: all planes)
 };
 
 // Forward over a range of output rows (plane, ot, oh), rows numbered

@@ -13,6 +13,7 @@
 #include "../pool_shape.h"
 #include "dispatch.h"
 #include "huge_pages.h"
+#include "layout_copy.h"
 
 namespace fastpool::cpu {
 namespace {
@@ -88,7 +89,7 @@ void run_forward(const std::string& op, const at::Tensor& input, const PoolGeome
   if (kind == Argmax::tap_u8 || kind == Argmax::tap_i32)
     TORCH_CHECK(max_taps_fit(g, kind), op, ": a window of this input has too many taps for the training path's ",
                 argmax.scalar_type(), " offsets");
-  const at::Tensor in = contiguous_in(input, layout, spatial_dims);  // no copy when already in that layout
+  const at::Tensor in = contiguous_in_cpu(input, layout, spatial_dims);  // no copy when already in that layout
   const ForwardFn fn = active_kernels().forward[static_cast<int>(cl ? Layout::channels_last : Layout::planar)]
                                                 [static_cast<int>(dtype)][static_cast<int>(kind)];
   TORCH_CHECK_NOT_IMPLEMENTED(fn != nullptr, "\"", op, "\" not implemented for '", input.scalar_type(), "'");
@@ -115,8 +116,8 @@ at::Tensor run_backward(const std::string& op, c10::IntArrayRef input_sizes, con
 
   at::Tensor grad_input = empty_with_huge_pages(input_sizes, grad_output.options(), layout, spatial_dims);
   if (grad_input.numel() == 0) return grad_input;
-  const at::Tensor go = contiguous_in(grad_output, layout, spatial_dims);
-  const at::Tensor idx = contiguous_in(argmax, layout, spatial_dims);
+  const at::Tensor go = contiguous_in_cpu(grad_output, layout, spatial_dims);
+  const at::Tensor idx = contiguous_in_cpu(argmax, layout, spatial_dims);
   const void* go_ptr = go.const_data_ptr();
   const void* idx_ptr = idx.const_data_ptr();
   void* gi_ptr = grad_input.mutable_data_ptr();
@@ -283,8 +284,8 @@ struct CpuAdaptivePool {
     if (output.numel() > 0)
       run_forward(op, input, make_adaptive_geometry(input, kDims, output_size), kernel_layout, kDims, output, argmax);
     if (kernel_layout != layout) {  // a copy with torch's strides (.contiguous() may keep others where sizes are 1)
-      output = empty_in_layout<int64_t>(shape, input.options(), layout, kDims).copy_(output);
-      if (argmax.defined()) argmax = empty_in_layout<int64_t>(shape, argmax.options(), layout, kDims).copy_(argmax);
+      output = copy_in_layout_cpu(output, layout, kDims);
+      if (argmax.defined()) argmax = copy_in_layout_cpu(argmax, layout, kDims);
     }
     return {output, argmax};
   }
