@@ -267,3 +267,30 @@ def test_non_contiguous_views_take_the_dense_path(view):
     grad_input = torch.ops.fastpool.max_unpool2d_backward(grad, idx)
     assert dense_runs() - before == fastpool._C.cpu_unpool_has_dense_kernel(True, False, 4)
     assert_identical(grad_input, grad.flatten(-2).gather(-1, idx.flatten(-2)).view(idx.shape).contiguous())
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_two_byte_planar_rows_check_every_cell(dtype, isa):
+    """The 2-byte planar kernels take four cells a step and the rest one by
+    one (unpool_kernels.h): rows of 1 to 9 cells, with one index moved to
+    the next cell row's block at each cell in turn, in either block row:
+    torch's bits forward, the gather's backward, and the dense path only
+    where no index moved."""
+    for cells in range(1, 10):
+        x, values, idx = segnet_pair((1, 2, 4, 2 * cells), dtype, "contiguous")
+        plane = x[0, 0].numel()
+        grad = torch.randn(x.shape, dtype=torch.float64).to(dtype)
+        for at in [None] + list(range(cells)):
+            moved = idx.clone()
+            if at is not None:
+                moved[0, 1, 0, at] = (moved[0, 1, 0, at] + 2 * x.shape[-1]) % plane
+            with cpu_isa(isa):
+                before = dense_runs()
+                got = torch.ops.fastpool.max_unpool2d(values, moved, [4, 2 * cells])
+                grad_input = torch.ops.fastpool.max_unpool2d_backward(grad, moved)
+                runs = dense_runs() - before
+                dense = has_kernel(False, 2, values, moved, got) + has_kernel(True, 2, grad, moved)
+            assert_identical(got, torch._C._nn.max_unpool2d(values, moved, [4, 2 * cells]))
+            assert_identical(grad_input, grad.flatten(-2).gather(-1, moved.flatten(-2)).view(moved.shape))
+            assert runs == (dense if at is None else 0)
