@@ -177,24 +177,35 @@ inline bool unpool_rows_planar_2wide(const typename UnpoolWord<kBytes>::E* __res
 }
 
 #if defined(__AVX2__)
+// Four 2-wide cells' int64 indices xi against their block row starting at
+// flat position pos (the cells' rows start at pos, pos + 2, pos + 4, pos + 6):
+// the lanes naming the row's first word (at0) and second word (at1); `in`
+// gathers the hits.
+struct BlockRowHits {
+  __m256i at0, at1;
+};
+inline BlockRowHits block_row_hits(__m256i xi, int64_t pos, __m256i& in) {
+  const __m256i d = _mm256_sub_epi64(xi, _mm256_add_epi64(_mm256_set1_epi64x(pos), _mm256_setr_epi64x(0, 2, 4, 6)));
+  const BlockRowHits h{_mm256_cmpeq_epi64(d, _mm256_setzero_si256()), _mm256_cmpeq_epi64(d, _mm256_set1_epi64x(1))};
+  in = _mm256_or_si256(in, _mm256_or_si256(h.at0, h.at1));
+  return h;
+}
+
 // 2-byte words, by hand (AVX2 and AVX-512 builds): the compiler's version of
-// the loop above, widening each cell's word to its index's 64-bit lane and
-// narrowing back, was slower than the scatter. Four cells a step: indices
-// compared in 64-bit lanes, each cell's two outputs built as one 32-bit pair
-// in its lane, the four pairs packed into 16 bytes; the cells past the last
-// step by the loop above.
+// unpool_rows_planar_2wide, widening each cell's word to its index's 64-bit
+// lane and narrowing back, was slower than the scatter. Four cells a step:
+// indices compared in 64-bit lanes, each cell's two outputs built as one
+// 32-bit pair in its lane, the four pairs packed into 16 bytes; the cells
+// past the last step by unpool_rows_planar_2wide.
 template <int kRows>
 inline bool unpool_rows_planar_2wide_u16(const uint16_t* __restrict v, const int64_t* __restrict x,
                                          uint16_t* __restrict o0, uint16_t* __restrict o1, int64_t cells, int64_t pos0,
                                          int64_t pos1) {
-  const __m256i lane_pos = _mm256_setr_epi64x(0, 2, 4, 6), one = _mm256_set1_epi64x(1);
   const __m256i low_halves = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6);
-  // (x - pos == 0 ? word : 0) | (x - pos == 1 ? word << 16 : 0): the block row's pair; `in` gathers the hits.
+  // (at0 ? word : 0) | (at1 ? word << 16 : 0): each cell's pair in the block row.
   const auto pair = [&](__m256i xi, __m256i w, int64_t pos, __m256i& in) {
-    const __m256i d = _mm256_sub_epi64(xi, _mm256_add_epi64(_mm256_set1_epi64x(pos), lane_pos));
-    const __m256i at0 = _mm256_cmpeq_epi64(d, _mm256_setzero_si256()), at1 = _mm256_cmpeq_epi64(d, one);
-    in = _mm256_or_si256(in, _mm256_or_si256(at0, at1));
-    const __m256i p = _mm256_or_si256(_mm256_and_si256(w, at0), _mm256_and_si256(_mm256_slli_epi64(w, 16), at1));
+    const BlockRowHits h = block_row_hits(xi, pos, in);
+    const __m256i p = _mm256_or_si256(_mm256_and_si256(w, h.at0), _mm256_and_si256(_mm256_slli_epi64(w, 16), h.at1));
     return _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(p, low_halves));
   };
   __m256i all_in = _mm256_set1_epi64x(-1);
@@ -358,20 +369,17 @@ inline bool unpool_select_planar_2wide(const typename UnpoolWord<kBytes>::E* __r
 // 2-byte words, by hand (as unpool_rows_planar_2wide_u16): four cells a
 // step, each block row's four pairs loaded as 16 bytes and widened to the
 // cells' 64-bit lanes, the named word shifted down and the four packed into
-// 8 bytes; the cells past the last step by the loop above.
+// 8 bytes; the cells past the last step by unpool_select_planar_2wide.
 template <int kRows>
 inline bool unpool_select_planar_2wide_u16(const uint16_t* __restrict g, const int64_t* __restrict x,
                                            uint16_t* __restrict gi, int64_t cells, int64_t pos0, int64_t pos1) {
-  const __m256i lane_pos = _mm256_setr_epi64x(0, 2, 4, 6), one = _mm256_set1_epi64x(1);
   const __m256i low_halves = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6);
-  // The word x names in the block row at pos, where it lies there; `in` gathers the hits.
+  // The word x names in the block row at pos, where it lies there (else r).
   const auto select = [&](__m256i xi, int64_t pos, __m256i r, __m256i& in) {
-    const __m256i d = _mm256_sub_epi64(xi, _mm256_add_epi64(_mm256_set1_epi64x(pos), lane_pos));
-    const __m256i at0 = _mm256_cmpeq_epi64(d, _mm256_setzero_si256()), at1 = _mm256_cmpeq_epi64(d, one);
-    in = _mm256_or_si256(in, _mm256_or_si256(at0, at1));
+    const BlockRowHits h = block_row_hits(xi, pos, in);
     const __m256i pairs = _mm256_cvtepu32_epi64(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g + pos)));
-    r = _mm256_blendv_epi8(r, pairs, at0);
-    return _mm256_blendv_epi8(r, _mm256_srli_epi64(pairs, 16), at1);
+    r = _mm256_blendv_epi8(r, pairs, h.at0);
+    return _mm256_blendv_epi8(r, _mm256_srli_epi64(pairs, 16), h.at1);
   };
   __m256i all_in = _mm256_set1_epi64x(-1);
   int64_t j = 0;
@@ -424,7 +432,7 @@ inline bool unpool_select_channels_2wide(const E* __restrict g, const int64_t* _
 // than the gather on AVX2. Eight channels a step: two vectors of int64
 // compares per block pixel, each narrowed to the eight channels' 32-bit
 // lanes, then blends in the loop's order; the channels past the last step by
-// the loop above.
+// unpool_select_channels_2wide.
 template <int kRows>
 inline bool unpool_select_channels_2wide_u32(const uint32_t* __restrict g, const int64_t* __restrict x,
                                              uint32_t* __restrict tile, int64_t n, int64_t C, int64_t p0,
