@@ -338,7 +338,7 @@ bool unpool_forward(const UnpoolBlocks& b, const void* values, const int64_t* in
     } else if (rows_2wide) {
       for (int64_t j = 0; j < Wi; ++j) {
         const int64_t p0 = pos0 + 2 * j, p1 = pos1 + 2 * j;
-#if defined(__AVX2__)
+#if defined(__AVX2__) && !defined(__AVX512F__)  // AVX-512: the compiled loops (measured faster)
         if constexpr (kBytes == 2) {
           const bool ok = rows_2wide == 2 ? unpool_pixels_2wide_u16<2>(v + j * C, x + j * C, o + p0 * C, o + p1 * C, C, p0, p1)
                                           : unpool_pixels_2wide_u16<1>(v + j * C, x + j * C, o + p0 * C, o + p1 * C, C, p0, p1);
@@ -622,7 +622,7 @@ bool unpool_backward(const UnpoolBlocks& b, const void* grad_output, const int64
           const int64_t* xc = x + j * C + c0;
           E* tc = tile + jj * kC;
           if (rows_2wide) {
-#if defined(__AVX2__)
+#if defined(__AVX2__) && !defined(__AVX512F__)  // AVX-512: the compiled loops (measured faster)
             if constexpr (kBytes == 4) {
               const bool ok = rows_2wide == 2
                                   ? unpool_select_channels_2wide_u32<2>(g + c0, xc, tc, nc, C, pos0 + 2 * j, pos1 + 2 * j)
@@ -693,7 +693,9 @@ bool unpool_backward(const UnpoolBlocks& b, const void* grad_output, const int64
 // ms. And the 2-byte channels-last kernels (unpool_pixels_2wide_u16,
 // unpool_select_channels_2wide_u16), now AVX2 entries: bf16 NHWC unpool4
 // forward 0.48-0.52 -> 0.15-0.26 ms, unpool2 forward 2.1-2.3 -> 0.8-1.3 ms,
-// backward 5.8-7.4 -> 1.1-1.6 ms. None was measured on an AVX-512 machine.
+// backward 5.8-7.4 -> 1.1-1.6 ms. The AVX-512 build keeps its compiled
+// channels-last loops (measured above) and takes the hand-written 2-byte
+// planar ones (it had none), not measured on an AVX-512 machine.
 template <int kBytes>
 void set_unpool_entries(KernelTable& k, bool forward_planar, bool forward_channels_last, bool backward_planar,
                         bool backward_channels_last) {
