@@ -206,6 +206,34 @@ inline __m128i equal_lanes16(__m256i xa, __m256i xb, int64_t p) {
   return _mm_packs_epi32(_mm256_castsi256_si128(m), _mm256_extracti128_si256(m, 1));
 }
 
+// Eight channels' words in one vector, for the hand-written channels-last
+// kernels: 4-byte words in 32-bit lanes, 2-byte words in 16-bit lanes; masks
+// from the channels' int64 compares (equal_lanes32/16).
+struct Lanes32 {
+  using W = uint32_t;
+  using V = __m256;
+  static V equal(__m256i xa, __m256i xb, int64_t p) { return equal_lanes32(xa, xb, p); }
+  static V load(const W* p) { return _mm256_loadu_ps(reinterpret_cast<const float*>(p)); }
+  static void store(W* p, V v) { _mm256_storeu_ps(reinterpret_cast<float*>(p), v); }
+  static V select(V m, V a, V b) { return _mm256_blendv_ps(a, b, m); }  // m ? b : a
+  static V either(V a, V b) { return _mm256_or_ps(a, b); }
+  static V both(V a, V b) { return _mm256_and_ps(a, b); }
+  static V all_ones() { return _mm256_castsi256_ps(_mm256_set1_epi32(-1)); }
+  static bool all(V m) { return _mm256_movemask_ps(m) == 0xff; }
+};
+struct Lanes16 {
+  using W = uint16_t;
+  using V = __m128i;
+  static V equal(__m256i xa, __m256i xb, int64_t p) { return equal_lanes16(xa, xb, p); }
+  static V load(const W* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); }
+  static void store(W* p, V v) { _mm_storeu_si128(reinterpret_cast<__m128i*>(p), v); }
+  static V select(V m, V a, V b) { return _mm_blendv_epi8(a, b, m); }
+  static V either(V a, V b) { return _mm_or_si128(a, b); }
+  static V both(V a, V b) { return _mm_and_si128(a, b); }
+  static V all_ones() { return _mm_set1_epi32(-1); }
+  static bool all(V m) { return _mm_movemask_epi8(m) == 0xffff; }
+};
+
 // 2-byte words, by hand (AVX2 and AVX-512 builds): the compiler's version of
 // unpool_rows_planar_2wide, widening each cell's word to its index's 64-bit
 // lane and narrowing back, was slower than the scatter. Four cells a step:
@@ -272,28 +300,26 @@ template <int kRows>
 inline bool unpool_pixels_2wide_u16(const uint16_t* __restrict v, const int64_t* __restrict x,
                                     uint16_t* __restrict o0, uint16_t* __restrict o1, int64_t C, int64_t p0,
                                     int64_t p1) {
-  const auto put = [](uint16_t* o, __m128i w, __m128i at) {
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(o), _mm_and_si128(w, at));
-  };
-  __m128i all_in = _mm_set1_epi32(-1);
+  using L = Lanes16;
+  L::V all_in = L::all_ones();
   int64_t c = 0;
   for (; c + 8 <= C; c += 8) {
     const __m256i xa = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + c));
     const __m256i xb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + c + 4));
-    const __m128i w = _mm_loadu_si128(reinterpret_cast<const __m128i*>(v + c));
-    const __m128i at00 = equal_lanes16(xa, xb, p0), at01 = equal_lanes16(xa, xb, p0 + 1);
-    put(o0 + c, w, at00);
-    put(o0 + C + c, w, at01);
-    __m128i in = _mm_or_si128(at00, at01);
+    const L::V w = L::load(v + c);
+    const L::V at00 = L::equal(xa, xb, p0), at01 = L::equal(xa, xb, p0 + 1);
+    L::store(o0 + c, L::both(w, at00));
+    L::store(o0 + C + c, L::both(w, at01));
+    L::V in = L::either(at00, at01);
     if (kRows == 2) {
-      const __m128i at10 = equal_lanes16(xa, xb, p1), at11 = equal_lanes16(xa, xb, p1 + 1);
-      put(o1 + c, w, at10);
-      put(o1 + C + c, w, at11);
-      in = _mm_or_si128(in, _mm_or_si128(at10, at11));
+      const L::V at10 = L::equal(xa, xb, p1), at11 = L::equal(xa, xb, p1 + 1);
+      L::store(o1 + c, L::both(w, at10));
+      L::store(o1 + C + c, L::both(w, at11));
+      in = L::either(in, L::either(at10, at11));
     }
-    all_in = _mm_and_si128(all_in, in);
+    all_in = L::both(all_in, in);
   }
-  bool ok = _mm_movemask_epi8(all_in) == 0xffff;
+  bool ok = L::all(all_in);
   if (c < C) ok &= unpool_pixels_2wide<uint16_t, kRows>(v + c, x + c, o0 + c, o1 + c, C - c, C, p0, p1);
   return ok;
 }
@@ -487,74 +513,40 @@ inline bool unpool_select_channels_2wide(const E* __restrict g, const int64_t* _
 }
 
 #if defined(__AVX2__)
-// 4-byte words, by hand (AVX2 and AVX-512 builds): the compiler's version of
-// the loop above (int64 compares steering 32-bit selects) was 2.7x slower
-// than the gather on AVX2. Eight channels a step: two vectors of int64
-// compares per block pixel, each narrowed to the eight channels' 32-bit
-// lanes, then blends in the loop's order; the channels past the last step by
+// 2- and 4-byte words, by hand (AVX2 builds): the compiler's version of the
+// loop above (int64 compares steering 16- or 32-bit selects) was slower than
+// the gather on AVX2 (4-byte: 2.7x). Eight channels a step: each block
+// pixel's compares narrowed to the channels' lanes, then blends in the
+// loop's order; the channels past the last step by
 // unpool_select_channels_2wide.
-template <int kRows>
-inline bool unpool_select_channels_2wide_u32(const uint32_t* __restrict g, const int64_t* __restrict x,
-                                             uint32_t* __restrict tile, int64_t n, int64_t C, int64_t p0,
-                                             int64_t p1) {
-  const float* g00 = reinterpret_cast<const float*>(g + p0 * C);
-  const float* g01 = g00 + C;
-  const float* g10 = reinterpret_cast<const float*>(g + p1 * C);
-  const float* g11 = g10 + C;
-  __m256 all_in = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
+template <typename L, int kRows>
+inline bool unpool_select_channels_2wide_lanes(const typename L::W* __restrict g, const int64_t* __restrict x,
+                                               typename L::W* __restrict tile, int64_t n, int64_t C, int64_t p0,
+                                               int64_t p1) {
+  using W = typename L::W;
+  const W* g00 = g + p0 * C;
+  const W* g01 = g00 + C;
+  const W* g10 = g + p1 * C;
+  const W* g11 = g10 + C;
+  typename L::V all_in = L::all_ones();
   int64_t c = 0;
   for (; c + 8 <= n; c += 8) {
     const __m256i xa = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + c));
     const __m256i xb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + c + 4));
-    const __m256 at00 = equal_lanes32(xa, xb, p0), at01 = equal_lanes32(xa, xb, p0 + 1);
-    __m256 r = _mm256_blendv_ps(_mm256_loadu_ps(g01 + c), _mm256_loadu_ps(g00 + c), at00);
-    __m256 in = _mm256_or_ps(at00, at01);
+    const typename L::V at00 = L::equal(xa, xb, p0), at01 = L::equal(xa, xb, p0 + 1);
+    typename L::V r = L::select(at00, L::load(g01 + c), L::load(g00 + c));
+    typename L::V in = L::either(at00, at01);
     if (kRows == 2) {
-      const __m256 at10 = equal_lanes32(xa, xb, p1), at11 = equal_lanes32(xa, xb, p1 + 1);
-      r = _mm256_blendv_ps(r, _mm256_loadu_ps(g11 + c), at11);
-      r = _mm256_blendv_ps(r, _mm256_loadu_ps(g10 + c), at10);
-      in = _mm256_or_ps(in, _mm256_or_ps(at10, at11));
+      const typename L::V at10 = L::equal(xa, xb, p1), at11 = L::equal(xa, xb, p1 + 1);
+      r = L::select(at11, r, L::load(g11 + c));
+      r = L::select(at10, r, L::load(g10 + c));
+      in = L::either(in, L::either(at10, at11));
     }
-    _mm256_storeu_ps(reinterpret_cast<float*>(tile + c), r);
-    all_in = _mm256_and_ps(all_in, in);
+    L::store(tile + c, r);
+    all_in = L::both(all_in, in);
   }
-  bool ok = _mm256_movemask_ps(all_in) == 0xff;
-  if (c < n) ok &= unpool_select_channels_2wide<uint32_t, kRows>(g + c, x + c, tile + c, n - c, C, p0, p1);
-  return ok;
-}
-#endif
-
-#if defined(__AVX2__)
-// 2-byte words, by hand (as unpool_select_channels_2wide_u32): eight
-// channels a step, blends under compares narrowed to 16-bit lanes.
-template <int kRows>
-inline bool unpool_select_channels_2wide_u16(const uint16_t* __restrict g, const int64_t* __restrict x,
-                                             uint16_t* __restrict tile, int64_t n, int64_t C, int64_t p0,
-                                             int64_t p1) {
-  const uint16_t* g00 = g + p0 * C;
-  const uint16_t* g01 = g00 + C;
-  const uint16_t* g10 = g + p1 * C;
-  const uint16_t* g11 = g10 + C;
-  const auto load = [](const uint16_t* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); };
-  __m128i all_in = _mm_set1_epi32(-1);
-  int64_t c = 0;
-  for (; c + 8 <= n; c += 8) {
-    const __m256i xa = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + c));
-    const __m256i xb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + c + 4));
-    const __m128i at00 = equal_lanes16(xa, xb, p0), at01 = equal_lanes16(xa, xb, p0 + 1);
-    __m128i r = _mm_blendv_epi8(load(g01 + c), load(g00 + c), at00);
-    __m128i in = _mm_or_si128(at00, at01);
-    if (kRows == 2) {
-      const __m128i at10 = equal_lanes16(xa, xb, p1), at11 = equal_lanes16(xa, xb, p1 + 1);
-      r = _mm_blendv_epi8(r, load(g11 + c), at11);
-      r = _mm_blendv_epi8(r, load(g10 + c), at10);
-      in = _mm_or_si128(in, _mm_or_si128(at10, at11));
-    }
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(tile + c), r);
-    all_in = _mm_and_si128(all_in, in);
-  }
-  bool ok = _mm_movemask_epi8(all_in) == 0xffff;
-  if (c < n) ok &= unpool_select_channels_2wide<uint16_t, kRows>(g + c, x + c, tile + c, n - c, C, p0, p1);
+  bool ok = L::all(all_in);
+  if (c < n) ok &= unpool_select_channels_2wide<W, kRows>(g + c, x + c, tile + c, n - c, C, p0, p1);
   return ok;
 }
 #endif
@@ -623,17 +615,11 @@ bool unpool_backward(const UnpoolBlocks& b, const void* grad_output, const int64
           E* tc = tile + jj * kC;
           if (rows_2wide) {
 #if defined(__AVX2__) && !defined(__AVX512F__)  // AVX-512: the compiled loops (measured faster)
-            if constexpr (kBytes == 4) {
+            if constexpr (kBytes == 2 || kBytes == 4) {
+              using L = std::conditional_t<kBytes == 2, Lanes16, Lanes32>;
               const bool ok = rows_2wide == 2
-                                  ? unpool_select_channels_2wide_u32<2>(g + c0, xc, tc, nc, C, pos0 + 2 * j, pos1 + 2 * j)
-                                  : unpool_select_channels_2wide_u32<1>(g + c0, xc, tc, nc, C, pos0 + 2 * j, pos1 + 2 * j);
-              if (!ok) return false;
-              continue;
-            }
-            if constexpr (kBytes == 2) {
-              const bool ok = rows_2wide == 2
-                                  ? unpool_select_channels_2wide_u16<2>(g + c0, xc, tc, nc, C, pos0 + 2 * j, pos1 + 2 * j)
-                                  : unpool_select_channels_2wide_u16<1>(g + c0, xc, tc, nc, C, pos0 + 2 * j, pos1 + 2 * j);
+                                  ? unpool_select_channels_2wide_lanes<L, 2>(g + c0, xc, tc, nc, C, pos0 + 2 * j, pos1 + 2 * j)
+                                  : unpool_select_channels_2wide_lanes<L, 1>(g + c0, xc, tc, nc, C, pos0 + 2 * j, pos1 + 2 * j);
               if (!ok) return false;
               continue;
             }
@@ -688,10 +674,10 @@ bool unpool_backward(const UnpoolBlocks& b, const void* grad_output, const int64
 // for both ISAs: AVX2, SegNet's unpool4 bf16, whole op on 2 threads (best of
 // 40, alternating builds): forward 0.50-0.54 -> 0.27-0.33 ms, training step
 // 1.0 -> 0.65-0.75 ms (torch 1.3-1.5). So is the channels-last backward for
-// 4-byte words (unpool_select_channels_2wide_u32), now an AVX2 entry: fp32
+// 4-byte words (unpool_select_channels_2wide_lanes), now an AVX2 entry: fp32
 // unpool4 0.45-0.60 -> 0.24-0.35 ms, unpool2 (128 x 90x120) 3.8-4.0 -> 2.4-2.7
 // ms. And the 2-byte channels-last kernels (unpool_pixels_2wide_u16,
-// unpool_select_channels_2wide_u16), now AVX2 entries: bf16 NHWC unpool4
+// unpool_select_channels_2wide_lanes), now AVX2 entries: bf16 NHWC unpool4
 // forward 0.48-0.52 -> 0.15-0.26 ms, unpool2 forward 2.1-2.3 -> 0.8-1.3 ms,
 // backward 5.8-7.4 -> 1.1-1.6 ms. The AVX-512 build keeps its compiled
 // channels-last loops (measured above) and takes the hand-written 2-byte
