@@ -509,16 +509,12 @@ template at::Tensor empty_in_layout<int64_t>(c10::ArrayRef<int64_t>, const at::T
 template at::Tensor empty_in_layout<c10::SymInt>(c10::ArrayRef<c10::SymInt>, const at::TensorOptions&, PoolLayout,
                                                  int);
 
-namespace {
-// Whether t's elements are stored densely in the layout's order (dims of
-// size 1 may have any stride).
 bool stored_in_layout(const at::Tensor& t, PoolLayout layout, int spatial_dims) {
   const std::vector<int64_t> expected = strides_in_layout(t.sizes(), layout, spatial_dims);
   for (int64_t d = 0; d < t.dim(); ++d)
     if (t.size(d) != 1 && t.stride(d) != expected[d]) return false;
   return true;
 }
-}  // namespace
 
 at::Tensor contiguous_in(const at::Tensor& t, PoolLayout layout, int spatial_dims) {
   if (layout == PoolLayout::planar) return t.contiguous();

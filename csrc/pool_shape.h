@@ -69,6 +69,10 @@ template <typename T>
 at::Tensor empty_in_layout(c10::ArrayRef<T> sizes, const at::TensorOptions& options, PoolLayout layout,
                            int spatial_dims);
 
+// Whether `t` ((N,) C, spatial...) is stored densely in the layout's order
+// (dims of size 1 may have any stride, as in torch's is_contiguous).
+bool stored_in_layout(const at::Tensor& t, PoolLayout layout, int spatial_dims);
+
 // `t` ((N,) C, spatial...) stored in the layout (no copy when it already is).
 at::Tensor contiguous_in(const at::Tensor& t, PoolLayout layout, int spatial_dims);
 

@@ -172,7 +172,7 @@ struct CpuFractionalPool {
     void* out_ptr = output.mutable_data_ptr();
     int64_t* idx_ptr = indices.mutable_data_ptr<int64_t>();
     const int64_t rows_per_plane = p.out[0] * p.out[1];
-    if (!dense_in_layout(input, PoolLayout::planar, kDims) && dense_in_layout(input, PoolLayout::channels_last, kDims)) {
+    if (!stored_in_layout(input, PoolLayout::planar, kDims) && stored_in_layout(input, PoolLayout::channels_last, kDims)) {
       forward_channels_last(input, p, plan, fn, out_ptr, idx_ptr);
       return {output, indices};
     }

@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
-#include <vector>
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
@@ -14,13 +13,6 @@
 #include "huge_pages.h"
 
 namespace fastpool::cpu {
-
-bool dense_in_layout(const at::Tensor& t, PoolLayout layout, int spatial_dims) {
-  const std::vector<int64_t> expected = strides_in_layout(t.sizes(), layout, spatial_dims);
-  for (int64_t d = 0; d < t.dim(); ++d)
-    if (t.size(d) != 1 && t.stride(d) != expected[d]) return false;
-  return true;
-}
 
 namespace {
 
@@ -167,7 +159,7 @@ void transpose_words(const void* src, int64_t src_stride, void* dst, int64_t dst
 }
 
 at::Tensor contiguous_in_cpu(const at::Tensor& t, PoolLayout layout, int spatial_dims) {
-  if (dense_in_layout(t, layout, spatial_dims) || !dense_in_layout(t, other(layout), spatial_dims) || t.numel() == 0)
+  if (stored_in_layout(t, layout, spatial_dims) || !stored_in_layout(t, other(layout), spatial_dims) || t.numel() == 0)
     return contiguous_in(t, layout, spatial_dims);
   return copy_in_layout_cpu(t, layout, spatial_dims);
 }
@@ -175,7 +167,7 @@ at::Tensor contiguous_in_cpu(const at::Tensor& t, PoolLayout layout, int spatial
 at::Tensor copy_in_layout_cpu(const at::Tensor& t, PoolLayout layout, int spatial_dims) {
   at::Tensor out = empty_cpu_in_layout(t.sizes(), t.options(), layout, spatial_dims);
   if (t.numel() == 0) return out;
-  if (dense_in_layout(t, other(layout), spatial_dims) && !t.is_complex() && transpose_layout(t, out, layout, spatial_dims))
+  if (stored_in_layout(t, other(layout), spatial_dims) && transpose_layout(t, out, layout, spatial_dims))
     return out;
   return out.copy_(t);
 }

@@ -22,10 +22,6 @@ at::Tensor contiguous_in_cpu(const at::Tensor& t, PoolLayout layout, int spatial
 // included). `t` dense in the other layout is transposed here.
 at::Tensor copy_in_layout_cpu(const at::Tensor& t, PoolLayout layout, int spatial_dims);
 
-// Whether `t` ((N,) C, spatial...) is dense with `layout`'s strides (dims of
-// size 1 may have any stride, as in torch's is_contiguous).
-bool dense_in_layout(const at::Tensor& t, PoolLayout layout, int spatial_dims);
-
 // On the calling thread: the rows x cols matrix of `bytes`-byte words at src
 // (rows src_stride words apart) transposed into dst (cols rows of `rows`
 // words, dst_stride words apart). bytes: 1, 2, 4 or 8.
