@@ -189,10 +189,11 @@ def torch_threads(count):
 
 
 @contextlib.contextmanager
-def before_guard_page(x):
-    """A copy of contiguous x whose last byte is the last before a page that
-    cannot be read (a read past the tensor's end faults), and the copy is
-    kept alive for the block."""
+def before_guard_page(x, guard="after"):
+    """A copy of contiguous x beside a page that cannot be read, kept alive
+    for the block: guard="after", its last byte is the last before that page
+    (a read past the tensor's end faults); guard="before", its first byte is
+    the first after it (a read before the tensor's start faults)."""
     import ctypes
     import mmap
 
@@ -204,12 +205,13 @@ def before_guard_page(x):
     libc = ctypes.CDLL(None, use_errno=True)
     libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
     prot_none = 0
-    assert libc.mprotect(base + data_pages * page, page, prot_none) == 0, os.strerror(ctypes.get_errno())
-    offset = data_pages * page - nbytes
+    guard_page = base + (data_pages * page if guard == "after" else 0)
+    assert libc.mprotect(guard_page, page, prot_none) == 0, os.strerror(ctypes.get_errno())
+    offset = data_pages * page - nbytes if guard == "after" else page
     guarded = torch.frombuffer(buf, dtype=torch.uint8, count=nbytes, offset=offset).view(x.dtype).view(x.shape)
     guarded.copy_(x)
     try:
         yield guarded
     finally:
         del guarded
-        libc.mprotect(base + data_pages * page, page, mmap.PROT_READ | mmap.PROT_WRITE)
+        libc.mprotect(guard_page, page, mmap.PROT_READ | mmap.PROT_WRITE)

@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 
 import fastpool
-from pool_cases import (ISAS, assert_identical, before_guard_page, cpu_isa, make_input, per_dim, torch_max_pool,
-                        torch_threads)
+from pool_cases import (FLOAT_DTYPES, ISAS, assert_identical, before_guard_page, cpu_isa, make_input, per_dim,
+                        torch_max_pool, torch_threads)
 
 DIMS = [1, 2, 3]
 
@@ -193,6 +193,38 @@ def test_rows_of_fewer_interior_outputs_than_lanes(dtype, isa):
                        pool_fn(dims)(guarded.detach().requires_grad_(), k, s, p, ceil_mode=ceil).detach()]
             values = pool_fn(dims, F)(x, k, s, p, ceil_mode=ceil)
             expected = [values, *pool_fn(dims, F)(x, k, s, p, ceil_mode=ceil, return_indices=True), values]
+            for a, b in zip(got, expected):
+                assert_identical(a, b)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+@pytest.mark.parametrize("guard", ["before", "after"])
+def test_border_outputs_read_nothing_outside_the_input(guard, dtype, isa):
+    # Rows with border outputs (padding along W, stride 1 or 2) are whole
+    # rows of bounded chunks. Without masked loads (AVX2) those read whole
+    # vectors, lanes left of column 0 or right of the row's end included, and
+    # blend -inf into them: the first and last rows of the tensor must take
+    # another path, so the input starts or ends at a page that cannot be read.
+    # The stem's k3 s2 p1, k3 s1 p1 (GoogLeNet), rows narrower than a vector,
+    # a wide left pad; NaN, ties and zeros of either sign; values, indices
+    # and the training path's gradient.
+    cases = [((2, 4, 20, 20), 3, 2, 1), ((1, 3, 9, 28), 3, 1, 1), ((2, 2, 6, 5), 3, 1, 1),
+             ((1, 2, 7, 40), (3, 5), 2, (1, 2)), ((3, 1, 5, 19), 2, 1, (0, 1))]
+    for seed, (shape, k, s, p) in enumerate(cases):
+        for threads, special in [(1, "normal"), (2, "specials"), (1, "ties")]:
+            x = make_input(shape[0], shape[1], shape[2:], dtype, "contiguous", seed, special)
+            with before_guard_page(x, guard) as guarded, cpu_isa(isa), torch_threads(threads):
+                got = [fastpool.max_pool2d(guarded, k, s, p),
+                       *fastpool.max_pool2d(guarded, k, s, p, return_indices=True)]
+                leaf = guarded.detach().requires_grad_()
+                y = fastpool.max_pool2d(leaf, k, s, p)
+                y.backward(torch.ones_like(y))
+                got += [y.detach(), leaf.grad]
+            leaf = x.detach().requires_grad_()
+            values = F.max_pool2d(leaf, k, s, p)
+            values.backward(torch.ones_like(values))
+            expected = [values.detach(), *F.max_pool2d(x, k, s, p, return_indices=True), values.detach(), leaf.grad]
             for a, b in zip(got, expected):
                 assert_identical(a, b)
 

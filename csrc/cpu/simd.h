@@ -22,14 +22,15 @@
 //   store_indices    int32 lanes widened to int64; store_index32 as they are,
 //                    load_index32 back
 //   splat(x)         every lane x
+//   load_where(p, bits)  the lanes whose bit is set read p[lane], the others
+//                    -inf; with masked loads only those lanes are read,
+//                    without them (AVX2) the whole vector
+//   deinterleave2(a, b)  load_stride2's permute of its two loads
+//   index_max, index_sub  lane-wise on indices
 //   kMasked          true when the ISA has masked loads/stores; then
 //                    load_n / load_stride2_n / store_n / store_indices_n /
 //                    store_taps_n (int32 lanes narrowed to uint8 or as int32)
 //                    touch only the first n lanes' elements (n < kLanes),
-//                    load_where(p, m) the lanes in mask m (reading only
-//                    those), the others -inf, deinterleave2(a, b)
-//                    load_stride2's permute of its two loads, index_max and
-//                    index_sub lane-wise on indices,
 //                    and add_masked(p, m, g) adds g into the lanes in m
 //                    (AVX-512 float only), store_stream(p, v) a
 //                    non-temporal store (Simd<float>, p aligned to its bytes)
@@ -293,11 +294,20 @@ struct Simd<float> {
     return _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));
   }
   template <typename T>
-  static inline V load_stride2(const T* p) {
-    // a = p[0..7], b = p[7..14]: per 128-bit half take a's even and b's odd
-    // lanes (0 2 8 10 | 4 6 12 14), then put the 64-bit pairs in order.
-    const V mixed = _mm256_shuffle_ps(load(p), load(p + kLanes - 1), _MM_SHUFFLE(3, 1, 2, 0));
+  static inline V load_stride2(const T* p) { return deinterleave2(load(p), load(p + kLanes - 1)); }
+  // a = p[0..7], b = p[7..14]: per 128-bit half take a's even and b's odd
+  // lanes (0 2 8 10 | 4 6 12 14), then put the 64-bit pairs in order.
+  static inline V deinterleave2(V a, V b) {
+    const V mixed = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 2, 0));
     return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(mixed), _MM_SHUFFLE(3, 1, 2, 0)));
+  }
+  // The lanes whose bit is set read p[lane], the others -inf. Without masked
+  // loads the whole vector is read: callers keep it inside the input.
+  template <typename T>
+  static inline V load_where(const T* p, uint32_t bits) {
+    const __m256i lane = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    const __m256i in = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(static_cast<int32_t>(bits)), lane), lane);
+    return _mm256_blendv_ps(splat(-__builtin_inff()), load(p), _mm256_castsi256_ps(in));
   }
   // bf16: p[0..7] and p[7..14] as the two 128-bit halves, whose even
   // elements are words 0 2 4 6 of the first and 1 3 5 7 of the second
@@ -390,6 +400,8 @@ struct Simd<float> {
   }
   static inline V splat(float x) { return _mm256_set1_ps(x); }
   static inline I index_set1(int32_t x) { return _mm256_set1_epi32(x); }
+  static inline I index_max(I a, I b) { return _mm256_max_epi32(a, b); }
+  static inline I index_sub(I a, I b) { return _mm256_sub_epi32(a, b); }
   static inline I index_add(I a, I b) { return _mm256_add_epi32(a, b); }
   static inline I index_iota(int32_t step) {
     return _mm256_mullo_epi32(_mm256_set_epi32(7, 6, 5, 4, 3, 2, 1, 0), _mm256_set1_epi32(step));
@@ -412,9 +424,16 @@ struct Simd<double> {
   static constexpr bool kHasStride4 = false;
 
   static inline V load(const double* p) { return _mm256_loadu_pd(p); }
-  static inline V load_stride2(const double* p) {
-    const V mixed = _mm256_shuffle_pd(load(p), load(p + kLanes - 1), 0xA);  // a = p[0..3], b = p[3..6]: 0 4 2 6
+  static inline V load_stride2(const double* p) { return deinterleave2(load(p), load(p + kLanes - 1)); }
+  static inline V deinterleave2(V a, V b) {
+    const V mixed = _mm256_shuffle_pd(a, b, 0xA);  // a = p[0..3], b = p[3..6]: 0 4 2 6
     return _mm256_permute4x64_pd(mixed, _MM_SHUFFLE(3, 1, 2, 0));
+  }
+  // As Simd<float>'s: the whole vector is read.
+  static inline V load_where(const double* p, uint32_t bits) {
+    const __m256i lane = _mm256_setr_epi64x(1, 2, 4, 8);
+    const __m256i in = _mm256_cmpeq_epi64(_mm256_and_si256(_mm256_set1_epi64x(bits), lane), lane);
+    return _mm256_blendv_pd(splat(-__builtin_inf()), load(p), _mm256_castsi256_pd(in));
   }
   static inline void store(double* p, V v) { _mm256_storeu_pd(p, v); }
   static inline M takes(V v, V best) {
@@ -443,6 +462,8 @@ struct Simd<double> {
   }
   static inline V splat(double x) { return _mm256_set1_pd(x); }
   static inline I index_set1(int32_t x) { return _mm_set1_epi32(x); }
+  static inline I index_max(I a, I b) { return _mm_max_epi32(a, b); }
+  static inline I index_sub(I a, I b) { return _mm_sub_epi32(a, b); }
   static inline I index_add(I a, I b) { return _mm_add_epi32(a, b); }
   static inline I index_iota(int32_t step) { return _mm_mullo_epi32(_mm_set_epi32(3, 2, 1, 0), _mm_set1_epi32(step)); }
   static inline I load_index32(const int32_t* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); }
