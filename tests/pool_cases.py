@@ -165,7 +165,10 @@ def torch_max_pool(dims, x, **args):
             raise
         out, idx = fn(x.contiguous(), return_indices=True, **args)
         channels = x.dim() - dims - 1  # 0 for an unbatched input
-        return tuple(t.movedim(channels, -1).contiguous().movedim(-1, channels) for t in (out, idx))
+        # clone, not contiguous(): that returns a tensor whose size-1 dims keep
+        # whatever strides it had, where fastpool's output has the layout's.
+        return tuple(t.movedim(channels, -1).clone(memory_format=torch.contiguous_format).movedim(-1, channels)
+                     for t in (out, idx))
 
 
 def first_line(fn):
