@@ -1039,9 +1039,9 @@ void forward_planar_rows(const PoolGeometry& g, const T* input, T* output, typen
   // of bounded chunks (forward_planar_bounded_row). Without masked loads
   // (AVX2) a bounded chunk reads whole vectors, lanes outside the row
   // included: only rows whose reads stay inside the input (bounded_reads_fit:
-  // all but the first and last of a tensor, with padding; with AVX2's
-  // bounded chunks the stem's forward took 30-40% less time than with its
-  // border column by the scalar loop).
+  // all but the first and last of a tensor, with padding). On AVX2 they
+  // replaced the scalar loop's border outputs, a third of the stem's time
+  // (1 thread: bf16 stem 13.3 -> 11.0 ms, 3x3 s1 p1 over 56x56 3.8 -> 2.3).
   bool bounded_rows = false;
   if constexpr (kHasVectorPath<T> && kSpecialized<Sink>) {
     bounded_rows = vector_ok && (g.stride[2] == 1 || g.stride[2] == 2) && g.dilation[2] == 1 && !g.adaptive[2] &&
@@ -1062,7 +1062,8 @@ void forward_planar_rows(const PoolGeometry& g, const T* input, T* output, typen
   const auto bounded_reads_fit = [&](const T* plane, const WindowRows& wr) {
     if (Simd<ComputeT<T>>::kMasked) return true;
     const int64_t at = plane - input;
-    return at + rows.rows.data[0] + plan.read_lo >= 0 && at + rows.rows.data[wr.count - 1] + plan.read_hi <= input_elems;
+    return at + rows.rows.data[0] + plan.read_lo >= 0 &&
+           at + rows.rows.data[wr.count - 1] + plan.read_hi <= input_elems;
   };
   // Whole rows of interior or bounded chunks whose windows lie inside the
   // plane along H: consecutive ones run together (forward_planar_row_run).
