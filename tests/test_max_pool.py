@@ -297,7 +297,8 @@ def test_tiling_windows_backward(dtype, layout, isa):
     # 0.0), and redoes a task by adds when an index is no tap of its window
     # (which may point into another task's rows). Batch 1 on two threads
     # splits a channels-last image into bands; the largest case (over 16 MiB
-    # touched) takes non-temporal stores.
+    # touched) takes non-temporal stores where a vector is a whole cache line
+    # (AVX-512 float32). AVX2's float32 tiles only from the training taps.
     old = torch.get_num_threads()
     torch.set_num_threads(2)
     try:

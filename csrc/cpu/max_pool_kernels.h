@@ -1551,12 +1551,16 @@ struct ArgmaxLanes<FlatIndex> {
 #if defined(__AVX512F__) || defined(__AVX2__)
 
 // On AVX2 (8 lanes; compares and blends where AVX-512 has mask registers)
-// the lanes kernel beat the scalar one for float16 and bfloat16 only (k2 s2,
+// the lanes kernel beat the scalar one for float16 and bfloat16 (k2 s2,
 // 1 thread, Zen 3: 1.4-2.3x), not for float32 (0.7-0.8x: the scalar loop's
-// rows are zeroed by memset, the lanes' written through the cache).
+// rows are zeroed by memset, the lanes' written through the cache). AVX2's
+// float32 takes only the tiled kernel, and only from the training taps
+// (lanes_backward_chosen).
 template <typename T>
 constexpr bool kVectorBackward = (Simd<float>::kMasked && std::is_same_v<T, float>) || std::is_same_v<T, bf16_t> ||
                                  std::is_same_v<T, fp16_t>;
+template <typename T>
+constexpr bool kLanesBackwardBuilt = kVectorBackward<T> || std::is_same_v<T, float>;
 
 // Where the lanes kernel was measured faster than the scalar one: small
 // fixed windows that do not overlap (VGG's and U-Net's k2 s2: 1.3-1.5x in
@@ -1583,6 +1587,20 @@ inline bool windows_tile(const PoolGeometry& g) {
   return true;
 }
 
+// Whether the channels-last backward takes the lanes kernel (tiled windows
+// first). On AVX2, float32 only where the windows tile and the argmaxes are
+// the training taps: there the tiled kernel's compare of 8 one-byte taps
+// beat the scalar scatter's memset and adds (the k2 s2 training step of
+// U-Net's and VGG's pools, Zen 3: 1.02-1.16x on 2 threads, 1.09-1.16x on 1),
+// where 8 int64 indices (two 64-bit compares and a shuffle per tap) were
+// slower on every shape but the largest.
+template <typename T, typename Source>
+inline bool lanes_backward_chosen(const PoolGeometry& g) {
+  if (!lanes_backward_pays(g)) return false;
+  if constexpr (kVectorBackward<T>) return true;
+  return std::is_same_v<T, float> && Source::kTap && windows_tile(g);
+}
+
 // The lanes backward of one task over tiling windows: each tap's lanes are
 // written once, the gradient where the argmax is that tap and zero elsewhere,
 // instead of zeroing grad_input and adding into it (a memset pass and a
@@ -1607,8 +1625,12 @@ bool backward_tiled_task(const PoolGeometry& g, const BandTask<T, Source>& t, co
       std::memset(static_cast<void*>(t.gi + (row * W - t.first + from) * C), 0, sizeof(T) * (W - from) * C);
   }
   const S::V zero = S::splat(0.0f);
-  // Whole vectors only (see backward_planar).
-  const bool stream = C % kLanes == 0 && stream_backward<T, Source>(g);
+  // Whole vectors only (see backward_planar), each a whole 64-byte line: a
+  // task's taps keep several lines open at once, filled a vector at a time
+  // a tap apart, and streaming them in parts lost to caching them (AVX2's
+  // 16-byte bfloat16 stores, Zen 3: int64-index backward 2.4-2.9x slower on
+  // 8x128x112x112 and 1x256x136x136, 1 and 2 threads).
+  const bool stream = C % kLanes == 0 && kLanes * sizeof(T) == 64 && stream_backward<T, Source>(g);
   int64_t o = 0;
   for (int64_t od = 0; od < g.out_size[0]; ++od)
     for (int64_t oh = 0; oh < g.out_size[1]; ++oh) {
@@ -1863,8 +1885,8 @@ template <typename T, typename Source>
 void backward_channels_last(const PoolGeometry& g, const void* grad_output, const void* argmax, void* grad_input,
                             int64_t bands, int64_t begin, int64_t end) {
 #if defined(__AVX512F__) || defined(__AVX2__)
-  if constexpr (kVectorBackward<T>) {
-    if (lanes_backward_pays(g))
+  if constexpr (kLanesBackwardBuilt<T>) {
+    if (lanes_backward_chosen<T, Source>(g))
       return backward_channels_last_lanes<T, Source>(g, grad_output, argmax, grad_input, bands, begin, end);
   }
 #endif
