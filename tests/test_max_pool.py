@@ -377,6 +377,41 @@ def test_channels_last_backward_by_lanes(dtype, isa):
             assert_identical(xr.grad, xt.grad)
 
 
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+def test_overlapping_windows_channels_last_training_backward(dtype, isa):
+    # Fixed windows that overlap (the stem's k3 s2 p1, k3 s1 p1, dilation,
+    # ceil_mode, 1-d and 3-d): the training backward of a channels-last input
+    # gathers, for each input position, the gradients of the covering outputs
+    # whose tap it is, in output raster order, rounded to the dtype after
+    # every add as torch's scatter does. Channel counts around the vector
+    # widths (AVX2's remainder channels one at a time; fewer than a vector
+    # take the scatter); ties in the input; -0.0 and NaN gradients; 2 threads
+    # on batch 1 split an image into bands.
+    cases = [(1, 21, (9, 11), dict(kernel_size=3, stride=2, padding=1)),
+             (2, 16, (8, 10), dict(kernel_size=3, stride=1, padding=1)),
+             (1, 37, (10, 7), dict(kernel_size=3, stride=1, dilation=2)),
+             (2, 8, (12,), dict(kernel_size=5, stride=2, padding=2)),
+             (1, 24, (5, 6, 7), dict(kernel_size=3, stride=2, padding=1)),
+             (2, 64, (15, 15), dict(kernel_size=3, stride=2, ceil_mode=True)),
+             (1, 16, (9, 9), dict(kernel_size=(2, 3), stride=(1, 2), padding=(1, 0), dilation=(2, 1))),
+             (2, 7, (9, 9), dict(kernel_size=3, stride=1, padding=1))]
+    with torch_threads(2):
+        for seed, (batch, channels, sizes, args) in enumerate(cases):
+            dims = len(sizes)
+            x = make_input(batch, channels, sizes, dtype, "channels_last", seed, "ties")
+            out = pool_fn(dims, F)(x, **args)
+            grad = torch.randn(out.shape, generator=torch.Generator().manual_seed(seed)).to(dtype)
+            grad.view(-1)[::5] = -0.0
+            grad.view(-1)[3::17] = float("nan")
+            grad = grad.movedim(1, -1).contiguous().movedim(-1, 1)
+            xr, xt = x.detach().requires_grad_(), x.detach().requires_grad_()
+            with cpu_isa(isa):
+                pool_fn(dims)(xr, **args).backward(grad)
+            pool_fn(dims, F)(xt, **args).backward(grad)
+            assert_identical(xr.grad, xt.grad)
+
+
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
 def test_windows_without_in_bounds_taps(layout):
     # H=2, kernel 2, dilation 3, padding 1: the first output row's taps are

@@ -34,6 +34,7 @@
 //                    and add_masked(p, m, g) adds g into the lanes in m
 //                    (AVX-512 float only), store_stream(p, v) a
 //                    non-temporal store (Simd<float>, p aligned to its bytes)
+//   rounded<T>(v)    v rounded to storage type T and back (as Scalar<T>::store)
 //   reduce_max(v)    the largest lane (v without NaN); with kLanes > 0
 //   min_index_where(v, x, idx)  the least of idx's lanes where v equals x
 //                    (-0.0 == 0.0; v without NaN); with kLanes > 0
@@ -43,6 +44,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "kernel_table.h"
 
@@ -188,15 +190,27 @@ struct Simd<float> {
     const V sum = _mm512_add_ps(_mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p)), g);
     _mm256_mask_storeu_epi16(p, m, _mm512_cvtps_ph(sum, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
   }
+  // v rounded to the storage type T and back to float, as Scalar<T>::store
+  // rounds: the gather backward's accumulation.
+  template <typename T>
+  static inline V rounded(V v) {
+    if constexpr (std::is_same_v<T, fp16_t>) {
+      return _mm512_cvtph_ps(_mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    } else if constexpr (std::is_same_v<T, bf16_t>) {
+      const __m512i u = _mm512_castps_si512(v);
+      const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+      __m512i r = _mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), odd));
+      r = _mm512_mask_blend_epi32(_mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), r,
+                                  _mm512_or_si512(u, _mm512_set1_epi32(0x400000)));
+      return _mm512_castsi512_ps(_mm512_and_si512(r, _mm512_set1_epi32(static_cast<int32_t>(0xffff0000u))));
+    } else {
+      return v;
+    }
+  }
   static inline void add_masked(bf16_t* p, M m, V g) {
     const __m512i old = _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p)), 16);
-    const V sum = _mm512_add_ps(_mm512_castsi512_ps(old), g);
-    const __m512i u = _mm512_castps_si512(sum);
-    const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
-    __m512i bits = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), odd)), 16);
-    const __mmask16 nan = _mm512_cmp_ps_mask(sum, sum, _CMP_UNORD_Q);
-    bits = _mm512_mask_blend_epi32(nan, bits, _mm512_or_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40)));
-    _mm256_mask_storeu_epi16(p, m, _mm512_cvtepi32_epi16(bits));
+    const V sum = rounded<bf16_t>(_mm512_add_ps(_mm512_castsi512_ps(old), g));
+    _mm256_mask_storeu_epi16(p, m, _mm512_cvtepi32_epi16(_mm512_srli_epi32(_mm512_castps_si512(sum), 16)));
   }
   static inline void store_indices_n(int64_t* p, I idx, int64_t n) {
     const __mmask16 m = first(n);
@@ -358,16 +372,25 @@ struct Simd<float> {
     const V old = load(p);
     store_rounded(p, select(m, old, add(old, g)));
   }
-  static inline void store_rounded(float* p, V v) { store(p, v); }
-  static inline void store_rounded(fp16_t* p, V v) { store(p, v); }
-  static inline void store_rounded(bf16_t* p, V v) {
-    // Nearest even; a NaN stays a quiet NaN of the same payload.
-    const __m256i u = _mm256_castps_si256(v);
-    const __m256i odd = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
-    const __m256i rounded = _mm256_add_epi32(u, _mm256_add_epi32(_mm256_set1_epi32(0x7fff), odd));
-    const __m256i quiet = _mm256_or_si256(u, _mm256_set1_epi32(0x400000));
-    const V nan = _mm256_cmp_ps(v, v, _CMP_UNORD_Q);
-    store(p, _mm256_castsi256_ps(_mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(rounded), _mm256_castsi256_ps(quiet), nan))));
+  template <typename T>
+  static inline void store_rounded(T* p, V v) { store(p, rounded<T>(v)); }
+  // v rounded to the storage type T and back to float, as Scalar<T>::store
+  // rounds: nearest even; a NaN stays a quiet NaN of the same payload.
+  template <typename T>
+  static inline V rounded(V v) {
+    if constexpr (std::is_same_v<T, fp16_t>) {
+      return _mm256_cvtph_ps(_mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    } else if constexpr (std::is_same_v<T, bf16_t>) {
+      const __m256i u = _mm256_castps_si256(v);
+      const __m256i odd = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
+      const __m256i r = _mm256_add_epi32(u, _mm256_add_epi32(_mm256_set1_epi32(0x7fff), odd));
+      const __m256i quiet = _mm256_or_si256(u, _mm256_set1_epi32(0x400000));
+      const V nan = _mm256_cmp_ps(v, v, _CMP_UNORD_Q);
+      const V either = _mm256_blendv_ps(_mm256_castsi256_ps(r), _mm256_castsi256_ps(quiet), nan);
+      return _mm256_and_ps(either, _mm256_castsi256_ps(_mm256_set1_epi32(static_cast<int32_t>(0xffff0000u))));
+    } else {
+      return v;
+    }
   }
   // The high halves of v's lanes (exact for values that came from bf16).
   static inline __m128i narrow_bf16(V v) {
