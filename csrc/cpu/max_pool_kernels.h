@@ -1799,7 +1799,8 @@ struct CoverTable {
 };
 
 // The channels-last backward from the training taps as a gather, for fixed
-// windows that overlap (the stem's k3 s2, k3 s1 p1): each input position's
+// windows the lanes kernel does not take (those that overlap, as the stem's
+// k3 s2 and k3 s1 p1; on AVX2 also float32's and 9-tap ones): each input position's
 // channels sum the gradients of the outputs whose windows cover it and
 // whose tap it is, in output raster order, rounded to the storage type
 // after every add: the adds of the scatter in raster order (so torch's
