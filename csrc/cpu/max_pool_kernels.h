@@ -1814,22 +1814,28 @@ void backward_channels_last_gather(const PoolGeometry& g, const void* grad_outpu
   const int64_t C = g.channels, H = g.in_size[1], W = g.in_size[2];
   const int64_t OH = g.out_size[1], OW = g.out_size[2], KH = g.kernel[1], KW = g.kernel[2];
   const CoverTable cover[kMaxSpatialDims] = {CoverTable(g, 0), CoverTable(g, 1), CoverTable(g, 2)};
-  // One position's covering outputs: where their channels start, and the tap
-  // that is this position in each (at most one per tap of a window).
+  // One input row's covering output rows (their first output, their tap's
+  // row part), then one position's covering outputs: where their channels
+  // start, and the tap that is this position in each (at most one per tap).
+  Scratch<int64_t> row_outputs(g.kernel[0] * g.kernel[1]), row_keys(g.kernel[0] * g.kernel[1]);
   Scratch<int64_t> offsets(max_taps(g)), keys(max_taps(g));
   for (int64_t task = begin; task < end; ++task) {
     const BandTask<T, Source> t(g, task, bands, grad_output, argmax, grad_input);
     for (int64_t row = t.first / W; row < (t.first + t.count) / W; ++row) {
       const int64_t x0 = row / H, x1 = row % H;
+      int64_t rows = 0;
+      for (int64_t e0 = cover[0].begin.data[x0]; e0 < cover[0].begin.data[x0 + 1]; ++e0)
+        for (int64_t e1 = cover[1].begin.data[x1]; e1 < cover[1].begin.data[x1 + 1]; ++e1, ++rows) {
+          row_outputs.data[rows] = (cover[0].output.data[e0] * OH + cover[1].output.data[e1]) * OW;
+          row_keys.data[rows] = (cover[0].tap.data[e0] * KH + cover[1].tap.data[e1]) * KW;
+        }
       for (int64_t x2 = 0; x2 < W; ++x2) {
         int64_t n = 0;
-        for (int64_t e0 = cover[0].begin.data[x0]; e0 < cover[0].begin.data[x0 + 1]; ++e0)
-          for (int64_t e1 = cover[1].begin.data[x1]; e1 < cover[1].begin.data[x1 + 1]; ++e1)
-            for (int64_t e2 = cover[2].begin.data[x2]; e2 < cover[2].begin.data[x2 + 1]; ++e2, ++n) {
-              offsets.data[n] = ((cover[0].output.data[e0] * OH + cover[1].output.data[e1]) * OW +
-                                 cover[2].output.data[e2]) * C;
-              keys.data[n] = (cover[0].tap.data[e0] * KH + cover[1].tap.data[e1]) * KW + cover[2].tap.data[e2];
-            }
+        for (int64_t r = 0; r < rows; ++r)
+          for (int64_t e2 = cover[2].begin.data[x2]; e2 < cover[2].begin.data[x2 + 1]; ++e2, ++n) {
+            offsets.data[n] = (row_outputs.data[r] + cover[2].output.data[e2]) * C;
+            keys.data[n] = row_keys.data[r] + cover[2].tap.data[e2];
+          }
         T* dst = t.gi + (row * W + x2 - t.first) * C;
         for (int64_t c0 = 0; c0 < C; c0 += kLanes) {
           const int64_t lanes = min64(kLanes, C - c0);
