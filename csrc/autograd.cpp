@@ -1,6 +1,6 @@
 // Autograd for the forward ops (max_pool{1,2,3}d, adaptive_max_pool{1,2,3}d,
-// with and without indices, fractional_max_pool{2,3}d), in C++: registered on the
-// Autograd key from the op list, so a call that needs no gradient costs no
+// with and without indices, fractional_max_pool{2,3}d and its values op), in
+// C++: registered on the Autograd key from the op list, so a call that needs no gradient costs no
 // Python, and a call that does saves the least that backward needs.
 //
 // Training path: the forward runs the with_offsets op, which writes each
@@ -285,7 +285,9 @@ struct FractionalPoolOps {
     static const FractionalPoolOps ops;
     return ops;
   }
+  using Values = at::Tensor(const at::Tensor&, Ints, Ints, const at::Tensor&);
   c10::TypedOperatorHandle<Forward> forward = find_op<Forward>(fractional_pool_name(kDims));
+  c10::TypedOperatorHandle<Values> values = find_op<Values>(fractional_pool_name(kDims, "_values"));
   c10::TypedOperatorHandle<Backward> backward = find_op<Backward>(fractional_pool_name(kDims, "_backward"));
 };
 
@@ -316,6 +318,17 @@ std::tuple<at::Tensor, at::Tensor> fractional_pool_autograd(const at::Tensor& in
   return result;
 }
 
+// The values-only op: without a gradient to record, no indices are written;
+// with one, the op with indices runs and its node keeps them.
+template <int kDims>
+at::Tensor fractional_pool_values_autograd(const at::Tensor& input, Ints kernel_size, Ints output_size,
+                                           const at::Tensor& random_samples) {
+  check_no_forward_grad(input, [] { return fractional_pool_name(kDims, "_values"); });
+  if (!(at::GradMode::is_enabled() && input.requires_grad()))
+    return below_autograd(FractionalPoolOps<kDims>::get().values, input, kernel_size, output_size, random_samples);
+  return std::get<0>(fractional_pool_autograd<kDims>(input, kernel_size, output_size, random_samples));
+}
+
 template <int kDims>
 void register_autograd(torch::Library& m) {
   // The training ops are called below autograd by the kernels above. Under
@@ -338,6 +351,8 @@ TORCH_LIBRARY_IMPL(fastpool, Autograd, m) {
   register_autograd<3>(m);
   m.impl(fractional_pool_name(2).c_str(), &fractional_pool_autograd<2>);
   m.impl(fractional_pool_name(3).c_str(), &fractional_pool_autograd<3>);
+  m.impl(fractional_pool_name(2, "_values").c_str(), &fractional_pool_values_autograd<2>);
+  m.impl(fractional_pool_name(3, "_values").c_str(), &fractional_pool_values_autograd<3>);
 }
 
 }  // namespace fastpool

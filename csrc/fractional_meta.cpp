@@ -19,6 +19,13 @@ struct MetaFractionalPool {
     return {at::empty_symint(shape, input.options()), at::empty_symint(shape, input.options().dtype(at::kLong))};
   }
 
+  static at::Tensor values(const at::Tensor& input, at::IntArrayRef kernel_size, at::IntArrayRef output_size,
+                           const at::Tensor& random_samples) {
+    return at::empty_symint(
+        fractional_pool_output_shape<c10::SymInt>(kDims, input, kernel_size, output_size, random_samples),
+        input.options());
+  }
+
   static at::Tensor backward(const at::Tensor& grad_output, const at::Tensor& input, at::IntArrayRef kernel_size,
                              at::IntArrayRef output_size, const at::Tensor& indices) {
     check_fractional_pool_backward(kDims, grad_output, input, output_size, indices);

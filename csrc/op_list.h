@@ -144,9 +144,13 @@ void impl_training_ops(torch::Library& m) {
 
 // ---- fractional pooling: fractional_max_pool{2,3}d (fractional_pool.h) ----
 //   fractional_max_pool{k}d(self, kernel_size, output_size, random_samples) -> (values, indices)
+//   fractional_max_pool{k}d_values(self, kernel_size, output_size, random_samples) -> values
 //   fractional_max_pool{k}d_backward(grad_output, self, kernel_size, output_size, indices) -> grad_input
-// aten's schemas: the windows depend on the samples, which the caller draws
-// (fastpool.functional draws them as torch.nn.functional does).
+// aten's schemas, and a values-only op (return_indices=False: inference
+// writes no indices). The windows depend on the samples, which the caller
+// draws (fastpool.functional draws them as torch.nn.functional does).
+// A backend implements the family as a class template over kDims with static
+// functions forward, values and backward.
 constexpr int kFractionalPoolDims[] = {2, 3};
 
 inline std::string fractional_pool_name(int dims, const char* suffix = "") {
@@ -159,18 +163,27 @@ inline void define_fractional_pool_ops(torch::Library& m) {
     const std::string n = std::to_string(dims);
     m.def((fractional_pool_name(dims) + "(Tensor self, int[" + n + "] kernel_size, int[" + n +
            "] output_size, Tensor random_samples) -> (Tensor, Tensor)").c_str(), tags);
+    m.def((fractional_pool_name(dims, "_values") + "(Tensor self, int[" + n + "] kernel_size, int[" + n +
+           "] output_size, Tensor random_samples) -> Tensor").c_str(), tags);
     m.def((fractional_pool_name(dims, "_backward") + "(Tensor grad_output, Tensor self, int[" + n +
            "] kernel_size, int[" + n + "] output_size, Tensor indices) -> Tensor").c_str(), tags);
   }
 }
 
-// Registers Impl<2>, Impl<3> (static functions forward, backward).
+namespace detail {
+template <template <int> class Impl, int kDims>
+void impl_fractional_pool(torch::Library& m) {
+  m.impl(fractional_pool_name(kDims).c_str(), &Impl<kDims>::forward);
+  m.impl(fractional_pool_name(kDims, "_values").c_str(), &Impl<kDims>::values);
+  m.impl(fractional_pool_name(kDims, "_backward").c_str(), &Impl<kDims>::backward);
+}
+}  // namespace detail
+
+// Registers Impl<2>, Impl<3> (static functions forward, values, backward).
 template <template <int> class Impl>
 void impl_fractional_pool_ops(torch::Library& m) {
-  m.impl(fractional_pool_name(2).c_str(), &Impl<2>::forward);
-  m.impl(fractional_pool_name(2, "_backward").c_str(), &Impl<2>::backward);
-  m.impl(fractional_pool_name(3).c_str(), &Impl<3>::forward);
-  m.impl(fractional_pool_name(3, "_backward").c_str(), &Impl<3>::backward);
+  detail::impl_fractional_pool<Impl, 2>(m);
+  detail::impl_fractional_pool<Impl, 3>(m);
 }
 
 // ---- max unpooling: the inverse of max pooling, a scatter of each value to its index ----

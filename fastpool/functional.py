@@ -282,26 +282,41 @@ def _ratio_list(dims: int, output_ratio):
     return (output_ratio,) * dims
 
 
+def _fractional_max_pool2d_args(input: Tensor, output_size: Optional[BroadcastingList2[int]],
+                                output_ratio: Optional[BroadcastingList2[float]],
+                                _random_samples: Optional[Tensor]) -> Tuple[List[int], Tensor]:
+    """The op's output_size and random_samples."""
+    if not torch.jit.is_scripting():
+        if output_size is None and output_ratio is not None:
+            len(output_ratio)  # torch's check starts with len(): a bare float raises its TypeError
+        output_ratio = _ratio_list(2, output_ratio)
+    return _fractional_output_size(2, input, output_size, output_ratio), _fractional_samples(2, input, _random_samples)
+
+
+def _fractional_max_pool3d_args(input: Tensor, output_size: Optional[BroadcastingList3[int]],
+                                output_ratio: Optional[BroadcastingList3[float]],
+                                _random_samples: Optional[Tensor]) -> Tuple[List[int], Tensor]:
+    if not torch.jit.is_scripting():
+        output_ratio = _ratio_list(3, output_ratio)
+    return _fractional_output_size(3, input, output_size, output_ratio), _fractional_samples(3, input, _random_samples)
+
+
 def _fractional_max_pool2d_with_indices(input: Tensor, kernel_size: BroadcastingList2[int],
                                         output_size: Optional[BroadcastingList2[int]] = None,
                                         output_ratio: Optional[BroadcastingList2[float]] = None,
                                         return_indices: bool = True,
                                         _random_samples: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
-    if not torch.jit.is_scripting():
-        if output_size is None and output_ratio is not None:
-            len(output_ratio)  # torch's check starts with len(): a bare float raises its TypeError
-        output_ratio = _ratio_list(2, output_ratio)
-    size = _fractional_output_size(2, input, output_size, output_ratio)
-    samples = _fractional_samples(2, input, _random_samples)
+    size, samples = _fractional_max_pool2d_args(input, output_size, output_ratio, _random_samples)
     return torch.ops.fastpool.fractional_max_pool2d(input, kernel_size, size, samples)
 
 
+# Without indices, the values op: inference writes none (training keeps them, in the op's autograd).
 def _fractional_max_pool2d(input: Tensor, kernel_size: BroadcastingList2[int],
                            output_size: Optional[BroadcastingList2[int]] = None,
                            output_ratio: Optional[BroadcastingList2[float]] = None, return_indices: bool = False,
                            _random_samples: Optional[Tensor] = None) -> Tensor:
-    return _fractional_max_pool2d_with_indices(input, kernel_size, output_size, output_ratio, True,
-                                               _random_samples)[0]
+    size, samples = _fractional_max_pool2d_args(input, output_size, output_ratio, _random_samples)
+    return torch.ops.fastpool.fractional_max_pool2d_values(input, kernel_size, size, samples)
 
 
 def _fractional_max_pool3d_with_indices(input: Tensor, kernel_size: BroadcastingList3[int],
@@ -309,10 +324,7 @@ def _fractional_max_pool3d_with_indices(input: Tensor, kernel_size: Broadcasting
                                         output_ratio: Optional[BroadcastingList3[float]] = None,
                                         return_indices: bool = True,
                                         _random_samples: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
-    if not torch.jit.is_scripting():
-        output_ratio = _ratio_list(3, output_ratio)
-    size = _fractional_output_size(3, input, output_size, output_ratio)
-    samples = _fractional_samples(3, input, _random_samples)
+    size, samples = _fractional_max_pool3d_args(input, output_size, output_ratio, _random_samples)
     return torch.ops.fastpool.fractional_max_pool3d(input, kernel_size, size, samples)
 
 
@@ -320,8 +332,8 @@ def _fractional_max_pool3d(input: Tensor, kernel_size: BroadcastingList3[int],
                            output_size: Optional[BroadcastingList3[int]] = None,
                            output_ratio: Optional[BroadcastingList3[float]] = None, return_indices: bool = False,
                            _random_samples: Optional[Tensor] = None) -> Tensor:
-    return _fractional_max_pool3d_with_indices(input, kernel_size, output_size, output_ratio, True,
-                                               _random_samples)[0]
+    size, samples = _fractional_max_pool3d_args(input, output_size, output_ratio, _random_samples)
+    return torch.ops.fastpool.fractional_max_pool3d_values(input, kernel_size, size, samples)
 
 
 @_scripted_as(_fractional_max_pool2d_with_indices, _fractional_max_pool2d, return_indices_position=4)

@@ -307,18 +307,19 @@ def _legacy_fractional_refusal(dims):
 
 
 def _dynamo_fractional_refusals():
-    def refusal(dims):
+    def refusal(dims, suffix):
         def translation(self, kernel_size: Sequence[int], output_size: Sequence[int], random_samples):
             raise torch.onnx.errors.OnnxExporterError(_fractional_refusal(dims))
-        translation.__name__ = translation.__qualname__ = f"fastpool_fractional_max_pool{dims}d"
+        translation.__name__ = translation.__qualname__ = f"fastpool_fractional_max_pool{dims}d{suffix}"
         return translation
-    return {getattr(torch.ops.fastpool, f"fractional_max_pool{dims}d").default: refusal(dims)
-            for dims in _FRACTIONAL_DIMS}
+    return {getattr(torch.ops.fastpool, f"fractional_max_pool{dims}d{suffix}").default: refusal(dims, suffix)
+            for dims in _FRACTIONAL_DIMS for suffix in ("", "_values")}
 
 
 # A torch without the (deprecated) legacy exporter still imports fastpool.
 if hasattr(torch.onnx, "register_custom_op_symbolic"):
     _register_symbolics()
     for _dims in _FRACTIONAL_DIMS:
-        torch.onnx.register_custom_op_symbolic(f"fastpool::fractional_max_pool{_dims}d",
-                                               _legacy_fractional_refusal(_dims), _LEGACY_MIN_OPSET)
+        for _suffix in ("", "_values"):
+            torch.onnx.register_custom_op_symbolic(f"fastpool::fractional_max_pool{_dims}d{_suffix}",
+                                                   _legacy_fractional_refusal(_dims), _LEGACY_MIN_OPSET)

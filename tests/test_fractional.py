@@ -4,6 +4,7 @@ special values; the same windows for the same seed; the interval rule against
 a reference written here; errors; gradcheck, opcheck, compile, export; the
 modules and convert."""
 import copy
+import itertools
 
 import numpy as np
 import pytest
@@ -27,8 +28,8 @@ def aten_op(dims, backward=False):
     return getattr(torch.ops.aten, f"fractional_max_pool{dims}d" + ("_backward" if backward else ""))
 
 
-def our_op(dims, backward=False):
-    return getattr(torch.ops.fastpool, f"fractional_max_pool{dims}d" + ("_backward" if backward else ""))
+def our_op(dims, backward=False, suffix=""):
+    return getattr(torch.ops.fastpool, f"fractional_max_pool{dims}d" + ("_backward" if backward else suffix))
 
 
 def make_samples(batch, channels, dims, dtype, seed, view):
@@ -363,6 +364,7 @@ def test_opcheck(dims):
     samples = torch.rand(2, 3, dims)
     kernel, out = [2] * dims, [4] * dims
     torch.library.opcheck(our_op(dims), (x, kernel, out, samples))
+    torch.library.opcheck(our_op(dims, suffix="_values"), (x, kernel, out, samples))
     values, indices = our_op(dims)(x.detach(), kernel, out, samples)
     torch.library.opcheck(our_op(dims, True), (torch.randn_like(values), x.detach(), kernel, out, indices))
 
@@ -435,9 +437,12 @@ def test_graham_sized_planes_match_torch(dtype, kernel, isa):
     kw = dict(output_ratio=(0.7071, 0.7071), return_indices=True, _random_samples=samples)
     with cpu_isa(isa):  # rows wider than a vector and than the kernel's chunk of outputs
         got = fastpool.fractional_max_pool2d(x, kernel, **kw)
+        with torch.no_grad():  # the values op, as inference calls it
+            values = fastpool.fractional_max_pool2d(x, kernel, **dict(kw, return_indices=False))
     expected = F.fractional_max_pool2d(y, kernel, **kw)
     assert_identical(got[0].detach(), expected[0].detach())
     assert_identical(got[1], expected[1])
+    assert_identical(values, expected[0].detach())
     g = torch.randn(expected[0].shape, dtype=torch.float64).to(dtype)
     got[0].backward(g)
     expected[0].backward(g)
@@ -450,22 +455,27 @@ def test_graham_sized_planes_match_torch(dtype, kernel, isa):
 def test_row_widths_around_vector_lengths(dims, dtype, isa):
     """The forward pools a row's window starts a vector at a time: rows of
     fewer starts than a vector (masked, or scalar without masks), exactly
-    one or two vectors, and an overlapping last vector; with ties and NaN,
-    in a batch of one (work split over output rows)."""
-    for width in (3, 8, 9, 16, 17, 18, 33, 34):
-        for kernel in (1, 2, 3):
+    one or two vectors, and an overlapping last vector; then reads each
+    output's start, a vector of outputs at a time: by permutes where their
+    starts span under two vectors (ratio 2/3), by hardware gathers where
+    they do not (ratio 1/5); with ties and NaN, in a batch of one (work split
+    over output rows); with indices and without."""
+    for width in (3, 8, 9, 16, 17, 18, 33, 34, 70, 130):
+        for kernel, ratio in itertools.product((1, 2, 3), (2 / 3, 1 / 5)):
             if width < kernel + 2:
                 continue
             sizes = (5, 7, width) if dims == 3 else (9, width)
             x = make_input(1, 3, sizes, dtype, "contiguous", width * 7 + kernel, "specials")
-            out = tuple(max(1, (n - kernel) * 2 // 3) for n in sizes)
+            out = tuple(max(1, int((n - kernel) * ratio)) for n in sizes)
             samples = make_samples(1, 3, dims, dtype, width + kernel, "plain")
             with cpu_isa(isa):
                 got, expected = call_both(dims, x, kernel, out, samples, return_indices=True)
+                values, _ = call_both(dims, x, kernel, out, samples)
             if expected is None:
                 continue
             assert_identical(got[0], expected[0])
             assert_identical(got[1], expected[1])
+            assert_identical(values, expected[0])
 
 
 @pytest.mark.parametrize("isa", ISAS)
@@ -483,10 +493,12 @@ def test_channels_last_input_pooled_by_blocks_of_planes(dims, dtype, isa):
         samples = make_samples(batch, 37, dims, dtype, 9, "plain")
         with cpu_isa(isa):
             got, expected = call_both(dims, x, 2, out, samples, return_indices=True)
+            values, _ = call_both(dims, x, 2, out, samples)
         if expected is None:
             continue
         assert_identical(got[0], expected[0])
         assert_identical(got[1], expected[1])
+        assert_identical(values, expected[0])
 
 
 # ---- TorchScript ---------------------------------------------------------------------------

@@ -19,7 +19,10 @@
 // torch's tap-by-tap scan per window, done for every start (a few more than
 // the outputs: ratio > 1/2) with contiguous loads, where gathering each
 // output's irregular taps was slower, and branch-free (random data would
-// mispredict scalar selects). The scan compares with plain > and screens for
+// mispredict scalar selects). The outputs then read their starts' entries a
+// vector at a time (Simd's gather_near, or hardware gathers where starts
+// spread further). Without indices (the values op) no tap is tracked and
+// none written. The scan compares with plain > and screens for
 // NaN (max_pool_kernels.h's WindowMax), redoing a row exactly when one may
 // have decided; it tracks each lane's tap offset, not its position. Without
 // a vector path (portable builds, rows narrower than a vector without masked
@@ -53,7 +56,7 @@ inline FractionalRow fractional_row(const FractionalPlan& p, int64_t r) {
 }
 
 // Scalar: outputs [lo, hi) of one row.
-template <typename T>
+template <typename T, typename Sink>
 void fractional_row_scalar(const FractionalPlan& p, const FractionalRow& row, const T* in, T* out, int64_t* idx,
                            int64_t lo, int64_t hi) {
   using S = Scalar<T>;
@@ -76,7 +79,7 @@ void fractional_row_scalar(const FractionalPlan& p, const FractionalRow& row, co
       }
     }
     out[ow] = S::store(best);
-    idx[ow] = at;
+    if constexpr (Sink::kAny) idx[ow] = at;
   }
 }
 
@@ -86,12 +89,12 @@ void fractional_row_scalar(const FractionalPlan& p, const FractionalRow& row, co
 // scan order. A WindowMax (max_pool_kernels.h) started at torch's -inf on
 // tap 0: kExact applies torch's rule lane by lane; the fast scan uses plain
 // > and returns false where a NaN may have decided (then redo exactly).
-template <typename T, bool kExact, bool kPartial>
+template <typename T, typename Sink, bool kExact, bool kPartial>
 inline bool fractional_starts_lanes(const int32_t* taps, int64_t n_taps, const T* window0, int64_t w, int64_t n,
                                     typename Scalar<T>::C* best_out, int32_t* at_out) {
   using C = typename Scalar<T>::C;
   using Vec = Simd<C>;
-  WindowMax<Vec, TapOffset<int32_t>, kExact> m;
+  WindowMax<Vec, Sink, kExact> m;
   m.init(Vec::splat(-std::numeric_limits<C>::infinity()), Vec::index_set1(taps[0]));
   for (int64_t t = 0; t < n_taps; ++t) {
     typename Vec::V v;
@@ -100,13 +103,15 @@ inline bool fractional_starts_lanes(const int32_t* taps, int64_t n_taps, const T
     m.step(v, Vec::index_set1(taps[t]));
   }
   Vec::store(best_out + w, m.best);
-  Vec::store_index32(at_out + w, Vec::index_add(m.best_index, Vec::index_add(Vec::index_iota(1), Vec::index_set1(static_cast<int32_t>(w)))));
+  if constexpr (Sink::kAny)
+    Vec::store_index32(at_out + w, Vec::index_add(m.best_index, Vec::index_add(Vec::index_iota(1),
+                                                                               Vec::index_set1(static_cast<int32_t>(w)))));
   return m.trusted();
 }
 
 // Every start's window max and tap along one output row (span starts),
 // screened first and redone exactly where a NaN may have decided.
-template <typename T>
+template <typename T, typename Sink>
 void fractional_row_starts(const int32_t* taps, int64_t n_taps, const T* window0, int64_t span,
                            typename Scalar<T>::C* best, int32_t* at) {
   constexpr int L = Simd<typename Scalar<T>::C>::kLanes;
@@ -115,21 +120,22 @@ void fractional_row_starts(const int32_t* taps, int64_t n_taps, const T* window0
     bool trusted = true;
     if (span >= L) {
       int64_t w = 0;
-      for (; w + L <= span; w += L) trusted &= fractional_starts_lanes<T, kExact, false>(taps, n_taps, window0, w, L, best, at);
+      for (; w + L <= span; w += L) trusted &= fractional_starts_lanes<T, Sink, kExact, false>(taps, n_taps, window0, w, L, best, at);
       // The last starts: one more full vector overlapping the previous one
       // (pure, so computing some twice is harmless).
-      if (w < span) trusted &= fractional_starts_lanes<T, kExact, false>(taps, n_taps, window0, span - L, L, best, at);
+      if (w < span) trusted &= fractional_starts_lanes<T, Sink, kExact, false>(taps, n_taps, window0, span - L, L, best, at);
     } else if constexpr (Simd<typename Scalar<T>::C>::kMasked) {
-      trusted &= fractional_starts_lanes<T, kExact, true>(taps, n_taps, window0, 0, span, best, at);
+      trusted &= fractional_starts_lanes<T, Sink, kExact, true>(taps, n_taps, window0, 0, span, best, at);
     }
     return trusted;
   };
   if (!scan(std::false_type{})) scan(std::true_type{});
 }
 
-template <typename T>
-void fractional_forward(const FractionalPlan& p, const void* input, void* output, int64_t* indices, int64_t begin,
-                        int64_t end) {
+// Sink: FlatIndex (indices written) or NoArgmax (values only).
+template <typename T, typename Sink>
+void fractional_rows(const FractionalPlan& p, const void* input, void* output, int64_t* indices, int64_t begin,
+                     int64_t end) {
   using C = typename Scalar<T>::C;
   const T* in_all = static_cast<const T*>(input);
   T* out_all = static_cast<T*>(output);
@@ -138,7 +144,7 @@ void fractional_forward(const FractionalPlan& p, const void* input, void* output
   const bool has_taps = p.k[0] > 0 && p.k[1] > 0 && p.k[2] > 0;
   const int64_t span = W - p.k[2] + 1;  // the window starts along W
   const int64_t n_taps = p.k[0] * p.k[1] * p.k[2];
-  // Per-row scratch, a vector longer than the row, and each tap's offset from
+  // Per-row scratch, two vectors longer than the row, and each tap's offset from
   // its window's start (new[]: no std containers in per-ISA code, see
   // max_pool_kernels.h). Positions are int32 lanes: planes under 2^31.
   C* best = nullptr;
@@ -149,8 +155,10 @@ void fractional_forward(const FractionalPlan& p, const void* input, void* output
     constexpr int L = Simd<C>::kLanes;
     vector_rows = has_taps && in_plane < INT32_MAX && (span >= L || Simd<C>::kMasked);
     if (vector_rows) {
-      best = new C[span + L];
-      at = new int32_t[span + L];
+      // Two vectors past the row: gather_near loads them (value-initialised:
+      // read, never selected).
+      best = new C[span + 2 * L]();
+      at = new int32_t[span + 2 * L]();
       taps = new int32_t[n_taps];
       int32_t* o = taps;
       for (int64_t dt = 0; dt < p.k[0]; ++dt)
@@ -162,30 +170,60 @@ void fractional_forward(const FractionalPlan& p, const void* input, void* output
     const FractionalRow row = fractional_row(p, r);
     const T* in = in_all + (row.plane - p.first_plane) * in_plane;
     T* out = out_all + r * OW;
-    int64_t* idx = indices + r * OW;
+    int64_t* idx = Sink::kAny ? indices + r * OW : nullptr;
     if (!has_taps) {  // torch's -inf at the window's start
       for (int64_t ow = 0; ow < OW; ++ow) {
         out[ow] = Scalar<T>::store(-std::numeric_limits<C>::infinity());
-        idx[ow] = row.first + row.starts_w[ow];
+        if constexpr (Sink::kAny) idx[ow] = row.first + row.starts_w[ow];
       }
       continue;
     }
     if constexpr (Simd<C>::kLanes > 0) {
       if (vector_rows) {
-        fractional_row_starts<T>(taps, n_taps, in + row.first, span, best, at);
-        for (int64_t ow = 0; ow < OW; ++ow) {
+        using Vec = Simd<C>;
+        constexpr int L = Vec::kLanes;
+        fractional_row_starts<T, Sink>(taps, n_taps, in + row.first, span, best, at);
+        // Each output reads its start's entry, a vector of outputs at a time:
+        // where their starts lie within two vectors (always for ratios over
+        // 1/2, whose starts step by 1 or 2), two loads and permutes; else
+        // hardware gathers. Then the scalar remainder.
+        int64_t ow = 0;
+        for (; ow + L <= OW; ow += L) {
+          const int32_t w0 = row.starts_w[ow];
+          const typename Vec::I w = Vec::load_index32(row.starts_w + ow);
+          typename Vec::I at_w;
+          if (row.starts_w[ow + L - 1] - w0 < 2 * L) {
+            const typename Vec::I rel = Vec::index_sub(w, Vec::index_set1(w0));
+            Vec::store(out + ow, Vec::gather_near(best + w0, rel));
+            if constexpr (Sink::kAny) at_w = Vec::index_gather_near(at + w0, rel);
+          } else {
+            Vec::store(out + ow, Vec::gather(best, w));
+            if constexpr (Sink::kAny) at_w = Vec::index_gather(at, w);
+          }
+          if constexpr (Sink::kAny)
+            Vec::store_indices(idx + ow, Vec::index_add(at_w, Vec::index_set1(static_cast<int32_t>(row.first))));
+        }
+        for (; ow < OW; ++ow) {
           const int32_t w = row.starts_w[ow];
           out[ow] = Scalar<T>::store(best[w]);
-          idx[ow] = row.first + at[w];
+          if constexpr (Sink::kAny) idx[ow] = row.first + at[w];
         }
         continue;
       }
     }
-    fractional_row_scalar<T>(p, row, in, out, idx, 0, OW);
+    fractional_row_scalar<T, Sink>(p, row, in, out, idx, 0, OW);
   }
   delete[] best;
   delete[] at;
   delete[] taps;
+}
+
+// indices null: values only.
+template <typename T>
+void fractional_forward(const FractionalPlan& p, const void* input, void* output, int64_t* indices, int64_t begin,
+                        int64_t end) {
+  if (indices) fractional_rows<T, FlatIndex>(p, input, output, indices, begin, end);
+  else fractional_rows<T, NoArgmax>(p, input, output, nullptr, begin, end);
 }
 
 // The table with this ISA's fractional kernels added.

@@ -141,12 +141,24 @@ template <int kDims>
 struct CpuFractionalPool {
   static std::tuple<at::Tensor, at::Tensor> forward(const at::Tensor& input, at::IntArrayRef kernel_size,
                                                     at::IntArrayRef output_size, const at::Tensor& random_samples) {
+    return run(input, kernel_size, output_size, random_samples, true);
+  }
+
+  static at::Tensor values(const at::Tensor& input, at::IntArrayRef kernel_size, at::IntArrayRef output_size,
+                           const at::Tensor& random_samples) {
+    return std::get<0>(run(input, kernel_size, output_size, random_samples, false));
+  }
+
+  // The output, and its int64 indices where with_indices (else undefined).
+  static std::tuple<at::Tensor, at::Tensor> run(const at::Tensor& input, at::IntArrayRef kernel_size,
+                                                at::IntArrayRef output_size, const at::Tensor& random_samples,
+                                                bool with_indices) {
     const auto shape = fractional_pool_output_shape<int64_t>(kDims, input, kernel_size, output_size, random_samples);
     const char* name = fractional_forward_kernel_name(kDims);
     TORCH_CHECK_NOT_IMPLEMENTED(is_fractional_dtype(input.scalar_type()), "\"", name, "\" not implemented for '",
                                 input.scalar_type(), "'");
     at::Tensor output = at::empty(shape, input.options());
-    at::Tensor indices = at::empty(shape, input.options().dtype(at::kLong));
+    at::Tensor indices = with_indices ? at::empty(shape, input.options().dtype(at::kLong)) : at::Tensor();
     if (output.numel() == 0) return {output, indices};
     // torch's kernel computes on a contiguous copy; its sizes are ints.
     TORCH_CHECK(input.size(-1) <= INT32_MAX && input.size(-2) <= INT32_MAX && input.size(-3) <= INT32_MAX,
@@ -170,7 +182,7 @@ struct CpuFractionalPool {
     plan.starts = starts.data();
     const FractionalForwardFn fn = active_kernels().fractional_forward[static_cast<int>(kernel_dtype(input.scalar_type()))];
     void* out_ptr = output.mutable_data_ptr();
-    int64_t* idx_ptr = indices.mutable_data_ptr<int64_t>();
+    int64_t* idx_ptr = with_indices ? indices.mutable_data_ptr<int64_t>() : nullptr;  // null: values only
     const int64_t rows_per_plane = p.out[0] * p.out[1];
     if (!stored_in_layout(input, PoolLayout::planar, kDims) && stored_in_layout(input, PoolLayout::channels_last, kDims)) {
       forward_channels_last(input, p, plan, fn, out_ptr, idx_ptr);

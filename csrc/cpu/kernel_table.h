@@ -54,7 +54,8 @@ struct FractionalPlan {
 };
 
 // Forward over a range of output rows (plane, ot, oh), rows numbered
-// (plane * out[0] + ot) * out[1] + oh, writing values and int64 indices.
+// (plane * out[0] + ot) * out[1] + oh, writing values and int64 indices
+// (indices null: values only).
 using FractionalForwardFn = void (*)(const FractionalPlan& p, const void* input, void* output, int64_t* indices,
                                      int64_t begin, int64_t end);
 

@@ -21,6 +21,11 @@
 //   index_iota(step) lanes 0, step, 2*step, ...
 //   store_indices    int32 lanes widened to int64; store_index32 as they are,
 //                    load_index32 back
+//   gather(base, offsets), index_gather(base, offsets)  base[offsets[lane]]
+//                    of Compute values or int32 lanes (hardware gathers)
+//   gather_near(base, rel), index_gather_near(base, rel)  the same for
+//                    offsets 0 <= rel < 2 * kLanes, from two vector loads
+//                    (base[0 .. 2*kLanes)) and permutes
 //   splat(x)         every lane x
 //   load_where(p, bits)  the lanes whose bit is set read p[lane], the others
 //                    -inf; with masked loads only those lanes are read,
@@ -139,6 +144,14 @@ struct Simd<float> {
                               _mm512_set1_epi32(step));
   }
   static inline I load_index32(const int32_t* p) { return _mm512_loadu_si512(p); }
+  static inline V gather(const float* base, I offsets) { return _mm512_i32gather_ps(offsets, base, 4); }
+  static inline I index_gather(const int32_t* base, I offsets) { return _mm512_i32gather_epi32(offsets, base, 4); }
+  static inline V gather_near(const float* base, I rel) {
+    return _mm512_permutex2var_ps(_mm512_loadu_ps(base), rel, _mm512_loadu_ps(base + kLanes));
+  }
+  static inline I index_gather_near(const int32_t* base, I rel) {
+    return _mm512_permutex2var_epi32(_mm512_loadu_si512(base), rel, _mm512_loadu_si512(base + kLanes));
+  }
   static inline void store_index32(int32_t* p, I idx) { _mm512_storeu_si512(p, idx); }
   static inline void store_indices(int64_t* p, I idx) {
     _mm512_storeu_si512(p, _mm512_cvtepi32_epi64(_mm512_castsi512_si256(idx)));
@@ -267,6 +280,14 @@ struct Simd<double> {
     return _mm256_mullo_epi32(_mm256_set_epi32(7, 6, 5, 4, 3, 2, 1, 0), _mm256_set1_epi32(step));
   }
   static inline I load_index32(const int32_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+  static inline V gather(const double* base, I offsets) { return _mm512_i32gather_pd(offsets, base, 8); }
+  static inline I index_gather(const int32_t* base, I offsets) { return _mm256_i32gather_epi32(base, offsets, 4); }
+  static inline V gather_near(const double* base, I rel) {
+    return _mm512_permutex2var_pd(_mm512_loadu_pd(base), _mm512_cvtepi32_epi64(rel), _mm512_loadu_pd(base + kLanes));
+  }
+  static inline I index_gather_near(const int32_t* base, I rel) {
+    return _mm256_permutex2var_epi32(load_index32(base), rel, load_index32(base + kLanes));
+  }
   static inline void store_index32(int32_t* p, I idx) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), idx); }
   static inline void store_indices(int64_t* p, I idx) { _mm512_storeu_si512(p, _mm512_cvtepi32_epi64(idx)); }
 
@@ -430,6 +451,18 @@ struct Simd<float> {
     return _mm256_mullo_epi32(_mm256_set_epi32(7, 6, 5, 4, 3, 2, 1, 0), _mm256_set1_epi32(step));
   }
   static inline I load_index32(const int32_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+  static inline V gather(const float* base, I offsets) { return _mm256_i32gather_ps(base, offsets, 4); }
+  static inline I index_gather(const int32_t* base, I offsets) { return _mm256_i32gather_epi32(base, offsets, 4); }
+  static inline V gather_near(const float* base, I rel) {
+    const __m256 high = _mm256_castsi256_ps(_mm256_cmpgt_epi32(rel, _mm256_set1_epi32(kLanes - 1)));
+    return _mm256_blendv_ps(_mm256_permutevar8x32_ps(_mm256_loadu_ps(base), rel),
+                            _mm256_permutevar8x32_ps(_mm256_loadu_ps(base + kLanes), rel), high);
+  }
+  static inline I index_gather_near(const int32_t* base, I rel) {
+    const __m256i high = _mm256_cmpgt_epi32(rel, _mm256_set1_epi32(kLanes - 1));
+    return _mm256_blendv_epi8(_mm256_permutevar8x32_epi32(load_index32(base), rel),
+                              _mm256_permutevar8x32_epi32(load_index32(base + kLanes), rel), high);
+  }
   static inline void store_index32(int32_t* p, I idx) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), idx); }
   static inline void store_indices(int64_t* p, I idx) {
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm256_cvtepi32_epi64(_mm256_castsi256_si128(idx)));
@@ -490,6 +523,24 @@ struct Simd<double> {
   static inline I index_add(I a, I b) { return _mm_add_epi32(a, b); }
   static inline I index_iota(int32_t step) { return _mm_mullo_epi32(_mm_set_epi32(3, 2, 1, 0), _mm_set1_epi32(step)); }
   static inline I load_index32(const int32_t* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); }
+  static inline V gather(const double* base, I offsets) { return _mm256_i32gather_pd(base, offsets, 8); }
+  static inline I index_gather(const int32_t* base, I offsets) { return _mm_i32gather_epi32(base, offsets, 4); }
+  static inline V gather_near(const double* base, I rel) {
+    // Each double as its two floats: lane r reads floats 2r and 2r+1 (mod 8) of either half.
+    const __m256i r64 = _mm256_cvtepi32_epi64(rel);
+    const __m256i low = _mm256_slli_epi64(r64, 1);
+    const __m256i pairs = _mm256_or_si256(low, _mm256_slli_epi64(_mm256_add_epi64(low, _mm256_set1_epi64x(1)), 32));
+    const __m256d high = _mm256_castsi256_pd(_mm256_cmpgt_epi64(r64, _mm256_set1_epi64x(kLanes - 1)));
+    const auto half = [&](const double* p) {
+      return _mm256_castps_pd(_mm256_permutevar8x32_ps(_mm256_castpd_ps(_mm256_loadu_pd(p)), pairs));
+    };
+    return _mm256_blendv_pd(half(base), half(base + kLanes), high);
+  }
+  static inline I index_gather_near(const int32_t* base, I rel) {
+    const __m128 high = _mm_castsi128_ps(_mm_cmpgt_epi32(rel, _mm_set1_epi32(kLanes - 1)));
+    const auto half = [&](const int32_t* p) { return _mm_permutevar_ps(_mm_castsi128_ps(load_index32(p)), rel); };
+    return _mm_castps_si128(_mm_blendv_ps(half(base), half(base + kLanes), high));
+  }
   static inline void store_index32(int32_t* p, I idx) { _mm_storeu_si128(reinterpret_cast<__m128i*>(p), idx); }
   static inline void store_indices(int64_t* p, I idx) {
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm256_cvtepi32_epi64(idx));

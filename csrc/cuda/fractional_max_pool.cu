@@ -20,6 +20,12 @@ struct CudaFractionalPool {
                                                 random_samples);
   }
 
+  // The kernel writes indices either way: the values op drops them.
+  static at::Tensor values(const at::Tensor& input, at::IntArrayRef kernel_size, at::IntArrayRef output_size,
+                           const at::Tensor& random_samples) {
+    return std::get<0>(forward(input, kernel_size, output_size, random_samples));
+  }
+
   static at::Tensor backward(const at::Tensor& grad_output, const at::Tensor& input, at::IntArrayRef kernel_size,
                              at::IntArrayRef output_size, const at::Tensor& indices) {
     const c10::cuda::CUDAGuard guard(input.device());
