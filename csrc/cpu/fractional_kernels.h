@@ -88,10 +88,10 @@ void fractional_row_scalar(const FractionalPlan& p, const FractionalRow& row, co
 // start, into best/at. taps[t]: tap t's offset from its window's start, in
 // scan order. A WindowMax (max_pool_kernels.h) started at torch's -inf on
 // tap 0: kExact applies torch's rule lane by lane; the fast scan uses plain
-// > and returns false where a NaN may have decided (then redo exactly).
-// kTaps > 0: n_taps known at compile time (the loop unrolled).
+// > and adds its taps' sum into screen (NaN where a NaN may have decided:
+// then redo exactly). kTaps > 0: n_taps known at compile time (unrolled).
 template <typename T, typename Sink, bool kExact, bool kPartial, int kTaps>
-FASTPOOL_ALWAYS_INLINE bool fractional_starts_lanes(const int32_t* taps, int64_t n_taps, const T* window0, int64_t w,
+FASTPOOL_ALWAYS_INLINE void fractional_starts_lanes(typename Simd<typename Scalar<T>::C>::V& screen, const int32_t* taps, int64_t n_taps, const T* window0, int64_t w,
                                                     int64_t n, typename Scalar<T>::C* best_out, int32_t* at_out) {
   using C = typename Scalar<T>::C;
   using Vec = Simd<C>;
@@ -108,7 +108,7 @@ FASTPOOL_ALWAYS_INLINE bool fractional_starts_lanes(const int32_t* taps, int64_t
   if constexpr (Sink::kAny)
     Vec::store_index32(at_out + w, Vec::index_add(m.best_index, Vec::index_add(Vec::index_iota(1),
                                                                                Vec::index_set1(static_cast<int32_t>(w)))));
-  return m.trusted();
+  if constexpr (!kExact) screen = Vec::add(screen, m.sum);
 }
 
 // Every start's window max and tap along one output row (span starts),
@@ -116,24 +116,26 @@ FASTPOOL_ALWAYS_INLINE bool fractional_starts_lanes(const int32_t* taps, int64_t
 template <typename T, typename Sink>
 void fractional_row_starts(const int32_t* taps, int64_t n_taps, const T* window0, int64_t span,
                            typename Scalar<T>::C* best, int32_t* at) {
-  constexpr int L = Simd<typename Scalar<T>::C>::kLanes;
+  using Vec = Simd<typename Scalar<T>::C>;
+  constexpr int L = Vec::kLanes;
+  // Returns whether the row can be trusted: one NaN screen for the whole row
+  // (a sum of every vector's taps), not a mask test per vector.
   const auto scan = [&](auto exact, auto taps_known) {
     constexpr bool kExact = decltype(exact)::value;
     constexpr int kTaps = decltype(taps_known)::value;
-    bool trusted = true;
+    typename Vec::V screen = Vec::splat(0);
     if (span >= L) {
       int64_t w = 0;
       for (; w + L <= span; w += L)
-        trusted &= fractional_starts_lanes<T, Sink, kExact, false, kTaps>(taps, n_taps, window0, w, L, best, at);
+        fractional_starts_lanes<T, Sink, kExact, false, kTaps>(screen, taps, n_taps, window0, w, L, best, at);
       // The last starts: one more full vector overlapping the previous one
       // (pure, so computing some twice is harmless).
       if (w < span)
-        trusted &=
-            fractional_starts_lanes<T, Sink, kExact, false, kTaps>(taps, n_taps, window0, span - L, L, best, at);
-    } else if constexpr (Simd<typename Scalar<T>::C>::kMasked) {
-      trusted &= fractional_starts_lanes<T, Sink, kExact, true, kTaps>(taps, n_taps, window0, 0, span, best, at);
+        fractional_starts_lanes<T, Sink, kExact, false, kTaps>(screen, taps, n_taps, window0, span - L, L, best, at);
+    } else if constexpr (Vec::kMasked) {
+      fractional_starts_lanes<T, Sink, kExact, true, kTaps>(screen, taps, n_taps, window0, 0, span, best, at);
     }
-    return trusted;
+    return kExact || !Vec::any_nan(screen);
   };
   // The fast scan unrolled for 2x2, 2x2x2 and 3x3 windows (Graham's nets and
   // torch's example; 5-25% faster than the loop over taps here); the exact
