@@ -90,11 +90,12 @@ void fractional_row_scalar(const FractionalPlan& p, const FractionalRow& row, co
 // tap 0: kExact applies torch's rule lane by lane; the fast scan uses plain
 // > and adds its taps' sum into screen (NaN where a NaN may have decided:
 // then redo exactly). kTaps > 0: n_taps known at compile time (unrolled).
-template <typename T, typename Sink, bool kExact, bool kPartial, int kTaps>
-FASTPOOL_ALWAYS_INLINE void fractional_starts_lanes(typename Simd<typename Scalar<T>::C>::V& screen, const int32_t* taps, int64_t n_taps, const T* window0, int64_t w,
-                                                    int64_t n, typename Scalar<T>::C* best_out, int32_t* at_out) {
+template <typename T, typename Sink, bool kExact, bool kPartial, int kTaps,
+          typename Vec = Simd<typename Scalar<T>::C>>
+FASTPOOL_ALWAYS_INLINE void fractional_starts_lanes(typename Vec::V& screen, const int32_t* taps, int64_t n_taps,
+                                                    const T* window0, int64_t w, int64_t n,
+                                                    typename Scalar<T>::C* best_out, int32_t* at_out) {
   using C = typename Scalar<T>::C;
-  using Vec = Simd<C>;
   WindowMax<Vec, Sink, kExact> m;
   m.init(Vec::splat(-std::numeric_limits<C>::infinity()), Vec::index_set1(taps[0]));
   if constexpr (kTaps > 0) n_taps = kTaps;
@@ -105,9 +106,10 @@ FASTPOOL_ALWAYS_INLINE void fractional_starts_lanes(typename Simd<typename Scala
     m.step(v, Vec::index_set1(taps[t]));
   }
   Vec::store(best_out + w, m.best);
-  if constexpr (Sink::kAny)
-    Vec::store_index32(at_out + w, Vec::index_add(m.best_index, Vec::index_add(Vec::index_iota(1),
-                                                                               Vec::index_set1(static_cast<int32_t>(w)))));
+  if constexpr (Sink::kAny) {
+    const typename Vec::I starts = Vec::index_add(Vec::index_iota(1), Vec::index_set1(static_cast<int32_t>(w)));
+    Vec::store_index32(at_out + w, Vec::index_add(m.best_index, starts));
+  }
   if constexpr (!kExact) screen = Vec::add(screen, m.sum);
 }
 
@@ -163,8 +165,8 @@ void fractional_rows(const FractionalPlan& p, const void* input, void* output, i
   const bool has_taps = p.k[0] > 0 && p.k[1] > 0 && p.k[2] > 0;
   const int64_t span = W - p.k[2] + 1;  // the window starts along W
   const int64_t n_taps = p.k[0] * p.k[1] * p.k[2];
-  // Per-row scratch, two vectors longer than the row, and each tap's offset from
-  // its window's start (new[]: no std containers in per-ISA code, see
+  // Per-row scratch, two vectors longer than the row, and each tap's offset
+  // from its window's start (new[]: no std containers in per-ISA code, see
   // max_pool_kernels.h). Positions are int32 lanes: planes under 2^31.
   C* best = nullptr;
   int32_t* at = nullptr;
