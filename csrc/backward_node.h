@@ -10,9 +10,11 @@
 #include <torch/csrc/dynamo/compiled_autograd.h>
 
 #include <array>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace fastpool {
@@ -145,12 +147,22 @@ struct PoolBackwardNode final : torch::autograd::Node {
   }
 };
 
+// torch 2.13 made autograd nodes intrusive_ptr targets; before, they were
+// held by std::shared_ptr (torch 2.11 is what the GPU machines have).
+template <typename NodeT>
+auto make_node() {
+  if constexpr (std::is_base_of_v<c10::intrusive_ptr_target, NodeT>)
+    return c10::make_intrusive<NodeT>();
+  else
+    return std::make_shared<NodeT>();
+}
+
 // Makes `output` the differentiable result of `input` through a Spec node
 // that keeps `tensors` (the tensors the backward op reads), `sizes` and `args`.
 template <typename Spec>
 void record_backward_node(const at::Tensor& input, const at::Tensor& output, const Saved<Spec::kSaved>& tensors,
                           std::vector<c10::SymInt> sizes, std::vector<int64_t> args) {
-  auto node = c10::make_intrusive<PoolBackwardNode<Spec>>();
+  auto node = make_node<PoolBackwardNode<Spec>>();
   node->set_next_edges(torch::autograd::collect_next_edges(input));
   for (size_t i = 0; i < Spec::kSaved; ++i)
     node->saved[i] = torch::autograd::SavedVariable(tensors[i], /*is_output=*/false);
