@@ -106,11 +106,13 @@ if want build; then
     export TORCH_CUDA_ARCH_LIST
   fi
   # The compiler: BUILD_CXX, else the system's g++. The GPU image sets
-  # CXX=/opt/gcc/bin/g++, a wrapper that links its own crtbeginS.o; any
-  # extension it builds (a three-line one too) kills the interpreter with a
-  # segmentation fault when it throws a C++ exception, so every torch error
-  # fastpool raises crashed (2026-11-26 and 2026-11-27 runs). /usr/bin/g++ on the
-  # same machine builds modules whose errors raise as they should.
+  # CXX=/opt/gcc/bin/g++, a wrapper whose links put a private static copy of
+  # libstdc++ into the module (no libstdc++.so.6 among its NEEDED libraries).
+  # That copy's stream code segfaults when an error message formats a number
+  # (c10::str -> ostream::operator<<(long)), so every error fastpool raised
+  # crashed the interpreter (2026-11-26 and 2026-11-27 runs; a three-line
+  # extension built by the wrapper crashes the same way). /usr/bin/g++ on the
+  # same machine links libstdc++.so.6 and its modules raise as they should.
   BUILD_CXX="${BUILD_CXX:-$(command -v /usr/bin/g++ || echo "${CXX:-g++}")}"
   BUILD_CC="${BUILD_CC:-$(dirname "$BUILD_CXX")/gcc}"
   [ -x "$BUILD_CC" ] || BUILD_CC="${CC:-gcc}"

@@ -291,7 +291,12 @@ std::vector<T> check_window_forward(int dims, const at::Tensor& input, c10::Arra
     pool2d_shape_check<T>(st, sizes, w, out, input.suggest_memory_format());
     return out;
   }
-  check_3d_input_rank(st, input);
+  // torch's CUDA op reads the sizes before it checks the rank (an IndexError
+  // below four dims) and refuses no memory format.
+  if (input.is_cuda())
+    (void)input.size(-4);
+  else
+    check_3d_input_rank(st, input);
   const std::vector<T> out = window_output_sizes<T>(st, sizes, w, ceil_mode);
   pool3d_shape_check<T>(st, pool3d_fn(input, false), sizes, w, out);
   return out;
@@ -439,8 +444,8 @@ PoolLayout pool_layout(const at::Tensor& input, int spatial_dims, WindowKind kin
       // PyTorch's adaptive 3-d CPU pooling returns contiguous tensors always.
       if (kind == WindowKind::adaptive) return PoolLayout::planar;
       // (max_pool_output_shape has refused it where torch does; aten's Meta
-      // functions take it, as the unbatched input it reads it as.)
-      TORCH_CHECK(input.is_meta() || input.suggest_memory_format() != at::MemoryFormat::ChannelsLast,
+      // functions and torch's CUDA op take it, as the unbatched input it reads it as.)
+      TORCH_CHECK(input.is_meta() || input.is_cuda() || input.suggest_memory_format() != at::MemoryFormat::ChannelsLast,
                   "Unsupported memory format. Supports only ChannelsLast3d, Contiguous");
       if (batched)
         return input.suggest_memory_format() == at::MemoryFormat::ChannelsLast3d ? PoolLayout::channels_last
@@ -636,7 +641,15 @@ void check_window_backward(int dims, const at::Tensor& grad_output, const at::Te
   }
   // aten's 3-d backward takes the output sizes from grad_output.
   if (st == Style::cpp) check_grad_dtype(st, "expected", input, grad_output, "gradOutput");
-  check_3d_input_rank(st, input);
+  if (input.is_cuda()) {  // torch's CUDA op: its own words (naming the 2-d op), no memory format refused
+    TORCH_CHECK(ndim == 4 || ndim == 5, "max_pool2d_with_indices_backward_out_cuda_template(): ",
+                "Expected 4D or 5D input tensor, but got ", input.sizes());
+    TORCH_CHECK(grad_output.dim() == 4 || grad_output.dim() == 5,
+                "max_pool2d_with_indices_backward_out_cuda_template(): ",
+                "Expected 4D or 5D gradOutput tensor, but got ", grad_output.sizes());
+  } else {
+    check_3d_input_rank(st, input);
+  }
   for (int64_t d = -3; d < 0; ++d) (void)grad_output.sym_size(d);  // an IndexError below three dims
   const c10::ArrayRef<T> grad_sizes = sizes_of<T>(grad_output);
   const std::vector<T> grad_out(grad_sizes.end() - 3, grad_sizes.end());

@@ -83,6 +83,45 @@ def test_bool_rejected_like_pytorch(dims):
     assert str(ours.value).splitlines()[0] == str(ref.value).splitlines()[0]
 
 
+def first_error_line(fn):
+    try:
+        fn()
+    except Exception as e:  # noqa: BLE001
+        return type(e).__name__, str(e).splitlines()[0]
+    return None
+
+
+@pytest.mark.parametrize("shape", [(5, 5), (2, 5, 5), (1, 2, 3, 5, 5, 5)], ids=str)
+def test_max_pool3d_rank_errors_like_pytorch_cuda(shape):
+    """torch's CUDA max_pool3d reads the input's sizes before it checks the rank:
+    an IndexError below four dims (torch's CPU op: a RuntimeError); the 2026-11-27
+    GPU probe found fastpool raising the CPU's error on CUDA."""
+    x = torch.randn(shape, device="cuda")
+    args = ([2, 2, 2], [1, 1, 1], [0, 0, 0], [1, 1, 1], False)
+    expected = first_error_line(lambda: torch.ops.aten.max_pool3d_with_indices(x, *args))
+    assert expected is not None
+    assert first_error_line(lambda: ops.max_pool3d_with_indices(x, *args)) == expected
+    assert first_error_line(lambda: ops.max_pool3d(x, *args)) == expected
+    grad = torch.randn((1,) * len(shape), device="cuda")
+    indices = torch.zeros_like(grad, dtype=torch.long)
+    expected = first_error_line(lambda: torch.ops.aten.max_pool3d_with_indices_backward(grad, x, *args, indices))
+    assert expected is not None
+    assert first_error_line(lambda: ops.max_pool3d_with_indices_backward(grad, x, *args, indices)) == expected
+
+
+def test_max_pool3d_takes_a_4d_channels_last_input_like_pytorch_cuda():
+    """A 4-D tensor stored channels_last (in the 2-d sense): torch's CPU max_pool3d
+    raises "Unsupported memory format", its CUDA op pools it as the unbatched
+    input it is, and so does fastpool's on CUDA."""
+    x = torch.randn(3, 6, 7, 8, device="cuda").contiguous(memory_format=torch.channels_last)
+    args = ([2, 3, 2], [2, 1, 2], [1, 1, 0], [1, 1, 1], True)
+    ref = torch.ops.aten.max_pool3d_with_indices(x, *args)
+    out = ops.max_pool3d_with_indices(x, *args)
+    assert_identical(out[0], ref[0])
+    assert torch.equal(out[1], ref[1]) and out[0].stride() == ref[0].stride()
+    assert_identical(ops.max_pool3d(x, *args), ref[0])
+
+
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
 def test_batch_beyond_grid_limits(layout):
     """Far more work items than one grid covers: the grid-stride loop does the rest."""
@@ -149,9 +188,10 @@ def test_sanitizer_smoke(dims, dtype, layout, channels, offset):
                ([2] + [3] * (dims - 1), [1] + [2] * (dims - 1), [1] + [0] * (dims - 1), [2] + [1] * (dims - 1), True)]
     for k, s, p, d, ceil in windows:
         out, idx = with_indices(x, k, s, p, d, ceil)
-        if not dtype.is_floating_point:  # no PyTorch CUDA kernel: torch CPU's result
-            ref = torch_cuda_forward(x.cpu(), dims, k, s, p, d, ceil) if layout == "contiguous" else \
-                torch_cuda_forward(x.cpu().contiguous(), dims, k, s, p, d, ceil)
+        if not dtype.is_floating_point:  # no PyTorch CUDA kernel: torch CPU's planar result (its
+            # channels-last 3-d kernels refuse 1-byte integers past 127-element planes; a
+            # one-channel channels_last tensor is also "contiguous", so clone to plain strides)
+            ref = torch_cuda_forward(x.cpu().clone(memory_format=torch.contiguous_format), dims, k, s, p, d, ceil)
             assert torch.equal(out.cpu(), ref[0]) and torch.equal(idx.cpu(), ref[1])
             assert torch.equal(values(x, k, s, p, d, ceil).cpu(), ref[0])
             continue
@@ -287,6 +327,9 @@ def test_adaptive_integers_rejected_like_pytorch(dims, dtype):
 # PyTorch CUDA's first line (the host-executor cases of
 # test_cuda_host_fractional.py, here against torch CUDA itself).
 
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from ops import hypothesis_settings  # noqa: E402
 from test_cuda_host_fractional import BACKWARD_ERRORS as FRACTIONAL_BACKWARD_ERRORS  # noqa: E402
 from test_cuda_host_fractional import FORWARD_ERRORS as FRACTIONAL_FORWARD_ERRORS  # noqa: E402
 from test_cuda_host_fractional import first_line, fractional_case  # noqa: E402
@@ -299,7 +342,7 @@ def fractional_ops(dims):
 
 
 def test_fractional_forward_and_backward_parity():
-    @SETTINGS
+    @hypothesis_settings(60)
     @given(fractional_case(), st.integers(0, 2**31 - 1))
     def check(case, grad_seed):
         dims, kernel, out, x_cpu, samples_cpu = case
@@ -307,14 +350,14 @@ def test_fractional_forward_and_backward_parity():
         ours, ours_bw, theirs, theirs_bw = fractional_ops(dims)
         values, indices = ours(x, list(kernel), list(out), samples)
         ref_values, ref_indices = theirs(x, list(kernel), list(out), samples)
-        assert_bits_equal(values, ref_values)
+        assert_identical(values, ref_values)
         assert torch.equal(indices, ref_indices)
         assert values.stride() == ref_values.stride() and indices.stride() == ref_indices.stride()
         g = torch.Generator().manual_seed(grad_seed)
         grad = (torch.randn(values.shape, generator=g, dtype=torch.float64) * 3).to(x.dtype).cuda()
         got = ours_bw(grad, x, list(kernel), list(out), indices)
-        assert_bits_equal(got, ours_bw(grad, x, list(kernel), list(out), indices))  # deterministic
-        assert_bits_equal(got.cpu(), theirs_bw(grad.cpu(), x_cpu, list(kernel), list(out), indices.cpu()))
+        assert_identical(got, ours_bw(grad, x, list(kernel), list(out), indices))  # deterministic
+        assert_identical(got.cpu(), theirs_bw(grad.cpu(), x_cpu, list(kernel), list(out), indices.cpu()))
         want = theirs_bw(grad, x, list(kernel), list(out), indices)
         tol = 2e-2 if x.dtype in (torch.float16, torch.bfloat16) else 1e-5
         assert got.stride() == want.stride()
@@ -329,10 +372,11 @@ def test_fractional_functional_and_autograd(dims, dtype):
     x = torch.randn((2, 3, 9, 11, 10)[:dims + 2], device="cuda").to(dtype)
     fn, ref = getattr(fastpool, f"fractional_max_pool{dims}d"), getattr(F, f"fractional_max_pool{dims}d")
     torch.manual_seed(3)
-    a = fn(x, 2, output_ratio=0.6, return_indices=True)
+    ratio = (0.6,) * dims  # (torch's 2-d function takes no bare float ratio: a TypeError)
+    a = fn(x, 2, output_ratio=ratio, return_indices=True)
     torch.manual_seed(3)
-    b = ref(x, 2, output_ratio=0.6, return_indices=True)
-    assert_bits_equal(a[0], b[0])
+    b = ref(x, 2, output_ratio=ratio, return_indices=True)
+    assert_identical(a[0], b[0])
     assert torch.equal(a[1], b[1])
     xg = x.detach().clone().requires_grad_()
     torch.manual_seed(3)
@@ -340,7 +384,7 @@ def test_fractional_functional_and_autograd(dims, dtype):
     xr = x.detach().clone().requires_grad_()
     torch.manual_seed(3)
     ref(xr, 2, output_size=4).sum().backward()
-    assert_bits_equal(xg.grad, xr.grad)  # fractional windows do not overlap for k=2 here: no sums to reorder
+    assert_identical(xg.grad, xr.grad)  # fractional windows do not overlap for k=2 here: no sums to reorder
 
 
 @pytest.mark.parametrize("dims", [2, 3])
@@ -354,7 +398,7 @@ def test_fractional_backward_deterministic_where_torch_refuses(dims):
     pool = lambda t: fn(t, 4, output_size=10, _random_samples=samples)  # noqa: E731  (overlapping windows)
     grads = grads_under_deterministic_algorithms(pool, x, grad)
     for g in grads[1:]:
-        assert_bits_equal(g, grads[0])
+        assert_identical(g, grads[0])
 
 
 def test_fractional_bad_indices_raise():
