@@ -11,6 +11,8 @@
 #   bench      stem and VGG pools, fp32/bf16, both layouts, fwd/fwd_idx/bwd/train
 #              vs torch (NCHW, channels_last), % of stream roofline and of copy bandwidth
 #   inductor   the same cases' fwd and bwd vs torch.compile
+#   profile    ncu on one call of each kernel far from the memory limit
+#              (benchmarks/gpu_profile.py)
 #
 #   bash benchmarks/gpu_check.sh OUT_DIR            # all steps
 #   STEPS="build probe" bash benchmarks/gpu_check.sh OUT_DIR
@@ -32,7 +34,7 @@ cd "$ROOT" || exit 2
 mkdir -p "$OUT"
 OUT="$(cd "$OUT" && pwd)"
 PY="${PYTHON:-python3}"
-STEPS="${STEPS:-build probe test host sanitizer bench inductor}"
+STEPS="${STEPS:-build probe test host sanitizer bench inductor profile}"
 DEADLINE_S="${DEADLINE_S:-470}"
 T0=$SECONDS
 SUMMARY="$OUT/summary.md"
@@ -92,7 +94,7 @@ if (($? != 0)); then
   FAILED=0
   sed -i 's/^| env | \*\*failed (rc 1)\*\* |/| env | no GPU (trial run) |/' "$SUMMARY"
   STEPS="${STEPS//probe/}"; STEPS="${STEPS//test/}"; STEPS="${STEPS//sanitizer/}"
-  STEPS="${STEPS//inductor/}"; STEPS="${STEPS//bench/}"
+  STEPS="${STEPS//inductor/}"; STEPS="${STEPS//bench/}"; STEPS="${STEPS//profile/}"
   echo "no GPU: running only: $STEPS"
 fi
 for mod in pytest hypothesis ninja numpy; do
@@ -145,7 +147,7 @@ if want probe; then
 fi
 
 if want test; then
-  run_step test 110 env CUDA_LAUNCH_BLOCKING=1 FASTPOOL_EXAMPLES="${FASTPOOL_EXAMPLES:-40}" \
+  run_step test 110 env CUDA_LAUNCH_BLOCKING=1 FASTPOOL_EXAMPLES="${FASTPOOL_EXAMPLES:-100}" \
     "$PY" -X faulthandler -m pytest -q \
     -p no:cacheprovider --durations=15 -m "cuda and not slow" tests/test_cuda.py tests/test_ops.py --junitxml="$OUT/pytest_cuda.xml"
 fi
@@ -187,6 +189,21 @@ fi
 if want inductor; then
   run_step inductor 100 "$PY" -m fastpool.bench "${BENCH[@]}" --name bench-cuda-inductor \
     --directions fwd,bwd --peers torch,inductor --repeats 2
+fi
+
+if want profile; then
+  # Nsight Compute on one call of each slow kernel (benchmarks/gpu_profile.py):
+  # memory-, instruction- or occupancy-bound. --clock-control none: the clocks
+  # the benchmark ran at.
+  NCU="$(command -v ncu || ls /usr/local/cuda/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -n 1)"
+  if [ -z "$NCU" ]; then
+    printf '| profile | **ncu not found** | 0 | 0 | - |\n' >>"$SUMMARY"
+    FAILED=1
+  else
+    run_step profile 90 "$NCU" --clock-control none --kernel-name regex:grid_stride_kernel \
+      --section SpeedOfLight --section LaunchStats --section Occupancy --section WarpStateStats \
+      "$PY" benchmarks/gpu_profile.py
+  fi
 fi
 
 echo

@@ -229,3 +229,14 @@ def test_gpu_probe_runs_on_cpu():
     lines = proc.stdout.splitlines()
     assert lines[-1] == "0 failed"
     assert sum(line.startswith("OK ") for line in lines) == sum(line.startswith("RUN ") for line in lines) > 50
+
+
+def test_gpu_profile_runs_on_cpu():
+    """benchmarks/gpu_profile.py (what ncu profiles on a GPU visit) runs here on the
+    CPU ops at an eighth of the batch: a visit never finds it broken."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.run([sys.executable, os.path.join(root, "benchmarks", "gpu_profile.py"), "--device", "cpu",
+                           "--scale", "8"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    labels = [line for line in proc.stdout.splitlines() if not line.startswith("  ")]
+    assert len(labels) == 9 and all(line.endswith(("(values)", "with indices", "backward")) for line in labels)
