@@ -428,3 +428,37 @@ def test_fractional_backward_errors_match_torch(case):
     expected = first_line(lambda: getattr(torch.ops.aten, name)(*args))
     assert expected is not None
     assert first_line(lambda: getattr(ops, name)(*args)) == expected
+
+
+# ---- max_unpool2d/3d ------------------------------------------------------
+# Against PyTorch CUDA itself, for indices a max-pool made (unique, so PyTorch
+# CUDA's scatter has one answer); duplicates, integers and bad indices are
+# tests/test_cuda_host_unpool.py's (the host executor, where torch CUDA races
+# or asserts).
+
+from test_unpool import in_layout  # noqa: E402
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+def test_unpool_matches_pytorch_cuda(dims):
+    @hypothesis_settings(40)
+    @given(batch=st.sampled_from([None, 0, 1, 3]), channels=st.integers(1, 20), side=st.integers(1, 7),
+           k=st.integers(1, 3), layout=st.sampled_from(["contiguous", "channels_last"]),
+           dtype=st.sampled_from(DTYPES), seed=st.integers(0, 2**31 - 1))
+    def check(batch, channels, side, k, layout, dtype, seed):
+        g = torch.Generator().manual_seed(seed)
+        sizes = (max(side, k),) * dims
+        shape = ((batch,) if batch is not None else ()) + (channels,) + sizes
+        x = torch.randn(shape, generator=g, dtype=torch.float64).to(dtype).cuda()
+        pooled, idx = getattr(F, f"max_pool{dims}d")(x, k, return_indices=True)
+        pooled, idx = in_layout(pooled, layout, dims), in_layout(idx, layout, dims)
+        ours = getattr(fastpool, f"max_unpool{dims}d")
+        theirs = getattr(F, f"max_unpool{dims}d")
+        assert_identical(ours(pooled, idx, k, output_size=sizes), theirs(pooled, idx, k, output_size=sizes))
+        a, b = pooled.detach().clone().requires_grad_(), pooled.detach().clone().requires_grad_()
+        grad = torch.randn(x.shape, generator=g, dtype=torch.float64).to(dtype).cuda()
+        ours(a, idx, k, output_size=sizes).backward(grad)
+        theirs(b, idx, k, output_size=sizes).backward(grad)
+        assert_identical(a.grad, b.grad)
+
+    check()
