@@ -10,9 +10,10 @@
 #              racecheck on the smoke test
 #   bench      stem and VGG pools, fp32/bf16, both layouts, fwd/fwd_idx/bwd/train
 #              vs torch (NCHW, channels_last), % of stream roofline and of copy bandwidth
-#   inductor   the same cases' fwd and bwd vs torch.compile
 #   profile    ncu on one call of each kernel far from the memory limit
 #              (benchmarks/gpu_profile.py)
+#   family     the other ops' network cases (adaptive, 3-d, 1-d, fractional, unpool) vs torch
+#   inductor   the bench cases' fwd and bwd vs torch.compile
 #
 #   bash benchmarks/gpu_check.sh OUT_DIR            # all steps
 #   STEPS="build probe" bash benchmarks/gpu_check.sh OUT_DIR
@@ -34,7 +35,7 @@ cd "$ROOT" || exit 2
 mkdir -p "$OUT"
 OUT="$(cd "$OUT" && pwd)"
 PY="${PYTHON:-python3}"
-STEPS="${STEPS:-build probe test host sanitizer bench inductor profile}"
+STEPS="${STEPS:-build probe test host sanitizer bench profile family inductor}"
 DEADLINE_S="${DEADLINE_S:-470}"
 T0=$SECONDS
 SUMMARY="$OUT/summary.md"
@@ -94,7 +95,7 @@ if (($? != 0)); then
   FAILED=0
   sed -i 's/^| env | \*\*failed (rc 1)\*\* |/| env | no GPU (trial run) |/' "$SUMMARY"
   STEPS="${STEPS//probe/}"; STEPS="${STEPS//test/}"; STEPS="${STEPS//sanitizer/}"
-  STEPS="${STEPS//inductor/}"; STEPS="${STEPS//bench/}"; STEPS="${STEPS//profile/}"
+  STEPS="${STEPS//inductor/}"; STEPS="${STEPS//bench/}"; STEPS="${STEPS//profile/}"; STEPS="${STEPS//family/}"
   echo "no GPU: running only: $STEPS"
 fi
 for mod in pytest hypothesis ninja numpy; do
@@ -184,13 +185,8 @@ BENCH=(--device cuda --suite default --ops max_pool2d --cases resnet50.stem,vgg1
        --dtypes float32,bfloat16 --layouts nchw,nhwc --no-sweep --no-e2e --no-progress --out "$OUT")
 if want bench; then
   run_step bench 110 "$PY" -m fastpool.bench "${BENCH[@]}" --name bench-cuda \
-    --directions fwd,fwd_idx,bwd,train --peers torch,torch_cl --repeats 2
+    --directions fwd,fwd_idx,bwd,train --peers torch,torch_cl --repeats 1
 fi
-if want inductor; then
-  run_step inductor 100 "$PY" -m fastpool.bench "${BENCH[@]}" --name bench-cuda-inductor \
-    --directions fwd,bwd --peers torch,inductor --repeats 2
-fi
-
 if want profile; then
   # Nsight Compute on one call of each slow kernel (benchmarks/gpu_profile.py):
   # memory-, instruction- or occupancy-bound. --clock-control none: the clocks
@@ -205,6 +201,20 @@ if want profile; then
       "$PY" benchmarks/gpu_profile.py
   fi
 fi
+if want family; then
+  # The rest of the family, never timed on a GPU before: adaptive (global, SPP), 3-d, 1-d,
+  # fractional 2-d/3-d and SegNet's unpool, fp32, both layouts, one round.
+  run_step family 80 "$PY" -m fastpool.bench --device cuda --suite default --no-sweep --no-e2e --no-progress \
+    --ops adaptive_max_pool2d,max_pool3d,max_pool1d,fractional_max_pool2d,fractional_max_pool3d,max_unpool2d \
+    --cases global.resnet50,spp.conv5.bins4,unet3d.pool2,audio.m5.pool2,fmp.layer4,fmp3d.layer1,segnet.unpool4.b1 \
+    --dtypes float32 --layouts nchw,nhwc --directions fwd,bwd,train --peers torch,torch_cl --repeats 1 \
+    --out "$OUT" --name bench-cuda-family
+fi
+if want inductor; then
+  run_step inductor 100 "$PY" -m fastpool.bench "${BENCH[@]}" --name bench-cuda-inductor \
+    --directions fwd,bwd --peers torch,inductor --repeats 1
+fi
+
 
 echo
 echo "== finished in $((SECONDS - T0))s (deadline ${DEADLINE_S}s); summary: $SUMMARY"
