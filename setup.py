@@ -84,6 +84,8 @@ class BuildWithISA(BuildExtension):
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
             self.compiler.link = link
+        for ext in self.extensions:
+            build_config.check_dynamic_libstdcxx(self.get_ext_fullpath(ext.name))
 
 
 # The extension links against this torch's C++ ABI and loads into no other:

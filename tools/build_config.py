@@ -239,3 +239,58 @@ def make_extension(root):
         extra_compile_args={"cxx": torch_cxx_flags()},
         extra_link_args=LINK_FLAGS,
     )
+
+
+# ---- the built module's C++ runtime --------------------------------------
+# torch's errors are C++ exceptions whose messages fastpool's code formats with
+# the C++ library it was linked with. A module that carries a private static
+# copy of libstdc++ (a -static-libstdc++ link, or a compiler wrapper that links
+# one: the GPU machines' CXX=/opt/gcc/bin/g++ did, 2026-11-27) mixes two C++
+# runtimes in one process; that one crashed the interpreter with a segmentation
+# fault at its first error, in every op. Such a module lists no libstdc++.so.6
+# among the libraries it needs: the build refuses it rather than install a
+# module that may crash.
+
+def elf_needed_libraries(path):
+    """The DT_NEEDED names of a 64-bit little-endian ELF file, or None for any other file."""
+    import struct
+
+    with open(path, "rb") as f:
+        data = f.read()
+    if data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:  # ELFCLASS64, ELFDATA2LSB
+        return None
+    (phoff,) = struct.unpack_from("<Q", data, 0x20)
+    phentsize, phnum = struct.unpack_from("<HH", data, 0x36)
+    # (p_type, p_flags, p_offset, p_vaddr, p_paddr, p_filesz, p_memsz, p_align)
+    segments = [struct.unpack_from("<IIQQQQQQ", data, phoff + i * phentsize) for i in range(phnum)]
+    dynamic = [s for s in segments if s[0] == 2]  # PT_DYNAMIC
+    if not dynamic:
+        return []
+    offset, size = dynamic[0][2], dynamic[0][5]
+    entries = [struct.unpack_from("<qQ", data, offset + i * 16) for i in range(size // 16)]
+    strtab = next(value for tag, value in entries if tag == 5)  # DT_STRTAB, a virtual address
+    # The string table's file offset: through the PT_LOAD segment that maps it.
+    base = next(s[2] + strtab - s[3] for s in segments if s[0] == 1 and s[3] <= strtab < s[3] + s[5])
+    names = []
+    for tag, value in entries:
+        if tag == 0:  # DT_NULL
+            break
+        if tag == 1:  # DT_NEEDED: an offset into the string table
+            start = base + value
+            names.append(data[start:data.index(b"\0", start)].decode())
+    return names
+
+
+def check_dynamic_libstdcxx(module_path):
+    """Raises where the module was linked with a static copy of libstdc++ (see above).
+    FASTPOOL_ALLOW_STATIC_LIBSTDCXX=1 skips the check."""
+    if os.environ.get("FASTPOOL_ALLOW_STATIC_LIBSTDCXX") == "1":
+        return
+    needed = elf_needed_libraries(module_path)
+    if needed is None or any(name.startswith("libstdc++.so") for name in needed):
+        return
+    raise RuntimeError(
+        f"{module_path} was linked with a static copy of the C++ library (no libstdc++.so.6 among the "
+        f"libraries it needs: {', '.join(needed)}). Such a module can crash Python at its first error. "
+        f"The compiler was {os.environ.get('CXX', 'c++')!r}: rebuild with one that links libstdc++ "
+        "dynamically, e.g. CXX=/usr/bin/g++ CC=/usr/bin/gcc (FASTPOOL_ALLOW_STATIC_LIBSTDCXX=1 skips this check).")
