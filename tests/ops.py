@@ -427,6 +427,19 @@ def backward_kind(case):
     return "band_gather" if (sh, sw) == (2, 2) and sd in (1, 2) else "gather"
 
 
+def backward_items(kind, x, out, case, dims):
+    """The backward's work items times its lanes: an input each (gather), an output each (bands), or a
+    block of inputs each, the input cut every stride along each axis (band gather)."""
+    if kind == "gather":
+        return x.numel()
+    if kind == "bands":
+        return out.numel()
+    strides = case["s"] or case["k"]
+    spatial = x.shape[-dims:]
+    blocks = math.prod(-(-n // s) for n, s in zip(spatial, strides))
+    return x.numel() // math.prod(spatial) * blocks
+
+
 def check_info(info, x, dims):
     assert info["misaligned"] == 0
     c = x.shape[-dims - 1]
@@ -738,7 +751,7 @@ class CudaHostDevice:
         assert info["body"] == f"backward_{kind}_{info['layout']}"
         if op.family == "window" and is_channels_last(x, op.dims):
             assert info["layout"] == "nhwc"
-        assert info["items"] * info["lanes"] == (x.numel() if kind == "gather" else ref_out.numel())
+        assert info["items"] * info["lanes"] == backward_items(kind, x, ref_out, case.geometry, op.dims)
         check_info(info, x, op.dims)
         check_full_lanes(info, x, op.dims)
         gi64, info64 = op.host_backward(grad, x, case, idx, force_index64=True, sm_count=sms)

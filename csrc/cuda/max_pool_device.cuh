@@ -68,8 +68,9 @@ template <typename index_t>
 struct Axis {
   index_t in, out, kernel, stride, pad, dilation;
   index_t span;  // (kernel - 1) * dilation + 1: first to last tap
+  index_t blocks;  // ceil(in / stride): the band gather's blocks of inputs (fixed axes)
   bool adaptive;
-  Divider<index_t> by_stride, by_in, by_out;
+  Divider<index_t> by_stride, by_in, by_out, by_blocks;
 };
 
 // Everything the bodies need, prepared once on the host: sizes, the 3 axes
@@ -96,10 +97,13 @@ inline Axis<index_t> make_axis(const PoolGeometry& g, int dim) {
   a.pad = static_cast<index_t>(g.pad[dim]);
   a.dilation = static_cast<index_t>(g.dilation[dim]);
   a.span = (a.kernel - 1) * a.dilation + 1;
+  const int64_t blocks = g.adaptive[dim] ? 1 : (g.in_size[dim] + g.stride[dim] - 1) / g.stride[dim];
+  a.blocks = static_cast<index_t>(blocks > 1 ? blocks : 1);
   a.adaptive = g.adaptive[dim];
   a.by_stride = Divider<index_t>(g.stride[dim]);
   a.by_in = Divider<index_t>(g.in_size[dim]);
   a.by_out = Divider<index_t>(g.out_size[dim]);
+  a.by_blocks = Divider<index_t>(a.blocks);
   return a;
 }
 
@@ -149,6 +153,10 @@ FASTPOOL_HOST_DEVICE inline Extent<index_t> output_extent(const Geometry<index_t
 template <typename index_t>
 FASTPOOL_HOST_DEVICE inline Extent<index_t> input_extent(const Geometry<index_t>& g) {
   return {g.w.by_in, g.w.in, g.h.by_in, g.h.in, g.d.by_in, g.d.in};
+}
+template <typename index_t>
+FASTPOOL_HOST_DEVICE inline Extent<index_t> block_extent(const Geometry<index_t>& g) {
+  return {g.w.by_blocks, g.w.blocks, g.h.by_blocks, g.h.blocks, g.d.by_blocks, g.d.blocks};
 }
 
 template <typename index_t>
@@ -503,10 +511,15 @@ FASTPOOL_UNROLL
 //                pass.
 //   band gather  overlapping windows with stride kS in h and w and kSD in d
 //                (the ResNet stem: k3 s2; kSD = 1 for 2-d): one item per
-//                output band of at most kSD x kS x kS inputs loads each
-//                candidate output (those covering any input of the band) once
-//                and adds it to the band input its index names, in output
-//                raster order; larger edge bands fall back to the gather.
+//                block of at most kSD x kS x kS inputs (the input cut every
+//                stride from 0, input_block) loads each candidate output
+//                (those covering any input of the block) once and adds it to
+//                the block input its index names, in output raster order.
+//                Every block fits the item's arrays, edges included: with
+//                blocks owned by outputs, the last output's (the input's
+//                remainder, 3 wide for the stem) took a per-input gather, one
+//                thread of most NCHW warps on a slow path the other 31 waited
+//                for.
 // All three give each input the gather's value bit for bit, and none uses
 // atomics: every input is written by one thread, in a fixed order.
 
@@ -671,8 +684,18 @@ FASTPOOL_UNROLL
   }
 };
 
-// Band gather: i over the outputs, like bands; kS = the stride in h and w, kSD
-// the depth band (1 for 2-d and for depth stride 1, else the depth stride).
+// Inputs [begin, end) of block b along one axis: [b * stride, (b + 1) * stride)
+// within [0, in); never empty (b < blocks).
+template <typename index_t>
+FASTPOOL_HOST_DEVICE inline void input_block(const Axis<index_t>& a, index_t b, index_t* begin, index_t* end) {
+  *begin = b * a.stride;
+  const index_t next = *begin + a.stride;
+  *end = next < a.in ? next : a.in;
+}
+
+// Band gather: i over the input blocks (NCHW: plane, block d, h, w; NHWC: n,
+// block d, h, w, c / V); kS = the stride in h and w, kSD the depth stride
+// (1 for 2-d), so a block holds at most kSD x kS x kS inputs.
 template <typename scalar_t, typename acc_t, typename index_t, bool kNhwc, int V, int kS, int kSD>
 struct BackwardBandGather {
   using Args = BackwardArgs<scalar_t, index_t>;
@@ -681,18 +704,15 @@ struct BackwardBandGather {
 
   FASTPOOL_HOST_DEVICE static void run(const Args& a, index_t i) {
     const Geometry<index_t>& g = a.g;
-    const OwnedBand<scalar_t, index_t> b = output_band<scalar_t, index_t, kNhwc, V>(a, i);
-    const BackwardSlice<scalar_t, index_t>& s = b.slice;
-    const index_t d0 = b.d0, d1 = b.d1, h0 = b.h0, h1 = b.h1, w0 = b.w0, w1 = b.w1;
-    if (d1 - d0 > kSD || h1 - h0 > kS || w1 - w0 > kS) {  // a last band that holds the input's remainder
-      for (index_t t = d0; t < d1; ++t)
-        for (index_t h = h0; h < h1; ++h)
-          for (index_t w = w0; w < w1; ++w)
-            store_pack<scalar_t, V>(s.grad_input + input_pos(g, t, h, w) * s.step,
-                                    gather_input<scalar_t, acc_t, index_t, V, kNhwc>(g, s, t, h, w));
-      return;
-    }
-    // The candidates: outputs covering the band's first slab (row, column) to its last.
+    const Extent<index_t> e = block_extent(g);
+    const Position<index_t> block = kNhwc ? split_channels_last(g, i, e) : split_planar(i, e);
+    const BackwardSlice<scalar_t, index_t> s = backward_slice<scalar_t, index_t, kNhwc, V>(a, block.outer,
+                                                                                           block.lane_group);
+    index_t d0, d1, h0, h1, w0, w1;
+    input_block(g.d, block.z, &d0, &d1);
+    input_block(g.h, block.y, &h0, &h1);
+    input_block(g.w, block.x, &w0, &w1);
+    // The candidates: outputs covering the block's first slab (row, column) to its last.
     index_t od0, od1, oh0, oh1, ow0, ow1, unused;
     covering_outputs(g.d, d0, &od0, &unused);
     covering_outputs(g.d, d1 - 1, &unused, &od1);
@@ -701,7 +721,7 @@ struct BackwardBandGather {
     covering_outputs(g.w, w0, &ow0, &unused);
     covering_outputs(g.w, w1 - 1, &unused, &ow1);
     acc_t sum[kSD][kS][kS][V];
-    int covers[kSD][kS][kS];  // covering outputs per band input (copied when 1 and nhwc_copies_single)
+    int covers[kSD][kS][kS];  // covering outputs per block input (copied when 1 and nhwc_copies_single)
     Pack<scalar_t, V> single[kSD][kS][kS];
 FASTPOOL_UNROLL
     for (int z = 0; z < kSD; ++z)

@@ -281,13 +281,26 @@ inline BackwardKind backward_kind(const PoolGeometry& g) {
   return BackwardKind::gather;
 }
 
+// The band gather's work items: a block of inputs (the input cut every stride
+// along each axis) per plane, or per image and V channels.
+inline int64_t band_gather_items(const BackwardJob& job) {
+  int64_t out = 1, blocks = 1;
+  for (int d = 0; d < kMaxSpatialDims; ++d) {
+    out *= job.g.out_size[d];
+    blocks *= (job.g.in_size[d] + job.g.stride[d] - 1) / job.g.stride[d];
+  }
+  return job.grad_output.numel() / out * blocks / job.lanes;
+}
+
 template <typename scalar_t, class Exec>
 void backward_typed(const Exec& exec, const BackwardJob& job) {
   using acc = acc_t<scalar_t>;
   const BackwardKind kind = backward_kind(job.g);
-  // Gather: one item per input (per V channels); the others: one per output.
-  const int64_t items =
-      (kind == BackwardKind::gather ? job.grad_input.numel() : job.grad_output.numel()) / job.lanes;
+  // Gather: one item per input (per V channels); bands: one per output; band
+  // gather: one per block of inputs.
+  const int64_t items = kind == BackwardKind::gather ? job.grad_input.numel() / job.lanes
+                        : kind == BackwardKind::bands ? job.grad_output.numel() / job.lanes
+                                                      : band_gather_items(job);
   launch_items(exec, items, job.max_offset, [&](const cuda_launch::Grid& grid, auto index_zero, auto n) {
     using index_t = decltype(index_zero);
     const cuda_logic::BackwardArgs<scalar_t, index_t> a{
