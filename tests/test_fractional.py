@@ -634,3 +634,32 @@ def test_cuda_kernels_are_registered():
         for suffix in ("", "_backward"):
             assert torch._C._dispatch_has_kernel_for_dispatch_key(f"fastpool::fractional_max_pool{dims}d{suffix}",
                                                                  "CUDA")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("shape", [(2, 5, 13, 11), (5, 13, 11), (2, 1, 9, 9), (2, 5, 9, 8, 7)], ids=str)
+def test_channels_last_training_gradient(shape, dtype):
+    """A channels-last input's x.grad: torch's bits and torch's (channels-last) strides. The
+    backward op returns a contiguous gradient (as torch's); the autograd node hands it to the
+    engine in the input's layout (fastpool's transpose, not AccumulateGrad's copy)."""
+    dims = 3 if len(shape) == 5 else 2
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(3)).to(dtype)
+    x = x.movedim(-dims - 1, -1).contiguous().movedim(-1, -dims - 1)  # channels last, batched or not
+    samples = torch.rand((shape[0] if len(shape) > 3 else 1, shape[-dims - 1], dims),
+                         generator=torch.Generator().manual_seed(4)).to(dtype)
+    out = [4] * dims
+    ours, theirs = getattr(fastpool, f"fractional_max_pool{dims}d"), getattr(F, f"fractional_max_pool{dims}d")
+    a, b = x.detach().requires_grad_(), x.detach().requires_grad_()
+    y = ours(a, 2, output_size=out, _random_samples=samples)
+    grad = torch.randn(y.shape, generator=torch.Generator().manual_seed(5)).to(dtype)
+    y.backward(grad)
+    theirs(b, 2, output_size=out, _random_samples=samples).backward(grad)
+    assert_identical(a.grad, b.grad)
+    # The node's own output (autograd.grad: no AccumulateGrad) is already in the input's layout.
+    d = x.detach().requires_grad_()
+    (h,) = torch.autograd.grad(ours(d, 2, output_size=out, _random_samples=samples), d, grad)
+    assert_identical(h, b.grad)
+    # Where a graph is built over the backward (create_graph), the gradient stays the op's (contiguous).
+    c = x.detach().requires_grad_()
+    (g,) = torch.autograd.grad(ours(c, 2, output_size=out, _random_samples=samples), c, grad, create_graph=True)
+    assert torch.equal(g, b.grad) and g.is_contiguous()
