@@ -87,6 +87,13 @@ struct Geometry {
   bool nhwc_copies_single;    // backward: a lone covering output's gradient is copied, not added to 0
 };
 
+// The band gather's blocks along one dim: the input cut every stride from 0
+// (input_block below); 1 for adaptive dims, which it never takes.
+inline int64_t input_blocks(const PoolGeometry& g, int dim) {
+  if (g.adaptive[dim] || g.in_size[dim] <= 0) return 1;
+  return (g.in_size[dim] + g.stride[dim] - 1) / g.stride[dim];
+}
+
 template <typename index_t>
 inline Axis<index_t> make_axis(const PoolGeometry& g, int dim) {
   Axis<index_t> a;
@@ -97,8 +104,7 @@ inline Axis<index_t> make_axis(const PoolGeometry& g, int dim) {
   a.pad = static_cast<index_t>(g.pad[dim]);
   a.dilation = static_cast<index_t>(g.dilation[dim]);
   a.span = (a.kernel - 1) * a.dilation + 1;
-  const int64_t blocks = g.adaptive[dim] ? 1 : (g.in_size[dim] + g.stride[dim] - 1) / g.stride[dim];
-  a.blocks = static_cast<index_t>(blocks > 1 ? blocks : 1);
+  a.blocks = static_cast<index_t>(input_blocks(g, dim));
   a.adaptive = g.adaptive[dim];
   a.by_stride = Divider<index_t>(g.stride[dim]);
   a.by_in = Divider<index_t>(g.in_size[dim]);

@@ -287,7 +287,7 @@ inline int64_t band_gather_items(const BackwardJob& job) {
   int64_t out = 1, blocks = 1;
   for (int d = 0; d < kMaxSpatialDims; ++d) {
     out *= job.g.out_size[d];
-    blocks *= (job.g.in_size[d] + job.g.stride[d] - 1) / job.g.stride[d];
+    blocks *= cuda_logic::input_blocks(job.g, d);
   }
   return job.grad_output.numel() / out * blocks / job.lanes;
 }
