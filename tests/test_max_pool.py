@@ -177,12 +177,17 @@ def test_rows_of_fewer_interior_outputs_than_lanes(dtype, isa):
     # at a page that cannot be read, and the last plane's last rows must
     # avoid it. Strides 1, 2 and 4, padded and unpadded, row runs, 1-d and
     # 2-d, on 1 and 2 threads; NaN, ties and zeros of either sign; values,
-    # indices and the training path's gradient. Last, a 1-d row of whole
-    # stride-4 chunks (AVX2's stride-4 loads) for comparison.
+    # indices and the training path's gradient. Row runs over whole planes
+    # (VGG's pool5: 7 outputs a row) write whole vectors into the next rows'
+    # outputs and go on across planes, from mid-plane where the second
+    # thread starts (odd output heights), 1 to 7 outputs a row, 2-d and 3-d
+    # with one output depth. Last, a 1-d row of whole stride-4 chunks (AVX2's
+    # stride-4 loads) for comparison.
     cases = [(2, (16, 16), 3, 2, 1, False), (2, (9, 10), 3, 1, 0, False), (2, (12, 18), 2, 2, 0, True),
              (2, (7, 21), 3, 2, (0, 1), False), (1, (30,), 4, 4, 0, False), (1, (21,), 4, 4, 1, True),
              (2, (5, 33), (2, 4), (2, 4), 0, False), (1, (19,), 5, 1, 2, False), (2, (6, 20), 3, 1, 0, True),
-             (1, (75,), 4, 4, 0, False)]
+             (2, (14, 14), 2, 2, 0, False), (2, (7, 6), 2, 2, 0, True), (2, (5, 3), (3, 2), 1, 0, False),
+             (3, (2, 7, 5), 2, (2, 2, 1), 0, False), (1, (75,), 4, 4, 0, False)]
     for seed, (dims, sizes, k, s, p, ceil) in enumerate(cases):
         for threads, special in [(1, "normal"), (2, "specials"), (1, "ties")]:
             x = make_input(2, 3, sizes, dtype, "contiguous", seed, special)

@@ -422,7 +422,8 @@ inline typename Sd::V load_lanes(const T* p, int64_t s, int64_t n) {
 template <typename T, typename Sink, int kStride, int kKW, bool kFull, bool kExact, bool kBounded = false>
 FASTPOOL_ALWAYS_INLINE bool forward_planar_chunk(const PoolGeometry& g, const T* plane, const RowScratch& rs,
                                                  int64_t num_rows, int64_t ow, int64_t n, T* out,
-                                                 typename Sink::E* index, const uint32_t* masks = nullptr) {
+                                                 typename Sink::E* index, const uint32_t* masks = nullptr,
+                                                 int64_t index_shift = 0) {
   using Sd = Simd<ComputeT<T>>;
   const int64_t s = g.stride[2], dil = g.dilation[2];
   const int64_t kw_count = kKW > 0 ? kKW : g.kernel[2];
@@ -469,14 +470,15 @@ FASTPOOL_ALWAYS_INLINE bool forward_planar_chunk(const PoolGeometry& g, const T*
       start = Sd::index_add(Sd::index_set1(static_cast<int32_t>(rs.taps.data[0] * kw_count)),
                             Sd::index_max(zero, Sd::index_sub(zero, start_col)));
     else
-      start = Sd::index_add(Sd::index_set1(static_cast<int32_t>(rows[0])), Sd::index_max(zero, start_col));
+      start = Sd::index_add(Sd::index_set1(static_cast<int32_t>(rows[0] + index_shift)),
+                            Sd::index_max(zero, start_col));
     acc.init(Sd::splat(-std::numeric_limits<ComputeT<T>>::infinity()), start);
   }
   for (int64_t r = 0; r < num_rows; ++r) {
     const int64_t row_off = rows[r] + base;
     typename Sd::I index =
         Sink::kTap ? Sd::index_set1(static_cast<int32_t>(rs.taps.data[r] * kw_count))
-                   : Sd::index_add(Sd::index_set1(static_cast<int32_t>(row_off)), lane_offsets);
+                   : Sd::index_add(Sd::index_set1(static_cast<int32_t>(row_off + index_shift)), lane_offsets);
     for (int64_t kw = 0; kw < kw_count; ++kw) {
       if constexpr (kBounded) {
         acc.step(load_bounded(row_off + kw, kw), index);
@@ -496,11 +498,12 @@ FASTPOOL_ALWAYS_INLINE bool forward_planar_chunk(const PoolGeometry& g, const T*
 template <typename T, typename Sink, int kStride, int kKW, bool kFull, bool kBounded = false>
 FASTPOOL_ALWAYS_INLINE void forward_planar_chunk_checked(const PoolGeometry& g, const T* plane, const RowScratch& rs,
                                                          int64_t num_rows, int64_t ow, int64_t n, T* out,
-                                                         typename Sink::E* index, const uint32_t* masks = nullptr) {
+                                                         typename Sink::E* index, const uint32_t* masks = nullptr,
+                                                         int64_t index_shift = 0) {
   if (!forward_planar_chunk<T, Sink, kStride, kKW, kFull, false, kBounded>(g, plane, rs, num_rows, ow, n, out, index,
-                                                                            masks))
+                                                                            masks, index_shift))
     forward_planar_chunk<T, Sink, kStride, kKW, kFull, true, kBounded>(g, plane, rs, num_rows, ow, n, out, index,
-                                                                        masks);
+                                                                        masks, index_shift);
 }
 
 // Outputs [lo, hi) of one row, all interior along W. A ragged end is covered
@@ -806,21 +809,62 @@ inline void forward_planar_interior_kw(const PoolGeometry& g, const T* plane, co
   });
 }
 
-// n consecutive output rows of one plane (and depth) whose windows lie inside
-// the plane along H (and D): their window rows move down by row_step elements
-// per row, so the first row's are moved along (rs is the caller's scratch)
-// rather than collected again. Each row is whole interior chunks, or
-// (kBounded) forward_planar_bounded_row's chunks. The per-row work of
-// forward_planar_rows (window rows, dispatch, the calls) was a quarter of a
-// VGG k2 s2 pool's time on 56x56 planes.
+// n consecutive output rows whose windows lie inside the plane along H (and
+// D): their window rows move down by row_step elements per row, so the first
+// row's are moved along (rs is the caller's scratch) rather than collected
+// again. A run may go on into the next planes (plane_rows > 0: every row of a
+// plane is in runs, one output depth): it then starts again plane_rows rows
+// up, one plane further; oh is the first row's. Each row is whole interior
+// chunks, or (kBounded) forward_planar_bounded_row's chunks. The per-row work
+// of forward_planar_rows (window rows, dispatch, the calls) was a quarter of a
+// VGG k2 s2 pool's time on 56x56 planes, and the per-plane work most of it on
+// 14x14 planes.
 template <typename T, typename Sink, int kStride, int kKW, bool kBounded>
 void forward_planar_row_run(const PoolGeometry& g, const T* plane, RowScratch& rs, int64_t num_rows, int64_t n,
-                            int64_t row_step, T* out, typename Sink::E* index, int64_t prefetch_bytes,
-                            const BoundedRowPlan& plan, int64_t lo, int64_t hi) {
+                            int64_t row_step, int64_t oh, int64_t plane_rows, T* out, typename Sink::E* index,
+                            int64_t prefetch_bytes, const BoundedRowPlan& plan, int64_t lo, int64_t hi) {
+  constexpr int64_t L = Simd<ComputeT<T>>::kLanes;
   const int64_t OW = g.out_size[2], step_bytes = row_step * static_cast<int64_t>(sizeof(T));
+  const int64_t plane_elems = in_plane_elems(g);
   // Only the lines the row prefetch_bytes on adds (the rows before it
   // fetched the rest); see forward_planar_rows.
   const int64_t new_from = prefetch_bytes > step_bytes ? prefetch_bytes - step_bytes : 0;
+  if constexpr (!kBounded) {
+    if (OW <= L) {
+      // One chunk a row, inline (a call per row was most of the time of
+      // 7-output rows): rs's window rows (collected for the first row, first_oh)
+      // read from `at`, `shift` elements from where they were (the flat
+      // indices count from the plane). Without masked stores, whole vectors
+      // where the run's next rows take the outputs past this row's (they are
+      // rewritten there): partial chunks go through a buffer element by
+      // element.
+      const int64_t first_oh = oh;
+      const T* at = plane;
+      int64_t shift = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        const char* ahead = reinterpret_cast<const char*>(at + rs.rows.data[num_rows - 1] + g.in_size[2]);
+        for (int64_t b = new_from; b < prefetch_bytes; b += 64) __builtin_prefetch(ahead + b);
+        T* row_out = out + i * OW;
+        typename Sink::E* row_index = Sink::kAny ? index + i * OW : nullptr;
+        if (OW == L || (!Simd<ComputeT<T>>::kMasked && i * OW + L <= n * OW))
+          forward_planar_chunk_checked<T, Sink, kStride, kKW, true>(g, at, rs, num_rows, 0, L, row_out, row_index,
+                                                                    nullptr, shift);
+        else
+          forward_planar_chunk_checked<T, Sink, kStride, kKW, false>(g, at, rs, num_rows, 0, OW, row_out, row_index,
+                                                                     nullptr, shift);
+        if (++oh == plane_rows) {
+          oh = 0;
+          const int64_t top = -first_oh * row_step;  // row 0 of the next plane
+          at += plane_elems - shift + top;
+          shift = top;
+        } else {
+          at += row_step;
+          shift += row_step;
+        }
+      }
+      return;
+    }
+  }
   for (int64_t i = 0; i < n; ++i) {
     const char* ahead = reinterpret_cast<const char*>(plane + rs.rows.data[num_rows - 1] + g.in_size[2]);
     for (int64_t b = new_from; b < prefetch_bytes; b += 64) __builtin_prefetch(ahead + b);
@@ -829,18 +873,23 @@ void forward_planar_row_run(const PoolGeometry& g, const T* plane, RowScratch& r
       forward_planar_bounded_row<T, Sink, kStride, kKW>(g, plane, rs, num_rows, plan, lo, hi, out + i * OW, row_index);
     else
       forward_planar_interior<T, Sink, kStride, kKW>(g, plane, rs, num_rows, 0, OW, out + i * OW, row_index);
-    for (int64_t k = 0; k < num_rows; ++k) rs.rows.data[k] += row_step;
+    const int64_t move = ++oh == plane_rows ? -(plane_rows - 1) * row_step : row_step;
+    if (oh == plane_rows) {
+      oh = 0;
+      plane += plane_elems;
+    }
+    for (int64_t k = 0; k < num_rows; ++k) rs.rows.data[k] += move;
   }
 }
 
 template <typename T, typename Sink, bool kBounded>
 void forward_planar_row_run_kw(const PoolGeometry& g, const T* plane, RowScratch& rs, int64_t num_rows, int64_t n,
-                               int64_t row_step, T* out, typename Sink::E* index, int64_t prefetch_bytes,
-                               const BoundedRowPlan& plan, int64_t lo, int64_t hi) {
+                               int64_t row_step, int64_t oh, int64_t plane_rows, T* out, typename Sink::E* index,
+                               int64_t prefetch_bytes, const BoundedRowPlan& plan, int64_t lo, int64_t hi) {
   with_row_stride<!kBounded>(g, [&](auto stride) {
     with_kernel_width(g, [&](auto kw) {
       forward_planar_row_run<T, Sink, decltype(stride)::value, decltype(kw)::value, kBounded>(
-          g, plane, rs, num_rows, n, row_step, out, index, prefetch_bytes, plan, lo, hi);
+          g, plane, rs, num_rows, n, row_step, oh, plane_rows, out, index, prefetch_bytes, plan, lo, hi);
     });
   });
 }
@@ -1076,6 +1125,10 @@ void forward_planar_rows(const PoolGeometry& g, const T* input, T* output, typen
       ((bounded_rows && Simd<ComputeT<T>>::kMasked) || (lo == 0 && hi == OW)) && OW > 0 &&
       OW <= 4 * Simd<ComputeT<T>>::kLanes && g.stride[2] != 4)
     interior_range(g, 1, &run_lo, &run_hi);
+  // Every row of every plane in runs (one output depth): a run goes on into
+  // the next planes (forward_planar_row_run).
+  const int64_t OH = g.out_size[1];
+  const bool cross_planes = run_lo == 0 && run_hi == OH && OH > 0 && g.out_size[0] == 1;
 
   RowCursor cursor(g, begin);
   for (int64_t r = begin; r < end; ++r, cursor.next()) {
@@ -1084,21 +1137,33 @@ void forward_planar_rows(const PoolGeometry& g, const T* input, T* output, typen
     typename Sink::E* index = Sink::kAny ? indices + r * OW : nullptr;
     const WindowRows wr = rows.collect(g, tables, cursor.od, cursor.oh);
     if constexpr (kHasVectorPath<T> && kSpecialized<Sink>) {
-      const int64_t n = min64(run_hi - cursor.oh, end - r);
+      // Whether the whole-vector reads of a run of n rows stay inside the
+      // input: those of its last row's last window row.
+      const auto run_reads_fit = [&](int64_t n) {
+        const int64_t last_planes = (cursor.oh + n - 1) / OH, last_oh = (cursor.oh + n - 1) % OH;
+        return partial_reads_fit(plane, last_planes * plane_elems + rows.rows.data[wr.count - 1] +
+                                            (last_oh - cursor.oh) * g.stride[1] * W);
+      };
+      int64_t n = min64(run_hi - cursor.oh, end - r);
+      if (cross_planes && wr.count > 0) {
+        // To the range's end, or (reads past the input) to its last plane.
+        const int64_t last_plane_start = (end - 1) / OH * OH;
+        if (!check_partial_reads || run_reads_fit(end - r)) n = end - r;
+        else if (last_plane_start > r) n = last_plane_start - r;
+      }
       if (cursor.oh >= run_lo && cursor.oh < run_hi && wr.count > 0 &&
-          (!check_partial_reads ||
-           partial_reads_fit(plane, rows.rows.data[wr.count - 1] + (n - 1) * g.stride[1] * W))) {
+          (!check_partial_reads || run_reads_fit(n))) {
         const int64_t row_bytes = W * static_cast<int64_t>(sizeof(T)), step_bytes = g.stride[1] * row_bytes;
         const int64_t ahead = kRunPrefetchBytes / step_bytes > kPrefetchRows ? kRunPrefetchBytes / step_bytes
                                                                             : kPrefetchRows;
         const int64_t prefetch_bytes = row_bytes > kMaxPrefetchRowBytes ? 0 : ahead * step_bytes;
         if (bounded_rows) {
           if constexpr (Simd<ComputeT<T>>::kMasked)
-            forward_planar_row_run_kw<T, Sink, true>(g, plane, rows, wr.count, n, g.stride[1] * W, out, index,
-                                                     prefetch_bytes, plan, lo, hi);
+            forward_planar_row_run_kw<T, Sink, true>(g, plane, rows, wr.count, n, g.stride[1] * W, cursor.oh,
+                                                     cross_planes ? OH : 0, out, index, prefetch_bytes, plan, lo, hi);
         } else {
-          forward_planar_row_run_kw<T, Sink, false>(g, plane, rows, wr.count, n, g.stride[1] * W, out, index,
-                                                    prefetch_bytes, plan, lo, hi);
+          forward_planar_row_run_kw<T, Sink, false>(g, plane, rows, wr.count, n, g.stride[1] * W, cursor.oh,
+                                                    cross_planes ? OH : 0, out, index, prefetch_bytes, plan, lo, hi);
         }
         for (int64_t i = 1; i < n; ++i) cursor.next();
         r += n - 1;
