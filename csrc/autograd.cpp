@@ -288,23 +288,33 @@ struct FractionalPoolOps {
     return ops;
   }
   using Values = at::Tensor(const at::Tensor&, Ints, Ints, const at::Tensor&);
+  using OffsetsBackward =
+      at::Tensor(const at::Tensor&, const at::Tensor&, c10::SymIntArrayRef, Ints, Ints, const at::Tensor&);
   c10::TypedOperatorHandle<Forward> forward = find_op<Forward>(fractional_pool_name(kDims));
+  c10::TypedOperatorHandle<Forward> with_offsets = find_op<Forward>(fractional_pool_name(kDims, "_with_offsets"));
+  c10::TypedOperatorHandle<OffsetsBackward> offsets_backward =
+      find_op<OffsetsBackward>(fractional_pool_name(kDims, "_offsets_backward"));
   c10::TypedOperatorHandle<Values> values = find_op<Values>(fractional_pool_name(kDims, "_values"));
   c10::TypedOperatorHandle<Backward> backward = find_op<Backward>(fractional_pool_name(kDims, "_backward"));
 };
 
-// The fractional backward op returns a contiguous gradient whatever the input's
-// layout, as torch's does. A channels-last leaf's x.grad must be channels-last,
-// and AccumulateGrad makes it so with torch's copy: 6 ms of a 9.5 ms training
-// step (8x32x94x94 fp32, AVX2, 2 threads). On the CPU the node hands the
-// gradient over in the input's layout instead, through fastpool's transpose
-// (the step then took 7.4 ms, not 9.6), where no graph is built over this
-// backward (the copy is not differentiable) and the tensors are plain ones.
-at::Tensor in_input_layout(const at::Tensor& grad, const at::Tensor& input, int dims) {
-  if (at::GradMode::is_enabled() || !grad.is_cpu() || at::isTensorSubclassLike(grad) ||
-      at::isTensorSubclassLike(input) || grad.unsafeGetTensorImpl()->has_symbolic_sizes_strides() ||
-      input.unsafeGetTensorImpl()->has_symbolic_sizes_strides() || grad.numel() == 0 ||
-      !stored_in_layout(input, PoolLayout::channels_last, dims) || stored_in_layout(input, PoolLayout::planar, dims))
+// The fractional backward ops return a contiguous gradient whatever the
+// input's layout, as torch's does. A channels-last leaf's x.grad must be
+// channels-last, and AccumulateGrad makes it so with torch's copy: 6 ms of a
+// 9.5 ms training step (8x32x94x94 fp32, AVX2, 2 threads). On the CPU the
+// node hands the gradient over in the input's layout instead, through
+// fastpool's transpose (the step then took 7.4 ms, not 9.6), where no graph
+// is built over this backward (the copy is not differentiable) and the
+// tensors are plain ones. channels_last: the input was stored so (and not
+// also planar: a tensor can be both).
+bool stored_channels_last(const at::Tensor& input, int dims) {
+  return !input.unsafeGetTensorImpl()->has_symbolic_sizes_strides() &&
+         stored_in_layout(input, PoolLayout::channels_last, dims) && !stored_in_layout(input, PoolLayout::planar, dims);
+}
+
+at::Tensor in_input_layout(const at::Tensor& grad, bool channels_last, int dims) {
+  if (!channels_last || at::GradMode::is_enabled() || !grad.is_cpu() || at::isTensorSubclassLike(grad) ||
+      grad.unsafeGetTensorImpl()->has_symbolic_sizes_strides() || grad.numel() == 0)
     return grad;
   return cpu::copy_in_layout_cpu(grad, PoolLayout::channels_last, dims);
 }
@@ -316,9 +326,27 @@ struct FractionalPool {
   static at::Tensor backward(const at::Tensor& grad_output, const Saved<2>& saved, c10::SymIntArrayRef,
                              Ints sizes) {
     check_no_forward_grad(grad_output, [] { return fractional_pool_name(kDims, "_backward"); });
-    return in_input_layout(FractionalPoolOps<kDims>::get().backward.call(grad_output, saved[0], sizes.slice(0, kDims),
+    const at::Tensor& input = saved[0];
+    return in_input_layout(FractionalPoolOps<kDims>::get().backward.call(grad_output, input, sizes.slice(0, kDims),
                                                                          sizes.slice(kDims, kDims), saved[1]),
-                           saved[0], kDims);
+                           !at::isTensorSubclassLike(input) && stored_channels_last(input, kDims), kDims);
+  }
+};
+
+// The values op under autograd where the backend has training kernels: the
+// forward writes each argmax as its tap within the window and the node keeps
+// those and the samples (the windows), not the input and int64 indices.
+template <int kDims>
+struct FractionalPoolTraining {
+  static constexpr size_t kSaved = 2;  // offsets, random_samples; args: kernel_size, output_size, channels_last
+  static std::string name() { return "FastpoolFractionalMaxPool" + std::to_string(kDims) + "DBackward"; }
+  static at::Tensor backward(const at::Tensor& grad_output, const Saved<2>& saved, c10::SymIntArrayRef input_size,
+                             Ints args) {
+    check_no_forward_grad(grad_output, [] { return fractional_pool_name(kDims, "_offsets_backward"); });
+    return in_input_layout(FractionalPoolOps<kDims>::get().offsets_backward.call(
+                               grad_output, saved[0], input_size, args.slice(0, kDims), args.slice(kDims, kDims),
+                               saved[1]),
+                           args[2 * kDims] != 0, kDims);
   }
 };
 
@@ -338,14 +366,24 @@ std::tuple<at::Tensor, at::Tensor> fractional_pool_autograd(const at::Tensor& in
 }
 
 // The values-only op: without a gradient to record, no indices are written;
-// with one, the op with indices runs and its node keeps them.
+// with one, the training path (offsets) on backends that have it, else the
+// op with indices, whose node keeps them.
 template <int kDims>
 at::Tensor fractional_pool_values_autograd(const at::Tensor& input, Ints kernel_size, Ints output_size,
                                            const at::Tensor& random_samples) {
   check_no_forward_grad(input, [] { return fractional_pool_name(kDims, "_values"); });
+  const auto& ops = FractionalPoolOps<kDims>::get();
   if (!(at::GradMode::is_enabled() && input.requires_grad()))
-    return below_autograd(FractionalPoolOps<kDims>::get().values, input, kernel_size, output_size, random_samples);
-  return std::get<0>(fractional_pool_autograd<kDims>(input, kernel_size, output_size, random_samples));
+    return below_autograd(ops.values, input, kernel_size, output_size, random_samples);
+  if (!has_training_kernels(input))
+    return std::get<0>(fractional_pool_autograd<kDims>(input, kernel_size, output_size, random_samples));
+  auto [output, offsets] = below_autograd(ops.with_offsets, input, kernel_size, output_size, random_samples);
+  std::vector<int64_t> args(kernel_size.begin(), kernel_size.end());
+  args.insert(args.end(), output_size.begin(), output_size.end());
+  args.push_back(!at::isTensorSubclassLike(input) && stored_channels_last(input, kDims));
+  record_backward_node<FractionalPoolTraining<kDims>>(input, output, {offsets, random_samples},
+                                                      input.sym_sizes().vec(), std::move(args));
+  return output;
 }
 
 template <int kDims>
@@ -356,6 +394,11 @@ void register_autograd(torch::Library& m) {
   // vanishing (it would make torch.func.hessian silently zero).
   m.impl(window_pool_name(kDims, "_with_offsets").c_str(), torch::autograd::autogradNotImplementedFallback());
   m.impl(adaptive_pool_name(kDims, "_with_offsets").c_str(), torch::autograd::autogradNotImplementedFallback());
+  if (kDims > 1) {
+    m.impl(fractional_pool_name(kDims, "_with_offsets").c_str(), torch::autograd::autogradNotImplementedFallback());
+    m.impl(fractional_pool_name(kDims, "_offsets_to_indices").c_str(),
+           torch::autograd::autogradNotImplementedFallback());
+  }
   m.impl(window_pool_name(kDims).c_str(), &window_pool_autograd<kDims>);
   m.impl(window_pool_name(kDims, "_with_indices").c_str(), &window_pool_with_indices_autograd<kDims>);
   m.impl(adaptive_pool_name(kDims).c_str(), &adaptive_pool_autograd<kDims>);

@@ -201,6 +201,29 @@ struct BackwardAutograd {
                                                          output_size, indices);
   }
 
+  // The training path's fractional backward: where a graph is built over it,
+  // its argmax positions are decoded once (offsets_to_indices) and its
+  // gradient gathers there.
+  static at::Tensor fractional_offsets(const at::Tensor& grad_output, const at::Tensor& offsets,
+                                       c10::SymIntArrayRef input_size, Ints kernel_size, Ints output_size,
+                                       const at::Tensor& random_samples) {
+    static const auto op =
+        find_op<at::Tensor(const at::Tensor&, const at::Tensor&, c10::SymIntArrayRef, Ints, Ints, const at::Tensor&)>(
+            fractional_pool_name(kDims, "_offsets_backward"));
+    static const auto to_indices =
+        find_op<at::Tensor(const at::Tensor&, c10::SymIntArrayRef, Ints, Ints, const at::Tensor&)>(
+            fractional_pool_name(kDims, "_offsets_to_indices"));
+    check_no_forward_grad(grad_output, [] { return fractional_pool_name(kDims, "_offsets_backward"); });
+    at::Tensor grad_input = below_autograd(op, grad_output, offsets, input_size, kernel_size, output_size,
+                                           random_samples);
+    if (at::GradMode::is_enabled() && grad_output.requires_grad()) {
+      const at::Tensor indices = below_autograd(to_indices, offsets, input_size, kernel_size, output_size,
+                                                random_samples);
+      record_backward_node<GatherAtIndices<kDims>>(grad_output, grad_input, {indices}, {}, {});
+    }
+    return grad_input;
+  }
+
   static at::Tensor unpool(const at::Tensor& grad_output, const at::Tensor& indices) {
     static const auto op =
         find_op<at::Tensor(const at::Tensor&, const at::Tensor&)>(unpool_name(kDims, "_backward"));
@@ -226,6 +249,8 @@ TORCH_LIBRARY_IMPL(fastpool, Autograd, m) {
   register_pooling_backwards<3>(m);
   m.impl(fractional_pool_name(2, "_backward").c_str(), &BackwardAutograd<2>::fractional);
   m.impl(fractional_pool_name(3, "_backward").c_str(), &BackwardAutograd<3>::fractional);
+  m.impl(fractional_pool_name(2, "_offsets_backward").c_str(), &BackwardAutograd<2>::fractional_offsets);
+  m.impl(fractional_pool_name(3, "_offsets_backward").c_str(), &BackwardAutograd<3>::fractional_offsets);
   m.impl(unpool_name(2, "_backward").c_str(), &BackwardAutograd<2>::unpool);
   m.impl(unpool_name(3, "_backward").c_str(), &BackwardAutograd<3>::unpool);
 }

@@ -3,6 +3,8 @@
 #include <ATen/core/Tensor.h>
 #include <c10/util/Exception.h>
 
+#include <climits>
+
 #include <sstream>
 #include <string>
 #include <type_traits>
@@ -162,6 +164,69 @@ void check_fractional_pool_backward(int dims, const at::Tensor& grad_output, con
               " but found ", grad_output.scalar_type());
   TORCH_CHECK(indices.scalar_type() == at::kLong, "expected scalar type Long but found ", indices.scalar_type());
 }
+
+at::ScalarType fractional_offsets_dtype(c10::IntArrayRef kernel_size) {
+  int64_t taps = 1;
+  for (int64_t k : kernel_size) taps = k <= 0 ? 0 : (taps > INT32_MAX / k ? int64_t{INT32_MAX} + 1 : taps * k);
+  return taps <= 255 ? at::kByte : at::kInt;
+}
+
+template <typename T>
+std::vector<T> check_fractional_offsets(int dims, const char* op, const at::Tensor* grad_output,
+                                        const at::Tensor& offsets, c10::ArrayRef<T> input_size,
+                                        c10::IntArrayRef kernel_size, c10::IntArrayRef output_size,
+                                        const at::Tensor& random_samples) {
+  const int64_t ndim = static_cast<int64_t>(input_size.size());
+  TORCH_CHECK(static_cast<int>(kernel_size.size()) == dims && static_cast<int>(output_size.size()) == dims, op,
+              ": kernel_size and output_size must have ", dims, " entries, but got ", kernel_size, " and ",
+              output_size);
+  TORCH_CHECK(ndim == dims + 1 || ndim == dims + 2, op, ": input_size must be (N,) C and ", dims,
+              " spatial sizes, but got ", input_size);
+  for (int64_t d = ndim - dims - 1; d < ndim; ++d)
+    TORCH_CHECK(input_size[d] > 0, op, ": input_size must have non-empty planes, but got ", input_size);
+  int64_t taps = 1;
+  for (int i = 0; i < dims; ++i) {
+    const T& in = input_size[ndim - dims + i];
+    TORCH_CHECK(output_size[i] > 0 && output_size[i] + kernel_size[i] - 1 <= in, op, ": output_size ", output_size,
+                " and kernel_size ", kernel_size, " do not fit input_size ", input_size);
+    taps *= kernel_size[i] > 0 ? kernel_size[i] : 0;
+  }
+  TORCH_CHECK(taps <= INT32_MAX, op, ": windows of over 2^31-1 taps are not supported");
+  std::vector<T> expected(input_size.begin(), input_size.end() - dims);
+  for (int64_t s : output_size) expected.emplace_back(s);
+  const c10::ArrayRef<T> shape(expected);
+  if (grad_output) {
+    TORCH_CHECK(sizes_of<T>(*grad_output).equals(shape), op, ": grad_output must have size ", shape,
+                " (the forward output's), but got ", sizes_of<T>(*grad_output));
+    TORCH_CHECK(at::isFloatingType(grad_output->scalar_type()), op, ": grad_output must be floating, but got ",
+                grad_output->scalar_type());
+  }
+  TORCH_CHECK(sizes_of<T>(offsets).equals(shape), op, ": offsets must have size ", shape,
+              " (the forward output's), but got ", sizes_of<T>(offsets));
+  const at::ScalarType dtype = fractional_offsets_dtype(kernel_size);
+  TORCH_CHECK(offsets.scalar_type() == dtype, op, ": offsets must be ", dtype, " (the forward's), but got ",
+              offsets.scalar_type());
+  const T batch = ndim == dims + 2 ? input_size[0] : T(1);
+  TORCH_CHECK(at::isFloatingType(random_samples.scalar_type()) &&
+                  (!grad_output || random_samples.scalar_type() == grad_output->scalar_type()),
+              op, ": random_samples must be floating", grad_output ? " and of grad_output's dtype" : "", ", but got ",
+              random_samples.scalar_type());
+  TORCH_CHECK(random_samples.dim() == 3 && sizes_of<T>(random_samples)[0] >= batch &&
+                  sizes_of<T>(random_samples)[1] == input_size[ndim - dims - 1] && sizes_of<T>(random_samples)[2] == dims,
+              op, ": random_samples must have size (N, C, ", dims, ") for input_size ", input_size, ", but got ",
+              sizes_of<T>(random_samples));
+  TORCH_CHECK(offsets.device() == random_samples.device() && (!grad_output || grad_output->device() == offsets.device()),
+              op, ": expected all tensors on one device");
+  return expected;
+}
+
+template std::vector<int64_t> check_fractional_offsets<int64_t>(int, const char*, const at::Tensor*, const at::Tensor&,
+                                                                c10::ArrayRef<int64_t>, c10::IntArrayRef,
+                                                                c10::IntArrayRef, const at::Tensor&);
+template std::vector<c10::SymInt> check_fractional_offsets<c10::SymInt>(int, const char*, const at::Tensor*,
+                                                                        const at::Tensor&, c10::ArrayRef<c10::SymInt>,
+                                                                        c10::IntArrayRef, c10::IntArrayRef,
+                                                                        const at::Tensor&);
 
 void throw_invalid_fractional_index(int spatial_dims, int64_t index, int64_t in_plane) {
   TORCH_CHECK(false, "fractional_max_pool", spatial_dims, "d_backward: index ", index,

@@ -34,6 +34,23 @@ const char* fractional_backward_kernel_name(int spatial_dims, bool cuda = false)
 void check_fractional_pool_backward(int spatial_dims, const at::Tensor& grad_output, const at::Tensor& input,
                                     c10::IntArrayRef output_size, const at::Tensor& indices, bool cuda = false);
 
+// ---- training: offsets (the tap within the window) instead of indices ----
+
+// The offsets' dtype: uint8 for windows of up to 255 taps, int32 above.
+at::ScalarType fractional_offsets_dtype(c10::IntArrayRef kernel_size);
+
+// Checks a training op's arguments (offsets_backward with grad_output,
+// offsets_to_indices without): input_size (N,) C, spatial... with non-empty
+// planes, kernel_size and output_size of the op's rank and within the input,
+// offsets (and grad_output) of the output's shape, offsets of the dtype the
+// forward writes, random_samples as the forward checks them (its dtype:
+// floating, grad_output's where given). Returns the output shape.
+template <typename T>
+std::vector<T> check_fractional_offsets(int spatial_dims, const char* op, const at::Tensor* grad_output,
+                                        const at::Tensor& offsets, c10::ArrayRef<T> input_size,
+                                        c10::IntArrayRef kernel_size, c10::IntArrayRef output_size,
+                                        const at::Tensor& random_samples);
+
 // The backward's error for an index outside the input plane (torch reads
 // such an index out of bounds; fastpool's backends stop and raise this).
 [[noreturn]] void throw_invalid_fractional_index(int spatial_dims, int64_t index, int64_t in_plane);

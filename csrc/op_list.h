@@ -151,6 +151,16 @@ void impl_training_ops(torch::Library& m) {
 // draws (fastpool.functional draws them as torch.nn.functional does).
 // A backend implements the family as a class template over kDims with static
 // functions forward, values and backward.
+// Training (what autograd calls for the values op, csrc/autograd.cpp), CPU and
+// Meta:
+//   fractional_max_pool{k}d_with_offsets(self, kernel_size, output_size, random_samples) -> (values, offsets)
+//   fractional_max_pool{k}d_offsets_backward(grad_output, offsets, input_size, kernel_size, output_size,
+//                                            random_samples) -> grad_input (contiguous, as torch's)
+//   fractional_max_pool{k}d_offsets_to_indices(offsets, input_size, kernel_size, output_size, random_samples)
+//       -> indices (torch's int64 flat indices: what double backward gathers at)
+//   offsets: each output's argmax as its tap within its window (uint8 for up
+//   to 255 taps, else int32); the windows come again from the samples.
+//   Static functions with_offsets, offsets_backward and offsets_to_indices.
 constexpr int kFractionalPoolDims[] = {2, 3};
 
 inline std::string fractional_pool_name(int dims, const char* suffix = "") {
@@ -167,6 +177,14 @@ inline void define_fractional_pool_ops(torch::Library& m) {
            "] output_size, Tensor random_samples) -> Tensor").c_str(), tags);
     m.def((fractional_pool_name(dims, "_backward") + "(Tensor grad_output, Tensor self, int[" + n +
            "] kernel_size, int[" + n + "] output_size, Tensor indices) -> Tensor").c_str(), tags);
+    const std::string windows =
+        "SymInt[] input_size, int[" + n + "] kernel_size, int[" + n + "] output_size, Tensor random_samples";
+    m.def((fractional_pool_name(dims, "_with_offsets") + "(Tensor self, int[" + n + "] kernel_size, int[" + n +
+           "] output_size, Tensor random_samples) -> (Tensor, Tensor)").c_str(), tags);
+    m.def((fractional_pool_name(dims, "_offsets_backward") + "(Tensor grad_output, Tensor offsets, " + windows +
+           ") -> Tensor").c_str(), tags);
+    m.def((fractional_pool_name(dims, "_offsets_to_indices") + "(Tensor offsets, " + windows + ") -> Tensor").c_str(),
+          tags);
   }
 }
 
@@ -184,6 +202,19 @@ template <template <int> class Impl>
 void impl_fractional_pool_ops(torch::Library& m) {
   detail::impl_fractional_pool<Impl, 2>(m);
   detail::impl_fractional_pool<Impl, 3>(m);
+}
+
+// The training ops (with_offsets, offsets_backward, offsets_to_indices).
+template <template <int> class Impl>
+void impl_fractional_training_ops(torch::Library& m) {
+  for (int dims : kFractionalPoolDims) {
+    const bool two = dims == 2;
+    m.impl(fractional_pool_name(dims, "_with_offsets").c_str(), two ? &Impl<2>::with_offsets : &Impl<3>::with_offsets);
+    m.impl(fractional_pool_name(dims, "_offsets_backward").c_str(),
+           two ? &Impl<2>::offsets_backward : &Impl<3>::offsets_backward);
+    m.impl(fractional_pool_name(dims, "_offsets_to_indices").c_str(),
+           two ? &Impl<2>::offsets_to_indices : &Impl<3>::offsets_to_indices);
+  }
 }
 
 // ---- max unpooling: the inverse of max pooling, a scatter of each value to its index ----

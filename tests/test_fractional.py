@@ -92,6 +92,13 @@ def test_forward_matches_torch(case):
         assert_identical(got[1], expected[1])
         values, ref = call_both(dims, x, kernel, out, samples)
         assert_identical(values, ref)
+        # The training path's forward: the same values, and taps that decode to torch's indices.
+        k = [kernel] * dims if isinstance(kernel, int) else list(kernel)
+        values, offsets = our_op(dims, suffix="_with_offsets")(x, k, list(out), samples)
+        assert_identical(values, expected[0])
+        assert offsets.dtype == (torch.uint8 if np.prod(k) <= 255 else torch.int32)
+        decoded = our_op(dims, suffix="_offsets_to_indices")(offsets, list(x.shape), k, list(out), samples)
+        assert_identical(decoded, expected[1])
 
 
 @PROPERTY
@@ -367,6 +374,51 @@ def test_opcheck(dims):
     torch.library.opcheck(our_op(dims, suffix="_values"), (x, kernel, out, samples))
     values, indices = our_op(dims)(x.detach(), kernel, out, samples)
     torch.library.opcheck(our_op(dims, True), (torch.randn_like(values), x.detach(), kernel, out, indices))
+    torch.library.opcheck(our_op(dims, suffix="_with_offsets"), (x.detach(), kernel, out, samples))  # no derivative
+    _, offsets = our_op(dims, suffix="_with_offsets")(x.detach(), kernel, out, samples)
+    grad = torch.randn_like(values, requires_grad=True)
+    torch.library.opcheck(our_op(dims, suffix="_offsets_backward"), (grad, offsets, list(x.shape), kernel, out, samples))
+    torch.library.opcheck(our_op(dims, suffix="_offsets_to_indices"), (offsets, list(x.shape), kernel, out, samples))
+
+
+@pytest.mark.parametrize("kernel", [2, 16])
+@pytest.mark.parametrize("dims", [2, 3])
+def test_training_saves_taps_not_indices(dims, kernel):
+    """Under autograd the values op keeps each output's tap within its window (uint8 up to 255
+    taps, int32 above) and the samples, not the input and int64 indices; its gradient is
+    torch's, bit for bit, in float and in bfloat16 (torch's adds and roundings)."""
+    kernel = min(kernel, 6) if dims == 3 else kernel
+    shape, out = ((2, 3, 21, 20), [4, 3]) if dims == 2 else ((2, 2, 9, 8, 10), [2, 2, 3])
+    for dtype in (torch.float32, torch.bfloat16):
+        x = torch.randn(shape, generator=torch.Generator().manual_seed(1)).to(dtype)
+        samples = torch.rand(shape[0], shape[1], dims, generator=torch.Generator().manual_seed(2)).to(dtype)
+        saved = []
+        a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
+        with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+            y = fns(dims)[0](a, kernel, output_size=out, _random_samples=samples)
+        taps = kernel ** dims
+        assert sorted(str(t.dtype) for t in saved) == sorted([str(dtype), "torch.uint8" if taps <= 255 else "torch.int32"])
+        assert [t.shape for t in saved if t.dtype == dtype] == [samples.shape]
+        g = torch.randn(y.shape, generator=torch.Generator().manual_seed(3)).to(dtype)
+        y.backward(g)
+        fns(dims)[1](b, kernel, output_size=out, _random_samples=samples).backward(g)
+        assert_identical(a.grad, b.grad)
+
+
+def test_offsets_backward_refuses_bad_offsets():
+    x, samples = torch.randn(1, 2, 9, 9), torch.rand(1, 2, 2)
+    values, offsets = our_op(2, suffix="_with_offsets")(x, [2, 2], [4, 4], samples)
+    backward = our_op(2, suffix="_offsets_backward")
+    with pytest.raises(RuntimeError, match="outside its window of 4 taps"):
+        backward(values, torch.full_like(offsets, 4), [1, 2, 9, 9], [2, 2], [4, 4], samples)
+    with pytest.raises(RuntimeError, match="offsets must be Byte"):
+        backward(values, offsets.int(), [1, 2, 9, 9], [2, 2], [4, 4], samples)
+    with pytest.raises(RuntimeError, match="offsets must have size"):
+        backward(values, offsets[..., :3], [1, 2, 9, 9], [2, 2], [4, 4], samples)
+    with pytest.raises(RuntimeError, match="random_samples must have size"):
+        backward(values, offsets, [1, 2, 9, 9], [2, 2], [4, 4], samples[:, :1])
+    with pytest.raises(RuntimeError, match="do not fit input_size"):
+        backward(values, offsets, [1, 2, 4, 9], [2, 2], [4, 4], samples)
 
 
 @pytest.mark.parametrize("dims", [2, 3])

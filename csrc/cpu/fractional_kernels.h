@@ -22,7 +22,9 @@
 // mispredict scalar selects). The outputs then read their starts' entries a
 // vector at a time (Simd's gather_near, or hardware gathers where starts
 // spread further). Without indices (the values op) no tap is tracked and
-// none written. The scan compares with plain > and screens for
+// none written; the training path's sinks (TapOffset) write each argmax as its
+// tap within the window, (t * k_H + h) * k_W + w, not its flat index. The
+// scan compares with plain > and screens for
 // NaN (max_pool_kernels.h's WindowMax), redoing a row exactly when one may
 // have decided; it tracks each lane's tap offset, not its position. Without
 // a vector path (portable builds, rows narrower than a vector without masked
@@ -57,8 +59,8 @@ inline FractionalRow fractional_row(const FractionalPlan& p, int64_t r) {
 
 // Scalar: outputs [lo, hi) of one row.
 template <typename T, typename Sink>
-void fractional_row_scalar(const FractionalPlan& p, const FractionalRow& row, const T* in, T* out, int64_t* idx,
-                           int64_t lo, int64_t hi) {
+void fractional_row_scalar(const FractionalPlan& p, const FractionalRow& row, const T* in, T* out,
+                           typename Sink::E* idx, int64_t lo, int64_t hi) {
   using S = Scalar<T>;
   using C = typename S::C;
   const int64_t H = p.in[1], W = p.in[2];
@@ -66,20 +68,20 @@ void fractional_row_scalar(const FractionalPlan& p, const FractionalRow& row, co
   for (int64_t ow = lo; ow < hi; ++ow) {
     const int64_t first = row.first + row.starts_w[ow];
     C best = -std::numeric_limits<C>::infinity();
-    int64_t at = first;
+    int64_t at = Sink::kTap ? 0 : first, tap = 0;
     for (int64_t dt = 0; dt < kt; ++dt) {
       for (int64_t dh = 0; dh < kh; ++dh) {
         const int64_t base = first + (dt * H + dh) * W;
-        for (int64_t j = 0; j < kw; ++j) {
+        for (int64_t j = 0; j < kw; ++j, ++tap) {
           const C v = S::load(in[base + j]);
           const bool take = v > best || v != v;
           best = take ? v : best;
-          at = take ? base + j : at;
+          at = take ? (Sink::kTap ? tap : base + j) : at;
         }
       }
     }
     out[ow] = S::store(best);
-    if constexpr (Sink::kAny) idx[ow] = at;
+    if constexpr (Sink::kAny) idx[ow] = static_cast<typename Sink::E>(at);
   }
 }
 
@@ -90,6 +92,7 @@ void fractional_row_scalar(const FractionalPlan& p, const FractionalRow& row, co
 // tap 0: kExact applies torch's rule lane by lane; the fast scan uses plain
 // > and adds its taps' sum into screen (NaN where a NaN may have decided:
 // then redo exactly). kTaps > 0: n_taps known at compile time (unrolled).
+// A tap sink's lanes track the tap's number t instead (at_out: the tap).
 template <typename T, typename Sink, bool kExact, bool kPartial, int kTaps,
           typename Vec = Simd<typename Scalar<T>::C>>
 FASTPOOL_ALWAYS_INLINE void fractional_starts_lanes(typename Vec::V& screen, const int32_t* taps, int64_t n_taps,
@@ -97,16 +100,18 @@ FASTPOOL_ALWAYS_INLINE void fractional_starts_lanes(typename Vec::V& screen, con
                                                     typename Scalar<T>::C* best_out, int32_t* at_out) {
   using C = typename Scalar<T>::C;
   WindowMax<Vec, Sink, kExact> m;
-  m.init(Vec::splat(-std::numeric_limits<C>::infinity()), Vec::index_set1(taps[0]));
+  m.init(Vec::splat(-std::numeric_limits<C>::infinity()), Vec::index_set1(Sink::kTap ? 0 : taps[0]));
   if constexpr (kTaps > 0) n_taps = kTaps;
   for (int64_t t = 0; t < n_taps; ++t) {
     typename Vec::V v;
     if constexpr (kPartial) v = Vec::load_n(window0 + w + taps[t], n);
     else v = Vec::load(window0 + w + taps[t]);
-    m.step(v, Vec::index_set1(taps[t]));
+    m.step(v, Vec::index_set1(Sink::kTap ? static_cast<int32_t>(t) : taps[t]));
   }
   Vec::store(best_out + w, m.best);
-  if constexpr (Sink::kAny) {
+  if constexpr (Sink::kTap) {
+    Vec::store_index32(at_out + w, m.best_index);
+  } else if constexpr (Sink::kAny) {
     const typename Vec::I starts = Vec::index_add(Vec::index_iota(1), Vec::index_set1(static_cast<int32_t>(w)));
     Vec::store_index32(at_out + w, Vec::index_add(m.best_index, starts));
   }
@@ -153,10 +158,11 @@ void fractional_row_starts(const int32_t* taps, int64_t n_taps, const T* window0
   }
 }
 
-// Sink: FlatIndex (indices written) or NoArgmax (values only).
+// Sink: FlatIndex (indices written), TapOffset (taps) or NoArgmax (values only).
 template <typename T, typename Sink>
-void fractional_rows(const FractionalPlan& p, const void* input, void* output, int64_t* indices, int64_t begin,
+void fractional_rows(const FractionalPlan& p, const void* input, void* output, void* argmax, int64_t begin,
                      int64_t end) {
+  using E = typename Sink::E;
   using C = typename Scalar<T>::C;
   const T* in_all = static_cast<const T*>(input);
   T* out_all = static_cast<T*>(output);
@@ -191,11 +197,11 @@ void fractional_rows(const FractionalPlan& p, const void* input, void* output, i
     const FractionalRow row = fractional_row(p, r);
     const T* in = in_all + (row.plane - p.first_plane) * in_plane;
     T* out = out_all + r * OW;
-    int64_t* idx = Sink::kAny ? indices + r * OW : nullptr;
-    if (!has_taps) {  // torch's -inf at the window's start
+    E* idx = Sink::kAny ? static_cast<E*>(argmax) + r * OW : nullptr;
+    if (!has_taps) {  // torch's -inf at the window's start (its tap 0)
       for (int64_t ow = 0; ow < OW; ++ow) {
         out[ow] = Scalar<T>::store(-std::numeric_limits<C>::infinity());
-        if constexpr (Sink::kAny) idx[ow] = row.first + row.starts_w[ow];
+        if constexpr (Sink::kAny) idx[ow] = static_cast<E>(Sink::kTap ? 0 : row.first + row.starts_w[ow]);
       }
       continue;
     }
@@ -221,13 +227,15 @@ void fractional_rows(const FractionalPlan& p, const void* input, void* output, i
             Vec::store(out + ow, Vec::gather(best, w));
             if constexpr (Sink::kAny) at_w = Vec::index_gather(at, w);
           }
-          if constexpr (Sink::kAny)
+          if constexpr (Sink::kTap)
+            store_argmax<Vec, Sink>(idx + ow, at_w, L);
+          else if constexpr (Sink::kAny)
             Vec::store_indices(idx + ow, Vec::index_add(at_w, Vec::index_set1(static_cast<int32_t>(row.first))));
         }
         for (; ow < OW; ++ow) {
           const int32_t w = row.starts_w[ow];
           out[ow] = Scalar<T>::store(best[w]);
-          if constexpr (Sink::kAny) idx[ow] = row.first + at[w];
+          if constexpr (Sink::kAny) idx[ow] = static_cast<E>(Sink::kTap ? at[w] : row.first + at[w]);
         }
         continue;
       }
@@ -239,20 +247,21 @@ void fractional_rows(const FractionalPlan& p, const void* input, void* output, i
   delete[] taps;
 }
 
-// indices null: values only.
+// The table with this ISA's fractional kernels added, for every argmax sink.
 template <typename T>
-void fractional_forward(const FractionalPlan& p, const void* input, void* output, int64_t* indices, int64_t begin,
-                        int64_t end) {
-  if (indices) fractional_rows<T, FlatIndex>(p, input, output, indices, begin, end);
-  else fractional_rows<T, NoArgmax>(p, input, output, nullptr, begin, end);
+inline void add_fractional(KernelTable& k, DType type) {
+  FractionalForwardFn* fns = k.fractional_forward[static_cast<int>(type)];
+  fns[static_cast<int>(Argmax::none)] = &fractional_rows<T, NoArgmax>;
+  fns[static_cast<int>(Argmax::flat)] = &fractional_rows<T, FlatIndex>;
+  fns[static_cast<int>(Argmax::tap_u8)] = &fractional_rows<T, TapOffset<uint8_t>>;
+  fns[static_cast<int>(Argmax::tap_i32)] = &fractional_rows<T, TapOffset<int32_t>>;
 }
 
-// The table with this ISA's fractional kernels added.
 inline KernelTable with_fractional(KernelTable k) {
-  k.fractional_forward[static_cast<int>(DType::f32)] = &fractional_forward<float>;
-  k.fractional_forward[static_cast<int>(DType::f64)] = &fractional_forward<double>;
-  k.fractional_forward[static_cast<int>(DType::f16)] = &fractional_forward<fp16_t>;
-  k.fractional_forward[static_cast<int>(DType::bf16)] = &fractional_forward<bf16_t>;
+  add_fractional<float>(k, DType::f32);
+  add_fractional<double>(k, DType::f64);
+  add_fractional<fp16_t>(k, DType::f16);
+  add_fractional<bf16_t>(k, DType::bf16);
   return k;
 }
 

@@ -12,6 +12,10 @@
 // output raster order, in the input's dtype (torch's order and rounding, so
 // Half/BFloat16 gradients are bit-identical), one thread per plane: no
 // atomics, deterministic.
+// Training (the values op under autograd): the forward writes each argmax as
+// its tap within the window (1 byte for up to 255 taps, not 8), and the
+// offsets backward finds the windows again from the samples; the same adds
+// in the same order.
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
 #include <ATen/Parallel.h>
@@ -137,42 +141,184 @@ int64_t grain_for(int64_t work_per_plane) {
   return std::max<int64_t>(1, kGrainWork / std::max<int64_t>(1, work_per_plane));
 }
 
+// Every plane's window starts, tabled from the samples in their dtype (the
+// input's: the forward checks it).
+std::vector<int32_t> tabled_starts(int dims, const FractionalPlanes& p, const at::Tensor& random_samples,
+                                   const char* name) {
+  const at::Tensor samples = random_samples.contiguous();
+  std::vector<int32_t> starts(p.planes * (p.out[0] + p.out[1] + p.out[2]));
+  dispatch_fractional(samples.scalar_type(), name, [&](auto zero) {
+    using scalar_t = decltype(zero);
+    const scalar_t* s_ptr = samples.const_data_ptr<scalar_t>();
+    at::parallel_for(0, p.planes, grain_for(p.out[0] + p.out[1] + p.out[2]), [&](int64_t begin, int64_t end) {
+      table_starts<scalar_t>(dims, p, s_ptr, starts.data(), begin, end);
+    });
+  });
+  return starts;
+}
+
+// The taps of a window (a window without taps has tap 0, its start: torch's
+// index there).
+int64_t window_taps(const FractionalPlanes& p) {
+  int64_t taps = 1;
+  for (int64_t k : p.k) taps *= std::max<int64_t>(0, k);
+  return std::max<int64_t>(1, taps);
+}
+
+// Each tap's offset from its window's start in the input plane, in the
+// kernels' numbering ((t * k_H + h) * k_W + w): no division per output.
+std::vector<int64_t> tap_offsets(const FractionalPlanes& p) {
+  std::vector<int64_t> offsets;
+  offsets.reserve(window_taps(p));
+  for (int64_t dt = 0; dt < std::max<int64_t>(1, p.k[0]); ++dt)
+    for (int64_t dh = 0; dh < std::max<int64_t>(1, p.k[1]); ++dh)
+      for (int64_t dw = 0; dw < std::max<int64_t>(1, p.k[2]); ++dw)
+        offsets.push_back((dt * p.in[1] + dh) * p.in[2] + dw);
+  offsets.resize(window_taps(p));
+  return offsets;
+}
+
+// Calls f(o, position) for each output o of `plane` in raster order, with
+// its argmax's flat position in the input plane, from its tap (offsets).
+// false: a tap outside the window (f not called for it nor after it).
+template <typename Offset, typename F>
+bool for_each_argmax(const FractionalPlanes& p, const int32_t* starts, const std::vector<int64_t>& tap_offset,
+                     int64_t plane, const Offset* offsets, F&& f) {
+  const int64_t H = p.in[1], W = p.in[2];
+  const uint64_t taps = tap_offset.size();
+  const int32_t* st = starts + plane * (p.out[0] + p.out[1] + p.out[2]);
+  const int32_t *sh = st + p.out[0], *sw = sh + p.out[1];
+  int64_t o = 0;
+  for (int64_t ot = 0; ot < p.out[0]; ++ot)
+    for (int64_t oh = 0; oh < p.out[1]; ++oh) {
+      const int64_t row = (static_cast<int64_t>(st[ot]) * H + sh[oh]) * W;
+      for (int64_t ow = 0; ow < p.out[2]; ++ow, ++o) {
+        const int64_t tap = static_cast<int64_t>(offsets[o]);
+        if (static_cast<uint64_t>(tap) >= taps) return false;
+        f(o, row + sw[ow] + tap_offset[tap]);
+      }
+    }
+  return true;
+}
+
+template <typename F>
+void dispatch_offsets(at::ScalarType type, F&& f) {
+  if (type == at::kByte) f(uint8_t());
+  else f(int32_t());
+}
+
 template <int kDims>
 struct CpuFractionalPool {
   static std::tuple<at::Tensor, at::Tensor> forward(const at::Tensor& input, at::IntArrayRef kernel_size,
                                                     at::IntArrayRef output_size, const at::Tensor& random_samples) {
-    return run(input, kernel_size, output_size, random_samples, true);
+    return run(input, kernel_size, output_size, random_samples, Argmax::flat);
   }
 
   static at::Tensor values(const at::Tensor& input, at::IntArrayRef kernel_size, at::IntArrayRef output_size,
                            const at::Tensor& random_samples) {
-    return std::get<0>(run(input, kernel_size, output_size, random_samples, false));
+    return std::get<0>(run(input, kernel_size, output_size, random_samples, Argmax::none));
   }
 
-  // The output, and its int64 indices where with_indices (else undefined).
+  static std::tuple<at::Tensor, at::Tensor> with_offsets(const at::Tensor& input, at::IntArrayRef kernel_size,
+                                                         at::IntArrayRef output_size,
+                                                         const at::Tensor& random_samples) {
+    const bool u8 = fractional_offsets_dtype(kernel_size) == at::kByte;
+    return run(input, kernel_size, output_size, random_samples, u8 ? Argmax::tap_u8 : Argmax::tap_i32);
+  }
+
+  static at::Tensor offsets_backward(const at::Tensor& grad_output, const at::Tensor& offsets,
+                                     at::IntArrayRef input_size, at::IntArrayRef kernel_size,
+                                     at::IntArrayRef output_size, const at::Tensor& random_samples) {
+    static const std::string op = fractional_pool_name(kDims, "_offsets_backward");
+    check_fractional_offsets<int64_t>(kDims, op.c_str(), &grad_output, offsets, input_size, kernel_size, output_size,
+                                      random_samples);
+    at::Tensor grad_input = at::empty(input_size, grad_output.options());
+    if (grad_input.numel() == 0) return grad_input;
+    const FractionalPlanes p = describe(kDims, input_size, kernel_size, output_size);
+    const std::vector<int32_t> starts = tabled_starts(kDims, p, random_samples, op.c_str());
+    const std::vector<int64_t> tap_offset = tap_offsets(p);
+    const at::Tensor go = contiguous_in_cpu(grad_output, PoolLayout::planar, kDims);
+    const at::Tensor off = contiguous_in_cpu(offsets, PoolLayout::planar, kDims);
+    const int64_t in_plane = p.in[0] * p.in[1] * p.in[2], out_plane = p.out[0] * p.out[1] * p.out[2];
+    dispatch_fractional(grad_output.scalar_type(), op.c_str(), [&](auto zero) {
+      using scalar_t = decltype(zero);
+      using acc_t = std::conditional_t<std::is_same_v<scalar_t, double>, double, float>;
+      dispatch_offsets(off.scalar_type(), [&](auto offset_zero) {
+        using offset_t = decltype(offset_zero);
+        const scalar_t* go_ptr = go.const_data_ptr<scalar_t>();
+        const offset_t* off_ptr = off.const_data_ptr<offset_t>();
+        scalar_t* gi_ptr = grad_input.mutable_data_ptr<scalar_t>();
+        at::parallel_for(0, p.planes, grain_for(in_plane + out_plane), [&](int64_t begin, int64_t end) {
+          for (int64_t plane = begin; plane < end; ++plane) {
+            scalar_t* gi = gi_ptr + plane * in_plane;
+            const scalar_t* g = go_ptr + plane * out_plane;
+            std::fill(gi, gi + in_plane, scalar_t(0));
+            int64_t bad = -1;
+            // torch's adds: output raster order, each rounded to scalar_t.
+            const bool taps_ok = for_each_argmax(p, starts.data(), tap_offset, plane, off_ptr + plane * out_plane,
+                                                 [&](int64_t o, int64_t at) {
+              if (static_cast<uint64_t>(at) >= static_cast<uint64_t>(in_plane)) {
+                if (bad < 0) bad = at;
+                return;
+              }
+              gi[at] = static_cast<scalar_t>(static_cast<acc_t>(gi[at]) + static_cast<acc_t>(g[o]));
+            });
+            TORCH_CHECK(taps_ok, op, ": an offset lies outside its window of ", tap_offset.size(), " taps");
+            if (bad >= 0) throw_invalid_fractional_index(kDims, bad, in_plane);
+          }
+        });
+      });
+    });
+    return grad_input;
+  }
+
+  static at::Tensor offsets_to_indices(const at::Tensor& offsets, at::IntArrayRef input_size,
+                                       at::IntArrayRef kernel_size, at::IntArrayRef output_size,
+                                       const at::Tensor& random_samples) {
+    static const std::string op = fractional_pool_name(kDims, "_offsets_to_indices");
+    const auto shape = check_fractional_offsets<int64_t>(kDims, op.c_str(), nullptr, offsets, input_size, kernel_size,
+                                                         output_size, random_samples);
+    at::Tensor indices = at::empty(shape, offsets.options().dtype(at::kLong));
+    if (indices.numel() == 0) return indices;
+    const FractionalPlanes p = describe(kDims, input_size, kernel_size, output_size);
+    const std::vector<int32_t> starts = tabled_starts(kDims, p, random_samples, op.c_str());
+    const std::vector<int64_t> tap_offset = tap_offsets(p);
+    const at::Tensor off = contiguous_in_cpu(offsets, PoolLayout::planar, kDims);
+    const int64_t out_plane = p.out[0] * p.out[1] * p.out[2];
+    int64_t* idx = indices.mutable_data_ptr<int64_t>();
+    dispatch_offsets(off.scalar_type(), [&](auto offset_zero) {
+      using offset_t = decltype(offset_zero);
+      const offset_t* off_ptr = off.const_data_ptr<offset_t>();
+      at::parallel_for(0, p.planes, grain_for(out_plane), [&](int64_t begin, int64_t end) {
+        for (int64_t plane = begin; plane < end; ++plane) {
+          int64_t* out = idx + plane * out_plane;
+          TORCH_CHECK(for_each_argmax(p, starts.data(), tap_offset, plane, off_ptr + plane * out_plane,
+                                      [&](int64_t o, int64_t at) { out[o] = at; }),
+                      op, ": an offset lies outside its window of ", tap_offset.size(), " taps");
+        }
+      });
+    });
+    return indices;
+  }
+
+  // The output, and its argmax of the kind asked for (else undefined).
   static std::tuple<at::Tensor, at::Tensor> run(const at::Tensor& input, at::IntArrayRef kernel_size,
                                                 at::IntArrayRef output_size, const at::Tensor& random_samples,
-                                                bool with_indices) {
+                                                Argmax kind) {
     const auto shape = fractional_pool_output_shape<int64_t>(kDims, input, kernel_size, output_size, random_samples);
     const char* name = fractional_forward_kernel_name(kDims);
     TORCH_CHECK_NOT_IMPLEMENTED(is_fractional_dtype(input.scalar_type()), "\"", name, "\" not implemented for '",
                                 input.scalar_type(), "'");
     at::Tensor output = at::empty(shape, input.options());
-    at::Tensor indices = with_indices ? at::empty(shape, input.options().dtype(at::kLong)) : at::Tensor();
+    at::Tensor indices;
+    if (kind == Argmax::flat) indices = at::empty(shape, input.options().dtype(at::kLong));
+    else if (kind != Argmax::none) indices = at::empty(shape, input.options().dtype(fractional_offsets_dtype(kernel_size)));
     if (output.numel() == 0) return {output, indices};
     // torch's kernel computes on a contiguous copy; its sizes are ints.
     TORCH_CHECK(input.size(-1) <= INT32_MAX && input.size(-2) <= INT32_MAX && input.size(-3) <= INT32_MAX,
                 "fractional_max_pool", kDims, "d: input sizes beyond 2^31-1 are not supported");
-    const at::Tensor samples = random_samples.contiguous();
     const FractionalPlanes p = describe(kDims, input.sizes(), kernel_size, output_size);
-    std::vector<int32_t> starts(p.planes * (p.out[0] + p.out[1] + p.out[2]));
-    dispatch_fractional(input.scalar_type(), name, [&](auto zero) {
-      using scalar_t = decltype(zero);
-      const scalar_t* s_ptr = samples.const_data_ptr<scalar_t>();
-      at::parallel_for(0, p.planes, grain_for(p.out[0] + p.out[1] + p.out[2]), [&](int64_t begin, int64_t end) {
-        table_starts<scalar_t>(kDims, p, s_ptr, starts.data(), begin, end);
-      });
-    });
+    const std::vector<int32_t> starts = tabled_starts(kDims, p, random_samples, name);
     FractionalPlan plan{};
     for (int d = 0; d < 3; ++d) {
       plan.in[d] = p.in[d];
@@ -180,9 +326,10 @@ struct CpuFractionalPool {
       plan.k[d] = p.k[d];
     }
     plan.starts = starts.data();
-    const FractionalForwardFn fn = active_kernels().fractional_forward[static_cast<int>(kernel_dtype(input.scalar_type()))];
+    const FractionalForwardFn fn =
+        active_kernels().fractional_forward[static_cast<int>(kernel_dtype(input.scalar_type()))][static_cast<int>(kind)];
     void* out_ptr = output.mutable_data_ptr();
-    int64_t* idx_ptr = with_indices ? indices.mutable_data_ptr<int64_t>() : nullptr;  // null: values only
+    void* idx_ptr = kind == Argmax::none ? nullptr : indices.mutable_data_ptr();
     const int64_t rows_per_plane = p.out[0] * p.out[1];
     if (!stored_in_layout(input, PoolLayout::planar, kDims) && stored_in_layout(input, PoolLayout::channels_last, kDims)) {
       forward_channels_last(input, p, plan, fn, out_ptr, idx_ptr);
@@ -204,7 +351,7 @@ struct CpuFractionalPool {
   // and pooled from there. Against a planar copy of the whole input first
   // (written to memory and read back), 2x faster on Graham's 94x94 layer.
   static void forward_channels_last(const at::Tensor& input, const FractionalPlanes& p, const FractionalPlan& plan,
-                                    FractionalForwardFn fn, void* out_ptr, int64_t* idx_ptr) {
+                                    FractionalForwardFn fn, void* out_ptr, void* idx_ptr) {
     const int64_t bytes = input.element_size();
     const int64_t C = p.channels, in_plane = p.in[0] * p.in[1] * p.in[2];
     const int64_t block = std::min<int64_t>(C, std::max<int64_t>(1, 64 / bytes));
@@ -251,6 +398,7 @@ struct CpuFractionalPool {
 
 TORCH_LIBRARY_IMPL(fastpool, CPU, m) {
   impl_fractional_pool_ops<CpuFractionalPool>(m);
+  impl_fractional_training_ops<CpuFractionalPool>(m);
 }
 
 }  // namespace fastpool::cpu

@@ -54,9 +54,10 @@ struct FractionalPlan {
 };
 
 // Forward over a range of output rows (plane, ot, oh), rows numbered
-// (plane * out[0] + ot) * out[1] + oh, writing values and int64 indices
-// (indices null: values only).
-using FractionalForwardFn = void (*)(const FractionalPlan& p, const void* input, void* output, int64_t* indices,
+// (plane * out[0] + ot) * out[1] + oh, writing values and the argmax of the
+// kernel's kind (Argmax; taps numbered (t * k[1] + h) * k[2] + w, a window
+// without taps tap 0: torch's index there is the window's start).
+using FractionalForwardFn = void (*)(const FractionalPlan& p, const void* input, void* output, void* argmax,
                                      int64_t begin, int64_t end);
 
 // max_unpool{2,3}d's dense path (unpool_kernels.h): each input cell (t, h, w)
@@ -84,7 +85,7 @@ struct KernelTable {
   int vector_bits;  // width of the float SIMD path (0: scalar)
   ForwardFn forward[kNumLayouts][kNumDTypes][kNumArgmax];
   BackwardFn backward[kNumLayouts][kNumDTypes][kNumArgmax];  // [..][Argmax::none] unused
-  FractionalForwardFn fractional_forward[kNumDTypes];        // floating types only
+  FractionalForwardFn fractional_forward[kNumDTypes][kNumArgmax];  // floating types only
   UnpoolForwardFn unpool_forward[kNumLayouts][kNumUnpoolWords];
   UnpoolBackwardFn unpool_backward[kNumLayouts][kNumUnpoolWords];
 };
