@@ -289,7 +289,7 @@ struct FractionalPoolOps {
   }
   using Values = at::Tensor(const at::Tensor&, Ints, Ints, const at::Tensor&);
   using OffsetsBackward =
-      at::Tensor(const at::Tensor&, const at::Tensor&, c10::SymIntArrayRef, Ints, Ints, const at::Tensor&);
+      at::Tensor(const at::Tensor&, const at::Tensor&, c10::SymIntArrayRef, Ints, Ints, const at::Tensor&, bool);
   c10::TypedOperatorHandle<Forward> forward = find_op<Forward>(fractional_pool_name(kDims));
   c10::TypedOperatorHandle<Forward> with_offsets = find_op<Forward>(fractional_pool_name(kDims, "_with_offsets"));
   c10::TypedOperatorHandle<OffsetsBackward> offsets_backward =
@@ -335,7 +335,9 @@ struct FractionalPool {
 
 // The values op under autograd where the backend has training kernels: the
 // forward writes each argmax as its tap within the window and the node keeps
-// those and the samples (the windows), not the input and int64 indices.
+// those and the samples (the windows), not the input and int64 indices. Its
+// backward writes the gradient in the input's layout itself (a channels-last
+// one by blocks of planes, without the contiguous gradient and the copy).
 template <int kDims>
 struct FractionalPoolTraining {
   static constexpr size_t kSaved = 2;  // offsets, random_samples; args: kernel_size, output_size, channels_last
@@ -343,10 +345,9 @@ struct FractionalPoolTraining {
   static at::Tensor backward(const at::Tensor& grad_output, const Saved<2>& saved, c10::SymIntArrayRef input_size,
                              Ints args) {
     check_no_forward_grad(grad_output, [] { return fractional_pool_name(kDims, "_offsets_backward"); });
-    return in_input_layout(FractionalPoolOps<kDims>::get().offsets_backward.call(
-                               grad_output, saved[0], input_size, args.slice(0, kDims), args.slice(kDims, kDims),
-                               saved[1]),
-                           args[2 * kDims] != 0, kDims);
+    return FractionalPoolOps<kDims>::get().offsets_backward.call(grad_output, saved[0], input_size,
+                                                                 args.slice(0, kDims), args.slice(kDims, kDims),
+                                                                 saved[1], args[2 * kDims] != 0);
   }
 };
 
@@ -380,7 +381,7 @@ at::Tensor fractional_pool_values_autograd(const at::Tensor& input, Ints kernel_
   auto [output, offsets] = below_autograd(ops.with_offsets, input, kernel_size, output_size, random_samples);
   std::vector<int64_t> args(kernel_size.begin(), kernel_size.end());
   args.insert(args.end(), output_size.begin(), output_size.end());
-  args.push_back(!at::isTensorSubclassLike(input) && stored_channels_last(input, kDims));
+  args.push_back(stored_channels_last(input, kDims));
   record_backward_node<FractionalPoolTraining<kDims>>(input, output, {offsets, random_samples},
                                                       input.sym_sizes().vec(), std::move(args));
   return output;

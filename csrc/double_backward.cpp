@@ -206,16 +206,15 @@ struct BackwardAutograd {
   // gradient gathers there.
   static at::Tensor fractional_offsets(const at::Tensor& grad_output, const at::Tensor& offsets,
                                        c10::SymIntArrayRef input_size, Ints kernel_size, Ints output_size,
-                                       const at::Tensor& random_samples) {
-    static const auto op =
-        find_op<at::Tensor(const at::Tensor&, const at::Tensor&, c10::SymIntArrayRef, Ints, Ints, const at::Tensor&)>(
-            fractional_pool_name(kDims, "_offsets_backward"));
+                                       const at::Tensor& random_samples, bool channels_last) {
+    static const auto op = find_op<at::Tensor(const at::Tensor&, const at::Tensor&, c10::SymIntArrayRef, Ints, Ints,
+                                              const at::Tensor&, bool)>(fractional_pool_name(kDims, "_offsets_backward"));
     static const auto to_indices =
         find_op<at::Tensor(const at::Tensor&, c10::SymIntArrayRef, Ints, Ints, const at::Tensor&)>(
             fractional_pool_name(kDims, "_offsets_to_indices"));
     check_no_forward_grad(grad_output, [] { return fractional_pool_name(kDims, "_offsets_backward"); });
     at::Tensor grad_input = below_autograd(op, grad_output, offsets, input_size, kernel_size, output_size,
-                                           random_samples);
+                                           random_samples, channels_last);
     if (at::GradMode::is_enabled() && grad_output.requires_grad()) {
       const at::Tensor indices = below_autograd(to_indices, offsets, input_size, kernel_size, output_size,
                                                 random_samples);

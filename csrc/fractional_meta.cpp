@@ -5,6 +5,7 @@
 #include <torch/library.h>
 
 #include "fractional_shape.h"
+#include "pool_shape.h"
 #include "op_list.h"
 
 namespace fastpool {
@@ -43,11 +44,12 @@ struct MetaFractionalPool {
 
   static at::Tensor offsets_backward(const at::Tensor& grad_output, const at::Tensor& offsets,
                                      c10::SymIntArrayRef input_size, at::IntArrayRef kernel_size,
-                                     at::IntArrayRef output_size, const at::Tensor& random_samples) {
+                                     at::IntArrayRef output_size, const at::Tensor& random_samples,
+                                     bool channels_last) {
     const std::string op = fractional_pool_name(kDims, "_offsets_backward");
     check_fractional_offsets<c10::SymInt>(kDims, op.c_str(), &grad_output, offsets, input_size, kernel_size,
                                           output_size, random_samples);
-    return at::empty_symint(input_size, grad_output.options());
+    return empty_in_layout<c10::SymInt>(input_size, grad_output.options(), layout_from_flag(channels_last), kDims);
   }
 
   static at::Tensor offsets_to_indices(const at::Tensor& offsets, c10::SymIntArrayRef input_size,

@@ -155,7 +155,8 @@ void impl_training_ops(torch::Library& m) {
 // Meta:
 //   fractional_max_pool{k}d_with_offsets(self, kernel_size, output_size, random_samples) -> (values, offsets)
 //   fractional_max_pool{k}d_offsets_backward(grad_output, offsets, input_size, kernel_size, output_size,
-//                                            random_samples) -> grad_input (contiguous, as torch's)
+//                                            random_samples, channels_last) -> grad_input (in that layout:
+//                                            autograd asks for the input's)
 //   fractional_max_pool{k}d_offsets_to_indices(offsets, input_size, kernel_size, output_size, random_samples)
 //       -> indices (torch's int64 flat indices: what double backward gathers at)
 //   offsets: each output's argmax as its tap within its window (uint8 for up
@@ -182,7 +183,7 @@ inline void define_fractional_pool_ops(torch::Library& m) {
     m.def((fractional_pool_name(dims, "_with_offsets") + "(Tensor self, int[" + n + "] kernel_size, int[" + n +
            "] output_size, Tensor random_samples) -> (Tensor, Tensor)").c_str(), tags);
     m.def((fractional_pool_name(dims, "_offsets_backward") + "(Tensor grad_output, Tensor offsets, " + windows +
-           ") -> Tensor").c_str(), tags);
+           ", bool channels_last) -> Tensor").c_str(), tags);
     m.def((fractional_pool_name(dims, "_offsets_to_indices") + "(Tensor offsets, " + windows + ") -> Tensor").c_str(),
           tags);
   }

@@ -363,6 +363,10 @@ def test_gradcheck(dims):
                                                                      _random_samples=samples)
     assert torch.autograd.gradcheck(fn, (x,))
     assert torch.autograd.gradgradcheck(fn, (x,))
+    # Channels last: the training path's backward writes that layout.
+    x_cl = x.detach().movedim(1, -1).contiguous().movedim(-1, 1).requires_grad_()
+    assert torch.autograd.gradcheck(fn, (x_cl,))
+    assert torch.autograd.gradgradcheck(fn, (x_cl,))
 
 
 @pytest.mark.parametrize("dims", [2, 3])
@@ -377,7 +381,9 @@ def test_opcheck(dims):
     torch.library.opcheck(our_op(dims, suffix="_with_offsets"), (x.detach(), kernel, out, samples))  # no derivative
     _, offsets = our_op(dims, suffix="_with_offsets")(x.detach(), kernel, out, samples)
     grad = torch.randn_like(values, requires_grad=True)
-    torch.library.opcheck(our_op(dims, suffix="_offsets_backward"), (grad, offsets, list(x.shape), kernel, out, samples))
+    for channels_last in (False, True):
+        torch.library.opcheck(our_op(dims, suffix="_offsets_backward"),
+                              (grad, offsets, list(x.shape), kernel, out, samples, channels_last))
     torch.library.opcheck(our_op(dims, suffix="_offsets_to_indices"), (offsets, list(x.shape), kernel, out, samples))
 
 
@@ -409,16 +415,17 @@ def test_offsets_backward_refuses_bad_offsets():
     x, samples = torch.randn(1, 2, 9, 9), torch.rand(1, 2, 2)
     values, offsets = our_op(2, suffix="_with_offsets")(x, [2, 2], [4, 4], samples)
     backward = our_op(2, suffix="_offsets_backward")
-    with pytest.raises(RuntimeError, match="outside its window of 4 taps"):
-        backward(values, torch.full_like(offsets, 4), [1, 2, 9, 9], [2, 2], [4, 4], samples)
+    for channels_last in (False, True):
+        with pytest.raises(RuntimeError, match="outside its window of 4 taps"):
+            backward(values, torch.full_like(offsets, 4), [1, 2, 9, 9], [2, 2], [4, 4], samples, channels_last)
     with pytest.raises(RuntimeError, match="offsets must be Byte"):
-        backward(values, offsets.int(), [1, 2, 9, 9], [2, 2], [4, 4], samples)
+        backward(values, offsets.int(), [1, 2, 9, 9], [2, 2], [4, 4], samples, False)
     with pytest.raises(RuntimeError, match="offsets must have size"):
-        backward(values, offsets[..., :3], [1, 2, 9, 9], [2, 2], [4, 4], samples)
+        backward(values, offsets[..., :3], [1, 2, 9, 9], [2, 2], [4, 4], samples, False)
     with pytest.raises(RuntimeError, match="random_samples must have size"):
-        backward(values, offsets, [1, 2, 9, 9], [2, 2], [4, 4], samples[:, :1])
+        backward(values, offsets, [1, 2, 9, 9], [2, 2], [4, 4], samples[:, :1], False)
     with pytest.raises(RuntimeError, match="do not fit input_size"):
-        backward(values, offsets, [1, 2, 4, 9], [2, 2], [4, 4], samples)
+        backward(values, offsets, [1, 2, 4, 9], [2, 2], [4, 4], samples, False)
 
 
 @pytest.mark.parametrize("dims", [2, 3])
@@ -689,11 +696,12 @@ def test_cuda_kernels_are_registered():
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-@pytest.mark.parametrize("shape", [(2, 5, 13, 11), (5, 13, 11), (2, 1, 9, 9), (2, 5, 9, 8, 7)], ids=str)
+@pytest.mark.parametrize("shape", [(2, 5, 13, 11), (5, 13, 11), (2, 1, 9, 9), (2, 5, 9, 8, 7), (2, 17, 9, 8)],
+                         ids=str)
 def test_channels_last_training_gradient(shape, dtype):
     """A channels-last input's x.grad: torch's bits and torch's (channels-last) strides. The
-    backward op returns a contiguous gradient (as torch's); the autograd node hands it to the
-    engine in the input's layout (fastpool's transpose, not AccumulateGrad's copy)."""
+    training path's backward writes it in the input's layout (by blocks of planes, 17 channels:
+    a partial block too), not AccumulateGrad's copy of a contiguous one."""
     dims = 3 if len(shape) == 5 else 2
     x = torch.randn(shape, generator=torch.Generator().manual_seed(3)).to(dtype)
     x = x.movedim(-dims - 1, -1).contiguous().movedim(-1, -dims - 1)  # channels last, batched or not
@@ -711,7 +719,12 @@ def test_channels_last_training_gradient(shape, dtype):
     d = x.detach().requires_grad_()
     (h,) = torch.autograd.grad(ours(d, 2, output_size=out, _random_samples=samples), d, grad)
     assert_identical(h, b.grad)
-    # Where a graph is built over the backward (create_graph), the gradient stays the op's (contiguous).
+    # Where a graph is built over the backward (create_graph): the same.
     c = x.detach().requires_grad_()
     (g,) = torch.autograd.grad(ours(c, 2, output_size=out, _random_samples=samples), c, grad, create_graph=True)
-    assert torch.equal(g, b.grad) and g.is_contiguous()
+    assert_identical(g, b.grad)
+    # With indices (the op with indices keeps them): the backward op's contiguous gradient,
+    # handed over channels last.
+    e = x.detach().requires_grad_()
+    ours(e, 2, output_size=out, _random_samples=samples, return_indices=True)[0].backward(grad)
+    assert_identical(e.grad, b.grad)

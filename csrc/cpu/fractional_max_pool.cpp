@@ -35,6 +35,7 @@
 #include "../fractional_shape.h"
 #include "../op_list.h"
 #include "dispatch.h"
+#include "huge_pages.h"
 #include "layout_copy.h"
 
 namespace fastpool::cpu {
@@ -228,11 +229,13 @@ struct CpuFractionalPool {
 
   static at::Tensor offsets_backward(const at::Tensor& grad_output, const at::Tensor& offsets,
                                      at::IntArrayRef input_size, at::IntArrayRef kernel_size,
-                                     at::IntArrayRef output_size, const at::Tensor& random_samples) {
+                                     at::IntArrayRef output_size, const at::Tensor& random_samples,
+                                     bool channels_last) {
     static const std::string op = fractional_pool_name(kDims, "_offsets_backward");
     check_fractional_offsets<int64_t>(kDims, op.c_str(), &grad_output, offsets, input_size, kernel_size, output_size,
                                       random_samples);
-    at::Tensor grad_input = at::empty(input_size, grad_output.options());
+    at::Tensor grad_input =
+        empty_cpu_in_layout(input_size, grad_output.options(), layout_from_flag(channels_last), kDims);
     if (grad_input.numel() == 0) return grad_input;
     const FractionalPlanes p = describe(kDims, input_size, kernel_size, output_size);
     const std::vector<int32_t> starts = tabled_starts(kDims, p, random_samples, op.c_str());
@@ -248,23 +251,43 @@ struct CpuFractionalPool {
         const scalar_t* go_ptr = go.const_data_ptr<scalar_t>();
         const offset_t* off_ptr = off.const_data_ptr<offset_t>();
         scalar_t* gi_ptr = grad_input.mutable_data_ptr<scalar_t>();
-        at::parallel_for(0, p.planes, grain_for(in_plane + out_plane), [&](int64_t begin, int64_t end) {
-          for (int64_t plane = begin; plane < end; ++plane) {
-            scalar_t* gi = gi_ptr + plane * in_plane;
-            const scalar_t* g = go_ptr + plane * out_plane;
-            std::fill(gi, gi + in_plane, scalar_t(0));
-            int64_t bad = -1;
-            // torch's adds: output raster order, each rounded to scalar_t.
-            const bool taps_ok = for_each_argmax(p, starts.data(), tap_offset, plane, off_ptr + plane * out_plane,
-                                                 [&](int64_t o, int64_t at) {
-              if (static_cast<uint64_t>(at) >= static_cast<uint64_t>(in_plane)) {
-                if (bad < 0) bad = at;
-                return;
-              }
-              gi[at] = static_cast<scalar_t>(static_cast<acc_t>(gi[at]) + static_cast<acc_t>(g[o]));
-            });
-            TORCH_CHECK(taps_ok, op, ": an offset lies outside its window of ", tap_offset.size(), " taps");
-            if (bad >= 0) throw_invalid_fractional_index(kDims, bad, in_plane);
+        // One plane's gradient into gi (in_plane elements): torch's adds, in
+        // output raster order, each rounded to scalar_t.
+        const auto plane_backward = [&](int64_t plane, scalar_t* gi) {
+          const scalar_t* g = go_ptr + plane * out_plane;
+          std::fill(gi, gi + in_plane, scalar_t(0));
+          int64_t bad = -1;
+          const bool taps_ok = for_each_argmax(p, starts.data(), tap_offset, plane, off_ptr + plane * out_plane,
+                                               [&](int64_t o, int64_t at) {
+            if (static_cast<uint64_t>(at) >= static_cast<uint64_t>(in_plane)) {
+              if (bad < 0) bad = at;
+              return;
+            }
+            gi[at] = static_cast<scalar_t>(static_cast<acc_t>(gi[at]) + static_cast<acc_t>(g[o]));
+          });
+          TORCH_CHECK(taps_ok, op, ": an offset lies outside its window of ", tap_offset.size(), " taps");
+          if (bad >= 0) throw_invalid_fractional_index(kDims, bad, in_plane);
+        };
+        if (!channels_last) {
+          at::parallel_for(0, p.planes, grain_for(in_plane + out_plane), [&](int64_t begin, int64_t end) {
+            for (int64_t plane = begin; plane < end; ++plane) plane_backward(plane, gi_ptr + plane * in_plane);
+          });
+          return;
+        }
+        // Channels last, as the forward reads it: work items (image, block of
+        // 64 bytes of channels), each block's planes written in a scratch of
+        // the thread's and transposed into place, so grad_input is written
+        // once, in its layout (not a contiguous gradient copied after).
+        const int64_t C = p.channels, block = std::min<int64_t>(C, std::max<int64_t>(1, 64 / sizeof(scalar_t)));
+        const int64_t blocks = (C + block - 1) / block;
+        at::parallel_for(0, (p.planes / C) * blocks, 1, [&](int64_t begin, int64_t end) {
+          const std::unique_ptr<scalar_t[]> scratch(new scalar_t[block * in_plane]);
+          for (int64_t item = begin; item < end; ++item) {
+            const int64_t n = item / blocks, c0 = (item % blocks) * block, nc = std::min(block, C - c0);
+            for (int64_t j = 0; j < nc; ++j) plane_backward(n * C + c0 + j, scratch.get() + j * in_plane);
+            // (channel, position) -> (position, channel) of image n from c0.
+            transpose_words(scratch.get(), in_plane, gi_ptr + n * in_plane * C + c0, C, nc, in_plane,
+                            sizeof(scalar_t));
           }
         });
       });
