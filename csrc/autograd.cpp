@@ -298,15 +298,16 @@ struct FractionalPoolOps {
   c10::TypedOperatorHandle<Backward> backward = find_op<Backward>(fractional_pool_name(kDims, "_backward"));
 };
 
-// The fractional backward ops return a contiguous gradient whatever the
-// input's layout, as torch's does. A channels-last leaf's x.grad must be
-// channels-last, and AccumulateGrad makes it so with torch's copy: 6 ms of a
-// 9.5 ms training step (8x32x94x94 fp32, AVX2, 2 threads). On the CPU the
-// node hands the gradient over in the input's layout instead, through
+// The fractional backward op with indices returns a contiguous gradient
+// whatever the input's layout, as torch's does. A channels-last leaf's x.grad
+// must be channels-last, and AccumulateGrad makes it so with torch's copy: 6
+// ms of a 9.5 ms training step (8x32x94x94 fp32, AVX2, 2 threads). On the CPU
+// the node hands the gradient over in the input's layout instead, through
 // fastpool's transpose (the step then took 7.4 ms, not 9.6), where no graph
 // is built over this backward (the copy is not differentiable) and the
 // tensors are plain ones. channels_last: the input was stored so (and not
-// also planar: a tensor can be both).
+// also planar: a tensor can be both). (The training path's offsets backward
+// writes the input's layout itself.)
 bool stored_channels_last(const at::Tensor& input, int dims) {
   return !input.unsafeGetTensorImpl()->has_symbolic_sizes_strides() &&
          stored_in_layout(input, PoolLayout::channels_last, dims) && !stored_in_layout(input, PoolLayout::planar, dims);
