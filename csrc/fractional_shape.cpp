@@ -1,5 +1,7 @@
 #include "fractional_shape.h"
 
+#include "pool_shape.h"
+
 #include <ATen/core/Tensor.h>
 #include <c10/util/Exception.h>
 
@@ -195,17 +197,15 @@ std::vector<T> check_fractional_offsets(int dims, const char* op, const at::Tens
   std::vector<T> expected(input_size.begin(), input_size.end() - dims);
   for (int64_t s : output_size) expected.emplace_back(s);
   const c10::ArrayRef<T> shape(expected);
-  if (grad_output) {
-    TORCH_CHECK(sizes_of<T>(*grad_output).equals(shape), op, ": grad_output must have size ", shape,
-                " (the forward output's), but got ", sizes_of<T>(*grad_output));
-    TORCH_CHECK(at::isFloatingType(grad_output->scalar_type()), op, ": grad_output must be floating, but got ",
-                grad_output->scalar_type());
-  }
-  TORCH_CHECK(sizes_of<T>(offsets).equals(shape), op, ": offsets must have size ", shape,
-              " (the forward output's), but got ", sizes_of<T>(offsets));
   const at::ScalarType dtype = fractional_offsets_dtype(kernel_size);
-  TORCH_CHECK(offsets.scalar_type() == dtype, op, ": offsets must be ", dtype, " (the forward's), but got ",
-              offsets.scalar_type());
+  if (grad_output) {
+    check_offsets_backward<T>(op, *grad_output, offsets, shape, dtype);
+  } else {  // offsets_to_indices: the offsets' part of those checks
+    TORCH_CHECK(sizes_of<T>(offsets).equals(shape), op, ": offsets must have size ", shape,
+                " (the forward output's), but got ", sizes_of<T>(offsets));
+    TORCH_CHECK(offsets.scalar_type() == dtype, op, ": offsets must be ", dtype,
+                " (what the forward writes for these windows), but got ", offsets.scalar_type());
+  }
   const T batch = ndim == dims + 2 ? input_size[0] : T(1);
   TORCH_CHECK(at::isFloatingType(random_samples.scalar_type()) &&
                   (!grad_output || random_samples.scalar_type() == grad_output->scalar_type()),
@@ -215,8 +215,7 @@ std::vector<T> check_fractional_offsets(int dims, const char* op, const at::Tens
                   sizes_of<T>(random_samples)[1] == input_size[ndim - dims - 1] && sizes_of<T>(random_samples)[2] == dims,
               op, ": random_samples must have size (N, C, ", dims, ") for input_size ", input_size, ", but got ",
               sizes_of<T>(random_samples));
-  TORCH_CHECK(offsets.device() == random_samples.device() && (!grad_output || grad_output->device() == offsets.device()),
-              op, ": expected all tensors on one device");
+  TORCH_CHECK(offsets.device() == random_samples.device(), op, ": offsets and random_samples must be on the same device");
   return expected;
 }
 

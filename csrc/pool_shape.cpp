@@ -747,7 +747,6 @@ at::ScalarType window_pool_argmax_dtype(const PoolArgs& args) {
   return taps <= INT32_MAX ? at::kInt : at::kLong;
 }
 
-namespace {
 template <typename T>
 void check_offsets_backward(const char* op, const at::Tensor& grad_output, const at::Tensor& offsets,
                             c10::ArrayRef<T> expected_shape, at::ScalarType expected_dtype) {
@@ -762,6 +761,12 @@ void check_offsets_backward(const char* op, const at::Tensor& grad_output, const
   TORCH_CHECK(grad_output.device() == offsets.device(), op, ": grad_output and offsets must be on the same device, but got ",
               grad_output.device(), " and ", offsets.device());
 }
+template void check_offsets_backward<int64_t>(const char*, const at::Tensor&, const at::Tensor&,
+                                              c10::ArrayRef<int64_t>, at::ScalarType);
+template void check_offsets_backward<c10::SymInt>(const char*, const at::Tensor&, const at::Tensor&,
+                                                  c10::ArrayRef<c10::SymInt>, at::ScalarType);
+
+namespace {
 
 
 // The input_size of an offsets backward: (N,) C, then spatial_dims sizes.

@@ -149,6 +149,14 @@ template <typename T>
 void check_adaptive_offsets_backward(int spatial_dims, const char* op, const at::Tensor& grad_output,
                                      const at::Tensor& offsets, c10::ArrayRef<T> input_size);
 
+// What every offsets backward checks once the output shape is known (the
+// window, adaptive and fractional families): grad_output and offsets of that
+// shape, offsets of the dtype the forward writes, grad_output floating, one
+// device.
+template <typename T>
+void check_offsets_backward(const char* op, const at::Tensor& grad_output, const at::Tensor& offsets,
+                            c10::ArrayRef<T> expected_shape, at::ScalarType expected_dtype);
+
 // The layout flag the offsets backward ops take (the forward outputs' layout).
 inline PoolLayout layout_from_flag(bool channels_last) {
   return channels_last ? PoolLayout::channels_last : PoolLayout::planar;
