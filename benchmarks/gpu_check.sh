@@ -169,15 +169,19 @@ if want sanitizer; then
     FAILED=1
   else
     # No caching allocator, so memcheck sees each tensor's own bounds.
-    # Three runs, each whatever the others gave (a probe case that fails its
-    # comparison must not hide the smoke test's memcheck); the step fails
-    # if any of them does.
-    run_step sanitizer 90 env PYTORCH_NO_CUDA_MEMORY_CACHING=1 bash -c \
-      "rc=0; '$SAN' --tool memcheck --error-exitcode 99 '$PY' benchmarks/gpu_probe.py || rc=\$?; \
+    # Three runs side by side (one after another they took 150 s on an H200
+    # on 2026-11-28, the smoke test's memcheck 85 s of it), each with its own
+    # log, each whatever the others gave (a probe case that fails its
+    # comparison must not hide the smoke test's memcheck); the step fails if
+    # any of them does.
+    run_step sanitizer 150 env PYTORCH_NO_CUDA_MEMORY_CACHING=1 bash -c \
+      "'$SAN' --tool memcheck --error-exitcode 99 '$PY' benchmarks/gpu_probe.py > '$OUT/sanitizer_probe.log' 2>&1 & p1=\$!; \
        '$SAN' --tool memcheck --error-exitcode 99 '$PY' -m pytest -q -p no:cacheprovider tests/test_cuda.py \
-         -k sanitizer_smoke || rc=\$?; \
+         -k sanitizer_smoke > '$OUT/sanitizer_smoke.log' 2>&1 & p2=\$!; \
        '$SAN' --tool racecheck --error-exitcode 99 '$PY' -m pytest -q -p no:cacheprovider tests/test_cuda.py \
-         -k 'sanitizer_smoke and float32' || rc=\$?; exit \$rc"
+         -k 'sanitizer_smoke and float32' > '$OUT/sanitizer_race.log' 2>&1 & p3=\$!; \
+       rc=0; for p in \$p1 \$p2 \$p3; do wait \$p || rc=\$?; done; \
+       for f in probe smoke race; do echo \"== \$f\"; tail -n 4 '$OUT'/sanitizer_\$f.log; done; exit \$rc"
   fi
 fi
 
