@@ -372,6 +372,37 @@ def torch_adaptive_backward(grad, x, idx, dims):
     return op(grad, x, idx)
 
 
+# csrc/cuda/max_pool_device.cuh: outputs of a row per ForwardNchwRows item.
+ROW_OUTPUTS = 4
+
+
+def nchw_rows_apply(w_window, out_w, dtype):
+    """Whether the CUDA launcher gives a planar forward to ForwardNchwRows
+    (max_pool_device.cuh's nchw_rows_apply): floating types, a fixed w axis
+    (kernel, stride, padding, dilation) = w_window (None: an uneven adaptive
+    axis) of stride 2 without dilation, kernel 3 with padding 0 or 1 or
+    kernel 2 without, and at least ROW_OUTPUTS outputs a row."""
+    if w_window is None or not dtype.is_floating_point or out_w < ROW_OUTPUTS:
+        return False
+    k, s, p, d = w_window
+    return s == 2 and d == 1 and (k, p) in ((3, 1), (3, 0), (2, 0))
+
+
+def check_planar_forward_body(info, out, w_window, others):
+    """A planar forward's body and items: ForwardNchwRows (a group of
+    ROW_OUTPUTS outputs of a row per item) where it applies, else one of
+    `others` (one output per item)."""
+    if info["layout"] != "nchw":
+        return
+    if nchw_rows_apply(w_window, out.shape[-1], out.dtype):
+        assert info["body"] == "forward_nchw_rows"
+        ow = out.shape[-1]
+        assert info["items"] == out.numel() // ow * -(-ow // ROW_OUTPUTS)
+    else:
+        assert info["body"] in others
+        assert info["items"] == out.numel()
+
+
 def adaptive_is_even(case):
     return all(n % o == 0 for n, o in zip(case["shape"][-case["dims"]:], case["out"]))
 
@@ -424,7 +455,13 @@ def backward_kind(case):
     if not windows_overlap(case):
         return "bands"
     sd, sh, sw = padded3(case["s"] or case["k"], 1)
-    return "band_gather" if (sh, sw) == (2, 2) and sd in (1, 2) else "gather"
+    if (sh, sw) != (2, 2) or sd not in (1, 2):
+        return "gather"
+    _, kh, kw = padded3(case["k"], 1)
+    _, dh, dw = padded3(case["d"], 1)
+    # Depth stride 1, windows overlapping by at most one input along h and w: 2 x 2 candidates a block.
+    narrow = sd == 1 and (kh - 1) * dh + 1 <= 3 and (kw - 1) * dw + 1 <= 3
+    return "band_gather_narrow" if narrow else "band_gather"
 
 
 def backward_items(kind, x, out, case, dims):
@@ -550,10 +587,14 @@ class WindowOp(_PoolOp):
         return run_backward(grad, x, case.geometry, idx, **kw)
 
     def check_host_forward_launch(self, info, x, case, out):
-        # Square 2x2 and 3x3 (h, w) windows in NCHW take the unrolled bodies.
-        _, kh, kw = padded3(case.geometry["k"], 1)
+        # Square 2x2 and 3x3 (h, w) windows in NCHW take the unrolled bodies, unless the rows body applies.
+        g = case.geometry
+        _, kh, kw = padded3(g["k"], 1)
         k_square = kh if kh == kw and kh in (2, 3) else None
-        assert info["body"] in ("forward_nhwc", "forward_nchw" + (f"_k{k_square}" if k_square else ""))
+        one_output = "forward_nchw" + (f"_k{k_square}" if k_square else "")
+        assert info["body"] in ("forward_nhwc", "forward_nchw_rows", one_output)
+        w_window = (g["k"][-1], (g["s"] or g["k"])[-1], g["p"][-1], g["d"][-1])
+        check_planar_forward_body(info, out, w_window, (one_output,))
 
     def host_backward_kind(self, case):
         return backward_kind(case.geometry)
@@ -621,7 +662,10 @@ class AdaptiveOp(_PoolOp):
         g = case.geometry
         plane = dict(g, dims=min(self.dims, 2), out=g["out"][-2:])
         if not adaptive_is_even(plane):
-            assert info["body"] in ("forward_nhwc", "forward_nchw")
+            assert info["body"] in ("forward_nhwc", "forward_nchw", "forward_nchw_rows")
+        in_w, out_w = x.shape[-1], out.shape[-1]
+        w_window = (in_w // out_w, in_w // out_w, 0, 1) if out_w and in_w % out_w == 0 else None
+        check_planar_forward_body(info, out, w_window, ("forward_nchw", "forward_nchw_k2", "forward_nchw_k3"))
 
     def host_backward_kind(self, case):
         # Uneven windows overlap: the per-input gather; even ones tile the input: bands.
@@ -718,7 +762,8 @@ class CudaHostDevice:
         if is_channels_last(ref_out, op.dims):
             assert info["layout"] == "nhwc"
         assert info["index_bits"] == 32
-        assert info["items"] * info["lanes"] == out.numel()
+        if info["layout"] == "nhwc":
+            assert info["items"] * info["lanes"] == out.numel()
         check_info(info, x, op.dims)
         check_full_lanes(info, x, op.dims)
         # The inference op: same values, no indices; and the 64-bit index path.

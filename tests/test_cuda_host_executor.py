@@ -23,10 +23,10 @@ import torch.nn.functional as F
 
 import fastpool
 from fastpool import _C
-from ops import (DIMS, H100_SMS, HALF_TYPES, backward_kind, check_info, cuda_expected_indices,  # noqa: F401
-                 is_channels_last, padded3, pool_args, reference_backward, run_adaptive, run_adaptive_backward,
-                 run_backward, run_forward, summarize, to_layout, torch_adaptive, torch_adaptive_backward,
-                 torch_backward, torch_forward)
+from ops import (DIMS, H100_SMS, HALF_TYPES, backward_kind, check_info, covered_by_own_window,  # noqa: F401
+                 cuda_expected_indices, is_channels_last, padded3, pool_args, reference_backward, run_adaptive,
+                 run_adaptive_backward, run_backward, run_forward, summarize, to_layout, torch_adaptive,
+                 torch_adaptive_backward, torch_backward, torch_forward)
 from pool_cases import FLOAT_DTYPES as DTYPES
 from pool_cases import INT_DTYPES, assert_identical
 from pool_cases import make_input as make_values_input
@@ -219,6 +219,90 @@ def test_grid_stride_steps_on_one_sm(dims, layout, window):
     gi_h100, hinfo = run_backward(grad, x, case, idx)
     assert hinfo["max_steps"] == 1 and hinfo["blocks"] > 64
     assert_same(gi_h100, gi)
+
+
+def offset_planar(x, offset_elems):
+    """x's values in contiguous storage that starts offset_elems into its buffer."""
+    buf = torch.empty(x.numel() + offset_elems, dtype=x.dtype)
+    y = buf[offset_elems:].view(x.shape)
+    y.copy_(x)
+    return y
+
+
+@pytest.mark.parametrize("dims", DIMS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("window", [(3, 1, False), (3, 0, True), (3, 0, False), (2, 0, False), (2, 0, True)],
+                         ids=["k3p1", "k3p0ceil", "k3p0", "k2", "k2ceil"])
+def test_nchw_rows_forward(dims, dtype, window):
+    """Planar windows of stride 2 along w (kernel 3 with padding 1 or 0, kernel
+    2): four outputs of a row per item (ForwardNchwRows), its columns read as
+    16-byte chunks where every row is aligned, else one by one; ceil_mode's
+    clipped last window, partial groups at each row's end, rows narrower than
+    the group's vector, misaligned buffers. Values and indices are torch's, and
+    no vector access is misaligned."""
+    k, p, ceil = window
+    chunk = min(16 // torch.empty((), dtype=dtype).element_size(), 8)
+    for width in (8, 9, 15, 16, 17, 24, 31):
+        for offset in (0, 1):
+            spatial = {1: (width,), 2: (5, width), 3: (3, 4, width)}[dims]
+            case = dict(dims=dims, k=(k,) * dims, s=(2,) * dims, p=(p,) * dims, d=(1,) * dims, ceil=ceil,
+                        shape=(2, 3) + spatial, layout="contiguous", dtype=dtype, special=True, seed=width + offset)
+            x = offset_planar(make_input(case), offset)
+            ref_out, ref_idx = torch_forward(x, case)
+            for with_indices in (True, False):
+                out, idx, info = run_forward(x, case, with_indices=with_indices)
+                ow = ref_out.shape[-1]
+                if ow < 4:  # no whole group: one output per item
+                    assert info["body"].startswith("forward_nchw") and info["body"] != "forward_nchw_rows"
+                    assert_same(out, ref_out)
+                    continue
+                assert info["body"] == "forward_nchw_rows"
+                assert info["items"] == ref_out.numel() // ow * -(-ow // 4)
+                check_info(info, x, dims)
+                # Chunked loads where every row is aligned, vector stores where every group is whole.
+                vector_loads = offset == 0 and width % chunk == 0
+                assert (info["vector_accesses"] > 0) == (vector_loads or ow % 4 == 0)
+                assert_same(out, ref_out)
+                if with_indices:
+                    assert torch.equal(idx, ref_idx)
+                else:
+                    assert idx is None
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("window", [((3, 3), (1, 1), False), ((3, 3), (0, 0), True), ((2, 3), (1, 1), False),
+                                    ((3, 2), (1, 0), True)], ids=["k3p1", "k3p0ceil", "k2x3", "k3x2"])
+def test_band_gather_narrow(dims, layout, dtype, window):
+    """Windows of stride 2 overlapping by one input along h and w (the stem's
+    k3 s2 p1, GoogLeNet's k3 s2 ceil), depth stride 1: 2 x 2 candidate outputs
+    a block, unrolled (BackwardBandGatherNarrow). Odd sizes (blocks of one row
+    or column at the edges), the forward's indices and indices that name an
+    input of the block outside the output's own window (which add nothing, as
+    in PyTorch CUDA's gather): the gather's sums, bit for bit."""
+    (kh, kw), (ph, pw), ceil = window
+    k = (kh, kw) if dims == 2 else (2, kh, kw)
+    p = (ph, pw) if dims == 2 else (1, ph, pw)
+    s = (2, 2) if dims == 2 else (1, 2, 2)
+    spatial = (9, 11) if dims == 2 else (3, 8, 7)
+    case = dict(dims=dims, k=k, s=s, p=p, d=(1,) * dims, ceil=ceil, shape=(2, 8) + spatial, layout=layout,
+                dtype=dtype, special=False, seed=11)
+    x = make_input(case)
+    ref_out, _ = torch_forward(x, case)
+    _, idx, _ = run_forward(x, case)
+    gen = torch.Generator().manual_seed(2)
+    grad = torch.empty_like(ref_out).copy_(torch.randn(ref_out.shape, generator=gen).to(dtype))
+    # A third of the indices moved one input down or right: some leave their window, some stay in it.
+    plane = math.prod(spatial)
+    shift = torch.randint(0, 3, idx.shape, generator=gen) * torch.tensor([0, 1, spatial[-1]])[
+        torch.randint(0, 3, idx.shape, generator=gen)]
+    moved = torch.empty_like(idx).copy_(torch.clamp(idx + shift, max=plane - 1))
+    for indices in (idx, moved):
+        gi, info = run_backward(grad, x, case, indices)
+        assert info["body"] == f"backward_band_gather_narrow_{info['layout']}"
+        assert_same(gi, reference_backward(grad, x, case, indices))
+    assert not torch.equal(moved, idx) and not bool(covered_by_own_window(moved, x.shape, case).all())
 
 
 def test_launch_plan():

@@ -35,6 +35,7 @@
 //            summed from 0). Its backward scatters with atomicAdd too; ours
 //            gathers, as for every window.
 #pragma once
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -57,6 +58,8 @@ namespace cuda_logic {
 using cuda_launch::Divider;
 
 constexpr int kMaxVectorBytes = 16;
+// Outputs of a row per ForwardNchwRows item.
+constexpr int kRowOutputs = 4;
 
 // One spatial dim of a job, in the kernels' index type: a fixed window
 // (kernel, stride, pad, dilation), or adaptive pooling's
@@ -82,6 +85,11 @@ struct Geometry {
   index_t lane_groups;           // channels / lanes (NHWC)
   index_t in_plane, out_plane;   // D*H*W and OD*OH*OW
   Divider<index_t> by_lane_groups;
+  index_t row_groups;  // ceil(OW / kRowOutputs): ForwardNchwRows' items per output row
+  Divider<index_t> by_row_groups;
+  // ForwardNchwRows' vector accesses (row_vector_flags): input rows read in
+  // 16-byte chunks, full groups' outputs (and indices) stored as vectors.
+  bool row_vector_loads = false, row_vector_stores = false;
   // PyTorch CUDA's 2-d (and 1-d) channels-last kernels, not its 3-d ones:
   bool nhwc_index_from_zero;  // forward: the index starts at 0, not the first tap
   bool nhwc_copies_single;    // backward: a lone covering output's gradient is copied, not added to 0
@@ -126,6 +134,8 @@ inline Geometry<index_t> make_kernel_geometry(const PoolGeometry& g, int lanes, 
   k.in_plane = static_cast<index_t>(in_plane_elems(g));
   k.out_plane = static_cast<index_t>(out_plane_elems(g));
   k.by_lane_groups = Divider<index_t>(g.channels / lanes);
+  k.row_groups = static_cast<index_t>((g.out_size[2] + kRowOutputs - 1) / kRowOutputs);
+  k.by_row_groups = Divider<index_t>(std::max<int64_t>(1, k.row_groups));
   k.nhwc_index_from_zero = torch_2d_channels_last;
   k.nhwc_copies_single = torch_2d_channels_last;
   return k;
@@ -455,6 +465,143 @@ FASTPOOL_UNROLL
     if (kIndices) a.indices[i] = static_cast<int64_t>(best_i);
   }
 };
+
+// NCHW rows: kRowOutputs consecutive outputs of a row per work item, for the
+// windows most networks pool with along w (nchw_rows_apply: stride 2, no
+// dilation, kernel kKW = 3 with padding kPW = 1 or 0, or 2 without; h and d:
+// any fixed or adaptive window).
+// One output per thread (ForwardNchw) spends most of its time on coordinates
+// and per-tap instructions (Nsight Compute on an H200, 2026-11-28: the stem's
+// forward compute-bound at 77% SM throughput, DRAM 38%); here an item reads
+// each column of its window rows once, the 2 * kRowOutputs columns from its
+// first as 16-byte chunks where the launcher found them aligned, into
+// registers, and its outputs take their taps from there in the same (d, h, w)
+// order, so ties, NaNs and indices are ForwardNchw's. A standalone H200
+// experiment (benchmarks/gpu_nchw_variants.cu) timed this cut at 0.70x the
+// one-output kernel's time in float and 0.55x in bfloat16 on the stem.
+// Columns outside the input read as -inf, which never wins (a strict > or a
+// NaN), so they act as the skipped taps they are.
+template <typename scalar_t, typename acc_t, typename index_t, bool kIndices, int kKW, int kPW>
+struct ForwardNchwRows {
+  using Args = ForwardArgs<scalar_t, index_t>;
+  static constexpr const char* kName = "forward_nchw_rows";
+  static constexpr int kLanes = 1;
+  static constexpr int kR = kRowOutputs;
+  static constexpr int kLeft = kPW;                // column c0 - 1 (padding 1)
+  static constexpr int kRight = kKW - kPW == 3;    // column c0 + 2R (kernel 3, no padding)
+  static constexpr int kCols = kLeft + 2 * kR + kRight;
+  static constexpr int kChunk = kMaxVectorBytes / sizeof(scalar_t) < 2 * kR ? kMaxVectorBytes / sizeof(scalar_t)
+                                                                             : 2 * kR;
+  static constexpr int kStoreChunk = kChunk < kR ? kChunk : kR;
+
+  FASTPOOL_HOST_DEVICE static void run(const Args& a, index_t i) {
+    const Geometry<index_t>& g = a.g;
+    const Extent<index_t> groups{g.by_row_groups, g.row_groups, g.h.by_out, g.h.out, g.d.by_out, g.d.out};
+    const index_t row = g.by_row_groups.div(i);  // (plane, od, oh) of the item's output row
+    const Position<index_t> o = split_planar(i, groups);
+    const index_t OW = g.w.out, W = g.w.in, H = g.h.in;
+    const index_t ox0 = (i - row * g.row_groups) * kR, c0 = 2 * ox0;  // c0: the first vector column
+    const index_t valid = OW - ox0 < kR ? OW - ox0 : kR;
+    index_t d0, nd, h0, nh;
+    window_taps(g.d, o.z, &d0, &nd);
+    window_taps(g.h, o.y, &h0, &nh);
+    const scalar_t* plane = a.input + o.outer * g.in_plane;
+
+    scalar_t best[kR];
+    acc_t best_f[kR];
+    index_t best_i[kR];
+FASTPOOL_UNROLL
+    for (int j = 0; j < kR; ++j) {
+      const index_t w0 = c0 + 2 * j - kPW;
+      best[j] = lowest_value<scalar_t>();
+      best_f[j] = lowest_value<acc_t>();
+      best_i[j] = (d0 * H + h0) * W + (w0 > 0 ? w0 : 0);
+    }
+    const bool vector_row = g.row_vector_loads && c0 + 2 * kR <= W;
+    for (index_t kd = 0; kd < nd; ++kd) {
+      for (index_t kh = 0; kh < nh; ++kh) {
+        const index_t row_pos = ((d0 + kd * g.d.dilation) * H + h0 + kh * g.h.dilation) * W;
+        const scalar_t* in = plane + row_pos;
+        scalar_t x[kCols];
+        if (vector_row) {
+FASTPOOL_UNROLL
+          for (int c = 0; c < 2 * kR; c += kChunk) {
+            const Pack<scalar_t, kChunk> chunk = load_pack<scalar_t, kChunk>(in + c0 + c);
+FASTPOOL_UNROLL
+            for (int e = 0; e < kChunk; ++e) x[kLeft + c + e] = chunk.v[e];
+          }
+        } else {
+FASTPOOL_UNROLL
+          for (int c = 0; c < 2 * kR; ++c) x[kLeft + c] = c0 + c < W ? in[c0 + c] : lowest_value<scalar_t>();
+        }
+        if (kLeft) x[0] = c0 > 0 ? in[c0 - 1] : lowest_value<scalar_t>();
+        if (kRight) x[kCols - 1] = c0 + 2 * kR < W ? in[c0 + 2 * kR] : lowest_value<scalar_t>();
+FASTPOOL_UNROLL
+        for (int j = 0; j < kR; ++j) {
+FASTPOOL_UNROLL
+          for (int kw = 0; kw < kKW; ++kw) {
+            const int c = 2 * j - kPW + kw;  // relative to c0: -kLeft .. 2R - 1 + kRight
+            const scalar_t v = x[kLeft + c];
+            const acc_t vf = static_cast<acc_t>(v);
+            if (vf > best_f[j] || is_nan(vf)) {
+              best[j] = v;
+              best_f[j] = vf;
+              best_i[j] = row_pos + c0 + c;
+            }
+          }
+        }
+      }
+    }
+    const index_t out = row * OW + ox0;
+    if (g.row_vector_stores && valid == kR) {
+FASTPOOL_UNROLL
+      for (int j = 0; j < kR; j += kStoreChunk) {
+        Pack<scalar_t, kStoreChunk> chunk;
+FASTPOOL_UNROLL
+        for (int e = 0; e < kStoreChunk; ++e) chunk.v[e] = best[j + e];
+        store_pack<scalar_t, kStoreChunk>(a.output + out + j, chunk);
+      }
+      if (kIndices) {
+        Pack<int64_t, kR> idx;
+FASTPOOL_UNROLL
+        for (int j = 0; j < kR; ++j) idx.v[j] = static_cast<int64_t>(best_i[j]);
+        store_indices<kR>(a.indices + out, idx);
+      }
+      return;
+    }
+FASTPOOL_UNROLL
+    for (int j = 0; j < kR; ++j) {
+      if (j < valid) {
+        a.output[out + j] = best[j];
+        if (kIndices) a.indices[out + j] = static_cast<int64_t>(best_i[j]);
+      }
+    }
+  }
+};
+
+// Whether ForwardNchwRows takes a planar job: fixed windows of stride 2 and
+// no dilation along w, kernel 3 with padding 1 (ResNet's stem) or 0
+// (GoogLeNet, SqueezeNet, AlexNet) or kernel 2 without padding (VGG, U-Net),
+// at least one full group of outputs a row.
+inline bool nchw_rows_apply(const PoolGeometry& g) {
+  const bool window = (g.kernel[2] == 3 && (g.pad[2] == 0 || g.pad[2] == 1)) || (g.kernel[2] == 2 && g.pad[2] == 0);
+  return !g.adaptive[2] && g.stride[2] == 2 && g.dilation[2] == 1 && window && g.out_size[2] >= kRowOutputs;
+}
+
+// ForwardNchwRows' vector accesses: loads when every row of every plane starts
+// on a 16-byte chunk of the vector's columns (W a multiple of the chunk and
+// the input 16-byte aligned); stores when every group is a whole vector of
+// outputs (OW a multiple of kRowOutputs) at aligned values and indices.
+template <typename index_t>
+inline void set_row_vector_flags(Geometry<index_t>& k, int64_t elem_size, const void* input, const void* output,
+                                 const void* indices) {
+  const int64_t chunk = std::min<int64_t>(kMaxVectorBytes / elem_size, 2 * kRowOutputs);
+  const int64_t store_bytes = std::min<int64_t>(chunk, kRowOutputs) * elem_size;
+  const auto aligned = [](const void* p, int64_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; };
+  k.row_vector_loads = k.w.in % chunk == 0 && aligned(input, kMaxVectorBytes);
+  k.row_vector_stores = k.w.out % kRowOutputs == 0 && aligned(output, store_bytes) &&
+                        (indices == nullptr || aligned(indices, kMaxVectorBytes));
+}
 
 // NHWC: i is the linear index over (n, od, oh, ow, c / V); V channels per item.
 template <typename scalar_t, typename acc_t, typename index_t, int V, bool kIndices>
@@ -789,6 +936,108 @@ FASTPOOL_UNROLL
             out.v[j] = copy_single && covers[z][y][x] == 1 ? single[z][y][x].v[j] : static_cast<scalar_t>(sum[z][y][x][j]);
           store_pack<scalar_t, V>(s.grad_input + input_pos(g, d0 + z, h0 + y, w0 + x) * s.step, out);
         }
+      }
+    }
+  }
+};
+
+// Band gather for windows that overlap by at most one input along h and w
+// (span <= 3 at stride 2: the ResNet stem's k3 s2 p1, GoogLeNet's k3 s2) and
+// a depth stride of 1 (one slab per block; every 2-d job): a 2 x 2 block has
+// at most 2 x 2 candidate outputs, so candidates, coverage tests and the
+// block's sums are unrolled, each test a compare of a per-block offset with a
+// constant, and no coverage is worked out per candidate and input. The
+// generic body above took 183 us for the stem's float backward on an H200
+// (2026-11-28; Nsight Compute: compute-bound, DRAM 18%), where a standalone
+// kernel cut like this one took 82 us (benchmarks/gpu_nchw_variants.cu).
+// Same sums, same order (output raster order), same bits.
+template <typename scalar_t, typename acc_t, typename index_t, bool kNhwc, int V>
+struct BackwardBandGatherNarrow {
+  using Args = BackwardArgs<scalar_t, index_t>;
+  static constexpr const char* kName = kNhwc ? "backward_band_gather_narrow_nhwc" : "backward_band_gather_narrow_nchw";
+  static constexpr int kLanes = V;
+
+  FASTPOOL_HOST_DEVICE static void run(const Args& a, index_t i) {
+    const Geometry<index_t>& g = a.g;
+    const Extent<index_t> e = block_extent(g);
+    const Position<index_t> block = kNhwc ? split_channels_last(g, i, e) : split_planar(i, e);
+    const BackwardSlice<scalar_t, index_t> s = backward_slice<scalar_t, index_t, kNhwc, V>(a, block.outer,
+                                                                                           block.lane_group);
+    const index_t t = block.z;  // depth stride 1: the block's one slab
+    index_t h0, h1, w0, w1, od0, od1, oh0, ow0, unused;
+    input_block(g.h, block.y, &h0, &h1);
+    input_block(g.w, block.x, &w0, &w1);
+    covering_outputs(g.d, t, &od0, &od1);
+    covering_outputs(g.h, h0, &oh0, &unused);
+    covering_outputs(g.w, w0, &ow0, &unused);
+    // Block row y lies in candidate row oh0 + c's window iff 0 <= rh + y - 2c < span (likewise columns).
+    const index_t rh = h0 + g.h.pad - oh0 * 2, rw = w0 + g.w.pad - ow0 * 2;
+    bool row_in[2][2], col_in[2][2];  // [candidate][block row / column]
+FASTPOOL_UNROLL
+    for (int c = 0; c < 2; ++c) {
+FASTPOOL_UNROLL
+      for (int y = 0; y < 2; ++y) {
+        const index_t r = rh + y - 2 * c, q = rw + y - 2 * c;
+        row_in[c][y] = oh0 + c < g.h.out && h0 + y < h1 && r >= 0 && r < g.h.span;
+        col_in[c][y] = ow0 + c < g.w.out && w0 + y < w1 && q >= 0 && q < g.w.span;
+      }
+    }
+    const int64_t W = g.w.in;
+    acc_t sum[2][2][V];
+    int covers[2][2];  // covering outputs per block input (copied when 1 and nhwc_copies_single)
+    Pack<scalar_t, V> single[2][2];
+FASTPOOL_UNROLL
+    for (int y = 0; y < 2; ++y)
+FASTPOOL_UNROLL
+      for (int x = 0; x < 2; ++x) {
+        covers[y][x] = 0;
+FASTPOOL_UNROLL
+        for (int j = 0; j < V; ++j) {
+          sum[y][x][j] = acc_t(0);
+          single[y][x].v[j] = static_cast<scalar_t>(0);
+        }
+      }
+    const int64_t base = static_cast<int64_t>(input_pos(g, t, h0, w0));
+    for (index_t od = od0; od < od1; ++od) {
+FASTPOOL_UNROLL
+      for (int ch = 0; ch < 2; ++ch) {
+        if (!(row_in[ch][0] || row_in[ch][1])) continue;
+FASTPOOL_UNROLL
+        for (int cw = 0; cw < 2; ++cw) {
+          if (!(col_in[cw][0] || col_in[cw][1])) continue;
+          const index_t off = output_pos(g, od, oh0 + ch, ow0 + cw) * s.step;
+          const Pack<int64_t, V> idx = load_indices<V>(s.indices + off);
+          const Pack<scalar_t, V> gv = load_pack<scalar_t, V>(s.grad_output + off);
+FASTPOOL_UNROLL
+          for (int y = 0; y < 2; ++y) {
+FASTPOOL_UNROLL
+            for (int x = 0; x < 2; ++x) {
+              if (!(row_in[ch][y] && col_in[cw][x])) continue;
+              ++covers[y][x];
+              const int64_t target = base + y * W + x;
+FASTPOOL_UNROLL
+              for (int j = 0; j < V; ++j) {
+                if (idx.v[j] == target) {
+                  sum[y][x][j] += static_cast<acc_t>(gv.v[j]);
+                  single[y][x].v[j] = gv.v[j];
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+    const bool copy_single = kNhwc && g.nhwc_copies_single;
+FASTPOOL_UNROLL
+    for (int y = 0; y < 2; ++y) {
+FASTPOOL_UNROLL
+      for (int x = 0; x < 2; ++x) {
+        if (h0 + y >= h1 || w0 + x >= w1) continue;
+        Pack<scalar_t, V> out;
+FASTPOOL_UNROLL
+        for (int j = 0; j < V; ++j)
+          out.v[j] = copy_single && covers[y][x] == 1 ? single[y][x].v[j] : static_cast<scalar_t>(sum[y][x][j]);
+        store_pack<scalar_t, V>(s.grad_input + input_pos(g, t, h0 + y, w0 + x) * s.step, out);
       }
     }
   }

@@ -225,17 +225,51 @@ void launch_items(const Exec& exec, int64_t work_items, int64_t max_offset, Laun
 // The launches for one element type. A template of its own so that the CUDA
 // build can compile each element type in a translation unit of its own
 // (max_pool_<type>.cu), in parallel.
+// Calls f with std::integral_constant<int, K>, std::integral_constant<int, P>
+// for the w axis' kernel and padding of a ForwardNchwRows job.
+template <typename F>
+void with_row_window(const PoolGeometry& g, F&& f) {
+  if (g.kernel[2] == 2) {
+    f(std::integral_constant<int, 2>{}, std::integral_constant<int, 0>{});
+  } else if (g.pad[2] == 1) {
+    f(std::integral_constant<int, 3>{}, std::integral_constant<int, 1>{});
+  } else {
+    f(std::integral_constant<int, 3>{}, std::integral_constant<int, 0>{});
+  }
+}
+
 template <typename scalar_t, class Exec>
 void forward_typed(const Exec& exec, const ForwardJob& job, bool with_indices) {
   using acc = acc_t<scalar_t>;
-  const int64_t items = job.output.numel() / job.lanes;
+  // Planar floating jobs with the common windows along w: a group of outputs
+  // of a row per item (integers keep one output per item: no PyTorch CUDA
+  // kernel to keep pace with, fewer kernels to compile).
+  const bool rows = !job.nhwc && !std::is_integral_v<scalar_t> && cuda_logic::nchw_rows_apply(job.g);
+  const int64_t items = rows ? job.output.numel() / job.g.out_size[2] *
+                                   ((job.g.out_size[2] + cuda_logic::kRowOutputs - 1) / cuda_logic::kRowOutputs)
+                             : job.output.numel() / job.lanes;
   launch_items(exec, items, job.max_offset, [&](const cuda_launch::Grid& grid, auto index_zero, auto n) {
     using index_t = decltype(index_zero);
-    const cuda_logic::ForwardArgs<scalar_t, index_t> a{
-        job.input.const_data_ptr<scalar_t>(), job.output.mutable_data_ptr<scalar_t>(),
-        with_indices ? job.indices.mutable_data_ptr<int64_t>() : nullptr,
-        cuda_logic::make_kernel_geometry<index_t>(
-            job.g, job.lanes, torch_2d_channels_last<scalar_t>(job.dims, job.windows, job.nhwc))};
+    int64_t* indices = with_indices ? job.indices.mutable_data_ptr<int64_t>() : nullptr;
+    cuda_logic::Geometry<index_t> geometry = cuda_logic::make_kernel_geometry<index_t>(
+        job.g, job.lanes, torch_2d_channels_last<scalar_t>(job.dims, job.windows, job.nhwc));
+    if (rows)
+      cuda_logic::set_row_vector_flags(geometry, sizeof(scalar_t), job.input.const_data_ptr(),
+                                       job.output.const_data_ptr(), indices);
+    const cuda_logic::ForwardArgs<scalar_t, index_t> a{job.input.const_data_ptr<scalar_t>(),
+                                                       job.output.mutable_data_ptr<scalar_t>(), indices, geometry};
+    if (rows) {
+      if constexpr (!std::is_integral_v<scalar_t>) {
+        with_row_window(job.g, [&](auto kernel, auto pad) {
+          constexpr int K = decltype(kernel)::value, P = decltype(pad)::value;
+          if (with_indices)
+            exec.template launch<cuda_logic::ForwardNchwRows<scalar_t, acc, index_t, true, K, P>>(grid, a, n);
+          else
+            exec.template launch<cuda_logic::ForwardNchwRows<scalar_t, acc, index_t, false, K, P>>(grid, a, n);
+        });
+      }
+      return;
+    }
     if (!job.nhwc) {
       with_fixed_window(job.g, [&](auto fixed) {
         constexpr int K = decltype(fixed)::value;
@@ -269,13 +303,18 @@ void run_forward(const Exec& exec, const ForwardJob& job, bool with_indices) {
 // overlap, band gather for overlapping fixed windows of stride 2 in h and w
 // and 1 or 2 in depth (bands of at most 1 or 2 x 2 x 2 inputs), else (adaptive
 // windows included) the per-input gather.
-enum class BackwardKind { gather, bands, band_gather_s2, band_gather_s2_deep };
+enum class BackwardKind { gather, bands, band_gather_s2, band_gather_s2_deep, band_gather_narrow };
 
 inline BackwardKind backward_kind(const PoolGeometry& g) {
   if (!windows_overlap(g)) return BackwardKind::bands;
   if (any_adaptive(g)) return BackwardKind::gather;
   if (g.stride[1] == 2 && g.stride[2] == 2) {
-    if (g.stride[0] == 1) return BackwardKind::band_gather_s2;  // every 2-d job
+    const auto span = [&](int d) { return (g.kernel[d] - 1) * g.dilation[d] + 1; };
+    if (g.stride[0] == 1) {  // every 2-d job
+      // Windows overlapping by at most one input along h and w: 2 x 2 candidates a block.
+      if (span(1) <= 3 && span(2) <= 3) return BackwardKind::band_gather_narrow;
+      return BackwardKind::band_gather_s2;
+    }
     if (g.stride[0] == 2) return BackwardKind::band_gather_s2_deep;
   }
   return BackwardKind::gather;
@@ -318,6 +357,9 @@ void backward_typed(const Exec& exec, const BackwardJob& job) {
             break;
           case BackwardKind::band_gather_s2:
             exec.template launch<cuda_logic::BackwardBandGather<scalar_t, acc, index_t, kNhwc, V, 2, 1>>(grid, a, n);
+            break;
+          case BackwardKind::band_gather_narrow:
+            exec.template launch<cuda_logic::BackwardBandGatherNarrow<scalar_t, acc, index_t, kNhwc, V>>(grid, a, n);
             break;
           case BackwardKind::band_gather_s2_deep:
             exec.template launch<cuda_logic::BackwardBandGather<scalar_t, acc, index_t, kNhwc, V, 2, 2>>(grid, a, n);
