@@ -35,6 +35,13 @@ bool has_training_kernels(const at::Tensor& input) {
   return input.is_cpu() || input.is_meta();
 }
 
+// Fractional pooling trains on taps on CUDA too: its indices backward runs a
+// plane per thread (it cannot know the windows), the taps' backward is a
+// gather over every input (fractional_launcher.h).
+bool has_fractional_training_kernels(const at::Tensor& input) {
+  return has_training_kernels(input) || input.is_cuda();
+}
+
 
 // ----------------------------------------------------------- window pooling
 
@@ -377,12 +384,13 @@ at::Tensor fractional_pool_values_autograd(const at::Tensor& input, Ints kernel_
   const auto& ops = FractionalPoolOps<kDims>::get();
   if (!(at::GradMode::is_enabled() && input.requires_grad()))
     return below_autograd(ops.values, input, kernel_size, output_size, random_samples);
-  if (!has_training_kernels(input))
+  if (!has_fractional_training_kernels(input))
     return std::get<0>(fractional_pool_autograd<kDims>(input, kernel_size, output_size, random_samples));
   auto [output, offsets] = below_autograd(ops.with_offsets, input, kernel_size, output_size, random_samples);
   std::vector<int64_t> args(kernel_size.begin(), kernel_size.end());
   args.insert(args.end(), output_size.begin(), output_size.end());
-  args.push_back(stored_channels_last(input, kDims));
+  // torch's CPU backward writes a channels-last input's gradient channels last, its CUDA backward contiguous.
+  args.push_back(!input.is_cuda() && stored_channels_last(input, kDims));
   record_backward_node<FractionalPoolTraining<kDims>>(input, output, {offsets, random_samples},
                                                       input.sym_sizes().vec(), std::move(args));
   return output;

@@ -388,6 +388,34 @@ def test_fractional_functional_and_autograd(dims, dtype):
 
 
 @pytest.mark.parametrize("dims", [2, 3])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_fractional_training_on_taps(dims, channels_last):
+    """Training on CUDA saves the 1-byte taps and the samples, not int64
+    indices, and its backward (a gather over every input) gives the indices
+    backward's bits, contiguous as torch CUDA's gradient; overlapping windows
+    (k3), so that sums are reordered if anything is."""
+    x = torch.randn((4, 8) + (17,) * dims, device="cuda")
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last if dims == 2 else torch.channels_last_3d)
+    samples = torch.rand(4, 8, dims, device="cuda")
+    fn = getattr(fastpool, f"fractional_max_pool{dims}d")
+    xg = x.detach().requires_grad_()
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        y = fn(xg, 3, output_size=9, _random_samples=samples)
+    assert sorted(str(t.dtype) for t in saved) == ["torch.float32", "torch.uint8"]
+    grad = torch.randn_like(y)
+    (got,) = torch.autograd.grad(y, xg, grad)  # the node's own output (no AccumulateGrad restriding)
+    op = getattr(torch.ops.fastpool, f"fractional_max_pool{dims}d")
+    values, indices = op(x, [3] * dims, [9] * dims, samples)
+    expected = getattr(torch.ops.fastpool, f"fractional_max_pool{dims}d_backward")(grad, x, [3] * dims, [9] * dims,
+                                                                                   indices)
+    assert_identical(y, values)
+    assert_identical(got, expected)
+    assert got.is_contiguous()
+
+
+@pytest.mark.parametrize("dims", [2, 3])
 def test_fractional_backward_deterministic_where_torch_refuses(dims):
     """torch's CUDA backward adds with atomicAdd and raises under
     torch.use_deterministic_algorithms(True); fastpool's runs and repeats its bits."""

@@ -20,6 +20,8 @@ Where PyTorch CUDA differs from its CPU op, the reference is adjusted:
   * bad indices: PyTorch CUDA asserts on the device; fastpool raises the CPU
     op's error (after a sync) and writes nothing out of bounds.
 """
+import math
+
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
@@ -93,6 +95,66 @@ def test_forward_and_backward_match_torch(case, sm_count, index64):
     if x.numel():
         assert [(launch["body"], launch["index_bits"]) for launch in info["launches"]] == [
             ("fractional_backward", 64 if index64 else 32)]
+
+
+def offsets_dtype(kernel):
+    return torch.uint8 if math.prod(max(k, 0) for k in kernel) <= 255 else torch.int32
+
+
+@PROPERTY
+@given(case=fractional_case(), sm_count=st.sampled_from([1, 132]), index64=st.booleans(),
+       channels_last=st.booleans())
+def test_training_ops_match_the_indices_ops(case, sm_count, index64, channels_last):
+    """The CUDA training ops (autograd's path): with_offsets gives the forward's
+    values and each argmax's tap (offsets_to_indices turns them back into the
+    forward's indices), and offsets_backward, a gather over every input with
+    the windows recomputed from the samples, gives the indices backward's
+    bits (torch CPU's scatter order and rounding), in the layout asked for."""
+    dims, kernel, out, x, samples = case
+    kw = dict(sm_count=sm_count, force_index64=index64)
+    values, indices, _ = host_forward(x, kernel, out, samples, **kw)
+    values_t, taps, info = _C.cuda_host_fractional_with_offsets(x, list(kernel), list(out), samples, **kw)
+    assert_identical(values_t, values)
+    assert taps.dtype == offsets_dtype(kernel) and taps.shape == values.shape and taps.is_contiguous()
+    if values.numel():
+        assert [launch["body"] for launch in info["launches"]] == ["fractional_forward_taps"]
+    sizes = list(x.shape)
+    back, _ = _C.cuda_host_fractional_offsets_to_indices(taps, sizes, list(kernel), list(out), samples, **kw)
+    assert_identical(back, indices)
+    g = torch.Generator().manual_seed(7)
+    grad = (torch.randn(values.shape, generator=g, dtype=torch.float64) * 10).to(x.dtype)
+    expected, _ = host_backward(grad, x, kernel, out, indices, **kw)
+    gi, info = _C.cuda_host_fractional_offsets_backward(grad, taps, sizes, list(kernel), list(out), samples,
+                                                        channels_last, **kw)
+    assert_identical(gi, expected, strides=False)
+    # Channels last: C stored innermost, unbatched inputs too (pool_shape.h's empty_in_layout).
+    assert (gi.movedim(-dims - 1, -1).is_contiguous() if channels_last else gi.is_contiguous())
+    if x.numel():
+        assert [(launch["body"], launch["index_bits"]) for launch in info["launches"]] == [
+            ("fractional_offsets_backward", 64 if index64 else 32)]
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+def test_offsets_outside_their_window(dims):
+    """A tap past its window: offsets_to_indices raises the CPU op's error; the
+    backward gather finds no input it names, so that output adds nothing (no
+    sync to raise on it)."""
+    x = torch.randn((2, 3) + (7,) * dims)
+    samples = torch.rand(2, 3, dims, generator=torch.Generator().manual_seed(1))
+    kernel, out = [2] * dims, [3] * dims
+    _, indices, _ = host_forward(x, kernel, out, samples)
+    _, taps, _ = _C.cuda_host_fractional_with_offsets(x, kernel, out, samples)
+    bad = taps.clone()
+    bad.view(-1)[4] = 2**dims  # one past the last tap
+    with pytest.raises(RuntimeError, match=f"^fractional_max_pool{dims}d_offsets_to_indices: an offset lies "
+                                           f"outside its window of {2**dims} taps"):
+        _C.cuda_host_fractional_offsets_to_indices(bad, list(x.shape), kernel, out, samples)
+    grad = torch.randn(taps.shape)
+    gi, _ = _C.cuda_host_fractional_offsets_backward(grad, bad, list(x.shape), kernel, out, samples, False)
+    dropped = grad.clone()
+    dropped.view(-1)[4] = 0
+    expected, _ = host_backward(dropped, x, kernel, out, indices)
+    assert_identical(gi, expected)
 
 
 @settings(max_examples=30, deadline=None)

@@ -690,7 +690,7 @@ def test_compiled_and_views_match_the_reference(dims, dtype):
 @pytest.mark.skipif(not fastpool.build_info()["cuda"], reason="a CPU build has no CUDA kernels")
 def test_cuda_kernels_are_registered():
     for dims in (2, 3):
-        for suffix in ("", "_backward"):
+        for suffix in ("", "_backward", "_with_offsets", "_offsets_backward", "_offsets_to_indices"):
             assert torch._C._dispatch_has_kernel_for_dispatch_key(f"fastpool::fractional_max_pool{dims}d{suffix}",
                                                                  "CUDA")
 

@@ -85,7 +85,8 @@ assert info["cuda"], "extension was built without CUDA"
 assert fastpool.__file__.startswith(torch.__file__.rsplit("/torch/", 1)[0]), fastpool.__file__
 for op in ([f"max_pool{k}d{s}" for k in (1, 2, 3) for s in ("_with_indices", "", "_with_indices_backward")] +
            [f"adaptive_max_pool{k}d{s}" for k in (1, 2, 3) for s in ("_with_indices", "", "_backward")] +
-           [f"fractional_max_pool{k}d{s}" for k in (2, 3) for s in ("", "_values", "_backward")]):
+           [f"fractional_max_pool{k}d{s}" for k in (2, 3)
+            for s in ("", "_values", "_backward", "_with_offsets", "_offsets_backward", "_offsets_to_indices")]):
     name = f"fastpool::{op}"
     for key in ("CUDA", "CPU"):
         assert torch._C._dispatch_has_kernel_for_dispatch_key(name, key), f"{name} has no {key} kernel"

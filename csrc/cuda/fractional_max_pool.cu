@@ -1,5 +1,6 @@
-// CUDA registration of fractional_max_pool{2,3}d and their backward: the op of
-// fractional_launcher.h over the CUDA executor, under a device guard.
+// CUDA registration of fractional_max_pool{2,3}d, their backward and their
+// training ops: the ops of fractional_launcher.h over the CUDA executor, under
+// a device guard.
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
@@ -32,6 +33,32 @@ struct CudaFractionalPool {
     return cuda_fractional::fractional_max_pool_backward(CudaExecutor{}, kDims, grad_output, input, kernel_size,
                                                          output_size, indices);
   }
+
+  // The training ops (autograd.cpp's FractionalPoolTraining): taps, their gather backward, and indices on demand.
+  static std::tuple<at::Tensor, at::Tensor> with_offsets(const at::Tensor& input, at::IntArrayRef kernel_size,
+                                                         at::IntArrayRef output_size,
+                                                         const at::Tensor& random_samples) {
+    const c10::cuda::CUDAGuard guard(input.device());
+    return cuda_fractional::fractional_max_pool(CudaExecutor{}, kDims, input, kernel_size, output_size,
+                                                random_samples, fractional_offsets_dtype(kernel_size));
+  }
+
+  static at::Tensor offsets_backward(const at::Tensor& grad_output, const at::Tensor& offsets,
+                                     at::IntArrayRef input_size, at::IntArrayRef kernel_size,
+                                     at::IntArrayRef output_size, const at::Tensor& random_samples,
+                                     bool channels_last) {
+    const c10::cuda::CUDAGuard guard(grad_output.device());
+    return cuda_fractional::fractional_offsets_backward(CudaExecutor{}, kDims, grad_output, offsets, input_size,
+                                                        kernel_size, output_size, random_samples, channels_last);
+  }
+
+  static at::Tensor offsets_to_indices(const at::Tensor& offsets, at::IntArrayRef input_size,
+                                       at::IntArrayRef kernel_size, at::IntArrayRef output_size,
+                                       const at::Tensor& random_samples) {
+    const c10::cuda::CUDAGuard guard(offsets.device());
+    return cuda_fractional::fractional_offsets_to_indices(CudaExecutor{}, kDims, offsets, input_size, kernel_size,
+                                                          output_size, random_samples);
+  }
 };
 
 }  // namespace
@@ -39,6 +66,7 @@ struct CudaFractionalPool {
 
 TORCH_LIBRARY_IMPL(fastpool, CUDA, m) {
   impl_fractional_pool_ops<cuda_impl::CudaFractionalPool>(m);
+  impl_fractional_training_ops<cuda_impl::CudaFractionalPool>(m);
 }
 
 }  // namespace fastpool

@@ -280,6 +280,40 @@ py::tuple fractional_backward(const at::Tensor& grad_output, const at::Tensor& i
   return py::make_tuple(gi, exec.info());
 }
 
+py::tuple fractional_with_offsets(const at::Tensor& input, std::vector<int64_t> kernel_size,
+                                  std::vector<int64_t> output_size, const at::Tensor& random_samples,
+                                  int64_t sm_count, bool force_index64) {
+  check_cpu(input);
+  const HostExecutor exec = executor(sm_count, force_index64);
+  auto [out, taps] = cuda_fractional::fractional_max_pool(exec, fractional_dims(0, output_size.size()), input,
+                                                          kernel_size, output_size, random_samples,
+                                                          fractional_offsets_dtype(kernel_size));
+  return py::make_tuple(out, taps, exec.info());
+}
+
+py::tuple fractional_offsets_backward(const at::Tensor& grad_output, const at::Tensor& offsets,
+                                      std::vector<int64_t> input_size, std::vector<int64_t> kernel_size,
+                                      std::vector<int64_t> output_size, const at::Tensor& random_samples,
+                                      bool channels_last, int64_t sm_count, bool force_index64) {
+  check_cpu(grad_output);
+  const HostExecutor exec = executor(sm_count, force_index64);
+  at::Tensor gi = cuda_fractional::fractional_offsets_backward(exec, fractional_dims(0, output_size.size()),
+                                                               grad_output, offsets, input_size, kernel_size,
+                                                               output_size, random_samples, channels_last);
+  return py::make_tuple(gi, exec.info());
+}
+
+py::tuple fractional_offsets_to_indices(const at::Tensor& offsets, std::vector<int64_t> input_size,
+                                        std::vector<int64_t> kernel_size, std::vector<int64_t> output_size,
+                                        const at::Tensor& random_samples, int64_t sm_count, bool force_index64) {
+  check_cpu(offsets);
+  const HostExecutor exec = executor(sm_count, force_index64);
+  at::Tensor idx = cuda_fractional::fractional_offsets_to_indices(exec, fractional_dims(0, output_size.size()),
+                                                                  offsets, input_size, kernel_size, output_size,
+                                                                  random_samples);
+  return py::make_tuple(idx, exec.info());
+}
+
 }  // namespace
 
 void register_test_hooks(pybind11::module_& m) {
@@ -324,6 +358,22 @@ void register_test_hooks(pybind11::module_& m) {
         py::arg("grad_output"), py::arg("input"), py::arg("kernel_size"), py::arg("output_size"),
         py::arg("indices"), py::arg("dims") = 0, py::arg("sm_count") = kDefaultSms,
         py::arg("force_index64") = false);
+  m.def("cuda_host_fractional_with_offsets", &fractional_with_offsets,
+        "The CUDA op fractional_max_pool{len(output_size)}d_with_offsets run by the host executor: "
+        "(output, offsets, info).",
+        py::arg("input"), py::arg("kernel_size"), py::arg("output_size"), py::arg("random_samples"),
+        py::arg("sm_count") = kDefaultSms, py::arg("force_index64") = false);
+  m.def("cuda_host_fractional_offsets_backward", &fractional_offsets_backward,
+        "The CUDA op fractional_max_pool{len(output_size)}d_offsets_backward run by the host executor: "
+        "(grad_input, info).",
+        py::arg("grad_output"), py::arg("offsets"), py::arg("input_size"), py::arg("kernel_size"),
+        py::arg("output_size"), py::arg("random_samples"), py::arg("channels_last"),
+        py::arg("sm_count") = kDefaultSms, py::arg("force_index64") = false);
+  m.def("cuda_host_fractional_offsets_to_indices", &fractional_offsets_to_indices,
+        "The CUDA op fractional_max_pool{len(output_size)}d_offsets_to_indices run by the host executor: "
+        "(indices, info).",
+        py::arg("offsets"), py::arg("input_size"), py::arg("kernel_size"), py::arg("output_size"),
+        py::arg("random_samples"), py::arg("sm_count") = kDefaultSms, py::arg("force_index64") = false);
   m.def("cuda_adaptive_axis", &adaptive_axis,
         "One adaptive axis as the CUDA kernels compute it: (windows [out, 2], covering outputs [in, 2]).",
         py::arg("in_size"), py::arg("out_size"), py::arg("index64") = false);

@@ -653,7 +653,8 @@ FASTPOOL_UNROLL
 
 // ---- backward ------------------------------------------------------------
 //
-// Three ways to the same sums, picked by the launcher from the geometry:
+// Three ways to the same sums (the band gather in two forms), picked by the
+// launcher from the geometry:
 //   gather       one item per input (per V channels): sums over its covering
 //                outputs. Any window.
 //   bands        windows that do not overlap (span <= stride in every axis):
@@ -672,7 +673,9 @@ FASTPOOL_UNROLL
 //                blocks owned by outputs, the last output's (the input's
 //                remainder, 3 wide for the stem) took a per-input gather, one
 //                thread of most NCHW warps on a slow path the other 31 waited
-//                for.
+//                for. Windows overlapping by one input along h and w (span
+//                <= 3) with a depth stride of 1 take BackwardBandGatherNarrow,
+//                the same work with its 2 x 2 candidates unrolled.
 // All three give each input the gather's value bit for bit, and none uses
 // atomics: every input is written by one thread, in a fixed order.
 

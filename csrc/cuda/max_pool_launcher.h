@@ -301,8 +301,9 @@ void run_forward(const Exec& exec, const ForwardJob& job, bool with_indices) {
 
 // The backward's algorithm (max_pool_device.cuh): bands where windows do not
 // overlap, band gather for overlapping fixed windows of stride 2 in h and w
-// and 1 or 2 in depth (bands of at most 1 or 2 x 2 x 2 inputs), else (adaptive
-// windows included) the per-input gather.
+// and 1 or 2 in depth (bands of at most 1 or 2 x 2 x 2 inputs; its narrow
+// form where they overlap by one input along h and w at depth stride 1), else
+// (adaptive windows included) the per-input gather.
 enum class BackwardKind { gather, bands, band_gather_s2, band_gather_s2_deep, band_gather_narrow };
 
 inline BackwardKind backward_kind(const PoolGeometry& g) {
