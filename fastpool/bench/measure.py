@@ -252,6 +252,22 @@ def _onednn_args(op: OpSpec, params: dict):
             bool(params.get("ceil_mode", False)))
 
 
+# torch CUDA's backward of these ops adds with atomicAdd, in no fixed order, so its bits vary from run to run;
+# fastpool's sums follow torch CPU's order. On CUDA their gradients are checked against torch CPU on the same
+# data where torch CUDA's differ: in the dtype for fractional pooling (fastpool CUDA rounds after every add, as
+# torch CPU), else in float32 rounded once (fastpool CUDA sums half types in float).
+CUDA_ATOMIC_BACKWARD = {"max_pool3d", "adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d",
+                        "fractional_max_pool2d", "fractional_max_pool3d"}
+
+
+def _on_cpu(value, dtype=None):
+    import torch
+    if not isinstance(value, torch.Tensor):
+        return value
+    value = value.detach().cpu()
+    return value.to(dtype) if dtype is not None and value.is_floating_point() else value
+
+
 def build_impls(api: FastpoolAPI, op: OpSpec, shape: Shape, dtype: str, layout: str, direction: str,
                 device: str, peers, isas=(), nbytes=None, compile_mode: Optional[str] = None):
     """Returns (impls, check, check_detail) for one case. impls[0] is fastpool, then its ISA variants,
@@ -428,6 +444,22 @@ def build_impls(api: FastpoolAPI, op: OpSpec, shape: Shape, dtype: str, layout: 
     # correctness check of fastpool against torch in the same layout (not timed)
     fp = impls[0]
     check_detail = None
+    got = ref = None
+    # The dtype torch CPU computes a CUDA-atomic op's reference gradient in (None: the case's own).
+    half = _dtype(dtype) in (torch.float16, torch.bfloat16)
+    cpu_ref_dtype = torch.float32 if half and op.kind != "fractional" else None
+
+    def cpu_reference(compute):
+        """Where torch CUDA adds atomically and differs: torch CPU's result on the same data."""
+        nonlocal check, check_detail
+        if check is not False or device == "cpu" or op.name not in CUDA_ATOMIC_BACKWARD:
+            return
+        cpu_ref = compute().to(got.dtype)
+        diff = (got.double() - ref.double()).abs()
+        check = bool(torch.equal(got.cpu(), cpu_ref))
+        check_detail = {"reference": "torch CPU (torch CUDA adds atomically, in no fixed order)",
+                        "torch_cuda_max_abs_diff": float(diff.max()), "torch_cuda_n_differ": int((diff > 0).sum())}
+
     if fp.fn is not None and direction == "train":
         try:
             _, _, g = bwd_data(x)
@@ -437,7 +469,16 @@ def build_impls(api: FastpoolAPI, op: OpSpec, shape: Shape, dtype: str, layout: 
                 t = x.detach().requires_grad_(True)
                 f(t, *rest, **params).backward(g)
                 grads.append(t.grad)
+            got, ref = grads
             check = bool(torch.equal(*grads))
+
+            def train_on_cpu():
+                t = _on_cpu(x, cpu_ref_dtype).requires_grad_(True)
+                cpu_params = {k: _on_cpu(v, cpu_ref_dtype) for k, v in params.items()}
+                tfn(t, *[_on_cpu(r) for r in rest], **cpu_params).backward(_on_cpu(g, cpu_ref_dtype))
+                return t.grad
+
+            cpu_reference(train_on_cpu)
         except Exception as e:  # noqa: BLE001
             check = f"error: {e}"
     if fp.fn is not None and direction in ("fwd", "fwd_idx", "bwd"):
@@ -445,16 +486,18 @@ def build_impls(api: FastpoolAPI, op: OpSpec, shape: Shape, dtype: str, layout: 
             with torch.no_grad():
                 if direction == "bwd":
                     y, idx, g = bwd_data(x)
-                    ref = aten_bwd(*_bwd_args(op, params, g, x, idx)) if aten_bwd else None
+                    bargs = _bwd_args(op, params, g, x, idx)
+                    ref = aten_bwd(*bargs) if aten_bwd else None
                     got = fp.fn()
                     got = got[0] if isinstance(got, tuple) else got
                     if ref is not None:
                         check = bool(torch.equal(got, ref))  # fastpool promises torch's exact results
+                        cpu_reference(lambda: aten_bwd(*[_on_cpu(a, cpu_ref_dtype) for a in bargs]))
                 else:
                     ref = tfn(*args_of(x), **params)
                     got = ffn(*args_of(x), **params)
                     check = bool(torch.equal(got, ref))
-                if check is False:
+                if check is False and check_detail is None:
                     diff = (got.double() - ref.double()).abs()
                     check_detail = {"max_abs_diff": float(diff.max()), "n_differ": int((diff > 0).sum()),
                                     "numel": got.numel(),
