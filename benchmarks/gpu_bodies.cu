@@ -4,7 +4,8 @@
 // bfloat16, the planar forward cut one output per item (ForwardNchw) and a
 // group of a row's outputs per item (ForwardNchwRows), and the backward's
 // generic band gather (BackwardBandGather) and its unrolled 2 x 2 form
-// (BackwardBandGatherNarrow), planar and channels last. Each pair's results
+// (BackwardBandGatherNarrow), planar and channels last; global pooling's
+// backward as bands (today's) and as a per-input gather. Each pair's results
 // are compared bit for bit; the time is the median of 30 launches. A GPU
 // visit's quick check of a kernel change (about 15 s to compile):
 //
@@ -189,6 +190,40 @@ static void run_case(const char* name, const char* type, int N, int C, int H, in
   CHECK(cudaFree(idx));
 }
 
+// Global pooling's backward (adaptive output 1: one 7x7 window a plane, described as a fixed window of
+// stride 7): today's bands body (an item per output writes its whole band: in NCHW a warp's 32 stores of
+// one step land in 32 planes) against the per-input gather (an item per input, coalesced along W).
+template <typename T>
+static void run_global_backward(const char* name, const char* type, int N, int C, int H, int W) {
+  PoolGeometry pg;
+  pg.batch = N;
+  pg.channels = C;
+  pg.in_size[1] = H;
+  pg.in_size[2] = W;
+  pg.kernel[1] = pg.stride[1] = H;
+  pg.kernel[2] = pg.stride[2] = W;
+  const int64_t in_n = int64_t(N) * C * H * W, out_n = int64_t(N) * C;
+  T* grad = device_values<T>(out_n, 1234567ull, false);
+  std::vector<int64_t> h_idx(out_n);
+  for (int64_t i = 0; i < out_n; ++i) h_idx[i] = (i * 7919) % (H * W);
+  int64_t* idx;
+  T* gi;
+  CHECK(cudaMalloc(&idx, out_n * 8));
+  CHECK(cudaMalloc(&gi, in_n * sizeof(T)));
+  CHECK(cudaMemcpy(idx, h_idx.data(), out_n * 8, cudaMemcpyHostToDevice));
+  cuda_logic::BackwardArgs<T, int> a{grad, idx, gi, cuda_logic::make_kernel_geometry<int>(pg, 1, false)};
+  const double bytes = out_n * (sizeof(T) + 8.0) + in_n * sizeof(T);
+  const float base = time_body<cuda_logic::BackwardBands<T, float, int, false, 1>>(a, int(out_n));
+  const auto ref = bytes_of(gi, in_n);
+  row(name, type, "NCHW", "bwd", "BackwardBands", base, bytes, base, true);
+  CHECK(cudaMemset(gi, 0xff, in_n * sizeof(T)));
+  const float us = time_body<cuda_logic::BackwardGather<T, float, int, false, 1>>(a, int(in_n));
+  row(name, type, "NCHW", "bwd", "BackwardGather", us, bytes, base, bytes_of(gi, in_n) == ref);
+  CHECK(cudaFree(grad));
+  CHECK(cudaFree(idx));
+  CHECK(cudaFree(gi));
+}
+
 int main() {
   cudaDeviceProp p;
   CHECK(cudaGetDeviceProperties(&p, 0));
@@ -200,5 +235,6 @@ int main() {
   run_case<float, 2, 0>("vgg k2s2 32x128x112x112", "f32", 32, 128, 112, 112);
   run_case<__nv_bfloat16, 2, 0>("vgg k2s2 32x128x112x112", "bf16", 32, 128, 112, 112);
   run_case<float, 3, 0>("googlenet k3s2 32x192x56x56", "f32", 32, 192, 56, 56);
+  run_global_backward<float>("global 32x2048x7x7", "f32", 32, 2048, 7, 7);
   return 0;
 }

@@ -10,6 +10,7 @@
 #              racecheck on the smoke test
 #   bench      stem and VGG pools, fp32/bf16, both layouts, fwd/fwd_idx/bwd/train
 #              vs torch (NCHW, channels_last), % of stream roofline and of copy bandwidth
+#   bodies     benchmarks/gpu_bodies.cu: the NCHW kernel bodies side by side, bit-checked
 #   profile    ncu on one call of each kernel far from the memory limit
 #              (benchmarks/gpu_profile.py)
 #   family     the other ops' network cases (adaptive, 3-d, 1-d, fractional, unpool) vs torch
@@ -35,7 +36,7 @@ cd "$ROOT" || exit 2
 mkdir -p "$OUT"
 OUT="$(cd "$OUT" && pwd)"
 PY="${PYTHON:-python3}"
-STEPS="${STEPS:-build probe test host sanitizer bench profile family inductor}"
+STEPS="${STEPS:-build probe test host sanitizer bench bodies profile family inductor}"
 DEADLINE_S="${DEADLINE_S:-470}"
 T0=$SECONDS
 SUMMARY="$OUT/summary.md"
@@ -96,6 +97,7 @@ if (($? != 0)); then
   sed -i 's/^| env | \*\*failed (rc 1)\*\* |/| env | no GPU (trial run) |/' "$SUMMARY"
   STEPS="${STEPS//probe/}"; STEPS="${STEPS//test/}"; STEPS="${STEPS//sanitizer/}"
   STEPS="${STEPS//inductor/}"; STEPS="${STEPS//bench/}"; STEPS="${STEPS//profile/}"; STEPS="${STEPS//family/}"
+  STEPS="${STEPS//bodies/}"
   echo "no GPU: running only: $STEPS"
 fi
 for mod in pytest hypothesis ninja numpy; do
@@ -190,6 +192,15 @@ BENCH=(--device cuda --suite default --ops max_pool2d --cases resnet50.stem,vgg1
 if want bench; then
   run_step bench 110 "$PY" -m fastpool.bench "${BENCH[@]}" --name bench-cuda \
     --directions fwd,fwd_idx,bwd,train --peers torch,torch_cl --repeats 1
+fi
+if want bodies; then
+  # The NCHW kernel bodies side by side (benchmarks/gpu_bodies.cu: torch-free, compiled here in ~15 s),
+  # each pair checked bit for bit: a kernel change's effect without the op around it.
+  NVCC="$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)"
+  ARCH="$("$PY" -c 'import torch; print("%d%d" % torch.cuda.get_device_capability(0))' 2>/dev/null || echo 90)"
+  run_step bodies 60 bash -c "'$NVCC' -O3 -std=c++17 --expt-relaxed-constexpr -arch=sm_$ARCH -Icsrc/cuda \
+    benchmarks/gpu_bodies.cu -o '$OUT/gpu_bodies' && '$OUT/gpu_bodies' | tee '$OUT/gpu_bodies.md'; \
+    rc=\${PIPESTATUS[0]}; rm -f '$OUT/gpu_bodies'; exit \$rc"
 fi
 if want profile; then
   # Nsight Compute on one call of each slow kernel (benchmarks/gpu_profile.py):

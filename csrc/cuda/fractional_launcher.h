@@ -102,6 +102,19 @@ inline FractionalSizes fractional_sizes(int dims, c10::IntArrayRef in_sizes, c10
 // kernels T, H, W from samples 0, 1, 2.
 FASTPOOL_HOST_DEVICE inline int sample_slot(int dims, int d) { return dims == 2 ? 2 - d : d; }
 
+// Splits i, a linear position over (plane, t, h, w) of a volume of `size`
+// (T, H, W), into x (t, h, w) with the volume's dividers; returns the plane.
+template <typename index_t>
+FASTPOOL_HOST_DEVICE inline index_t split_volume(index_t i, const cuda_launch::Divider<index_t> (&by)[3],
+                                                 const int64_t (&size)[3], index_t (&x)[3]) {
+  for (int d = 2; d >= 0; --d) {
+    const index_t q = by[d].div(i);
+    x[d] = i - q * static_cast<index_t>(size[d]);
+    i = q;
+  }
+  return i;
+}
+
 template <typename scalar_t, typename index_t>
 struct ForwardArgs {
   using acc = acc_t<scalar_t>;
@@ -110,7 +123,7 @@ struct ForwardArgs {
   const scalar_t* samples;  // contiguous, (>= N, C, dims): plane n * C + c at (n * C + c) * dims
   scalar_t* output;         // contiguous (N, C, out...)
   void* argmax;             // contiguous (N, C, out...), argmax_t: int64 flat indices, or uint8/int32 taps
-  cuda_launch::Divider<index_t> by_ow, by_oh, by_ot, by_channels;
+  cuda_launch::Divider<index_t> by_out[3], by_channels;  // (T, H, W) of the output
   FractionalSizes s;
   acc alpha[3];  // fractional_alpha per dim, in acc_t (what torch's kernel computes per window)
   long long* first_bad;
@@ -128,16 +141,8 @@ struct Forward {
   static constexpr int kLanes = 1;
   FASTPOOL_HOST_DEVICE static void run(const Args& a, index_t i) {
     const FractionalSizes& s = a.s;
-    index_t o[3], rest = i, q;
-    q = a.by_ow.div(rest);
-    o[2] = rest - q * static_cast<index_t>(s.out[2]);
-    rest = q;
-    q = a.by_oh.div(rest);
-    o[1] = rest - q * static_cast<index_t>(s.out[1]);
-    rest = q;
-    q = a.by_ot.div(rest);
-    o[0] = rest - q * static_cast<index_t>(s.out[0]);
-    const index_t plane = q;  // n * C + c
+    index_t o[3];
+    const index_t plane = split_volume(i, a.by_out, s.out, o);  // n * C + c
     const index_t n = a.by_channels.div(plane);
     const index_t c = plane - n * static_cast<index_t>(s.channels);
     const scalar_t* u = a.samples + plane * static_cast<index_t>(s.dims);
@@ -204,7 +209,7 @@ struct OffsetsBackwardArgs {
   scalar_t* grad_input;
   index_t gi_stride[5];  // n, c, t, h, w (elements)
   bool channels_last;    // the items' order
-  cuda_launch::Divider<index_t> by_w, by_h, by_t, by_channels;
+  cuda_launch::Divider<index_t> by_in[3], by_channels;  // (T, H, W) of the input
   FractionalSizes s;
   acc alpha[3];
 };
@@ -241,14 +246,7 @@ struct OffsetsBackward {
       c = rest - q * static_cast<index_t>(s.channels);
       rest = q;
     }
-    q = a.by_w.div(rest);
-    x[2] = rest - q * static_cast<index_t>(s.in[2]);
-    rest = q;
-    q = a.by_h.div(rest);
-    x[1] = rest - q * static_cast<index_t>(s.in[1]);
-    rest = q;
-    q = a.by_t.div(rest);
-    x[0] = rest - q * static_cast<index_t>(s.in[0]);
+    q = split_volume(rest, a.by_in, s.in, x);
     index_t n, plane;
     if (a.channels_last) {
       n = q;
@@ -296,7 +294,7 @@ struct OffsetsToIndicesArgs {
   const offset_t* offsets;  // contiguous (N, C, out...)
   const scalar_t* samples;  // contiguous (>= N, C, dims)
   int64_t* indices;         // contiguous (N, C, out...)
-  cuda_launch::Divider<index_t> by_ow, by_oh, by_ot;
+  cuda_launch::Divider<index_t> by_out[3];  // (T, H, W) of the output
   FractionalSizes s;
   acc alpha[3];
   long long* first_bad;
@@ -310,16 +308,8 @@ struct OffsetsToIndices {
   static constexpr int kLanes = 1;
   FASTPOOL_HOST_DEVICE static void run(const Args& a, index_t i) {
     const FractionalSizes& s = a.s;
-    index_t o[3], rest = i, q;
-    q = a.by_ow.div(rest);
-    o[2] = rest - q * static_cast<index_t>(s.out[2]);
-    rest = q;
-    q = a.by_oh.div(rest);
-    o[1] = rest - q * static_cast<index_t>(s.out[1]);
-    rest = q;
-    q = a.by_ot.div(rest);
-    o[0] = rest - q * static_cast<index_t>(s.out[0]);
-    const index_t plane = q;
+    index_t o[3];
+    const index_t plane = split_volume(i, a.by_out, s.out, o);
     const scalar_t* u = a.samples + plane * static_cast<index_t>(s.dims);
     // The window's extent per dim (a window without taps: its start, tap 0).
     int64_t start[3], extent[3];
@@ -437,9 +427,7 @@ std::tuple<at::Tensor, at::Tensor> fractional_max_pool(const Exec& exec, int dim
       a.samples = static_cast<const scalar_t*>(samples.const_data_ptr());
       a.output = static_cast<scalar_t*>(output.mutable_data_ptr());
       a.argmax = indices.mutable_data_ptr();
-      a.by_ow = cuda_launch::Divider<index_t>(s.out[2]);
-      a.by_oh = cuda_launch::Divider<index_t>(s.out[1]);
-      a.by_ot = cuda_launch::Divider<index_t>(s.out[0]);
+      for (int d = 0; d < 3; ++d) a.by_out[d] = cuda_launch::Divider<index_t>(s.out[d]);
       a.by_channels = cuda_launch::Divider<index_t>(s.channels);
       a.s = s;
       for (int d = 0; d < 3; ++d) a.alpha[d] = fractional_alpha<acc>(s.in[d], s.out[d], s.k[d]);
@@ -512,6 +500,16 @@ at::Tensor fractional_max_pool_backward(const Exec& exec, int dims, const at::Te
   return grad_input;
 }
 
+// Calls f(scalar_t{}, offset_t{}) for a training op's floating type and its
+// taps' type (uint8 or int32: check_fractional_offsets has checked it).
+template <typename F>
+void with_offsets_types(const char* name, at::ScalarType dtype, at::ScalarType offsets_dtype, F&& f) {
+  with_float_type(name, dtype, [&](auto zero) {
+    if (offsets_dtype == at::kByte) f(zero, uint8_t{});
+    else f(zero, int32_t{});
+  });
+}
+
 // The training ops' shared preparation: checked sizes, the samples and
 // offsets as contiguous tensors, alpha per dim in acc_t.
 struct OffsetsJob {
@@ -547,31 +545,26 @@ at::Tensor fractional_offsets_backward(const Exec& exec, int dims, const at::Ten
   if (lead == 1) stride[0] = grad_input.stride(0);
   for (int i = 0; i < dims; ++i) stride[5 - dims + i] = grad_input.stride(ndim - dims + i);
   const int64_t max_offset = std::max<int64_t>({grad_input.numel(), go.numel(), job.samples.numel()}) + 1;
-  with_float_type(op.c_str(), grad_output.scalar_type(), [&](auto zero) {
+  with_offsets_types(op.c_str(), grad_output.scalar_type(), job.offsets.scalar_type(), [&](auto zero,
+                                                                                           auto offset_zero) {
     using scalar_t = std::decay_t<decltype(zero)>;  // (decay: GCC 12 sees a reference in nested generic lambdas)
+    using offset_t = std::decay_t<decltype(offset_zero)>;
     using acc = acc_t<scalar_t>;
-    with_argmax_type(job.offsets.scalar_type(), [&](auto offset_zero) {
-      using offset_t = std::decay_t<decltype(offset_zero)>;
-      if constexpr (!std::is_same_v<offset_t, int64_t>) {
-        cuda_impl::launch_items(exec, grad_input.numel(), max_offset, [&](const cuda_launch::Grid& grid,
-                                                                          auto index_zero, auto n) {
-          using index_t = decltype(index_zero);
-          OffsetsBackwardArgs<scalar_t, offset_t, index_t> a{};
-          a.grad_output = static_cast<const scalar_t*>(go.const_data_ptr());
-          a.offsets = static_cast<const offset_t*>(job.offsets.const_data_ptr());
-          a.samples = static_cast<const scalar_t*>(job.samples.const_data_ptr());
-          a.grad_input = static_cast<scalar_t*>(grad_input.mutable_data_ptr());
-          for (int d = 0; d < 5; ++d) a.gi_stride[d] = static_cast<index_t>(stride[d]);
-          a.channels_last = channels_last;
-          a.by_w = cuda_launch::Divider<index_t>(s.in[2]);
-          a.by_h = cuda_launch::Divider<index_t>(s.in[1]);
-          a.by_t = cuda_launch::Divider<index_t>(s.in[0]);
-          a.by_channels = cuda_launch::Divider<index_t>(s.channels);
-          a.s = s;
-          for (int d = 0; d < 3; ++d) a.alpha[d] = fractional_alpha<acc>(s.in[d], s.out[d], s.k[d]);
-          exec.template launch<OffsetsBackward<scalar_t, offset_t, index_t>>(grid, a, n);
-        });
-      }
+    cuda_impl::launch_items(exec, grad_input.numel(), max_offset, [&](const cuda_launch::Grid& grid,
+                                                                      auto index_zero, auto n) {
+      using index_t = decltype(index_zero);
+      OffsetsBackwardArgs<scalar_t, offset_t, index_t> a{};
+      a.grad_output = static_cast<const scalar_t*>(go.const_data_ptr());
+      a.offsets = static_cast<const offset_t*>(job.offsets.const_data_ptr());
+      a.samples = static_cast<const scalar_t*>(job.samples.const_data_ptr());
+      a.grad_input = static_cast<scalar_t*>(grad_input.mutable_data_ptr());
+      for (int d = 0; d < 5; ++d) a.gi_stride[d] = static_cast<index_t>(stride[d]);
+      a.channels_last = channels_last;
+      for (int d = 0; d < 3; ++d) a.by_in[d] = cuda_launch::Divider<index_t>(s.in[d]);
+      a.by_channels = cuda_launch::Divider<index_t>(s.channels);
+      a.s = s;
+      for (int d = 0; d < 3; ++d) a.alpha[d] = fractional_alpha<acc>(s.in[d], s.out[d], s.k[d]);
+      exec.template launch<OffsetsBackward<scalar_t, offset_t, index_t>>(grid, a, n);
     });
   });
   return grad_input;
@@ -589,28 +582,23 @@ at::Tensor fractional_offsets_to_indices(const Exec& exec, int dims, const at::T
   const FractionalSizes& s = job.s;
   const at::Tensor first_bad = at::full({1}, kNoFirstBad, indices.options());
   const int64_t max_offset = std::max<int64_t>(indices.numel(), job.samples.numel()) + 1;
-  with_float_type(op.c_str(), job.samples.scalar_type(), [&](auto zero) {
-    using scalar_t = std::decay_t<decltype(zero)>;  // (decay: GCC 12 sees a reference in nested generic lambdas)
+  with_offsets_types(op.c_str(), job.samples.scalar_type(), job.offsets.scalar_type(), [&](auto zero,
+                                                                                          auto offset_zero) {
+    using scalar_t = std::decay_t<decltype(zero)>;
+    using offset_t = std::decay_t<decltype(offset_zero)>;
     using acc = acc_t<scalar_t>;
-    with_argmax_type(job.offsets.scalar_type(), [&](auto offset_zero) {
-      using offset_t = std::decay_t<decltype(offset_zero)>;
-      if constexpr (!std::is_same_v<offset_t, int64_t>) {
-        cuda_impl::launch_items(exec, indices.numel(), max_offset, [&](const cuda_launch::Grid& grid,
-                                                                       auto index_zero, auto n) {
-          using index_t = decltype(index_zero);
-          OffsetsToIndicesArgs<scalar_t, offset_t, index_t> a{};
-          a.offsets = static_cast<const offset_t*>(job.offsets.const_data_ptr());
-          a.samples = static_cast<const scalar_t*>(job.samples.const_data_ptr());
-          a.indices = indices.mutable_data_ptr<int64_t>();
-          a.by_ow = cuda_launch::Divider<index_t>(s.out[2]);
-          a.by_oh = cuda_launch::Divider<index_t>(s.out[1]);
-          a.by_ot = cuda_launch::Divider<index_t>(s.out[0]);
-          a.s = s;
-          for (int d = 0; d < 3; ++d) a.alpha[d] = fractional_alpha<acc>(s.in[d], s.out[d], s.k[d]);
-          a.first_bad = reinterpret_cast<long long*>(first_bad.data_ptr());
-          exec.template launch<OffsetsToIndices<scalar_t, offset_t, index_t>>(grid, a, n);
-        });
-      }
+    cuda_impl::launch_items(exec, indices.numel(), max_offset, [&](const cuda_launch::Grid& grid,
+                                                                   auto index_zero, auto n) {
+      using index_t = decltype(index_zero);
+      OffsetsToIndicesArgs<scalar_t, offset_t, index_t> a{};
+      a.offsets = static_cast<const offset_t*>(job.offsets.const_data_ptr());
+      a.samples = static_cast<const scalar_t*>(job.samples.const_data_ptr());
+      a.indices = indices.mutable_data_ptr<int64_t>();
+      for (int d = 0; d < 3; ++d) a.by_out[d] = cuda_launch::Divider<index_t>(s.out[d]);
+      a.s = s;
+      for (int d = 0; d < 3; ++d) a.alpha[d] = fractional_alpha<acc>(s.in[d], s.out[d], s.k[d]);
+      a.first_bad = reinterpret_cast<long long*>(first_bad.data_ptr());
+      exec.template launch<OffsetsToIndices<scalar_t, offset_t, index_t>>(grid, a, n);
     });
   });
   const int64_t bad = first_bad.item<int64_t>();  // the sync (a rare op: double backward, indices on demand)

@@ -477,7 +477,7 @@ FASTPOOL_UNROLL
 // first as 16-byte chunks where the launcher found them aligned, into
 // registers, and its outputs take their taps from there in the same (d, h, w)
 // order, so ties, NaNs and indices are ForwardNchw's. A standalone H200
-// experiment (benchmarks/gpu_nchw_variants.cu) timed this cut at 0.70x the
+// experiment (`22176f4`, benchmarks/gpu_nchw_variants.cu) timed this cut at 0.70x the
 // one-output kernel's time in float and 0.55x in bfloat16 on the stem.
 // Columns outside the input read as -inf, which never wins (a strict > or a
 // NaN), so they act as the skipped taps they are.
@@ -849,6 +849,63 @@ FASTPOOL_HOST_DEVICE inline void input_block(const Axis<index_t>& a, index_t b, 
   *end = next < a.in ? next : a.in;
 }
 
+// A band gather item's block of inputs (NCHW: plane, block d, h, w; NHWC: n,
+// block d, h, w, c / V) and the slice it lives in.
+template <typename scalar_t, typename index_t>
+struct GatherBlock {
+  Position<index_t> block;
+  BackwardSlice<scalar_t, index_t> slice;
+};
+
+template <typename scalar_t, typename index_t, bool kNhwc, int V>
+FASTPOOL_HOST_DEVICE inline GatherBlock<scalar_t, index_t> gather_block(const BackwardArgs<scalar_t, index_t>& a,
+                                                                        index_t i) {
+  const Extent<index_t> e = block_extent(a.g);
+  const Position<index_t> block = kNhwc ? split_channels_last(a.g, i, e) : split_planar(i, e);
+  return {block, backward_slice<scalar_t, index_t, kNhwc, V>(a, block.outer, block.lane_group)};
+}
+
+// The running sums of a block's kN inputs: each one's sum in acc_t from 0,
+// its covering outputs counted, and the last gradient its index named (PyTorch
+// CUDA's 2-d channels-last backward copies a lone covering output's
+// gradient: nhwc_copies_single).
+template <typename scalar_t, typename acc_t, int V, int kN>
+struct BlockSums {
+  acc_t sum[kN][V];
+  int covers[kN];
+  Pack<scalar_t, V> single[kN];
+
+  FASTPOOL_HOST_DEVICE BlockSums() {
+FASTPOOL_UNROLL
+    for (int n = 0; n < kN; ++n) {
+      covers[n] = 0;
+FASTPOOL_UNROLL
+      for (int j = 0; j < V; ++j) {
+        sum[n][j] = acc_t(0);
+        single[n].v[j] = static_cast<scalar_t>(0);
+      }
+    }
+  }
+  // A covering output of block input n (flat position target): its index and gradient.
+  FASTPOOL_HOST_DEVICE void add(int n, int64_t target, const Pack<int64_t, V>& idx, const Pack<scalar_t, V>& gv) {
+    ++covers[n];
+FASTPOOL_UNROLL
+    for (int j = 0; j < V; ++j) {
+      if (idx.v[j] == target) {
+        sum[n][j] += static_cast<acc_t>(gv.v[j]);
+        single[n].v[j] = gv.v[j];
+      }
+    }
+  }
+  FASTPOOL_HOST_DEVICE Pack<scalar_t, V> value(int n, bool copy_single) const {
+    Pack<scalar_t, V> out;
+FASTPOOL_UNROLL
+    for (int j = 0; j < V; ++j)
+      out.v[j] = copy_single && covers[n] == 1 ? single[n].v[j] : static_cast<scalar_t>(sum[n][j]);
+    return out;
+  }
+};
+
 // Band gather: i over the input blocks (NCHW: plane, block d, h, w; NHWC: n,
 // block d, h, w, c / V); kS = the stride in h and w, kSD the depth stride
 // (1 for 2-d), so a block holds at most kSD x kS x kS inputs.
@@ -860,10 +917,9 @@ struct BackwardBandGather {
 
   FASTPOOL_HOST_DEVICE static void run(const Args& a, index_t i) {
     const Geometry<index_t>& g = a.g;
-    const Extent<index_t> e = block_extent(g);
-    const Position<index_t> block = kNhwc ? split_channels_last(g, i, e) : split_planar(i, e);
-    const BackwardSlice<scalar_t, index_t> s = backward_slice<scalar_t, index_t, kNhwc, V>(a, block.outer,
-                                                                                           block.lane_group);
+    const GatherBlock<scalar_t, index_t> item = gather_block<scalar_t, index_t, kNhwc, V>(a, i);
+    const Position<index_t>& block = item.block;
+    const BackwardSlice<scalar_t, index_t>& s = item.slice;
     index_t d0, d1, h0, h1, w0, w1;
     input_block(g.d, block.z, &d0, &d1);
     input_block(g.h, block.y, &h0, &h1);
@@ -876,22 +932,7 @@ struct BackwardBandGather {
     covering_outputs(g.h, h1 - 1, &unused, &oh1);
     covering_outputs(g.w, w0, &ow0, &unused);
     covering_outputs(g.w, w1 - 1, &unused, &ow1);
-    acc_t sum[kSD][kS][kS][V];
-    int covers[kSD][kS][kS];  // covering outputs per block input (copied when 1 and nhwc_copies_single)
-    Pack<scalar_t, V> single[kSD][kS][kS];
-FASTPOOL_UNROLL
-    for (int z = 0; z < kSD; ++z)
-FASTPOOL_UNROLL
-      for (int y = 0; y < kS; ++y)
-FASTPOOL_UNROLL
-        for (int x = 0; x < kS; ++x) {
-          covers[z][y][x] = 0;
-FASTPOOL_UNROLL
-          for (int j = 0; j < V; ++j) {
-            sum[z][y][x][j] = acc_t(0);
-            single[z][y][x].v[j] = static_cast<scalar_t>(0);
-          }
-        }
+    BlockSums<scalar_t, acc_t, V, kSD * kS * kS> sums;  // block input (z, y, x) at (z * kS + y) * kS + x
     for (index_t od = od0; od < od1; ++od) {
       for (index_t oh = oh0; oh < oh1; ++oh) {
         for (index_t ow = ow0; ow < ow1; ++ow) {
@@ -910,15 +951,7 @@ FASTPOOL_UNROLL
               for (int x = 0; x < kS; ++x) {
                 const index_t w = w0 + x;
                 if (!(row_in && w < w1 && in_span(g.w, ow, w))) continue;
-                ++covers[z][y][x];
-                const int64_t target = static_cast<int64_t>(input_pos(g, t, h, w));
-FASTPOOL_UNROLL
-                for (int j = 0; j < V; ++j) {
-                  if (idx.v[j] == target) {
-                    sum[z][y][x][j] += static_cast<acc_t>(gv.v[j]);
-                    single[z][y][x].v[j] = gv.v[j];
-                  }
-                }
+                sums.add((z * kS + y) * kS + x, static_cast<int64_t>(input_pos(g, t, h, w)), idx, gv);
               }
             }
           }
@@ -933,11 +966,8 @@ FASTPOOL_UNROLL
 FASTPOOL_UNROLL
         for (int x = 0; x < kS; ++x) {
           if (d0 + z >= d1 || h0 + y >= h1 || w0 + x >= w1) continue;
-          Pack<scalar_t, V> out;
-FASTPOOL_UNROLL
-          for (int j = 0; j < V; ++j)
-            out.v[j] = copy_single && covers[z][y][x] == 1 ? single[z][y][x].v[j] : static_cast<scalar_t>(sum[z][y][x][j]);
-          store_pack<scalar_t, V>(s.grad_input + input_pos(g, d0 + z, h0 + y, w0 + x) * s.step, out);
+          store_pack<scalar_t, V>(s.grad_input + input_pos(g, d0 + z, h0 + y, w0 + x) * s.step,
+                                  sums.value((z * kS + y) * kS + x, copy_single));
         }
       }
     }
@@ -952,7 +982,7 @@ FASTPOOL_UNROLL
 // constant, and no coverage is worked out per candidate and input. The
 // generic body above took 183 us for the stem's float backward on an H200
 // (2026-11-28; Nsight Compute: compute-bound, DRAM 18%), where a standalone
-// kernel cut like this one took 82 us (benchmarks/gpu_nchw_variants.cu).
+// kernel cut like this one took 82 us (an experiment, `22176f4`).
 // Same sums, same order (output raster order), same bits.
 template <typename scalar_t, typename acc_t, typename index_t, bool kNhwc, int V>
 struct BackwardBandGatherNarrow {
@@ -962,14 +992,12 @@ struct BackwardBandGatherNarrow {
 
   FASTPOOL_HOST_DEVICE static void run(const Args& a, index_t i) {
     const Geometry<index_t>& g = a.g;
-    const Extent<index_t> e = block_extent(g);
-    const Position<index_t> block = kNhwc ? split_channels_last(g, i, e) : split_planar(i, e);
-    const BackwardSlice<scalar_t, index_t> s = backward_slice<scalar_t, index_t, kNhwc, V>(a, block.outer,
-                                                                                           block.lane_group);
-    const index_t t = block.z;  // depth stride 1: the block's one slab
+    const GatherBlock<scalar_t, index_t> item = gather_block<scalar_t, index_t, kNhwc, V>(a, i);
+    const BackwardSlice<scalar_t, index_t>& s = item.slice;
+    const index_t t = item.block.z;  // depth stride 1: the block's one slab
     index_t h0, h1, w0, w1, od0, od1, oh0, ow0, unused;
-    input_block(g.h, block.y, &h0, &h1);
-    input_block(g.w, block.x, &w0, &w1);
+    input_block(g.h, item.block.y, &h0, &h1);
+    input_block(g.w, item.block.x, &w0, &w1);
     covering_outputs(g.d, t, &od0, &od1);
     covering_outputs(g.h, h0, &oh0, &unused);
     covering_outputs(g.w, w0, &ow0, &unused);
@@ -986,20 +1014,7 @@ FASTPOOL_UNROLL
       }
     }
     const int64_t W = g.w.in;
-    acc_t sum[2][2][V];
-    int covers[2][2];  // covering outputs per block input (copied when 1 and nhwc_copies_single)
-    Pack<scalar_t, V> single[2][2];
-FASTPOOL_UNROLL
-    for (int y = 0; y < 2; ++y)
-FASTPOOL_UNROLL
-      for (int x = 0; x < 2; ++x) {
-        covers[y][x] = 0;
-FASTPOOL_UNROLL
-        for (int j = 0; j < V; ++j) {
-          sum[y][x][j] = acc_t(0);
-          single[y][x].v[j] = static_cast<scalar_t>(0);
-        }
-      }
+    BlockSums<scalar_t, acc_t, V, 4> sums;  // block input (y, x) at 2 * y + x
     const int64_t base = static_cast<int64_t>(input_pos(g, t, h0, w0));
     for (index_t od = od0; od < od1; ++od) {
 FASTPOOL_UNROLL
@@ -1016,15 +1031,7 @@ FASTPOOL_UNROLL
 FASTPOOL_UNROLL
             for (int x = 0; x < 2; ++x) {
               if (!(row_in[ch][y] && col_in[cw][x])) continue;
-              ++covers[y][x];
-              const int64_t target = base + y * W + x;
-FASTPOOL_UNROLL
-              for (int j = 0; j < V; ++j) {
-                if (idx.v[j] == target) {
-                  sum[y][x][j] += static_cast<acc_t>(gv.v[j]);
-                  single[y][x].v[j] = gv.v[j];
-                }
-              }
+              sums.add(2 * y + x, base + y * W + x, idx, gv);
             }
           }
         }
@@ -1036,11 +1043,8 @@ FASTPOOL_UNROLL
 FASTPOOL_UNROLL
       for (int x = 0; x < 2; ++x) {
         if (h0 + y >= h1 || w0 + x >= w1) continue;
-        Pack<scalar_t, V> out;
-FASTPOOL_UNROLL
-        for (int j = 0; j < V; ++j)
-          out.v[j] = copy_single && covers[y][x] == 1 ? single[y][x].v[j] : static_cast<scalar_t>(sum[y][x][j]);
-        store_pack<scalar_t, V>(s.grad_input + input_pos(g, t, h0 + y, w0 + x) * s.step, out);
+        store_pack<scalar_t, V>(s.grad_input + input_pos(g, t, h0 + y, w0 + x) * s.step,
+                                sums.value(2 * y + x, copy_single));
       }
     }
   }
