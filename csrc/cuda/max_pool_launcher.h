@@ -222,9 +222,6 @@ void launch_items(const Exec& exec, int64_t work_items, int64_t max_offset, Laun
   });
 }
 
-// The launches for one element type. A template of its own so that the CUDA
-// build can compile each element type in a translation unit of its own
-// (max_pool_<type>.cu), in parallel.
 // Calls f with std::integral_constant<int, K>, std::integral_constant<int, P>
 // for the w axis' kernel and padding of a ForwardNchwRows job.
 template <typename F>
@@ -238,6 +235,9 @@ void with_row_window(const PoolGeometry& g, F&& f) {
   }
 }
 
+// The launches for one element type. A template of its own so that the CUDA
+// build can compile each element type in a translation unit of its own
+// (max_pool_<type>.cu), in parallel.
 template <typename scalar_t, class Exec>
 void forward_typed(const Exec& exec, const ForwardJob& job, bool with_indices) {
   using acc = acc_t<scalar_t>;
