@@ -174,9 +174,11 @@ def test_other_device_index():
 def test_sanitizer_smoke(dims, dtype, layout, channels, offset):
     """Small calls through every kernel instantiation (both layouts, the 16-byte,
     8-byte and scalar NHWC paths via channel counts and buffer offsets, with and
-    without indices, backward for float types; depth band gather in 3-d).
+    without indices, backward for float types; depth band gather in 3-d; the
+    planar rows forward, its chunked loads where the buffer is aligned, on rows
+    of 16: 8 outputs with k3 p1, 8 with k3 p0 ceil, a partial group in 1-d).
     gpu_check.sh runs it under compute-sanitizer."""
-    spatial = {1: (11,), 2: (7, 6), 3: (5, 7, 6)}[dims]
+    spatial = {1: (11,), 2: (7, 16), 3: (5, 7, 16)}[dims]
     shape = (2, channels) + spatial
     base = (torch.randn(math.prod(shape) + offset, device="cuda") * 50).to(dtype)
     if layout == "channels_last":
