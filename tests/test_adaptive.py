@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 import fastpool
-from pool_cases import FLOAT_DTYPES, ISAS, assert_identical, before_guard_page, cpu_isa, make_input
+from pool_cases import FLOAT_DTYPES, ISAS, assert_identical, before_guard_page, cpu_isa, make_input, torch_threads
 
 DIMS = [1, 2, 3]
 
@@ -69,6 +69,35 @@ def test_global_planes_match_torch(dims, layout, dtype, isa):
             # (the results' strides of size-1 dims are free: either layout is the same memory)
             for a, b in zip(got + [xr.grad], [theirs(x, arg), *theirs(x, arg, return_indices=True), xt.grad]):
                 assert_identical(a, b, strides="sized")
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16])
+def test_uneven_windows_over_small_planes(dtype, isa):
+    # Windows that do not tile the plane, over planar planes of up to 1024
+    # elements, 16 planes or more: channels-last blocks on AVX-512 (float,
+    # bfloat16, float16; tests/test_max_pool.py: test_small_planes_in_
+    # channels_last_blocks), partial tiles, blocks of 64 planes and a
+    # remainder, ranges that start mid-plane; NaN, ties, -inf windows and
+    # zeros of either sign: values, indices and the training path's gradient.
+    cases = [((13, 13), (4, 4)), ((14, 14), (5, 3)), ((7, 7), (3, 3)), ((40,), (7,)), ((7, 6, 5), (3, 4, 2)),
+             ((9, 31), (2, 7))]
+    for seed, (sizes, out) in enumerate(cases):
+        dims = len(sizes)
+        ours, theirs = fns(dims)
+        arg = out[0] if dims == 1 else out
+        for (batch, channels), threads, special in [((1, 16), 1, "normal"), ((3, 23), 2, "specials"),
+                                                    ((2, 37), 3, "ties"), ((5, 32), 2, "lowest")]:
+            x = make_input(batch, channels, sizes, dtype, "contiguous", seed, special)
+            grad = torch.randn(theirs(x, arg).shape, generator=torch.Generator().manual_seed(seed)).to(dtype)
+            with cpu_isa(isa), torch_threads(threads):
+                got = [ours(x, arg), *ours(x, arg, return_indices=True)]
+                xr = x.clone().requires_grad_()
+                ours(xr, arg).backward(grad)
+            xt = x.clone().requires_grad_()
+            theirs(xt, arg).backward(grad)
+            for a, b in zip(got + [xr.grad], [theirs(x, arg), *theirs(x, arg, return_indices=True), xt.grad]):
+                assert_identical(a, b)
 
 
 @pytest.mark.parametrize("dims", DIMS)

@@ -169,6 +169,26 @@ def test_interior_row_runs(dtype, isa):
 
 
 @pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.float16])
+def test_small_planes_in_channels_last_blocks(dtype, isa):
+    # Planar planes of up to 1024 elements whose rows are padded and narrower
+    # than a vector, 16 planes or more, go through channels-last blocks on
+    # AVX-512 (float, bfloat16, float16): 16 x 16 tiles transposed both
+    # ways, partial tiles in planes and positions, blocks of 64 planes and a
+    # remainder, ranges that start and end mid-plane (2 and 3 threads), 1-d
+    # to 3-d; adaptive windows (tests/test_adaptive.py) take them too. NaN,
+    # ties, -inf windows and zeros of either sign; values, indices (through
+    # 8-byte tiles) and the training path's gradient (through 1-byte taps).
+    cases = [(2, (16, 16), 3, 2, 1, False), (2, (12, 12), 3, 1, 1, False), (2, (28, 28), 3, 2, 1, True),
+             (2, (7, 9), (3, 2), 2, (1, 1), True), (1, (23,), 3, 2, 1, False), (3, (4, 6, 6), 3, 2, 1, False)]
+    for seed, (dims, sizes, k, s, p, ceil) in enumerate(cases):
+        for (batch, channels), threads, special in [((1, 16), 1, "normal"), ((3, 23), 2, "specials"),
+                                                    ((2, 37), 3, "ties"), ((5, 32), 2, "lowest")]:
+            x = make_input(batch, channels, sizes, dtype, "contiguous", seed, special)
+            assert_matches_torch(dims, x, isa, threads, kernel_size=k, stride=s, padding=p, ceil_mode=ceil)
+
+
+@pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
 def test_rows_of_fewer_interior_outputs_than_lanes(dtype, isa):
     # Rows with 2 to 15 interior outputs (a ResNet-stem pool of a 16x16 map

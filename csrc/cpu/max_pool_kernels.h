@@ -479,6 +479,21 @@ FASTPOOL_ALWAYS_INLINE bool forward_planar_chunk(const PoolGeometry& g, const T*
     typename Sd::I index =
         Sink::kTap ? Sd::index_set1(static_cast<int32_t>(rs.taps.data[r] * kw_count))
                    : Sd::index_add(Sd::index_set1(static_cast<int32_t>(row_off + index_shift)), lane_offsets);
+    if constexpr (kStride == 4 && kWhole && !kBounded && Sd::kHasDeinterleave4) {
+      // Windows of 4 side by side (k4 s4, dilation 1): the row's 4 kLanes
+      // elements de-interleaved once for all four taps (1 thread, M5's
+      // 32x128x498 pool: 462 -> 286 us; with int64 indices 513 -> 400).
+      if (kw_count == 4 && dil == 1) {
+        typename Sd::V taps[4];
+        Sd::deinterleave4(plane + row_off, taps);
+        for (int kw = 0; kw < 4; ++kw) {
+          if (r == 0 && kw == 0) acc.first(taps[kw], index);
+          else acc.step(taps[kw], index);
+          if constexpr (Sink::kAny) index = Sd::index_add(index, tap_step);
+        }
+        continue;
+      }
+    }
     for (int64_t kw = 0; kw < kw_count; ++kw) {
       if constexpr (kBounded) {
         acc.step(load_bounded(row_off + kw, kw), index);
@@ -809,6 +824,86 @@ inline void forward_planar_interior_kw(const PoolGeometry& g, const T* plane, co
   });
 }
 
+#if defined(__AVX512F__)
+// Two output rows of at most 8 outputs in one vector (VGG's and GoogLeNet's
+// 7-wide last pools): lanes 0-7 are row A's outputs, lanes 8-15 row B's, for
+// rows whose windows have the same kernel rows, every tap inside the row
+// (stride 1 or 2 along W). One vector step per tap serves both rows, where a
+// row to itself left half of each vector idle and paid every row's overhead
+// once per row. See forward_planar_chunk for kExact and the return value.
+template <typename T, typename Sink, int kStride, int kKW, bool kExact>
+FASTPOOL_ALWAYS_INLINE bool forward_planar_row_pair(const PoolGeometry& g, const T* plane_a, const T* plane_b,
+                                                    const RowScratch& ra, const RowScratch& rb, int64_t num_rows,
+                                                    T* out, typename Sink::E* index, int64_t shift_a = 0,
+                                                    int64_t shift_b = 0) {
+  using Sd = Simd<float>;
+  const int64_t OW = g.out_size[2], base = -g.pad[2];
+  const int64_t kw_count = kKW > 0 ? kKW : g.kernel[2];
+  const __mmask16 high = 0xFF00;
+  // Lane offsets within each half: j * s for lanes j and 8 + j.
+  const __m512i half_iota = _mm512_mullo_epi32(_mm512_set_epi32(7, 6, 5, 4, 3, 2, 1, 0, 7, 6, 5, 4, 3, 2, 1, 0),
+                                               _mm512_set1_epi32(kStride));
+  const typename Sd::I tap_step = Sd::index_set1(1);  // taps and flat positions alike: dilation 1
+  WindowMax<Sd, Sink, kExact> acc;
+  for (int64_t r = 0; r < num_rows; ++r) {
+    const T* a = plane_a + ra.rows.data[r] + base;
+    const T* b = plane_b + rb.rows.data[r] + base;
+    // Flat positions of each half's first tap.
+    const __m512i row_starts =
+        _mm512_mask_blend_epi32(high, Sd::index_set1(static_cast<int32_t>(ra.rows.data[r] + base + shift_a)),
+                                Sd::index_set1(static_cast<int32_t>(rb.rows.data[r] + base + shift_b)));
+    typename Sd::I idx = Sink::kTap ? Sd::index_set1(static_cast<int32_t>(ra.taps.data[r] * kw_count))
+                                    : _mm512_add_epi32(row_starts, half_iota);
+    for (int64_t kw = 0; kw < kw_count; ++kw) {
+      typename Sd::V v;
+      if constexpr (kStride == 1) {
+        const __mmask16 b_lanes = high & Sd::first(8 + OW);  // lane 8 + j reads row B's element j
+        v = _mm512_mask_mov_ps(Sd::load_mask(a + kw, Sd::first(OW)), b_lanes, Sd::load_mask(b + kw - 8, b_lanes));
+      } else {
+        // Row A's raw elements [0, 2 OW - 1) in the first load, row B's from
+        // its lane 1 in the second: the even elements of each land in lanes
+        // 0-7 and 8-15 (deinterleave2).
+        v = Sd::deinterleave2(Sd::load_mask(a + kw, Sd::first(2 * OW - 1)),
+                              Sd::load_mask(b + kw - 1, static_cast<__mmask16>(Sd::first(2 * OW) & ~1u)));
+      }
+      if (r == 0 && kw == 0) acc.first(v, idx);
+      else acc.step(v, idx);
+      if constexpr (Sink::kAny) idx = Sd::index_add(idx, tap_step);
+    }
+  }
+  if (!acc.trusted()) return false;
+  // Row B's outputs moved next to row A's, then 2 OW stored at once.
+  const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+  const __mmask16 past_a = _mm512_cmpge_epi32_mask(lane, _mm512_set1_epi32(static_cast<int32_t>(OW)));
+  const __m512i pack = _mm512_mask_add_epi32(lane, past_a, lane, _mm512_set1_epi32(static_cast<int32_t>(8 - OW)));
+  acc.best = _mm512_permutexvar_ps(pack, acc.best);
+  if constexpr (Sink::kAny) acc.best_index = _mm512_permutexvar_epi32(pack, acc.best_index);
+  acc.template store<false>(out, index, 2 * OW);
+  return true;
+}
+
+template <typename T, typename Sink, int kStride, int kKW>
+FASTPOOL_ALWAYS_INLINE void forward_planar_row_pair_checked(const PoolGeometry& g, const T* plane_a, const T* plane_b,
+                                                            const RowScratch& ra, const RowScratch& rb,
+                                                            int64_t num_rows, T* out, typename Sink::E* index,
+                                                            int64_t shift_a = 0, int64_t shift_b = 0) {
+  if (!forward_planar_row_pair<T, Sink, kStride, kKW, false>(g, plane_a, plane_b, ra, rb, num_rows, out, index,
+                                                             shift_a, shift_b))
+    forward_planar_row_pair<T, Sink, kStride, kKW, true>(g, plane_a, plane_b, ra, rb, num_rows, out, index, shift_a,
+                                                         shift_b);
+}
+
+template <typename T, typename Sink, int kStride>
+inline void forward_planar_row_pair_kw(const PoolGeometry& g, const T* plane_a, const T* plane_b,
+                                       const RowScratch& ra, const RowScratch& rb, int64_t num_rows, T* out,
+                                       typename Sink::E* index) {
+  with_kernel_width(g, [&](auto kw) __attribute__((always_inline)) {
+    forward_planar_row_pair_checked<T, Sink, kStride, decltype(kw)::value>(g, plane_a, plane_b, ra, rb, num_rows,
+                                                                          out, index);
+  });
+}
+#endif
+
 // n consecutive output rows whose windows lie inside the plane along H (and
 // D): their window rows move down by row_step elements per row, so the first
 // row's are moved along (rs is the caller's scratch) rather than collected
@@ -841,7 +936,40 @@ void forward_planar_row_run(const PoolGeometry& g, const T* plane, RowScratch& r
       const int64_t first_oh = oh;
       const T* at = plane;
       int64_t shift = 0;
-      for (int64_t i = 0; i < n; ++i) {
+      const auto next_row = [&]() __attribute__((always_inline)) {
+        if (++oh == plane_rows) {
+          oh = 0;
+          const int64_t top = -first_oh * row_step;  // row 0 of the next plane
+          at += plane_elems - shift + top;
+          shift = top;
+        } else {
+          at += row_step;
+          shift += row_step;
+        }
+      };
+      int64_t i = 0;
+#if defined(__AVX512F__)
+      // Rows of at most half a vector: two a vector (forward_planar_row_pair).
+      // Single thread, VGG's pool5 (7x7 outputs): 132 us paired in runs, 171
+      // one row a chunk in runs, 350 paired outside runs (each pair's window
+      // rows collected again, as they were before).
+      if constexpr (std::is_same_v<Simd<ComputeT<T>>, Simd<float>> && (kStride == 1 || kStride == 2)) {
+        if (2 * OW <= L && g.dilation[2] == 1) {
+          for (; i + 2 <= n; i += 2) {
+            const char* ahead = reinterpret_cast<const char*>(at + rs.rows.data[num_rows - 1] + g.in_size[2]);
+            for (int64_t b = new_from; b < prefetch_bytes + step_bytes; b += 64) __builtin_prefetch(ahead + b);
+            const T* at_a = at;
+            const int64_t shift_a = shift;
+            next_row();
+            forward_planar_row_pair_checked<T, Sink, kStride, kKW>(g, at_a, at, rs, rs, num_rows, out + i * OW,
+                                                                   Sink::kAny ? index + i * OW : nullptr, shift_a,
+                                                                   shift);
+            next_row();
+          }
+        }
+      }
+#endif
+      for (; i < n; ++i) {
         const char* ahead = reinterpret_cast<const char*>(at + rs.rows.data[num_rows - 1] + g.in_size[2]);
         for (int64_t b = new_from; b < prefetch_bytes; b += 64) __builtin_prefetch(ahead + b);
         T* row_out = out + i * OW;
@@ -852,15 +980,7 @@ void forward_planar_row_run(const PoolGeometry& g, const T* plane, RowScratch& r
         else
           forward_planar_chunk_checked<T, Sink, kStride, kKW, false>(g, at, rs, num_rows, 0, OW, row_out, row_index,
                                                                      nullptr, shift);
-        if (++oh == plane_rows) {
-          oh = 0;
-          const int64_t top = -first_oh * row_step;  // row 0 of the next plane
-          at += plane_elems - shift + top;
-          shift = top;
-        } else {
-          at += row_step;
-          shift += row_step;
-        }
+        next_row();
       }
       return;
     }
@@ -894,80 +1014,6 @@ void forward_planar_row_run_kw(const PoolGeometry& g, const T* plane, RowScratch
   });
 }
 
-#if defined(__AVX512F__)
-// Two output rows of at most 8 outputs in one vector (VGG's and GoogLeNet's
-// 7-wide last pools): lanes 0-7 are row A's outputs, lanes 8-15 row B's, for
-// rows whose windows have the same kernel rows, every tap inside the row
-// (stride 1 or 2 along W). One vector step per tap serves both rows, where a
-// row to itself left half of each vector idle and paid every row's overhead
-// once per row. See forward_planar_chunk for kExact and the return value.
-template <typename T, typename Sink, int kStride, int kKW, bool kExact>
-FASTPOOL_ALWAYS_INLINE bool forward_planar_row_pair(const PoolGeometry& g, const T* plane_a, const T* plane_b,
-                                                    const RowScratch& ra, const RowScratch& rb, int64_t num_rows,
-                                                    T* out, typename Sink::E* index) {
-  using Sd = Simd<float>;
-  const int64_t OW = g.out_size[2], base = -g.pad[2];
-  const int64_t kw_count = kKW > 0 ? kKW : g.kernel[2];
-  const __mmask16 high = 0xFF00;
-  // Lane offsets within each half: j * s for lanes j and 8 + j.
-  const __m512i half_iota = _mm512_mullo_epi32(_mm512_set_epi32(7, 6, 5, 4, 3, 2, 1, 0, 7, 6, 5, 4, 3, 2, 1, 0),
-                                               _mm512_set1_epi32(kStride));
-  const typename Sd::I tap_step = Sd::index_set1(1);  // taps and flat positions alike: dilation 1
-  WindowMax<Sd, Sink, kExact> acc;
-  for (int64_t r = 0; r < num_rows; ++r) {
-    const T* a = plane_a + ra.rows.data[r] + base;
-    const T* b = plane_b + rb.rows.data[r] + base;
-    const __m512i row_starts = _mm512_mask_blend_epi32(high,  // flat positions of each half's first tap
-                                                       Sd::index_set1(static_cast<int32_t>(ra.rows.data[r] + base)),
-                                                       Sd::index_set1(static_cast<int32_t>(rb.rows.data[r] + base)));
-    typename Sd::I idx = Sink::kTap ? Sd::index_set1(static_cast<int32_t>(ra.taps.data[r] * kw_count))
-                                    : _mm512_add_epi32(row_starts, half_iota);
-    for (int64_t kw = 0; kw < kw_count; ++kw) {
-      typename Sd::V v;
-      if constexpr (kStride == 1) {
-        const __mmask16 b_lanes = high & Sd::first(8 + OW);  // lane 8 + j reads row B's element j
-        v = _mm512_mask_mov_ps(Sd::load_mask(a + kw, Sd::first(OW)), b_lanes, Sd::load_mask(b + kw - 8, b_lanes));
-      } else {
-        // Row A's raw elements [0, 2 OW - 1) in the first load, row B's from
-        // its lane 1 in the second: the even elements of each land in lanes
-        // 0-7 and 8-15 (deinterleave2).
-        v = Sd::deinterleave2(Sd::load_mask(a + kw, Sd::first(2 * OW - 1)),
-                              Sd::load_mask(b + kw - 1, static_cast<__mmask16>(Sd::first(2 * OW) & ~1u)));
-      }
-      if (r == 0 && kw == 0) acc.first(v, idx);
-      else acc.step(v, idx);
-      if constexpr (Sink::kAny) idx = Sd::index_add(idx, tap_step);
-    }
-  }
-  if (!acc.trusted()) return false;
-  // Row B's outputs moved next to row A's, then 2 OW stored at once.
-  const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
-  const __mmask16 past_a = _mm512_cmpge_epi32_mask(lane, _mm512_set1_epi32(static_cast<int32_t>(OW)));
-  const __m512i pack = _mm512_mask_add_epi32(lane, past_a, lane, _mm512_set1_epi32(static_cast<int32_t>(8 - OW)));
-  acc.best = _mm512_permutexvar_ps(pack, acc.best);
-  if constexpr (Sink::kAny) acc.best_index = _mm512_permutexvar_epi32(pack, acc.best_index);
-  acc.template store<false>(out, index, 2 * OW);
-  return true;
-}
-
-template <typename T, typename Sink, int kStride, int kKW>
-inline void forward_planar_row_pair_checked(const PoolGeometry& g, const T* plane_a, const T* plane_b,
-                                            const RowScratch& ra, const RowScratch& rb, int64_t num_rows, T* out,
-                                            typename Sink::E* index) {
-  if (!forward_planar_row_pair<T, Sink, kStride, kKW, false>(g, plane_a, plane_b, ra, rb, num_rows, out, index))
-    forward_planar_row_pair<T, Sink, kStride, kKW, true>(g, plane_a, plane_b, ra, rb, num_rows, out, index);
-}
-
-template <typename T, typename Sink, int kStride>
-inline void forward_planar_row_pair_kw(const PoolGeometry& g, const T* plane_a, const T* plane_b,
-                                       const RowScratch& ra, const RowScratch& rb, int64_t num_rows, T* out,
-                                       typename Sink::E* index) {
-  with_kernel_width(g, [&](auto kw) __attribute__((always_inline)) {
-    forward_planar_row_pair_checked<T, Sink, kStride, decltype(kw)::value>(g, plane_a, plane_b, ra, rb, num_rows,
-                                                                          out, index);
-  });
-}
-#endif
 
 // Global pooling of a planar input: each window is one whole plane (ResNet's
 // head: 7x7 planes, adaptive output 1 or a 7x7 kernel). One contiguous run per
@@ -1047,8 +1093,8 @@ constexpr bool kSpecialized = !std::is_same_v<Sink, TapOffset<int32_t>>;
 
 // Output rows [begin, end) of a planar input; a row is (plane, od, oh).
 template <typename T, typename Sink>
-void forward_planar_rows(const PoolGeometry& g, const T* input, T* output, typename Sink::E* indices, int64_t begin,
-                         int64_t end) {
+void forward_planar_row_range(const PoolGeometry& g, const T* input, T* output, typename Sink::E* indices,
+                              int64_t begin, int64_t end) {
   const int64_t OW = g.out_size[2], W = g.in_size[2];
   const int64_t plane_elems = in_plane_elems(g);
   if (is_global_plane<T>(g)) return forward_global_planes<T, Sink>(input, plane_elems, output, indices, begin, end);
@@ -1097,7 +1143,8 @@ void forward_planar_rows(const PoolGeometry& g, const T* input, T* output, typen
                    (lo > 0 || hi < OW);
   }
   // Rows of at most half a vector, every tap inside the row: two rows per
-  // vector (forward_planar_row_pair), float compute on AVX-512.
+  // vector (forward_planar_row_pair), float compute on AVX-512: in runs, and
+  // here for rows outside them with the same kernel rows.
   bool pair_rows = false;
 #if defined(__AVX512F__)
   if constexpr (std::is_same_v<Simd<ComputeT<T>>, Simd<float>> && kSpecialized<Sink>)
@@ -1121,7 +1168,7 @@ void forward_planar_rows(const PoolGeometry& g, const T* input, T* output, typen
   // in runs (it stalls on its input; why, not understood).
   int64_t run_lo = 0, run_hi = 0;
   // (Not bounded rows without masked loads: a run has no per-row read check.)
-  if (kHasVectorPath<T> && vector_ok && !pair_rows &&
+  if (kHasVectorPath<T> && vector_ok &&
       ((bounded_rows && Simd<ComputeT<T>>::kMasked) || (lo == 0 && hi == OW)) && OW > 0 &&
       OW <= 4 * Simd<ComputeT<T>>::kLanes && g.stride[2] != 4)
     interior_range(g, 1, &run_lo, &run_hi);
@@ -1255,6 +1302,111 @@ void forward_planar_rows(const PoolGeometry& g, const T* input, T* output, typen
     scalar(hi, OW);
   }
 }
+// ------------------------------------- small planes through channels last
+
+template <typename T, typename Sink>
+void forward_channels_last_positions(const PoolGeometry& g, const T* input, T* output, typename Sink::E* indices,
+                                     int64_t begin, int64_t end);
+
+// Small planes that the planar paths serve poorly are pooled in blocks of
+// planes moved to channels-last order in a scratch buffer (16 x 16 tiles
+// transposed in registers), by the channels-last kernel, whose every vector
+// step serves 16 planes at one position, and moved back. Its scan order and
+// update rule are the planar kernel's, and so are its results (without the
+// remainder-channel quirk of torch's channels-last kernel). Taken for
+// adaptive windows that do not divide evenly (one output at a time in the
+// planar paths: 16x256x13x13 to 4x4, single thread, 1.86 ms -> 0.16 ms;
+// 14x14 to 5x5 3.2 -> 0.17) and for padded rows narrower than a vector
+// (bounded chunks half empty: 16x16 k3 s2 p1 100 -> 35 us, 12x12 k3 s1 p1
+// 210 -> 108; at 16 outputs a row, 32x32 planes, it lost: 193 -> 218).
+// Planes of up to kBlockPlaneElems elements, kBlockPlanes a block: the
+// block's input fits in L2 (256 KiB in float).
+constexpr int64_t kBlockPlanes = 64;
+constexpr int64_t kBlockPlaneElems = 1024;
+
+template <typename T>
+constexpr bool kHasPlaneBlocks =
+#if defined(__AVX512F__)
+    std::is_same_v<T, float> || std::is_same_v<T, bf16_t> || std::is_same_v<T, fp16_t>;
+#else
+    false;
+#endif
+
+template <typename T>
+inline bool planes_through_channels_last(const PoolGeometry& g) {
+  if constexpr (!kHasPlaneBlocks<T>) {
+    return false;
+  } else {
+    if (in_plane_elems(g) > kBlockPlaneElems) return false;
+    if (g.adaptive[0] || g.adaptive[1] || g.adaptive[2]) return true;
+    int64_t lo = 0, hi = 0;
+    interior_range(g, 2, &lo, &hi);
+    return (lo > 0 || hi < g.out_size[2]) && g.out_size[2] < Simd<ComputeT<T>>::kLanes &&
+           (g.stride[2] == 1 || g.stride[2] == 2) && g.dilation[2] == 1;
+  }
+}
+
+#if defined(__AVX512F__)
+// Planes [first, last): values (and the sink's argmaxes) in blocks.
+template <typename T, typename Sink>
+void forward_plane_blocks(const PoolGeometry& g, const T* input, T* output, typename Sink::E* indices, int64_t first,
+                          int64_t last) {
+  using E = typename Sink::E;
+  const int64_t P = in_plane_elems(g), Q = out_plane_elems(g);
+  const int64_t B = min64(kBlockPlanes, last - first);
+  Scratch<T> block_in(B * P), block_out(B * Q);
+  Scratch<E> block_argmax(Sink::kAny ? B * Q : 0);
+  PoolGeometry b = g;
+  b.batch = 1;
+  b.channels_tail_start_skips_depth = false;
+  // Planes [c0, c0 + 16) of a block of `planes` planes of n elements, to or
+  // from position-major order.
+  const auto to_positions = [](const auto* planes_at, int64_t n, int64_t planes, auto* positions) {
+    for (int64_t c0 = 0; c0 < planes; c0 += 16)
+      for (int64_t i0 = 0; i0 < n; i0 += 16)
+        Tile16<std::remove_const_t<std::remove_pointer_t<decltype(planes_at)>>>::transpose(
+            planes_at + c0 * n + i0, n, min64(16, planes - c0), min64(16, n - i0), positions + i0 * planes + c0,
+            planes);
+  };
+  const auto to_planes = [](const auto* positions, int64_t n, int64_t planes, auto* planes_at) {
+    for (int64_t c0 = 0; c0 < planes; c0 += 16)
+      for (int64_t j0 = 0; j0 < n; j0 += 16)
+        Tile16<std::remove_const_t<std::remove_pointer_t<decltype(positions)>>>::transpose(
+            positions + j0 * planes + c0, planes, min64(16, n - j0), min64(16, planes - c0), planes_at + c0 * n + j0,
+            n);
+  };
+  for (int64_t p0 = first; p0 < last; p0 += B) {
+    const int64_t planes = min64(B, last - p0);
+    b.channels = planes;
+    to_positions(input + p0 * P, P, planes, block_in.data);
+    forward_channels_last_positions<T, Sink>(b, block_in.data, block_out.data, block_argmax.data, 0, Q);
+    to_planes(static_cast<const T*>(block_out.data), Q, planes, output + p0 * Q);
+    if constexpr (Sink::kAny) to_planes(static_cast<const E*>(block_argmax.data), Q, planes, indices + p0 * Q);
+  }
+}
+#endif
+
+template <typename T, typename Sink>
+void forward_planar_rows(const PoolGeometry& g, const T* input, T* output, typename Sink::E* indices, int64_t begin,
+                         int64_t end) {
+#if defined(__AVX512F__)
+  if constexpr (kHasPlaneBlocks<T>) {
+    if (planes_through_channels_last<T>(g)) {
+      // Whole planes in blocks; a range's partial planes at either end row by row.
+      const int64_t rows = g.out_size[0] * g.out_size[1];
+      const int64_t first = (begin + rows - 1) / rows, last = end / rows;
+      if (last - first >= 16) {  // (fewer: a tile's worth of setup for a few planes, 1 -> 2 us on 5 planes)
+        if (begin < first * rows) forward_planar_row_range<T, Sink>(g, input, output, indices, begin, first * rows);
+        forward_plane_blocks<T, Sink>(g, input, output, indices, first, last);
+        if (last * rows < end) forward_planar_row_range<T, Sink>(g, input, output, indices, last * rows, end);
+        return;
+      }
+    }
+  }
+#endif
+  forward_planar_row_range<T, Sink>(g, input, output, indices, begin, end);
+}
+
 // ---------------------------------------------------- forward: channels last
 
 // `n` channels (n == kLanes when kFull) of one output position; see

@@ -11,6 +11,8 @@
 //                    starts one element early so no lane past the end is read)
 //   load_stride4(p)  p[0], p[4], ..., p[4*(kLanes-1)], reading nothing else of
 //                    p[0 ..]; only where kHasStride4 (AVX-512, AVX2 float)
+//   deinterleave4(p, taps)  p[0 .. 4*kLanes) as taps[t] = p[t], p[t+4], ...;
+//                    only where kHasDeinterleave4 (AVX-512 float)
 //   store(p, v)      back to the storage type (exact: values come from it)
 //   takes(v, best)   PyTorch's update rule, lane-wise: v > best || isnan(v)
 //   greater(v, best) v > best (the rule when no NaN can be present)
@@ -43,6 +45,7 @@
 //   reduce_max(v)    the largest lane (v without NaN); with kLanes > 0
 //   min_index_where(v, x, idx)  the least of idx's lanes where v equals x
 //                    (-0.0 == 0.0; v without NaN); with kLanes > 0
+// And, AVX-512 only, Tile16<E>::transpose: 16 x 16 tiles of any element width.
 // Storage types: float, double, fp16_t, bf16_t (see kernel_table.h).
 #pragma once
 #include <immintrin.h>
@@ -62,6 +65,7 @@ struct Simd {
   static constexpr int kLanes = 0;
   static constexpr bool kMasked = false;
   static constexpr bool kHasStride4 = false;
+  static constexpr bool kHasDeinterleave4 = false;
 };
 
 #if defined(__AVX512F__)
@@ -95,6 +99,7 @@ struct Simd<float> {
     return _mm512_permutex2var_ps(a, even, b);
   }
   static constexpr bool kHasStride4 = true;
+  static constexpr bool kHasDeinterleave4 = true;
   template <typename T>
   static inline V load_stride4(const T* p) {
     // Two rounds of de-interleaving: the even elements of p[0..31] and of
@@ -107,6 +112,22 @@ struct Simd<float> {
     const V low = _mm512_permutex2var_ps(load(p), even, load(p + 16));
     const V high = _mm512_permutex2var_ps(load(p + 32), even_shifted, load(p + 45));
     return _mm512_permutex2var_ps(low, even, high);
+  }
+  // p[0..63] as four vectors of every fourth element, taps[t] lane j =
+  // p[4 j + t]: the taps of 16 side-by-side windows of 4 (1-d audio pools,
+  // k4 s4), two rounds of de-interleaving shared by the four taps where
+  // load_stride4 takes 4 loads and 3 permutes for each.
+  template <typename T>
+  static inline void deinterleave4(const T* p, V taps[4]) {
+    const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512i odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+    const V v0 = load(p), v1 = load(p + 16), v2 = load(p + 32), v3 = load(p + 48);
+    const V even_low = _mm512_permutex2var_ps(v0, even, v1), odd_low = _mm512_permutex2var_ps(v0, odd, v1);
+    const V even_high = _mm512_permutex2var_ps(v2, even, v3), odd_high = _mm512_permutex2var_ps(v2, odd, v3);
+    taps[0] = _mm512_permutex2var_ps(even_low, even, even_high);
+    taps[1] = _mm512_permutex2var_ps(odd_low, even, odd_high);
+    taps[2] = _mm512_permutex2var_ps(even_low, odd, even_high);
+    taps[3] = _mm512_permutex2var_ps(odd_low, odd, odd_high);
   }
   // 16 lanes in a 16-bit storage type.
   static inline __m256i narrow(const fp16_t*, V v) { return _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT); }
@@ -249,6 +270,7 @@ struct Simd<double> {
     return _mm512_permutex2var_pd(a, even, b);
   }
   static constexpr bool kHasStride4 = true;
+  static constexpr bool kHasDeinterleave4 = false;
   static inline V load_stride4(const double* p) {  // as Simd<float>'s: reads p[0..28]
     const __m512i even = _mm512_set_epi64(14, 12, 10, 8, 6, 4, 2, 0);
     const __m512i even_shifted = _mm512_set_epi64(15, 15, 13, 11, 6, 4, 2, 0);
@@ -310,6 +332,74 @@ struct Simd<double> {
   static inline void store_taps_n(int32_t* p, I idx, int64_t n) { _mm256_mask_storeu_epi32(p, first(n), idx); }
 };
 
+// Tile16<E>: a 16 x 16 tile of 1-, 2-, 4- or 8-byte elements moved through
+// 16 int32 lanes a row (8-byte ones are narrowed: flat indices and positions
+// below 2^31, which is all that goes through here) and transposed in
+// registers. transpose(src, src_ld, rows, cols, dst, dst_ld): rows x cols
+// elements, row r at src + r * src_ld, are written as cols x rows, row c at
+// dst + c * dst_ld; nothing outside them is read or written.
+template <typename E>
+struct Tile16 {
+  static_assert(sizeof(E) == 1 || sizeof(E) == 2 || sizeof(E) == 4 || sizeof(E) == 8, "element width");
+  static inline __m512i load(const E* p, __mmask16 m) {
+    if constexpr (sizeof(E) == 1) return _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, p));
+    else if constexpr (sizeof(E) == 2) return _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p));
+    else if constexpr (sizeof(E) == 4) return _mm512_maskz_loadu_epi32(m, p);
+    else
+      return _mm512_inserti64x4(
+          _mm512_castsi256_si512(_mm512_cvtepi64_epi32(_mm512_maskz_loadu_epi64(static_cast<__mmask8>(m), p))),
+          _mm512_cvtepi64_epi32(_mm512_maskz_loadu_epi64(static_cast<__mmask8>(m >> 8), p + 8)), 1);
+  }
+  static inline void store(E* p, __mmask16 m, __m512i v) {
+    if constexpr (sizeof(E) == 1) {
+      _mm512_mask_cvtepi32_storeu_epi8(p, m, v);
+    } else if constexpr (sizeof(E) == 2) {
+      _mm512_mask_cvtepi32_storeu_epi16(p, m, v);
+    } else if constexpr (sizeof(E) == 4) {
+      _mm512_mask_storeu_epi32(p, m, v);
+    } else {
+      _mm512_mask_storeu_epi64(p, static_cast<__mmask8>(m), _mm512_cvtepi32_epi64(_mm512_castsi512_si256(v)));
+      _mm512_mask_storeu_epi64(p + 8, static_cast<__mmask8>(m >> 8),
+                               _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(v, 1)));
+    }
+  }
+  // The 16 x 16 transpose of 32-bit lanes: pairs, quads, then 128-bit blocks.
+  static inline void transpose_lanes(__m512 r[16]) {
+    __m512 t[16];
+    for (int i = 0; i < 16; i += 2) {
+      t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+      t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) {
+      r[i] = _mm512_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+      r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+      r[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+      r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+    }
+    for (int i = 0; i < 4; ++i) {
+      t[i] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0x88);
+      t[i + 4] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0xdd);
+      t[i + 8] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0x88);
+      t[i + 12] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0xdd);
+    }
+    for (int i = 0; i < 4; ++i) {
+      r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+      r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xdd);
+      r[i + 4] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0x88);
+      r[i + 12] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0xdd);
+    }
+  }
+  static inline void transpose(const E* src, int64_t src_ld, int64_t rows, int64_t cols, E* dst, int64_t dst_ld) {
+    const __mmask16 col_mask = static_cast<__mmask16>((1u << cols) - 1);
+    const __mmask16 row_mask = static_cast<__mmask16>((1u << rows) - 1);
+    __m512 r[16];
+    for (int64_t i = 0; i < 16; ++i)
+      r[i] = i < rows ? _mm512_castsi512_ps(load(src + i * src_ld, col_mask)) : _mm512_setzero_ps();
+    transpose_lanes(r);
+    for (int64_t c = 0; c < cols; ++c) store(dst + c * dst_ld, row_mask, _mm512_castps_si512(r[c]));
+  }
+};
+
 #elif defined(__AVX2__)
 
 template <>
@@ -360,6 +450,7 @@ struct Simd<float> {
     return _mm256_castsi256_ps(_mm256_shuffle_epi8(halves, to_top));
   }
   static constexpr bool kHasStride4 = true;
+  static constexpr bool kHasDeinterleave4 = false;
   template <typename T>
   static inline V load_stride4(const T* p) {
     // a = p[0..7], b = p[8..15], c = p[16..23], d = p[21..28] (nothing past
@@ -478,6 +569,7 @@ struct Simd<double> {
   static constexpr int kLanes = 4;
   static constexpr bool kMasked = false;
   static constexpr bool kHasStride4 = false;
+  static constexpr bool kHasDeinterleave4 = false;
 
   static inline V load(const double* p) { return _mm256_loadu_pd(p); }
   static inline V load_stride2(const double* p) { return deinterleave2(load(p), load(p + kLanes - 1)); }
