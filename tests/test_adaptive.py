@@ -2,6 +2,8 @@
 gradcheck, the modules, errors, opcheck, zero output sizes. Values, indices,
 layouts, special values, batches and gradients against torch on every ISA
 path are the generic tests of tests/test_ops.py (op table: tests/ops.py)."""
+import contextlib
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -15,6 +17,19 @@ DIMS = [1, 2, 3]
 def fns(dims):
     name = f"adaptive_max_pool{dims}d"
     return getattr(fastpool, name), getattr(F, name)
+
+
+def assert_pair_matches(ours, theirs, x, arg, grad, isa, threads=None, strides=True):
+    """Values, indices and the training path's gradient of ours(x, arg) on
+    that ISA (and thread count) against theirs(x, arg)."""
+    with cpu_isa(isa), (torch_threads(threads) if threads else contextlib.nullcontext()):
+        got = [ours(x, arg), *ours(x, arg, return_indices=True)]
+        xr = x.clone().requires_grad_()
+        ours(xr, arg).backward(grad)
+    xt = x.clone().requires_grad_()
+    theirs(xt, arg).backward(grad)
+    for a, b in zip(got + [xr.grad], [theirs(x, arg), *theirs(x, arg, return_indices=True), xt.grad]):
+        assert_identical(a, b, strides=strides)
 
 
 @pytest.mark.parametrize("dims", DIMS)
@@ -60,15 +75,8 @@ def test_global_planes_match_torch(dims, layout, dtype, isa):
             x = make_input(3, channels, sizes, dtype, layout, seed, special)
         grad = torch.randn(x.shape[:2] + (1,) * dims, generator=torch.Generator().manual_seed(seed)).to(dtype)
         for ours, theirs, arg in calls:
-            with cpu_isa(isa):
-                got = [ours(x, arg), *ours(x, arg, return_indices=True)]
-                xr = x.clone().requires_grad_()
-                ours(xr, arg).backward(grad)
-            xt = x.clone().requires_grad_()
-            theirs(xt, arg).backward(grad)
             # (the results' strides of size-1 dims are free: either layout is the same memory)
-            for a, b in zip(got + [xr.grad], [theirs(x, arg), *theirs(x, arg, return_indices=True), xt.grad]):
-                assert_identical(a, b, strides="sized")
+            assert_pair_matches(ours, theirs, x, arg, grad, isa, strides="sized")
 
 
 @pytest.mark.parametrize("isa", ISAS)
@@ -90,14 +98,7 @@ def test_uneven_windows_over_small_planes(dtype, isa):
                                                     ((2, 37), 3, "ties"), ((5, 32), 2, "lowest")]:
             x = make_input(batch, channels, sizes, dtype, "contiguous", seed, special)
             grad = torch.randn(theirs(x, arg).shape, generator=torch.Generator().manual_seed(seed)).to(dtype)
-            with cpu_isa(isa), torch_threads(threads):
-                got = [ours(x, arg), *ours(x, arg, return_indices=True)]
-                xr = x.clone().requires_grad_()
-                ours(xr, arg).backward(grad)
-            xt = x.clone().requires_grad_()
-            theirs(xt, arg).backward(grad)
-            for a, b in zip(got + [xr.grad], [theirs(x, arg), *theirs(x, arg, return_indices=True), xt.grad]):
-                assert_identical(a, b)
+            assert_pair_matches(ours, theirs, x, arg, grad, isa, threads)
 
 
 @pytest.mark.parametrize("dims", DIMS)

@@ -1359,29 +1359,13 @@ void forward_plane_blocks(const PoolGeometry& g, const T* input, T* output, type
   PoolGeometry b = g;
   b.batch = 1;
   b.channels_tail_start_skips_depth = false;
-  // Planes [c0, c0 + 16) of a block of `planes` planes of n elements, to or
-  // from position-major order.
-  const auto to_positions = [](const auto* planes_at, int64_t n, int64_t planes, auto* positions) {
-    for (int64_t c0 = 0; c0 < planes; c0 += 16)
-      for (int64_t i0 = 0; i0 < n; i0 += 16)
-        Tile16<std::remove_const_t<std::remove_pointer_t<decltype(planes_at)>>>::transpose(
-            planes_at + c0 * n + i0, n, min64(16, planes - c0), min64(16, n - i0), positions + i0 * planes + c0,
-            planes);
-  };
-  const auto to_planes = [](const auto* positions, int64_t n, int64_t planes, auto* planes_at) {
-    for (int64_t c0 = 0; c0 < planes; c0 += 16)
-      for (int64_t j0 = 0; j0 < n; j0 += 16)
-        Tile16<std::remove_const_t<std::remove_pointer_t<decltype(positions)>>>::transpose(
-            positions + j0 * planes + c0, planes, min64(16, n - j0), min64(16, planes - c0), planes_at + c0 * n + j0,
-            n);
-  };
   for (int64_t p0 = first; p0 < last; p0 += B) {
     const int64_t planes = min64(B, last - p0);
     b.channels = planes;
-    to_positions(input + p0 * P, P, planes, block_in.data);
+    Tile16<T>::transpose_matrix(input + p0 * P, planes, P, block_in.data);  // planes x P -> P x planes
     forward_channels_last_positions<T, Sink>(b, block_in.data, block_out.data, block_argmax.data, 0, Q);
-    to_planes(static_cast<const T*>(block_out.data), Q, planes, output + p0 * Q);
-    if constexpr (Sink::kAny) to_planes(static_cast<const E*>(block_argmax.data), Q, planes, indices + p0 * Q);
+    Tile16<T>::transpose_matrix(block_out.data, Q, planes, output + p0 * Q);
+    if constexpr (Sink::kAny) Tile16<E>::transpose_matrix(block_argmax.data, Q, planes, indices + p0 * Q);
   }
 }
 #endif

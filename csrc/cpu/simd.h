@@ -337,7 +337,8 @@ struct Simd<double> {
 // below 2^31, which is all that goes through here) and transposed in
 // registers. transpose(src, src_ld, rows, cols, dst, dst_ld): rows x cols
 // elements, row r at src + r * src_ld, are written as cols x rows, row c at
-// dst + c * dst_ld; nothing outside them is read or written.
+// dst + c * dst_ld; nothing outside them is read or written. transpose_matrix:
+// a whole matrix, tile by tile.
 template <typename E>
 struct Tile16 {
   static_assert(sizeof(E) == 1 || sizeof(E) == 2 || sizeof(E) == 4 || sizeof(E) == 8, "element width");
@@ -397,6 +398,13 @@ struct Tile16 {
       r[i] = i < rows ? _mm512_castsi512_ps(load(src + i * src_ld, col_mask)) : _mm512_setzero_ps();
     transpose_lanes(r);
     for (int64_t c = 0; c < cols; ++c) store(dst + c * dst_ld, row_mask, _mm512_castps_si512(r[c]));
+  }
+  // A whole rows x cols matrix (row-major) to its cols x rows transpose.
+  static inline void transpose_matrix(const E* src, int64_t rows, int64_t cols, E* dst) {
+    for (int64_t r0 = 0; r0 < rows; r0 += 16)
+      for (int64_t c0 = 0; c0 < cols; c0 += 16)
+        transpose(src + r0 * cols + c0, cols, rows - r0 < 16 ? rows - r0 : 16, cols - c0 < 16 ? cols - c0 : 16,
+                  dst + c0 * rows + r0, rows);
   }
 };
 
