@@ -1309,16 +1309,17 @@ void forward_channels_last_positions(const PoolGeometry& g, const T* input, T* o
                                      int64_t begin, int64_t end);
 
 // Small planes that the planar paths serve poorly are pooled in blocks of
-// planes moved to channels-last order in a scratch buffer (16 x 16 tiles
-// transposed in registers), by the channels-last kernel, whose every vector
-// step serves 16 planes at one position, and moved back. Its scan order and
+// planes moved to channels-last order in a scratch buffer (tiles of 16 x 16,
+// 8 x 8 on AVX2, transposed in registers), by the channels-last kernel, whose
+// every vector step serves a vector of planes at one position, and moved back. Its scan order and
 // update rule are the planar kernel's, and so are its results (without the
 // remainder-channel quirk of torch's channels-last kernel). Taken for
 // adaptive windows that do not divide evenly (one output at a time in the
 // planar paths: 16x256x13x13 to 4x4, single thread, 1.86 ms -> 0.16 ms;
 // 14x14 to 5x5 3.2 -> 0.17) and for padded rows narrower than a vector
 // (bounded chunks half empty: 16x16 k3 s2 p1 100 -> 35 us, 12x12 k3 s1 p1
-// 210 -> 108; at 16 outputs a row, 32x32 planes, it lost: 193 -> 218).
+// 210 -> 108; at 16 outputs a row, 32x32 planes, it lost: 193 -> 218;
+// AVX-512 figures).
 // Planes of up to kBlockPlaneElems elements, kBlockPlanes a block: the
 // block's input fits in L2 (256 KiB in float).
 constexpr int64_t kBlockPlanes = 64;
@@ -1326,7 +1327,7 @@ constexpr int64_t kBlockPlaneElems = 1024;
 
 template <typename T>
 constexpr bool kHasPlaneBlocks =
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) || defined(__AVX2__)
     std::is_same_v<T, float> || std::is_same_v<T, bf16_t> || std::is_same_v<T, fp16_t>;
 #else
     false;
@@ -1346,7 +1347,7 @@ inline bool planes_through_channels_last(const PoolGeometry& g) {
   }
 }
 
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) || defined(__AVX2__)
 // Planes [first, last): values (and the sink's argmaxes) in blocks.
 template <typename T, typename Sink>
 void forward_plane_blocks(const PoolGeometry& g, const T* input, T* output, typename Sink::E* indices, int64_t first,
@@ -1362,10 +1363,10 @@ void forward_plane_blocks(const PoolGeometry& g, const T* input, T* output, type
   for (int64_t p0 = first; p0 < last; p0 += B) {
     const int64_t planes = min64(B, last - p0);
     b.channels = planes;
-    Tile16<T>::transpose_matrix(input + p0 * P, planes, P, block_in.data);  // planes x P -> P x planes
+    transpose_matrix(input + p0 * P, planes, P, block_in.data);  // planes x P -> P x planes
     forward_channels_last_positions<T, Sink>(b, block_in.data, block_out.data, block_argmax.data, 0, Q);
-    Tile16<T>::transpose_matrix(block_out.data, Q, planes, output + p0 * Q);
-    if constexpr (Sink::kAny) Tile16<E>::transpose_matrix(block_argmax.data, Q, planes, indices + p0 * Q);
+    transpose_matrix(block_out.data, Q, planes, output + p0 * Q);
+    if constexpr (Sink::kAny) transpose_matrix(block_argmax.data, Q, planes, indices + p0 * Q);
   }
 }
 #endif
@@ -1373,13 +1374,13 @@ void forward_plane_blocks(const PoolGeometry& g, const T* input, T* output, type
 template <typename T, typename Sink>
 void forward_planar_rows(const PoolGeometry& g, const T* input, T* output, typename Sink::E* indices, int64_t begin,
                          int64_t end) {
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) || defined(__AVX2__)
   if constexpr (kHasPlaneBlocks<T>) {
     if (planes_through_channels_last<T>(g)) {
       // Whole planes in blocks; a range's partial planes at either end row by row.
       const int64_t rows = g.out_size[0] * g.out_size[1];
       const int64_t first = (begin + rows - 1) / rows, last = end / rows;
-      if (last - first >= 16) {  // (fewer: a tile's worth of setup for a few planes, 1 -> 2 us on 5 planes)
+      if (last - first >= Simd<ComputeT<T>>::kLanes) {  // (fewer: a tile's worth of setup for a few planes, 1 -> 2 us on 5 planes)
         if (begin < first * rows) forward_planar_row_range<T, Sink>(g, input, output, indices, begin, first * rows);
         forward_plane_blocks<T, Sink>(g, input, output, indices, first, last);
         if (last * rows < end) forward_planar_row_range<T, Sink>(g, input, output, indices, last * rows, end);

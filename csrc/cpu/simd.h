@@ -12,7 +12,7 @@
 //   load_stride4(p)  p[0], p[4], ..., p[4*(kLanes-1)], reading nothing else of
 //                    p[0 ..]; only where kHasStride4 (AVX-512, AVX2 float)
 //   deinterleave4(p, taps)  p[0 .. 4*kLanes) as taps[t] = p[t], p[t+4], ...;
-//                    only where kHasDeinterleave4 (AVX-512 float)
+//                    only where kHasDeinterleave4 (AVX-512, AVX2 float)
 //   store(p, v)      back to the storage type (exact: values come from it)
 //   takes(v, best)   PyTorch's update rule, lane-wise: v > best || isnan(v)
 //   greater(v, best) v > best (the rule when no NaN can be present)
@@ -45,7 +45,8 @@
 //   reduce_max(v)    the largest lane (v without NaN); with kLanes > 0
 //   min_index_where(v, x, idx)  the least of idx's lanes where v equals x
 //                    (-0.0 == 0.0; v without NaN); with kLanes > 0
-// And, AVX-512 only, Tile16<E>::transpose: 16 x 16 tiles of any element width.
+// And Tile<E>::transpose (AVX-512, AVX2): tiles of a vector's lanes square, of
+// any element width; transpose_matrix: a whole matrix.
 // Storage types: float, double, fp16_t, bf16_t (see kernel_table.h).
 #pragma once
 #include <immintrin.h>
@@ -332,15 +333,16 @@ struct Simd<double> {
   static inline void store_taps_n(int32_t* p, I idx, int64_t n) { _mm256_mask_storeu_epi32(p, first(n), idx); }
 };
 
-// Tile16<E>: a 16 x 16 tile of 1-, 2-, 4- or 8-byte elements moved through
-// 16 int32 lanes a row (8-byte ones are narrowed: flat indices and positions
-// below 2^31, which is all that goes through here) and transposed in
-// registers. transpose(src, src_ld, rows, cols, dst, dst_ld): rows x cols
-// elements, row r at src + r * src_ld, are written as cols x rows, row c at
-// dst + c * dst_ld; nothing outside them is read or written. transpose_matrix:
-// a whole matrix, tile by tile.
+// Tile<E>: a kSize x kSize tile (16 on AVX-512, 8 on AVX2) of 1-, 2-, 4- or
+// 8-byte elements moved through int32 lanes, a vector a row (8-byte ones are
+// narrowed: flat indices and positions below 2^31, which is all that goes
+// through here), and transposed in registers. transpose(src, src_ld, rows,
+// cols, dst, dst_ld): rows x cols elements, row r at src + r * src_ld, are
+// written as cols x rows, row c at dst + c * dst_ld; nothing outside them is
+// read or written. (transpose_matrix below: a whole matrix, tile by tile.)
 template <typename E>
-struct Tile16 {
+struct Tile {
+  static constexpr int64_t kSize = 16;
   static_assert(sizeof(E) == 1 || sizeof(E) == 2 || sizeof(E) == 4 || sizeof(E) == 8, "element width");
   static inline __m512i load(const E* p, __mmask16 m) {
     if constexpr (sizeof(E) == 1) return _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, p));
@@ -399,13 +401,6 @@ struct Tile16 {
     transpose_lanes(r);
     for (int64_t c = 0; c < cols; ++c) store(dst + c * dst_ld, row_mask, _mm512_castps_si512(r[c]));
   }
-  // A whole rows x cols matrix (row-major) to its cols x rows transpose.
-  static inline void transpose_matrix(const E* src, int64_t rows, int64_t cols, E* dst) {
-    for (int64_t r0 = 0; r0 < rows; r0 += 16)
-      for (int64_t c0 = 0; c0 < cols; c0 += 16)
-        transpose(src + r0 * cols + c0, cols, rows - r0 < 16 ? rows - r0 : 16, cols - c0 < 16 ? cols - c0 : 16,
-                  dst + c0 * rows + r0, rows);
-  }
 };
 
 #elif defined(__AVX2__)
@@ -458,7 +453,21 @@ struct Simd<float> {
     return _mm256_castsi256_ps(_mm256_shuffle_epi8(halves, to_top));
   }
   static constexpr bool kHasStride4 = true;
-  static constexpr bool kHasDeinterleave4 = false;
+  static constexpr bool kHasDeinterleave4 = true;
+  // As AVX-512's: p[0..31] as taps[t] lane j = p[4 j + t]. Each 128-bit half
+  // of the four loads is one window; a 4 x 4 transpose per half gives the
+  // windows in the order 0 2 4 6 | 1 3 5 7, which one permute puts right.
+  template <typename T>
+  static inline void deinterleave4(const T* p, V taps[4]) {
+    const V v0 = load(p), v1 = load(p + 8), v2 = load(p + 16), v3 = load(p + 24);
+    const V lo01 = _mm256_unpacklo_ps(v0, v1), hi01 = _mm256_unpackhi_ps(v0, v1);
+    const V lo23 = _mm256_unpacklo_ps(v2, v3), hi23 = _mm256_unpackhi_ps(v2, v3);
+    const __m256i order = _mm256_set_epi32(7, 3, 6, 2, 5, 1, 4, 0);
+    taps[0] = _mm256_permutevar8x32_ps(_mm256_shuffle_ps(lo01, lo23, _MM_SHUFFLE(1, 0, 1, 0)), order);
+    taps[1] = _mm256_permutevar8x32_ps(_mm256_shuffle_ps(lo01, lo23, _MM_SHUFFLE(3, 2, 3, 2)), order);
+    taps[2] = _mm256_permutevar8x32_ps(_mm256_shuffle_ps(hi01, hi23, _MM_SHUFFLE(1, 0, 1, 0)), order);
+    taps[3] = _mm256_permutevar8x32_ps(_mm256_shuffle_ps(hi01, hi23, _MM_SHUFFLE(3, 2, 3, 2)), order);
+  }
   template <typename T>
   static inline V load_stride4(const T* p) {
     // a = p[0..7], b = p[8..15], c = p[16..23], d = p[21..28] (nothing past
@@ -647,7 +656,96 @@ struct Simd<double> {
   }
 };
 
+template <typename E>
+struct Tile {  // see the AVX-512 Tile
+  static constexpr int64_t kSize = 8;
+  static_assert(sizeof(E) == 1 || sizeof(E) == 2 || sizeof(E) == 4 || sizeof(E) == 8, "element width");
+  static inline __m256i lanes_below(int64_t n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int32_t>(n)), _mm256_set_epi32(7, 6, 5, 4, 3, 2, 1, 0));
+  }
+  // 8-byte elements: the low halves of p[0..n), the rest 0.
+  static inline __m256i load_narrowed(const E* p, int64_t n) {
+    const __m256i lanes = lanes_below(n);
+    const __m256i take = _mm256_set_epi32(7, 6, 5, 4, 6, 4, 2, 0);  // low dwords of the 4 int64 to lanes 0-3
+    const __m256i lo = _mm256_maskload_epi64(reinterpret_cast<const long long*>(p),
+                                             _mm256_cvtepi32_epi64(_mm256_castsi256_si128(lanes)));
+    const __m256i hi = _mm256_maskload_epi64(reinterpret_cast<const long long*>(p + 4),
+                                             _mm256_cvtepi32_epi64(_mm256_extracti128_si256(lanes, 1)));
+    return _mm256_permute2x128_si256(_mm256_permutevar8x32_epi32(lo, take), _mm256_permutevar8x32_epi32(hi, take),
+                                     0x20);
+  }
+  static inline __m256i load(const E* p, int64_t n) {
+    if constexpr (sizeof(E) == 4) {
+      return _mm256_maskload_epi32(reinterpret_cast<const int*>(p), lanes_below(n));
+    } else if constexpr (sizeof(E) == 8) {
+      return load_narrowed(p, n);
+    } else {  // no masked 1- and 2-byte loads: a partial row through a buffer
+      alignas(16) E row[8] = {};
+      std::memcpy(row, p, sizeof(E) * n);
+      if constexpr (sizeof(E) == 1) return _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(row)));
+      else return _mm256_cvtepu16_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(row)));
+    }
+  }
+  static inline void store(E* p, int64_t n, __m256i v) {
+    if constexpr (sizeof(E) == 4) {
+      _mm256_maskstore_epi32(reinterpret_cast<int*>(p), lanes_below(n), v);
+    } else if constexpr (sizeof(E) == 8) {
+      const __m256i lanes = lanes_below(n);
+      _mm256_maskstore_epi64(reinterpret_cast<long long*>(p), _mm256_cvtepi32_epi64(_mm256_castsi256_si128(lanes)),
+                             _mm256_cvtepi32_epi64(_mm256_castsi256_si128(v)));
+      _mm256_maskstore_epi64(reinterpret_cast<long long*>(p + 4),
+                             _mm256_cvtepi32_epi64(_mm256_extracti128_si256(lanes, 1)),
+                             _mm256_cvtepi32_epi64(_mm256_extracti128_si256(v, 1)));
+    } else {  // lanes hold zero-extended 1- or 2-byte values: packing never saturates
+      alignas(16) E row[16 / sizeof(E)];
+      __m128i packed = _mm_packus_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+      if constexpr (sizeof(E) == 1) packed = _mm_packus_epi16(packed, packed);
+      _mm_store_si128(reinterpret_cast<__m128i*>(row), packed);
+      std::memcpy(p, row, sizeof(E) * n);
+    }
+  }
+  // The 8 x 8 transpose of 32-bit lanes: pairs, quads, then 128-bit halves.
+  static inline void transpose_lanes(__m256 r[8]) {
+    __m256 t[8];
+    for (int i = 0; i < 8; i += 2) {
+      t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+      t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 8; i += 4) {
+      r[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+      r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+      r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+      r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+    }
+    for (int i = 0; i < 4; ++i) {
+      t[i] = _mm256_permute2f128_ps(r[i], r[i + 4], 0x20);
+      t[i + 4] = _mm256_permute2f128_ps(r[i], r[i + 4], 0x31);
+    }
+    for (int i = 0; i < 8; ++i) r[i] = t[i];
+  }
+  static inline void transpose(const E* src, int64_t src_ld, int64_t rows, int64_t cols, E* dst, int64_t dst_ld) {
+    __m256 r[8];
+    for (int64_t i = 0; i < 8; ++i)
+      r[i] = i < rows ? _mm256_castsi256_ps(load(src + i * src_ld, cols)) : _mm256_setzero_ps();
+    transpose_lanes(r);
+    for (int64_t c = 0; c < cols; ++c) store(dst + c * dst_ld, rows, _mm256_castps_si256(r[c]));
+  }
+};
+
 #endif  // portable builds keep kLanes == 0: the kernels use their scalar loops
+
+#if defined(__AVX512F__) || defined(__AVX2__)
+// A whole rows x cols matrix (row-major) to its cols x rows transpose, tile
+// by tile.
+template <typename E>
+inline void transpose_matrix(const E* src, int64_t rows, int64_t cols, E* dst) {
+  constexpr int64_t S = Tile<E>::kSize;
+  for (int64_t r0 = 0; r0 < rows; r0 += S)
+    for (int64_t c0 = 0; c0 < cols; c0 += S)
+      Tile<E>::transpose(src + r0 * cols + c0, cols, rows - r0 < S ? rows - r0 : S, cols - c0 < S ? cols - c0 : S,
+                         dst + c0 * rows + r0, rows);
+}
+#endif
 
 }  // namespace FASTPOOL_ISA
 }  // namespace fastpool::cpu
