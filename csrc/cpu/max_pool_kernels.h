@@ -830,7 +830,9 @@ inline void forward_planar_interior_kw(const PoolGeometry& g, const T* plane, co
 // rows whose windows have the same kernel rows, every tap inside the row
 // (stride 1 or 2 along W). One vector step per tap serves both rows, where a
 // row to itself left half of each vector idle and paid every row's overhead
-// once per row. See forward_planar_chunk for kExact and the return value.
+// once per row. See forward_planar_chunk for kExact and the return value;
+// shift_a, shift_b: what each row's flat indices add (a row run moves its
+// first row's window rows along: forward_planar_row_run).
 template <typename T, typename Sink, int kStride, int kKW, bool kExact>
 FASTPOOL_ALWAYS_INLINE bool forward_planar_row_pair(const PoolGeometry& g, const T* plane_a, const T* plane_b,
                                                     const RowScratch& ra, const RowScratch& rb, int64_t num_rows,
