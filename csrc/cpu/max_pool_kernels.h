@@ -1313,9 +1313,10 @@ void forward_channels_last_positions(const PoolGeometry& g, const T* input, T* o
 // Small planes that the planar paths serve poorly are pooled in blocks of
 // planes moved to channels-last order in a scratch buffer (tiles of 16 x 16,
 // 8 x 8 on AVX2, transposed in registers), by the channels-last kernel, whose
-// every vector step serves a vector of planes at one position, and moved back. Its scan order and
-// update rule are the planar kernel's, and so are its results (without the
-// remainder-channel quirk of torch's channels-last kernel). Taken for
+// every vector step serves a vector of planes at one position, and moved
+// back. Its scan order and update rule are the planar kernel's, and so are
+// its results (without the remainder-channel quirk of torch's channels-last
+// kernel). Taken for
 // adaptive windows that do not divide evenly (one output at a time in the
 // planar paths: 16x256x13x13 to 4x4, single thread, 1.86 ms -> 0.16 ms;
 // 14x14 to 5x5 3.2 -> 0.17) and for padded rows narrower than a vector
@@ -1382,7 +1383,9 @@ void forward_planar_rows(const PoolGeometry& g, const T* input, T* output, typen
       // Whole planes in blocks; a range's partial planes at either end row by row.
       const int64_t rows = g.out_size[0] * g.out_size[1];
       const int64_t first = (begin + rows - 1) / rows, last = end / rows;
-      if (last - first >= Simd<ComputeT<T>>::kLanes) {  // (fewer: a tile's worth of setup for a few planes, 1 -> 2 us on 5 planes)
+      // (Fewer planes than a vector's lanes: a tile's setup for a few planes,
+      // 1 -> 2 us on 5 planes.)
+      if (last - first >= Simd<ComputeT<T>>::kLanes) {
         if (begin < first * rows) forward_planar_row_range<T, Sink>(g, input, output, indices, begin, first * rows);
         forward_plane_blocks<T, Sink>(g, input, output, indices, first, last);
         if (last * rows < end) forward_planar_row_range<T, Sink>(g, input, output, indices, last * rows, end);
