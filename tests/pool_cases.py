@@ -64,10 +64,12 @@ def make_values(shape, dtype, seed, special):
     """Small integers (many ties) or normals, with NaN/±inf/-0.0 sprinkled in
     ('specials'), or small integers under mostly the lowest value ('lowest':
     -inf, or the type's minimum, in a third of the places, so whole windows of
-    it are common, with a little NaN, +inf and -0.0)."""
+    it are common, with a little NaN, +inf and -0.0), or zeros of either sign,
+    ones and -inf ('signed': neither NaN nor +inf, which kernels that screen
+    for NaN with a running sum must redo: +inf meeting -inf is NaN)."""
     g = torch.Generator().manual_seed(seed)
     if dtype.is_floating_point:
-        if special in ("ties", "specials", "lowest"):
+        if special in ("ties", "specials", "lowest", "signed"):
             x = torch.randint(-3, 4, shape, generator=g).to(dtype)
         else:
             x = torch.randn(shape, generator=g, dtype=torch.float64).to(dtype)
@@ -77,6 +79,11 @@ def make_values(shape, dtype, seed, special):
             x[(pick >= 0.35) & (pick < 0.40)] = float("nan")
             x[(pick >= 0.40) & (pick < 0.45)] = float("inf")
             x[(pick >= 0.45) & (pick < 0.50)] = -0.0
+        if special == "signed":
+            # Zeros of either sign, some ones: many windows' maximum is a zero.
+            x = torch.randint(-3, 2, shape, generator=g).to(dtype)
+            x[x < 0] = -0.0
+            x[torch.rand(shape, generator=g) < 0.1] = float("-inf")
         if special == "specials":
             pick = torch.rand(shape, generator=g)
             x[pick < 0.05] = float("nan")

@@ -189,6 +189,36 @@ def test_small_planes_in_channels_last_blocks(dtype, isa):
 
 
 @pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+def test_separable_rows(dtype, isa):
+    # Values-only pools whose window rows overlap from one output row to the
+    # next (KH > SH, stride 1 or 2 along W, rows of a vector or more) take
+    # each input row's maxima once: in registers down small planes (3x3),
+    # else through a ring of rows (planes over 32 KiB, other kernel heights,
+    # kernel widths other than 2 and 3 read at run time). Border chunks
+    # (padding, ceil mode), interior chunks and an overlapping last chunk;
+    # 3-d input of depth 1; ranges that start and end mid-plane (2 and 3
+    # threads). Zeros of either sign, and -inf or +inf (the fast path),
+    # NaN (redone exactly), and one NaN in one plane of many (only its range
+    # redone). Values, indices and gradients (which take other kernels) too.
+    cases = [(2, (28, 28), 3, 1, 1, True), (2, (17, 33), 3, 2, 0, False), (2, (20, 40), 3, 2, 1, True),
+             (2, (9, 70), 3, 1, 1, False), (2, (60, 150), 3, 1, 1, False), (2, (19, 40), (4, 3), (1, 2), (2, 1), False),
+             (2, (20, 20), 5, 1, 2, False), (2, (13, 17), 2, 1, 0, True), (2, (11, 31), (3, 2), (2, 1), (1, 0), False),
+             (3, (1, 12, 34), (1, 3, 3), (1, 1, 2), (0, 1, 1), True)]
+    for seed, (dims, sizes, k, s, p, ceil) in enumerate(cases):
+        for threads, special in [(1, "signed"), (2, "specials"), (3, "signed"), (2, "normal"), (1, "+inf")]:
+            x = make_input(2, 3, sizes, dtype, "contiguous", seed, special.replace("+inf", "signed"))
+            if special == "+inf":  # +inf without -inf: the fast path
+                x[x == float("-inf")] = float("inf")
+            assert_matches_torch(dims, x, isa, threads, kernel_size=k, stride=s, padding=p, ceil_mode=ceil)
+        x = make_input(3, 5, sizes, dtype, "contiguous", seed, "signed")
+        x.view(15, -1)[7, 5] = float("nan")
+        with cpu_isa(isa), torch_threads(2):
+            got = pool_fn(dims)(x, k, s, p, ceil_mode=ceil)
+        assert_identical(got, pool_fn(dims, F)(x, k, s, p, ceil_mode=ceil))
+
+
+@pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
 def test_rows_of_fewer_interior_outputs_than_lanes(dtype, isa):
     # Rows with 2 to 15 interior outputs (a ResNet-stem pool of a 16x16 map
