@@ -196,7 +196,9 @@ def test_separable_rows(dtype, isa):
     # each input row's maxima once: in registers down small planes (3x3),
     # else through a ring of rows (planes over 32 KiB, other kernel heights,
     # kernel widths other than 2 and 3 read at run time). Border chunks
-    # (padding, ceil mode), interior chunks and an overlapping last chunk;
+    # (padding, ceil mode), interior chunks and an overlapping last chunk,
+    # rows of 13 and 15 outputs (one partial vector on AVX-512, AVX2's 8-lane
+    # chunks overlapping);
     # 3-d input of depth 1; ranges that start and end mid-plane (2 and 3
     # threads). Zeros of either sign, and -inf or +inf (the fast path),
     # NaN (redone exactly), and one NaN in one plane of many (only its range
@@ -204,7 +206,8 @@ def test_separable_rows(dtype, isa):
     cases = [(2, (28, 28), 3, 1, 1, True), (2, (17, 33), 3, 2, 0, False), (2, (20, 40), 3, 2, 1, True),
              (2, (9, 70), 3, 1, 1, False), (2, (60, 150), 3, 1, 1, False), (2, (19, 40), (4, 3), (1, 2), (2, 1), False),
              (2, (20, 20), 5, 1, 2, False), (2, (13, 17), 2, 1, 0, True), (2, (11, 31), (3, 2), (2, 1), (1, 0), False),
-             (3, (1, 12, 34), (1, 3, 3), (1, 1, 2), (0, 1, 1), True)]
+             (3, (1, 12, 34), (1, 3, 3), (1, 1, 2), (0, 1, 1), True), (2, (28, 28), 3, 2, 1, True),
+             (2, (9, 13), 3, 1, 1, False)]
     for seed, (dims, sizes, k, s, p, ceil) in enumerate(cases):
         for threads, special in [(1, "signed"), (2, "specials"), (3, "signed"), (2, "normal"), (1, "+inf")]:
             x = make_input(2, 3, sizes, dtype, "contiguous", seed, special.replace("+inf", "signed"))
