@@ -1398,14 +1398,16 @@ FASTPOOL_ALWAYS_INLINE Simd<float>::V separable_row_max(const PoolGeometry& g, c
   return best;
 }
 
-// 3 window rows over a small plane (within L1): a chunk of columns at a
-// time, down the rows, the last three input rows' maxima in registers (rows
-// outside the plane as -inf, which never changes a maximum). Row by row, the
-// per-row work was most of the time on GoogLeNet's 28x28 planes (two chunks a
-// row): 1.0 -> 0.7 ms. Returns `sum` with every tap added.
-template <typename T, int kStride, int kKW, int kSH>
-Simd<float>::V separable_strips(const PoolGeometry& g, const SeparableChunks& chunks, const T* plane, T* out, int64_t oh_begin,
-                                 int64_t oh_end, Simd<float>::V sum) {
+// Square windows of 3 or 5 rows (kKH = kKW) over a small plane (within L1):
+// a chunk of columns at a time, down the rows, the last kKH input rows'
+// maxima in registers (rows outside the plane as -inf, which never changes a
+// maximum). Row by row, the per-row work was most of the time on GoogLeNet's
+// 28x28 planes (two chunks a row): 1.0 -> 0.7 ms. Returns `sum` with every
+// tap added.
+template <typename T, int kStride, int kKH, int kSH>
+Simd<float>::V separable_strips(const PoolGeometry& g, const SeparableChunks& chunks, const T* plane, T* out,
+                                int64_t oh_begin, int64_t oh_end, Simd<float>::V sum) {
+  static_assert(kSH < kKH, "window rows overlap");
   using Sd = Simd<float>;
   const int64_t H = g.in_size[1], W = g.in_size[2], OW = g.out_size[2];
   const typename Sd::V none = Sd::splat(-std::numeric_limits<float>::infinity());
@@ -1414,23 +1416,20 @@ Simd<float>::V separable_strips(const PoolGeometry& g, const SeparableChunks& ch
     const uint32_t* masks = chunks.masks.data[c];
     const auto row_max = [&](int64_t ih) __attribute__((always_inline)) {
       if (ih < 0 || ih >= H) return none;
-      return masks ? separable_row_max<T, kStride, kKW, true>(g, plane + ih * W, ow0, masks, sum)
-                   : separable_row_max<T, kStride, kKW, false>(g, plane + ih * W, ow0, masks, sum);
+      return masks ? separable_row_max<T, kStride, kKH, true>(g, plane + ih * W, ow0, masks, sum)
+                   : separable_row_max<T, kStride, kKH, false>(g, plane + ih * W, ow0, masks, sum);
     };
     int64_t top = oh_begin * kSH - g.pad[1];
-    typename Sd::V a = row_max(top), b = row_max(top + 1), z = row_max(top + 2);
+    typename Sd::V rows[kKH];
+    for (int k = 0; k < kKH; ++k) rows[k] = row_max(top + k);
     for (int64_t oh = oh_begin;;) {
-      chunks.store(out + oh * OW + ow0, Sd::max(z, Sd::max(b, a)));
+      typename Sd::V best = rows[0];
+      for (int k = 1; k < kKH; ++k) best = Sd::max(rows[k], best);
+      chunks.store(out + oh * OW + ow0, best);
       if (++oh == oh_end) break;
       top += kSH;
-      if constexpr (kSH == 1) {
-        a = b;
-        b = z;
-      } else {
-        a = z;
-        b = row_max(top + 1);
-      }
-      z = row_max(top + 2);
+      for (int k = 0; k + kSH < kKH; ++k) rows[k] = rows[k + kSH];
+      for (int k = kKH - kSH; k < kKH; ++k) rows[k] = row_max(top + k);
     }
   }
   return sum;
@@ -1460,7 +1459,8 @@ void forward_separable_rows(const PoolGeometry& g, const T* input, T* output, in
   const int64_t ahead = kRunPrefetchBytes / row_bytes > kPrefetchRows ? kRunPrefetchBytes / row_bytes : kPrefetchRows;
   const int64_t prefetch_bytes = row_bytes > kMaxPrefetchRowBytes ? 0 : SH * row_bytes;
   const int64_t plane_bytes = plane_elems * static_cast<int64_t>(sizeof(T));
-  const bool strips = kKW == 3 && KH == 3 && (SH == 1 || SH == 2) && plane_bytes <= kStripPlaneBytes;
+  const bool strips = ((kKW == 3 && KH == 3 && (SH == 1 || SH == 2)) || (kKW == 5 && KH == 5 && SH == 1)) &&
+                      plane_bytes <= kStripPlaneBytes;
 
   for (int64_t r = begin; r < end;) {
     const int64_t p = r / OH, oh_begin = r % OH, oh_end = min64(OH, oh_begin + (end - r));
@@ -1475,8 +1475,11 @@ void forward_separable_rows(const PoolGeometry& g, const T* input, T* output, in
     if (strips && reads_fit) {
       const char* next_plane = reinterpret_cast<const char*>(plane + plane_elems);
       for (int64_t b = 0; b < plane_bytes; b += 64) __builtin_prefetch(next_plane + b);
-      sum = SH == 1 ? separable_strips<T, kStride, kKW, 1>(g, chunks, plane, out, oh_begin, oh_end, sum)
-                    : separable_strips<T, kStride, kKW, 2>(g, chunks, plane, out, oh_begin, oh_end, sum);
+      if constexpr (kKW == 3)
+        sum = SH == 1 ? separable_strips<T, kStride, 3, 1>(g, chunks, plane, out, oh_begin, oh_end, sum)
+                      : separable_strips<T, kStride, 3, 2>(g, chunks, plane, out, oh_begin, oh_end, sum);
+      else if constexpr (kKW == 5)
+        sum = separable_strips<T, kStride, 5, 1>(g, chunks, plane, out, oh_begin, oh_end, sum);
     }
     int64_t fresh = 0;  // input rows below it are in the ring
     for (int64_t oh = oh_begin; !strips && reads_fit && oh < oh_end; ++oh) {
@@ -1517,8 +1520,11 @@ void forward_separable_rows(const PoolGeometry& g, const T* input, T* output, in
 template <typename T>
 void forward_separable_rows_kw(const PoolGeometry& g, const T* input, T* output, int64_t begin, int64_t end) {
   with_row_stride<false>(g, [&](auto stride) {
+    constexpr int kStride = decltype(stride)::value;
+    // Widths 3 (and 2) as the other kernels, and 5: YOLO's SPPF pools 5x5 s1 p2.
+    if (g.kernel[2] == 5) return forward_separable_rows<T, kStride, 5>(g, input, output, begin, end);
     with_kernel_width(g, [&](auto kw) {
-      forward_separable_rows<T, decltype(stride)::value, decltype(kw)::value>(g, input, output, begin, end);
+      forward_separable_rows<T, kStride, decltype(kw)::value>(g, input, output, begin, end);
     });
   });
 }
