@@ -154,6 +154,10 @@ SHAPES: List[Shape] = [
        "network"),
     _S("googlenet.3a.branch4", "max_pool2d", (16, 192, 28, 28), _w(3, 1, 1, 1, True),
        "GoogLeNet inception3a pool branch (k3 s1 p1 ceil), batch 16", "network"),
+    # --- YOLOv5/v8 SPPF: three k5 s1 p2 pools in a row over the 20x20 map of a
+    #     640px input (256 channels after the block's first conv, the "s" model), batch 16 ---
+    _S("yolov5s.sppf", "max_pool2d", (16, 256, 20, 20), _w(5, 1, 2), "YOLOv5s SPPF (k5 s1 p2, three in a row), batch 16",
+       "network"),
     # --- global max pooling ---
     _S("global.resnet50.k7", "max_pool2d", (32, 2048, 7, 7), _w(7, 7), "global max pool over ResNet-50's last map",
        "network"),
