@@ -219,6 +219,11 @@ def test_separable_rows(dtype, isa):
         with cpu_isa(isa), torch_threads(2):
             got = pool_fn(dims)(x, k, s, p, ceil_mode=ceil)
         assert_identical(got, pool_fn(dims, F)(x, k, s, p, ceil_mode=ceil))
+    # Strips go down planes of up to 16 KiB, or any plane of an input of up
+    # to 4 MiB: 3x3 windows through the ring of rows take a larger input.
+    for special in ["signed", "specials"]:
+        x = make_input(1, 2, (720, 760), dtype, "contiguous", 0, special)
+        assert_matches_torch(2, x, isa, 2, kernel_size=3, stride=(1, 2), padding=1)
 
 
 @pytest.mark.parametrize("isa", ISAS)
