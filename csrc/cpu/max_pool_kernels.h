@@ -1457,7 +1457,7 @@ void forward_separable_rows(const PoolGeometry& g, const T* input, T* output, in
   const SeparableChunks chunks(g, plan, L, lo, hi);
   const int64_t ring_row = OW > L ? OW : L;
   Scratch<float> ring(KH * ring_row);  // input row ih's maxima at ring + (ih % KH) * ring_row
-  Scratch<float*> window(KH);      // the ring rows of an output row's window rows, in order
+  Scratch<float*> window(KH);          // the ring rows of an output row's window rows, in order
   const int64_t input_elems = g.batch * g.channels * plane_elems;
   // Rows ahead to prefetch (as forward_planar_row_run: at least 4 KiB), not
   // for long rows, which the hardware prefetchers follow.
