@@ -181,12 +181,16 @@ constexpr int64_t kRunPrefetchBytes = 4096;
 inline int64_t max_taps(const PoolGeometry& g) { return g.kernel[0] * g.kernel[1] * g.kernel[2]; }
 
 // Calls f with the kernel width along W as a compile-time constant where it
-// is a common one (2, 3: the tap loops unroll), else 0 (read at run time).
-template <typename F>
+// is a common one (2, 3: the tap loops unroll; kWith5: 5 too, YOLO's SPPF, for
+// the kernels that take it), else 0 (read at run time).
+template <bool kWith5 = false, typename F>
 FASTPOOL_ALWAYS_INLINE void with_kernel_width(const PoolGeometry& g, F&& f) {
   switch (g.kernel[2]) {
     case 2: return f(std::integral_constant<int, 2>{});
     case 3: return f(std::integral_constant<int, 3>{});
+    case 5:
+      if constexpr (kWith5) return f(std::integral_constant<int, 5>{});
+      [[fallthrough]];
     default: return f(std::integral_constant<int, 0>{});
   }
 }
@@ -604,6 +608,12 @@ struct BoundedRowPlan {
               hi_lane > lo_lane ? ((1u << hi_lane) - 1) & ~((1u << lo_lane) - 1) : 0u;
         }
       }
+  }
+  // Whether whole-vector loads over window rows starting at input elements
+  // first_row and last_row stay inside an input of input_elems (only the
+  // first and last rows of a tensor can read outside it).
+  bool reads_fit(int64_t first_row, int64_t last_row, int64_t input_elems) const {
+    return count == 0 || (first_row + read_lo >= 0 && last_row + read_hi <= input_elems);
   }
   static int64_t clamp(int64_t v, int64_t L) { return v < 0 ? 0 : (v > L ? L : v); }
   static int64_t max_chunks(const PoolGeometry& g, int64_t L, int64_t lo, int64_t hi) {
@@ -1158,10 +1168,9 @@ void forward_planar_row_range(const PoolGeometry& g, const T* input, T* output, 
   const BoundedRowPlan plan(g, bounded_rows ? Simd<ComputeT<T>>::kLanes : 0, lo, hi);
   const int64_t input_elems = input_end - input;
   const auto bounded_reads_fit = [&](const T* plane, const WindowRows& wr) {
-    if (Simd<ComputeT<T>>::kMasked) return true;
     const int64_t at = plane - input;
-    return at + rows.rows.data[0] + plan.read_lo >= 0 &&
-           at + rows.rows.data[wr.count - 1] + plan.read_hi <= input_elems;
+    return Simd<ComputeT<T>>::kMasked ||
+           plan.reads_fit(at + rows.rows.data[0], at + rows.rows.data[wr.count - 1], input_elems);
   };
   // Whole rows of interior or bounded chunks whose windows lie inside the
   // plane along H: consecutive ones run together (forward_planar_row_run).
@@ -1475,11 +1484,11 @@ void forward_separable_rows(const PoolGeometry& g, const T* input, T* output, in
     T* out = output + p * OH * OW;
     // Without masked loads a border chunk reads whole vectors past the row:
     // inside the input except at its first and last rows.
-    const bool reads_fit = Sd::kMasked || plan.count == 0 ||
-                           (p * plane_elems + plan.read_lo >= 0 &&
-                            p * plane_elems + (H - 1) * W + plan.read_hi <= input_elems);
+    const bool reads_fit = Sd::kMasked || plan.reads_fit(p * plane_elems, p * plane_elems + (H - 1) * W, input_elems);
     typename Sd::V sum = Sd::splat(0.0f);
-    if (strips && reads_fit) {
+    if (!reads_fit) {
+      // (the row kernels below take the range)
+    } else if (strips) {
       const char* next_plane = reinterpret_cast<const char*>(plane + plane_elems);
       for (int64_t b = 0; b < plane_bytes; b += 64) __builtin_prefetch(next_plane + b);
       if constexpr (kKW == 3)
@@ -1487,36 +1496,37 @@ void forward_separable_rows(const PoolGeometry& g, const T* input, T* output, in
                       : separable_strips<T, kStride, 3, 2>(g, chunks, plane, out, oh_begin, oh_end, sum);
       else if constexpr (kKW == 5)
         sum = separable_strips<T, kStride, 5, 1>(g, chunks, plane, out, oh_begin, oh_end, sum);
-    }
-    int64_t fresh = 0;  // input rows below it are in the ring
-    for (int64_t oh = oh_begin; !strips && reads_fit && oh < oh_end; ++oh) {
-      const int64_t top = oh * SH - g.pad[1];
-      const int64_t h0 = top > 0 ? top : 0, h1 = min64(top + KH, H);
-      if (fresh < h0) fresh = h0;
-      if (prefetch_bytes > 0) {
-        const char* next = reinterpret_cast<const char*>(plane + (h1 + ahead) * W);
-        for (int64_t b = 0; b < prefetch_bytes; b += 64) __builtin_prefetch(next + b);
+    } else {
+      int64_t fresh = 0;  // input rows below it are in the ring
+      for (int64_t oh = oh_begin; oh < oh_end; ++oh) {
+        const int64_t top = oh * SH - g.pad[1];
+        const int64_t h0 = top > 0 ? top : 0, h1 = min64(top + KH, H);
+        if (fresh < h0) fresh = h0;
+        if (prefetch_bytes > 0) {
+          const char* next = reinterpret_cast<const char*>(plane + (h1 + ahead) * W);
+          for (int64_t b = 0; b < prefetch_bytes; b += 64) __builtin_prefetch(next + b);
+        }
+        for (int64_t ih = h0; ih < h1; ++ih) window.data[ih - h0] = ring.data + (ih % KH) * ring_row;
+        const int64_t old_rows = fresh - h0, rows = h1 - h0;
+        for (int64_t c = 0; c < chunks.count; ++c) {
+          const int64_t ow0 = chunks.starts.data[c];
+          const uint32_t* masks = chunks.masks.data[c];
+          const auto new_row = [&](int64_t k) __attribute__((always_inline)) {
+            const T* row = plane + (h0 + k) * W;
+            const typename Sd::V v = masks ? separable_row_max<T, kStride, kKW, true>(g, row, ow0, masks, sum)
+                                           : separable_row_max<T, kStride, kKW, false>(g, row, ow0, masks, sum);
+            Sd::store(window.data[k] + ow0, v);
+            return v;
+          };
+          // (best starts from a row, never a placeholder: kept in a register.)
+          int64_t k = 1;
+          typename Sd::V best = old_rows > 0 ? Sd::load(window.data[0] + ow0) : new_row(0);
+          for (; k < old_rows; ++k) best = Sd::max(Sd::load(window.data[k] + ow0), best);
+          for (; k < rows; ++k) best = Sd::max(new_row(k), best);
+          chunks.store(out + oh * OW + ow0, best);
+        }
+        fresh = h1;
       }
-      for (int64_t ih = h0; ih < h1; ++ih) window.data[ih - h0] = ring.data + (ih % KH) * ring_row;
-      const int64_t old_rows = fresh - h0, rows = h1 - h0;
-      for (int64_t c = 0; c < chunks.count; ++c) {
-        const int64_t ow0 = chunks.starts.data[c];
-        const uint32_t* masks = chunks.masks.data[c];
-        const auto new_row = [&](int64_t k) __attribute__((always_inline)) {
-          const T* row = plane + (h0 + k) * W;
-          const typename Sd::V v = masks ? separable_row_max<T, kStride, kKW, true>(g, row, ow0, masks, sum)
-                                         : separable_row_max<T, kStride, kKW, false>(g, row, ow0, masks, sum);
-          Sd::store(window.data[k] + ow0, v);
-          return v;
-        };
-        // (best starts from a row, never a placeholder: kept in a register.)
-        int64_t k = 1;
-        typename Sd::V best = old_rows > 0 ? Sd::load(window.data[0] + ow0) : new_row(0);
-        for (; k < old_rows; ++k) best = Sd::max(Sd::load(window.data[k] + ow0), best);
-        for (; k < rows; ++k) best = Sd::max(new_row(k), best);
-        chunks.store(out + oh * OW + ow0, best);
-      }
-      fresh = h1;
     }
     const int64_t next = r + (oh_end - oh_begin);
     if (!reads_fit || Sd::any_nan(sum)) forward_planar_row_range<T, NoArgmax>(g, input, output, nullptr, r, next);
@@ -1527,11 +1537,8 @@ void forward_separable_rows(const PoolGeometry& g, const T* input, T* output, in
 template <typename T>
 void forward_separable_rows_kw(const PoolGeometry& g, const T* input, T* output, int64_t begin, int64_t end) {
   with_row_stride<false>(g, [&](auto stride) {
-    constexpr int kStride = decltype(stride)::value;
-    // Widths 3 (and 2) as the other kernels, and 5: YOLO's SPPF pools 5x5 s1 p2.
-    if (g.kernel[2] == 5) return forward_separable_rows<T, kStride, 5>(g, input, output, begin, end);
-    with_kernel_width(g, [&](auto kw) {
-      forward_separable_rows<T, kStride, decltype(kw)::value>(g, input, output, begin, end);
+    with_kernel_width<true>(g, [&](auto kw) {
+      forward_separable_rows<T, decltype(stride)::value, decltype(kw)::value>(g, input, output, begin, end);
     });
   });
 }
