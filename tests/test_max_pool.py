@@ -191,28 +191,35 @@ def test_small_planes_in_channels_last_blocks(dtype, isa):
 @pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
 def test_separable_rows(dtype, isa):
-    # Values-only pools whose window rows overlap from one output row to the
-    # next (KH > SH, stride 1 or 2 along W, rows of a vector or more) take
-    # each input row's maxima once: in registers down small planes (3x3 and
-    # 5x5, SPPF's), else through a ring of rows (planes over 16 KiB, other
-    # kernel heights, kernel widths other than 2, 3 and 5 read at run time). Border chunks
+    # Pools whose window rows overlap from one output row to the next (KH >
+    # SH, stride 1 or 2 along W, rows of a vector or more) take each input
+    # row's maxima once: in registers down small planes (3x3 and 5x5, SPPF's),
+    # else through a ring of rows (planes over 16 KiB, other kernel heights,
+    # kernel widths other than 2, 3 and 5 read at run time). Border chunks
     # (padding, ceil mode), interior chunks and an overlapping last chunk,
     # rows of 13 and 15 outputs (one partial vector on AVX-512, AVX2's 8-lane
     # chunks overlapping);
     # 3-d input of depth 1; ranges that start and end mid-plane (2 and 3
     # threads). Zeros of either sign, and -inf or +inf (the fast path),
     # NaN (redone exactly), and one NaN in one plane of many (only its range
-    # redone). Values, indices and gradients (which take other kernels) too.
+    # redone). Values, indices (flat indices down strips only) and the
+    # training path's taps, whose fast path redoes windows of nothing but
+    # -inf ("-inf": most of the input, no NaN or +inf), where PyTorch's
+    # argmax is the first in-bounds tap.
     cases = [(2, (28, 28), 3, 1, 1, True), (2, (17, 33), 3, 2, 0, False), (2, (20, 40), 3, 2, 1, True),
              (2, (9, 70), 3, 1, 1, False), (2, (60, 150), 3, 1, 1, False), (2, (19, 40), (4, 3), (1, 2), (2, 1), False),
              (2, (20, 20), 5, 1, 2, False), (2, (13, 17), 2, 1, 0, True), (2, (11, 31), (3, 2), (2, 1), (1, 0), False),
              (3, (1, 12, 34), (1, 3, 3), (1, 1, 2), (0, 1, 1), True), (2, (28, 28), 3, 2, 1, True),
              (2, (9, 13), 3, 1, 1, False), (2, (70, 70), 5, 1, 2, False), (2, (9, 40), (3, 5), 1, (1, 2), True)]
     for seed, (dims, sizes, k, s, p, ceil) in enumerate(cases):
-        for threads, special in [(1, "signed"), (2, "specials"), (3, "signed"), (2, "normal"), (1, "+inf")]:
-            x = make_input(2, 3, sizes, dtype, "contiguous", seed, special.replace("+inf", "signed"))
+        for threads, special in [(1, "signed"), (2, "specials"), (3, "signed"), (2, "normal"), (1, "+inf"),
+                                 (2, "-inf")]:
+            x = make_input(2, 3, sizes, dtype, "contiguous", seed, special.replace("+inf", "signed").replace(
+                "-inf", "signed"))
             if special == "+inf":  # +inf without -inf: the fast path
                 x[x == float("-inf")] = float("inf")
+            if special == "-inf":
+                x[torch.rand(x.shape, generator=torch.Generator().manual_seed(seed)) < 0.7] = float("-inf")
             assert_matches_torch(dims, x, isa, threads, kernel_size=k, stride=s, padding=p, ceil_mode=ceil)
         x = make_input(3, 5, sizes, dtype, "contiguous", seed, "signed")
         x.view(15, -1)[7, 5] = float("nan")

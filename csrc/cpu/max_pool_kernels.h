@@ -1315,8 +1315,8 @@ void forward_planar_row_range(const PoolGeometry& g, const T* input, T* output, 
 }
 // --------------------------------------------------- forward: separable rows
 
-// Values only, windows whose rows overlap from one output row to the next
-// (KH > SH: 3x3 at stride 1 or 2, 5x5 at stride 1). PyTorch's rule picks the
+// Windows whose rows overlap from one output row to the next (KH > SH: 3x3
+// at stride 1 or 2, 5x5 at stride 1). PyTorch's rule picks the
 // first of equals and the last NaN in scan order, and applying it along each
 // window row and then across the rows, in order, picks the same tap: so each
 // input row's window maxima along W are found once (a vector of outputs at a
@@ -1329,18 +1329,47 @@ void forward_planar_row_range(const PoolGeometry& g, const T* input, T* output, 
 // 16x192x28x28 2.1 -> 0.76 ms, 32x64x56x56 6.7 -> 4.3 ms, 3x3 s2 p1 over
 // 8x64x56x56 0.51 -> 0.29 ms, 5x5 s1 p2 over 4x256x20x20 1.1 -> 0.56 ms, the
 // ResNet stem's 32x64x112x112 (from memory) 10.9 -> 9.6 ms; AVX2 2.4x, 1.7x.
+// With the argmax (SeparableArgmax: compares and selects where values take
+// a max), the training taps over GoogLeNet's 2.9 -> 1.4 ms and SPPF's
+// 16x256x20x20 6.9 -> 1.8 ms, flat indices 3.0 -> 2.4 and
+// 7.0 -> 2.1 ms; the stem's 8x64x112x112 by the ring about even.
 template <typename T>
 constexpr bool kHasSeparableRows = kHasVectorPath<T> && std::is_same_v<ComputeT<T>, float>;
+
+// Planes of up to this many bytes go by separable_strips, and larger ones
+// when the call's whole input is this small (in cache: going down a strip
+// then costs nothing; from memory the ring's row order streams better). One
+// thread: 1x64x112x112 k3 s2 p1 (3.2 MB) 230 us by the ring, 184 by strips;
+// 16x64x112x112 (51 MB) 4.5 ms by the ring, 6.0 by strips; bf16 112x112
+// planes (25 KB) from memory 5.8 against 6.8 ms.
+constexpr int64_t kStripPlaneBytes = 16 << 10;
+constexpr int64_t kStripInputBytes = 4 << 20;
+
+// Whether forward_separable_rows goes down strips (3x3 at SH 1-2, 5x5 at SH 1)
+// rather than round the ring of rows.
+template <typename T>
+inline bool separable_by_strips(const PoolGeometry& g) {
+  const int64_t K = g.kernel[1], SH = g.stride[1];
+  const int64_t plane_bytes = in_plane_elems(g) * static_cast<int64_t>(sizeof(T));
+  return g.kernel[2] == K && ((K == 3 && (SH == 1 || SH == 2)) || (K == 5 && SH == 1)) &&
+         (plane_bytes <= kStripPlaneBytes || g.batch * g.channels * plane_bytes <= kStripInputBytes);
+}
 
 // Rows narrower than a vector (masked ISAs) only when they fill most of it:
 // GoogLeNet's 28x28 k3 s2 (14 outputs) 2.6 -> 1.4 ms, where the plane blocks
 // take 3.1; at 8 outputs (16x16 k3 s2 p1) the blocks are faster, 66 against
 // 76 us (AVX-512, single thread, fp32).
-template <typename T>
+template <typename T, typename Sink>
 inline bool separable_rows(const PoolGeometry& g) {
   if constexpr (!kHasSeparableRows<T>) {
     return false;
   } else {
+    // Argmaxes in int32 lanes. Flat indices only down strips: round the ring
+    // their 8-byte stores lost to the row kernels (single thread, 8x64x56x56
+    // 3x3 s1 p1 fp32 0.97x, the stem's 8x64x112x112 in bf16 0.87x), where
+    // down strips they win 1.2-3.7x (GoogLeNet's, SPPF's).
+    if (Sink::kAny && in_plane_elems(g) > std::numeric_limits<int32_t>::max()) return false;
+    if (std::is_same_v<Sink, FlatIndex> && !separable_by_strips<T>(g)) return false;
     return g.in_size[0] == 1 && g.out_size[0] == 1 && !g.adaptive[1] && !g.adaptive[2] && g.dilation[1] == 1 &&
            g.dilation[2] == 1 && (g.stride[2] == 1 || g.stride[2] == 2) && g.kernel[1] > g.stride[1] &&
            (g.out_size[2] >= Simd<float>::kLanes ||
@@ -1372,7 +1401,11 @@ struct SeparableChunks {
     }
     for (int64_t c = plan.left; c < plan.count; ++c) add(plan.starts.data[c], plan.chunk_masks(c, g.kernel[2]));
     lanes = g.out_size[2] < L ? g.out_size[2] : L;
+    float lowest[Simd<float>::kLanes];
+    for (float& f : lowest) f = -std::numeric_limits<float>::max();
+    floor = Simd<float>::load_where(lowest, static_cast<uint32_t>((uint64_t{1} << lanes) - 1));
   }
+  Simd<float>::V floor;  // SeparableArgmax::check's: -FLT_MAX in the first `lanes` lanes, -inf after
   template <typename T>
   FASTPOOL_ALWAYS_INLINE void store(T* out, Simd<float>::V v) const {
     if (lanes == Simd<float>::kLanes) Simd<float>::store(out, v);
@@ -1382,10 +1415,14 @@ struct SeparableChunks {
 
 // The window maxima along W of one input row for the chunk of outputs from
 // ow0 (masks: a border chunk's, see BoundedRowPlan; lanes outside the row read
-// -inf); every tap added to `sum`.
-template <typename T, int kStride, int kKW, bool kBounded>
+// -inf); every tap added to `sum`. With kArg, `arg` gets key + kw of each
+// lane's first maximum (v > best keeps the first of equals). A border lane
+// whose in-row taps are all -inf may point at a tap outside the row: its
+// maximum is then -inf, which the caller checks (SeparableArgmax::check).
+template <typename T, int kStride, int kKW, bool kBounded, bool kArg = false>
 FASTPOOL_ALWAYS_INLINE Simd<float>::V separable_row_max(const PoolGeometry& g, const T* row, int64_t ow0,
-                                                        const uint32_t* masks, Simd<float>::V& sum) {
+                                                        const uint32_t* masks, Simd<float>::V& sum,
+                                                        Simd<float>::I* arg = nullptr, int32_t key = 0) {
   using Sd = Simd<float>;
   const int64_t KW = kKW > 0 ? kKW : g.kernel[2];
   const T* at = row + ow0 * kStride - g.pad[2];
@@ -1402,10 +1439,63 @@ FASTPOOL_ALWAYS_INLINE Simd<float>::V separable_row_max(const PoolGeometry& g, c
     else
       v = Sd::load_stride2(at + kw);
     sum = Sd::add(sum, v);
-    best = kw == 0 ? v : Sd::max(v, best);
+    if (kw == 0) {
+      best = v;
+      if constexpr (kArg) *arg = Sd::index_set1(key);
+    } else if constexpr (kArg) {
+      const typename Sd::M m = Sd::greater(v, best);
+      best = Sd::select(m, best, v);
+      *arg = Sd::select(m, *arg, Sd::index_set1(key + static_cast<int32_t>(kw)));
+    } else {
+      best = Sd::max(v, best);
+    }
   }
   return best;
 }
+
+// The argmax side of the separable rows (Sink: FlatIndex or TapOffset<U>).
+// An input row ih's maxima carry key ih * M + kw, M = W for flat indices
+// (the plane position is then key + the column of kernel column 0) and KW
+// for taps (the tap is key - top * KW, top the window's first row). Combining
+// rows in order with v > best keeps the first row of equals: with the first
+// of each row, the first tap in scan order, PyTorch's pick. Only -inf is left
+// to check: a window whose taps are all -inf may have its argmax outside the
+// plane (a padding row or column read as -inf), where PyTorch names the first
+// in-bounds tap. check() flags any stored -inf, and the caller redoes the
+// range with the exact kernels, as for a NaN.
+template <typename Sink, int kStride>
+struct SeparableArgmax {
+  using Sd = Simd<float>;
+  static constexpr bool kOn = Sink::kAny;
+  int32_t M = 0;
+  typename Sd::M flagged = Sd::no_lanes();
+  typename Sd::I lane_columns{};
+
+  explicit SeparableArgmax(const PoolGeometry& g) {
+    if constexpr (kOn) {
+      M = static_cast<int32_t>(Sink::kTap ? g.kernel[2] : g.in_size[2]);
+      lane_columns = Sd::index_iota(kStride);
+    }
+  }
+  FASTPOOL_ALWAYS_INLINE int32_t key(int64_t ih) const { return static_cast<int32_t>(ih) * M; }
+  // The argmax of the chunk from ow0 of the output row whose window starts at input row top.
+  FASTPOOL_ALWAYS_INLINE typename Sd::I finish(const PoolGeometry& g, typename Sd::I arg, int64_t ow0,
+                                               int64_t top) const {
+    if constexpr (Sink::kTap)
+      return Sd::index_sub(arg, Sd::index_set1(key(top)));
+    else
+      return Sd::index_add(Sd::index_add(arg, lane_columns),
+                           Sd::index_set1(static_cast<int32_t>(ow0 * kStride - g.pad[2])));
+  }
+  // floor: -FLT_MAX in the lanes that are outputs, -inf in the others.
+  FASTPOOL_ALWAYS_INLINE void check(typename Sd::V best, typename Sd::V floor) {
+    flagged = Sd::either(flagged, Sd::greater(floor, best));
+  }
+  bool any_flagged() const {
+    if constexpr (kOn) return Sd::bits_of(flagged) != 0;
+    else return false;
+  }
+};
 
 // Square windows of 3 or 5 rows (kKH = kKW) over a small plane (within L1):
 // a chunk of columns at a time, down the rows, the last kKH input rows'
@@ -1413,50 +1503,62 @@ FASTPOOL_ALWAYS_INLINE Simd<float>::V separable_row_max(const PoolGeometry& g, c
 // maximum). Row by row, the per-row work was most of the time on GoogLeNet's
 // 28x28 planes (two chunks a row): 1.0 -> 0.7 ms. Returns `sum` with every
 // tap added.
-template <typename T, int kStride, int kKH, int kSH>
+template <typename T, typename Sink, int kStride, int kKH, int kSH>
 Simd<float>::V separable_strips(const PoolGeometry& g, const SeparableChunks& chunks, const T* plane, T* out,
+                                typename Sink::E* index, SeparableArgmax<Sink, kStride>& argmax,
                                 int64_t oh_begin, int64_t oh_end, Simd<float>::V sum) {
   static_assert(kSH < kKH, "window rows overlap");
   using Sd = Simd<float>;
+  constexpr bool kArg = Sink::kAny;
   const int64_t H = g.in_size[1], W = g.in_size[2], OW = g.out_size[2];
   const typename Sd::V none = Sd::splat(-std::numeric_limits<float>::infinity());
   for (int64_t c = 0; c < chunks.count; ++c) {
     const int64_t ow0 = chunks.starts.data[c];
     const uint32_t* masks = chunks.masks.data[c];
-    const auto row_max = [&](int64_t ih) __attribute__((always_inline)) {
-      if (ih < 0 || ih >= H) return none;
-      return masks ? separable_row_max<T, kStride, kKH, true>(g, plane + ih * W, ow0, masks, sum)
-                   : separable_row_max<T, kStride, kKH, false>(g, plane + ih * W, ow0, masks, sum);
+    typename Sd::I args[kKH];
+    const auto row_max = [&](int64_t ih, typename Sd::I* arg) __attribute__((always_inline)) {
+      if (ih < 0 || ih >= H) return none;  // (its arg is never kept: see SeparableArgmax)
+      return masks ? separable_row_max<T, kStride, kKH, true, kArg>(g, plane + ih * W, ow0, masks, sum, arg,
+                                                                    argmax.key(ih))
+                   : separable_row_max<T, kStride, kKH, false, kArg>(g, plane + ih * W, ow0, masks, sum, arg,
+                                                                     argmax.key(ih));
     };
     int64_t top = oh_begin * kSH - g.pad[1];
     typename Sd::V rows[kKH];
-    for (int k = 0; k < kKH; ++k) rows[k] = row_max(top + k);
+    for (int k = 0; k < kKH; ++k) rows[k] = row_max(top + k, &args[k]);
     for (int64_t oh = oh_begin;;) {
       typename Sd::V best = rows[0];
-      for (int k = 1; k < kKH; ++k) best = Sd::max(rows[k], best);
+      if constexpr (kArg) {
+        typename Sd::I arg = args[0];
+        for (int k = 1; k < kKH; ++k) {
+          const typename Sd::M m = Sd::greater(rows[k], best);
+          best = Sd::select(m, best, rows[k]);
+          arg = Sd::select(m, arg, args[k]);
+        }
+        store_argmax<Sd, Sink>(index + oh * OW + ow0, argmax.finish(g, arg, ow0, top), chunks.lanes);
+        argmax.check(best, chunks.floor);
+      } else {
+        for (int k = 1; k < kKH; ++k) best = Sd::max(rows[k], best);
+      }
       chunks.store(out + oh * OW + ow0, best);
       if (++oh == oh_end) break;
       top += kSH;
-      for (int k = 0; k + kSH < kKH; ++k) rows[k] = rows[k + kSH];
-      for (int k = kKH - kSH; k < kKH; ++k) rows[k] = row_max(top + k);
+      for (int k = 0; k + kSH < kKH; ++k) {
+        rows[k] = rows[k + kSH];
+        if constexpr (kArg) args[k] = args[k + kSH];
+      }
+      for (int k = kKH - kSH; k < kKH; ++k) rows[k] = row_max(top + k, &args[k]);
     }
   }
   return sum;
 }
 
-// Planes of up to this many bytes go by separable_strips, and larger ones
-// when the call's whole input is this small (in cache: going down a strip
-// then costs nothing; from memory the ring's row order streams better). One
-// thread: 1x64x112x112 k3 s2 p1 (3.2 MB) 230 us by the ring, 184 by strips;
-// 16x64x112x112 (51 MB) 4.5 ms by the ring, 6.0 by strips; bf16 112x112
-// planes (25 KB) from memory 5.8 against 6.8 ms.
-constexpr int64_t kStripPlaneBytes = 16 << 10;
-constexpr int64_t kStripInputBytes = 4 << 20;
-
 // Output rows [begin, end) of a planar input (a row is (plane, oh)).
-template <typename T, int kStride, int kKW>
-void forward_separable_rows(const PoolGeometry& g, const T* input, T* output, int64_t begin, int64_t end) {
+template <typename T, typename Sink, int kStride, int kKW>
+void forward_separable_rows(const PoolGeometry& g, const T* input, T* output, typename Sink::E* indices,
+                            int64_t begin, int64_t end) {
   using Sd = Simd<float>;
+  constexpr bool kArg = Sink::kAny;
   constexpr int64_t L = Sd::kLanes;
   const int64_t H = g.in_size[1], W = g.in_size[2], OH = g.out_size[1], OW = g.out_size[2];
   const int64_t KH = g.kernel[1], SH = g.stride[1], plane_elems = H * W;
@@ -1466,7 +1568,8 @@ void forward_separable_rows(const PoolGeometry& g, const T* input, T* output, in
   const SeparableChunks chunks(g, plan, L, lo, hi);
   const int64_t ring_row = OW > L ? OW : L;
   Scratch<float> ring(KH * ring_row);  // input row ih's maxima at ring + (ih % KH) * ring_row
-  Scratch<float*> window(KH);          // the ring rows of an output row's window rows, in order
+  Scratch<int32_t> ring_args(kArg ? KH * ring_row : 0);  // and their keys (SeparableArgmax)
+  Scratch<int64_t> window(KH);  // the ring rows of an output row's window rows, in order
   const int64_t input_elems = g.batch * g.channels * plane_elems;
   // Rows ahead to prefetch (as forward_planar_row_run: at least 4 KiB), not
   // for long rows, which the hardware prefetchers follow.
@@ -1474,14 +1577,14 @@ void forward_separable_rows(const PoolGeometry& g, const T* input, T* output, in
   const int64_t ahead = kRunPrefetchBytes / row_bytes > kPrefetchRows ? kRunPrefetchBytes / row_bytes : kPrefetchRows;
   const int64_t prefetch_bytes = row_bytes > kMaxPrefetchRowBytes ? 0 : SH * row_bytes;
   const int64_t plane_bytes = plane_elems * static_cast<int64_t>(sizeof(T));
-  const bool strip_window = (kKW == 3 && KH == 3 && (SH == 1 || SH == 2)) || (kKW == 5 && KH == 5 && SH == 1);
-  const bool strips = strip_window && (plane_bytes <= kStripPlaneBytes ||
-                                       input_elems * static_cast<int64_t>(sizeof(T)) <= kStripInputBytes);
+  const bool strips = (kKW == 3 || kKW == 5) && separable_by_strips<T>(g);
 
   for (int64_t r = begin; r < end;) {
     const int64_t p = r / OH, oh_begin = r % OH, oh_end = min64(OH, oh_begin + (end - r));
     const T* plane = input + p * plane_elems;
     T* out = output + p * OH * OW;
+    typename Sink::E* index = kArg ? indices + p * OH * OW : nullptr;
+    SeparableArgmax<Sink, kStride> argmax(g);
     // Without masked loads a border chunk reads whole vectors past the row:
     // inside the input except at its first and last rows.
     const bool reads_fit = Sd::kMasked || plan.reads_fit(p * plane_elems, p * plane_elems + (H - 1) * W, input_elems);
@@ -1492,10 +1595,13 @@ void forward_separable_rows(const PoolGeometry& g, const T* input, T* output, in
       const char* next_plane = reinterpret_cast<const char*>(plane + plane_elems);
       for (int64_t b = 0; b < plane_bytes; b += 64) __builtin_prefetch(next_plane + b);
       if constexpr (kKW == 3)
-        sum = SH == 1 ? separable_strips<T, kStride, 3, 1>(g, chunks, plane, out, oh_begin, oh_end, sum)
-                      : separable_strips<T, kStride, 3, 2>(g, chunks, plane, out, oh_begin, oh_end, sum);
+        sum = SH == 1 ? separable_strips<T, Sink, kStride, 3, 1>(g, chunks, plane, out, index, argmax, oh_begin,
+                                                                 oh_end, sum)
+                      : separable_strips<T, Sink, kStride, 3, 2>(g, chunks, plane, out, index, argmax, oh_begin,
+                                                                 oh_end, sum);
       else if constexpr (kKW == 5)
-        sum = separable_strips<T, kStride, 5, 1>(g, chunks, plane, out, oh_begin, oh_end, sum);
+        sum = separable_strips<T, Sink, kStride, 5, 1>(g, chunks, plane, out, index, argmax, oh_begin, oh_end,
+                                                       sum);
     } else {
       int64_t fresh = 0;  // input rows below it are in the ring
       for (int64_t oh = oh_begin; oh < oh_end; ++oh) {
@@ -1506,39 +1612,63 @@ void forward_separable_rows(const PoolGeometry& g, const T* input, T* output, in
           const char* next = reinterpret_cast<const char*>(plane + (h1 + ahead) * W);
           for (int64_t b = 0; b < prefetch_bytes; b += 64) __builtin_prefetch(next + b);
         }
-        for (int64_t ih = h0; ih < h1; ++ih) window.data[ih - h0] = ring.data + (ih % KH) * ring_row;
+        for (int64_t ih = h0; ih < h1; ++ih) window.data[ih - h0] = (ih % KH) * ring_row;
         const int64_t old_rows = fresh - h0, rows = h1 - h0;
         for (int64_t c = 0; c < chunks.count; ++c) {
           const int64_t ow0 = chunks.starts.data[c];
           const uint32_t* masks = chunks.masks.data[c];
-          const auto new_row = [&](int64_t k) __attribute__((always_inline)) {
+          typename Sd::I arg{};
+          // Window row k's maxima (and keys), computed and put in the ring, or from it.
+          const auto new_row = [&](int64_t k, typename Sd::I* row_arg) __attribute__((always_inline)) {
             const T* row = plane + (h0 + k) * W;
-            const typename Sd::V v = masks ? separable_row_max<T, kStride, kKW, true>(g, row, ow0, masks, sum)
-                                           : separable_row_max<T, kStride, kKW, false>(g, row, ow0, masks, sum);
-            Sd::store(window.data[k] + ow0, v);
+            const int32_t key = argmax.key(h0 + k);
+            const typename Sd::V v =
+                masks ? separable_row_max<T, kStride, kKW, true, kArg>(g, row, ow0, masks, sum, row_arg, key)
+                      : separable_row_max<T, kStride, kKW, false, kArg>(g, row, ow0, masks, sum, row_arg, key);
+            Sd::store(ring.data + window.data[k] + ow0, v);
+            if constexpr (kArg) Sd::store_index32(ring_args.data + window.data[k] + ow0, *row_arg);
             return v;
           };
+          const auto old_row = [&](int64_t k, typename Sd::I* row_arg) __attribute__((always_inline)) {
+            if constexpr (kArg) *row_arg = Sd::load_index32(ring_args.data + window.data[k] + ow0);
+            return Sd::load(ring.data + window.data[k] + ow0);
+          };
           // (best starts from a row, never a placeholder: kept in a register.)
-          int64_t k = 1;
-          typename Sd::V best = old_rows > 0 ? Sd::load(window.data[0] + ow0) : new_row(0);
-          for (; k < old_rows; ++k) best = Sd::max(Sd::load(window.data[k] + ow0), best);
-          for (; k < rows; ++k) best = Sd::max(new_row(k), best);
+          typename Sd::V best = old_rows > 0 ? old_row(0, &arg) : new_row(0, &arg);
+          for (int64_t k = 1; k < rows; ++k) {
+            typename Sd::I row_arg{};
+            const typename Sd::V v = k < old_rows ? old_row(k, &row_arg) : new_row(k, &row_arg);
+            if constexpr (kArg) {
+              const typename Sd::M m = Sd::greater(v, best);
+              best = Sd::select(m, best, v);
+              arg = Sd::select(m, arg, row_arg);
+            } else {
+              best = Sd::max(v, best);
+            }
+          }
           chunks.store(out + oh * OW + ow0, best);
+          if constexpr (kArg) {
+            store_argmax<Sd, Sink>(index + oh * OW + ow0, argmax.finish(g, arg, ow0, top), chunks.lanes);
+            argmax.check(best, chunks.floor);
+          }
         }
         fresh = h1;
       }
     }
     const int64_t next = r + (oh_end - oh_begin);
-    if (!reads_fit || Sd::any_nan(sum)) forward_planar_row_range<T, NoArgmax>(g, input, output, nullptr, r, next);
+    if (!reads_fit || Sd::any_nan(sum) || argmax.any_flagged())
+      forward_planar_row_range<T, Sink>(g, input, output, indices, r, next);
     r = next;
   }
 }
 
-template <typename T>
-void forward_separable_rows_kw(const PoolGeometry& g, const T* input, T* output, int64_t begin, int64_t end) {
+template <typename T, typename Sink>
+void forward_separable_rows_kw(const PoolGeometry& g, const T* input, T* output, typename Sink::E* indices,
+                               int64_t begin, int64_t end) {
   with_row_stride<false>(g, [&](auto stride) {
     with_kernel_width<true>(g, [&](auto kw) {
-      forward_separable_rows<T, decltype(stride)::value, decltype(kw)::value>(g, input, output, begin, end);
+      forward_separable_rows<T, Sink, decltype(stride)::value, decltype(kw)::value>(g, input, output, indices, begin,
+                                                                                   end);
     });
   });
 }
@@ -1618,8 +1748,8 @@ template <typename T, typename Sink>
 void forward_planar_rows(const PoolGeometry& g, const T* input, T* output, typename Sink::E* indices, int64_t begin,
                          int64_t end) {
 #if defined(__AVX512F__) || defined(__AVX2__)
-  if constexpr (std::is_same_v<Sink, NoArgmax> && kHasSeparableRows<T>) {
-    if (separable_rows<T>(g)) return forward_separable_rows_kw<T>(g, input, output, begin, end);
+  if constexpr (kSpecialized<Sink> && kHasSeparableRows<T>) {
+    if (separable_rows<T, Sink>(g)) return forward_separable_rows_kw<T, Sink>(g, input, output, indices, begin, end);
   }
 #endif
 #if defined(__AVX512F__) || defined(__AVX2__)
@@ -2390,6 +2520,25 @@ bool backward_planar_tiled_w2(const PoolGeometry& g, const T* go, const typename
 }
 #endif
 
+// One plane's scatter: grad_input[argmax] += grad_output in output order.
+template <typename T, typename Source>
+inline void backward_plane_scatter(const PoolGeometry& g, const ArgmaxDecoder<Source>& decoder, const T* go,
+                                   const typename Source::E* idx, T* gi) {
+  const int64_t in_elems = in_plane_elems(g);
+  // A plane usually fits in L1/L2: zero it at once (cheaper than ZeroAhead's checks).
+  std::memset(static_cast<void*>(gi), 0, sizeof(T) * in_elems);
+  int64_t o = 0;
+  for (int64_t od = 0; od < g.out_size[0]; ++od)
+    for (int64_t oh = 0; oh < g.out_size[1]; ++oh) {
+      const int64_t base = decoder.window_base(od, oh);
+      for (int64_t ow = 0; ow < g.out_size[2]; ++ow, ++o) {
+        const int64_t i = decoder.position(base, ow, idx[o]);
+        if (static_cast<uint64_t>(i) < static_cast<uint64_t>(in_elems))
+          gi[i] = Scalar<T>::store(Scalar<T>::load(gi[i]) + Scalar<T>::load(go[o]));
+      }
+    }
+}
+
 template <typename T, typename Source>
 void backward_planar(const PoolGeometry& g, const void* grad_output, const void* argmax, void* grad_input,
                      int64_t /*bands*/, int64_t begin, int64_t end) {
@@ -2421,18 +2570,7 @@ void backward_planar(const PoolGeometry& g, const void* grad_output, const void*
       if (tiled_w2 && backward_planar_tiled_w2<T, Source>(g, go, idx, gi, tables, rs, stream)) continue;
     }
 #endif
-    // A plane usually fits in L1/L2: zero it at once (cheaper than ZeroAhead's checks).
-    std::memset(static_cast<void*>(gi), 0, sizeof(T) * in_elems);
-    int64_t o = 0;
-    for (int64_t od = 0; od < g.out_size[0]; ++od)
-      for (int64_t oh = 0; oh < g.out_size[1]; ++oh) {
-        const int64_t base = decoder.window_base(od, oh);
-        for (int64_t ow = 0; ow < g.out_size[2]; ++ow, ++o) {
-          const int64_t i = decoder.position(base, ow, idx[o]);
-          if (static_cast<uint64_t>(i) < static_cast<uint64_t>(in_elems))
-            gi[i] = Scalar<T>::store(Scalar<T>::load(gi[i]) + Scalar<T>::load(go[o]));
-        }
-      }
+    backward_plane_scatter<T, Source>(g, decoder, go, idx, gi);
   }
 #if defined(__AVX512F__)
   if (stream) _mm_sfence();  // streamed stores are weakly ordered: done before the task is
