@@ -220,7 +220,10 @@ def _main(argv=None):
         e2e_cfg["layouts"] = args.layouts
 
     n_isa = len(args.isa)
-    total = sum(repeats * (2 + n_isa + len(p)) for *_, p, _m in runnable)
+    def rounds_of(g):  # --repeats, else the group's, else the suite's
+        return args.repeats or g.repeats or suite.repeats
+
+    total = sum(rounds_of(g) * (2 + n_isa + len(p)) for g, *_, p, _m in runnable)
     e2e_rounds = max(repeats, 3) if args.suite != "smoke" else repeats  # whole-network times drift more
     if e2e_cfg:
         total += e2e_rounds * 2 * len(e2e_cfg["layouts"]) * len(e2e_cfg["dtypes"])
@@ -247,13 +250,13 @@ def _main(argv=None):
         except Exception as e:  # noqa: BLE001  (e.g. out of memory): report and go on
             skipped.append(f"{sh.name} {dt} {lay} {d}: {type(e).__name__}: {e}")
             if bar:
-                bar.update(repeats * (2 + n_isa + len(peers)))
+                bar.update(rounds_of(g) * (2 + n_isa + len(peers)))
             continue
         # peers that don't apply to this direction are absent: keep the bar's count honest
         missing = (2 + n_isa + len(peers)) - len(impls)
-        measure.measure_case(impls, repeats, mrt, threads, tick)
+        measure.measure_case(impls, rounds_of(g), mrt, threads, tick)
         if bar and missing > 0:
-            bar.update(missing * repeats)
+            bar.update(missing * rounds_of(g))
         cases.append({
             "group": g.name, "op": sh.op, "case": sh.name, "network": sh.network, "shape": list(sh.shape),
             "params": sh.describe_params(), "kwargs": sh.kwargs, "dtype": dt, "layout": lay,
