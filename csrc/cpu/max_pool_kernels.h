@@ -305,6 +305,21 @@ inline void forward_one(const PoolGeometry& g, const T* base, int64_t elem_strid
 template <typename Sd, typename Sink>
 FASTPOOL_ALWAYS_INLINE void store_argmax(typename Sink::E* p, typename Sd::I lanes, int64_t n);
 
+// best (and its argmax) <- v (and v_arg) in the lanes where v > best: the
+// first of equals stays, the rule when no NaN can be present. Without the
+// argmax, a max.
+template <typename Sd, bool kArg>
+FASTPOOL_ALWAYS_INLINE void take_greater(typename Sd::V& best, typename Sd::I& arg, typename Sd::V v,
+                                         typename Sd::I v_arg) {
+  if constexpr (kArg) {
+    const typename Sd::M m = Sd::greater(v, best);
+    best = Sd::select(m, best, v);
+    arg = Sd::select(m, arg, v_arg);
+  } else {
+    best = Sd::max(v, best);
+  }
+}
+
 template <typename Sd, typename Sink, bool kExact>
 struct WindowMax {
   static constexpr bool kIndices = Sink::kAny;
@@ -328,13 +343,7 @@ struct WindowMax {
       best = Sd::select(m, best, v);
       if constexpr (kIndices) best_index = Sd::select(m, best_index, index);
     } else {
-      if constexpr (kIndices) {
-        const typename Sd::M m = Sd::greater(v, best);
-        best = Sd::select(m, best, v);
-        best_index = Sd::select(m, best_index, index);
-      } else {
-        best = Sd::max(v, best);
-      }
+      take_greater<Sd, kIndices>(best, best_index, v, index);
       sum = Sd::add(sum, v);
     }
   }
@@ -1443,9 +1452,7 @@ FASTPOOL_ALWAYS_INLINE Simd<float>::V separable_row_max(const PoolGeometry& g, c
       best = v;
       if constexpr (kArg) *arg = Sd::index_set1(key);
     } else if constexpr (kArg) {
-      const typename Sd::M m = Sd::greater(v, best);
-      best = Sd::select(m, best, v);
-      *arg = Sd::select(m, *arg, Sd::index_set1(key + static_cast<int32_t>(kw)));
+      take_greater<Sd, true>(best, *arg, v, Sd::index_set1(key + static_cast<int32_t>(kw)));
     } else {
       best = Sd::max(v, best);
     }
@@ -1515,7 +1522,7 @@ Simd<float>::V separable_strips(const PoolGeometry& g, const SeparableChunks& ch
   for (int64_t c = 0; c < chunks.count; ++c) {
     const int64_t ow0 = chunks.starts.data[c];
     const uint32_t* masks = chunks.masks.data[c];
-    typename Sd::I args[kKH];
+    typename Sd::I args[kKH]{};
     const auto row_max = [&](int64_t ih, typename Sd::I* arg) __attribute__((always_inline)) {
       if (ih < 0 || ih >= H) return none;  // (its arg is never kept: see SeparableArgmax)
       return masks ? separable_row_max<T, kStride, kKH, true, kArg>(g, plane + ih * W, ow0, masks, sum, arg,
@@ -1528,17 +1535,11 @@ Simd<float>::V separable_strips(const PoolGeometry& g, const SeparableChunks& ch
     for (int k = 0; k < kKH; ++k) rows[k] = row_max(top + k, &args[k]);
     for (int64_t oh = oh_begin;;) {
       typename Sd::V best = rows[0];
+      typename Sd::I arg = args[0];
+      for (int k = 1; k < kKH; ++k) take_greater<Sd, kArg>(best, arg, rows[k], args[k]);
       if constexpr (kArg) {
-        typename Sd::I arg = args[0];
-        for (int k = 1; k < kKH; ++k) {
-          const typename Sd::M m = Sd::greater(rows[k], best);
-          best = Sd::select(m, best, rows[k]);
-          arg = Sd::select(m, arg, args[k]);
-        }
         store_argmax<Sd, Sink>(index + oh * OW + ow0, argmax.finish(g, arg, ow0, top), chunks.lanes);
         argmax.check(best, chunks.floor);
-      } else {
-        for (int k = 1; k < kKH; ++k) best = Sd::max(rows[k], best);
       }
       chunks.store(out + oh * OW + ow0, best);
       if (++oh == oh_end) break;
@@ -1638,13 +1639,7 @@ void forward_separable_rows(const PoolGeometry& g, const T* input, T* output, ty
           for (int64_t k = 1; k < rows; ++k) {
             typename Sd::I row_arg{};
             const typename Sd::V v = k < old_rows ? old_row(k, &row_arg) : new_row(k, &row_arg);
-            if constexpr (kArg) {
-              const typename Sd::M m = Sd::greater(v, best);
-              best = Sd::select(m, best, v);
-              arg = Sd::select(m, arg, row_arg);
-            } else {
-              best = Sd::max(v, best);
-            }
+            take_greater<Sd, kArg>(best, arg, v, row_arg);
           }
           chunks.store(out + oh * OW + ow0, best);
           if constexpr (kArg) {
