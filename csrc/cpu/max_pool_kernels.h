@@ -2534,6 +2534,79 @@ inline void backward_plane_scatter(const PoolGeometry& g, const ArgmaxDecoder<So
     }
 }
 
+#if defined(__AVX512F__)
+// The 1-byte training taps decoded to plane positions (ArgmaxDecoder::position
+// 16 outputs at once, its offset table in two registers: windows of up to 32
+// taps), a block of output rows ahead of the adds, which then only add, as
+// from int64 indices. One thread, against the decoder per output: fp32
+// GoogLeNet's 3x3 s1 p1 over 16x192x28x28 3.0 -> 1.9 ms, SPPF's 5x5 s1 p2
+// over 16x256x20x20 2.3 -> 1.7, 3x3 s2 p1 over 8x64x112x112 3.1 -> 2.8;
+// bf16 1.5-1.6x. Decoded 16 outputs just ahead, it was slower than the
+// decoder (0.74x): the adds' loads of the positions waited on the vector
+// store that wrote them.
+struct TapPositions {
+  static constexpr int64_t kMaxTaps = 32, kBlockOutputs = 4096;
+  bool on;
+  int64_t block_rows;        // output rows decoded at a time
+  Scratch<int32_t> columns;  // each output column's window start along W (ArgmaxDecoder::start[2]), 16 spare
+  Scratch<int32_t> positions;
+  __m512i low, high;  // offset(tap) of taps 0-15, 16-31
+  int32_t taps;
+
+  template <typename U>
+  TapPositions(const PoolGeometry& g, const ArgmaxDecoder<TapOffset<U>>& decoder)
+      : on(sizeof(U) == 1 && decoder.taps <= kMaxTaps && decoder.offset.data != nullptr &&
+           in_plane_elems(g) < (int64_t{1} << 30)),
+        block_rows(g.out_size[2] >= kBlockOutputs ? 1 : kBlockOutputs / (g.out_size[2] > 0 ? g.out_size[2] : 1)),
+        columns(on ? g.out_size[2] + 16 : 0),
+        positions(on ? block_rows * g.out_size[2] + 16 : 0),
+        taps(static_cast<int32_t>(decoder.taps)) {
+    alignas(64) int32_t table[kMaxTaps] = {};
+    for (int64_t ow = 0; on && ow < g.out_size[2] + 16; ++ow)
+      columns.data[ow] = ow < g.out_size[2] ? static_cast<int32_t>(decoder.start[2].data[ow]) : 0;
+    for (int64_t t = 0; on && t < decoder.taps; ++t) table[t] = static_cast<int32_t>(decoder.offset.data[t]);
+    low = _mm512_load_si512(table);
+    high = _mm512_load_si512(table + 16);
+  }
+  // Outputs ow0 .. ow0 + n - 1 (n <= 16) of a row whose windows start at
+  // base: their positions, -1 where the tap is none of the window's.
+  FASTPOOL_ALWAYS_INLINE void decode(int64_t base, int64_t ow0, const uint8_t* tap, int64_t n, int32_t* out) const {
+    const __mmask16 m = static_cast<__mmask16>((1u << n) - 1);
+    const __m512i t = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, tap));
+    const __mmask16 known = _mm512_mask_cmplt_epu32_mask(m, t, _mm512_set1_epi32(taps));
+    const __m512i at = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int32_t>(base)),
+                                        _mm512_loadu_si512(columns.data + ow0));
+    const __m512i position = _mm512_add_epi32(at, _mm512_permutex2var_epi32(low, t, high));
+    _mm512_mask_storeu_epi32(out, m, _mm512_mask_blend_epi32(known, _mm512_set1_epi32(-1), position));
+  }
+};
+
+// backward_plane_scatter from 1-byte taps through TapPositions.
+template <typename T>
+void backward_plane_scatter_decoded(const PoolGeometry& g, const ArgmaxDecoder<TapOffset<uint8_t>>& decoder,
+                                    TapPositions& tp, const T* go, const uint8_t* idx, T* gi) {
+  const int64_t in_elems = in_plane_elems(g), OH = g.out_size[1], OW = g.out_size[2];
+  const int64_t rows = g.out_size[0] * OH;
+  std::memset(static_cast<void*>(gi), 0, sizeof(T) * in_elems);
+  int32_t* positions = tp.positions.data;
+  for (int64_t r0 = 0; r0 < rows; r0 += tp.block_rows) {
+    const int64_t r1 = min64(rows, r0 + tp.block_rows);
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t base = decoder.window_base(r / OH, r % OH);
+      for (int64_t ow0 = 0; ow0 < OW; ow0 += 16)
+        tp.decode(base, ow0, idx + r * OW + ow0, min64(16, OW - ow0), positions + (r - r0) * OW + ow0);
+    }
+    const T* g_out = go + r0 * OW;
+    const int64_t count = (r1 - r0) * OW;
+    for (int64_t j = 0; j < count; ++j) {
+      const int64_t i = positions[j];
+      if (static_cast<uint64_t>(i) < static_cast<uint64_t>(in_elems))
+        gi[i] = Scalar<T>::store(Scalar<T>::load(gi[i]) + Scalar<T>::load(g_out[j]));
+    }
+  }
+}
+#endif
+
 template <typename T, typename Source>
 void backward_planar(const PoolGeometry& g, const void* grad_output, const void* argmax, void* grad_input,
                      int64_t /*bands*/, int64_t begin, int64_t end) {
@@ -2555,6 +2628,11 @@ void backward_planar(const PoolGeometry& g, const void* grad_output, const void*
   // a line both streamed and written through the cache is evicted and fetched
   // back (a 28-wide row was 2.3x slower so).
   const bool stream = g.in_size[2] % 16 == 0 && stream_backward<T, Source>(g);
+  constexpr bool kDecoded = std::is_same_v<Source, TapOffset<uint8_t>>;
+  auto positions = [&]() {
+    if constexpr (kDecoded) return TapPositions(g, decoder);
+    else return 0;
+  }();
 #endif
   for (int64_t p = begin; p < end; ++p) {
     const T* go = static_cast<const T*>(grad_output) + p * out_elems;
@@ -2563,6 +2641,12 @@ void backward_planar(const PoolGeometry& g, const void* grad_output, const void*
 #if defined(__AVX512F__)
     if constexpr (kVectorBackward<T>) {
       if (tiled_w2 && backward_planar_tiled_w2<T, Source>(g, go, idx, gi, tables, rs, stream)) continue;
+    }
+    if constexpr (kDecoded) {
+      if (positions.on) {
+        backward_plane_scatter_decoded<T>(g, decoder, positions, go, idx, gi);
+        continue;
+      }
     }
 #endif
     backward_plane_scatter<T, Source>(g, decoder, go, idx, gi);
