@@ -1524,7 +1524,7 @@ Simd<float>::V separable_strips(const PoolGeometry& g, const SeparableChunks& ch
     const uint32_t* masks = chunks.masks.data[c];
     typename Sd::I args[kKH]{};
     const auto row_max = [&](int64_t ih, typename Sd::I* arg) __attribute__((always_inline)) {
-      if (ih < 0 || ih >= H) return none;  // (its arg is never kept: see SeparableArgmax)
+      if (ih < 0 || ih >= H) return none;  // (its arg kept only for an all -inf window: redone)
       return masks ? separable_row_max<T, kStride, kKH, true, kArg>(g, plane + ih * W, ow0, masks, sum, arg,
                                                                     argmax.key(ih))
                    : separable_row_max<T, kStride, kKH, false, kArg>(g, plane + ih * W, ow0, masks, sum, arg,
