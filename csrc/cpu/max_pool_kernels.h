@@ -2538,12 +2538,12 @@ inline void backward_plane_scatter(const PoolGeometry& g, const ArgmaxDecoder<So
 // The 1-byte training taps decoded to plane positions (ArgmaxDecoder::position
 // 16 outputs at once, its offset table in two registers: windows of up to 32
 // taps), a block of output rows ahead of the adds, which then only add, as
-// from int64 indices. One thread, against the decoder per output: fp32
-// GoogLeNet's 3x3 s1 p1 over 16x192x28x28 3.0 -> 1.9 ms, SPPF's 5x5 s1 p2
-// over 16x256x20x20 2.3 -> 1.7, 3x3 s2 p1 over 8x64x112x112 3.1 -> 2.8;
-// bf16 1.5-1.6x. Decoded 16 outputs just ahead, it was slower than the
-// decoder (0.74x): the adds' loads of the positions waited on the vector
-// store that wrote them.
+// from int64 indices. In the extension, 2 threads, GoogLeNet's 3x3 s1 p1
+// backward over 16x192x28x28 (fp32) 1.22-1.27 -> 1.0-1.07 ms; one thread in
+// a harness 1.0-1.6x, depending on how the decoder's loop was inlined there
+// (fp32 and bf16, 3x3 s1/s2, 5x5 s1). Decoded 16 outputs just ahead, it was
+// slower than the decoder (0.74x): the adds' loads of the positions waited
+// on the vector store that wrote them.
 struct TapPositions {
   static constexpr int64_t kMaxTaps = 32, kBlockOutputs = 4096;
   bool on;
